@@ -1,0 +1,129 @@
+"""Dataset language codes -> the lang2vec (ISO 639-3) code whose URIEL vector a language gets.
+
+Accepted: BCP-47 locales (``sw-KE``, ``zh-CN``, ``pt-PT``; script and region subtags are ignored because
+URIEL has one entry per language), ISO 639-1 (``sw``), ISO 639-3 codes lang2vec knows (``swh``, ``eng``),
+and dataset-specific codes (SemRel's ``esp``).
+
+Rule: a two-letter code goes through lang2vec's own ``letter_codes.json``, which is what
+``lang2vec.get_features("sw", ...)`` does itself; a three-letter code lang2vec knows is kept. This gives
+the codes of the paper's released vectors (``ar-SA -> ara``, ``fa-IR -> fas``, ``sw-KE -> swa``,
+``zh-CN``/``zh-TW -> zho``, ``ms-MY -> msa``, ``sq-AL -> sqi``, ``az-AZ -> aze``), with one override that
+the paper also made (``nb -> nor``).
+
+Why macro-language codes rather than their member languages (``arb``, ``pes``, ``swh``, ``cmn``, ``zsm``):
+lang2vec's archives hold every one of them with data, and their observed syntax is at least as complete
+(syntax_average: ``ara`` 98/103 features vs ``arb`` 66, ``msa`` 101 vs ``zsm`` 12, ``aze`` 55 vs ``azj`` 0),
+because WALS and Ethnologue file most data under the macro code. (``lang2vec.LANGUAGES`` omits them only
+through a bug; see :mod:`alchemy_tune.uriel`.) A dataset that names a member (the bundled corpus's
+``arb``, ``swh``, ``pes``, ``cmn``) keeps it: a three-letter code lang2vec knows is never rewritten.
+
+Languages with no observed syntax at all (MasakhaNews ``pcm``, SemRel ``arq``) map to themselves: their
+``syntax_knn`` row is lang2vec's imputation and ``geo`` is real, while ``syntax_average`` is entirely
+missing and filled by the missing-value policy. A proxy language (English for Nigerian Pidgin, Moroccan
+Arabic for Algerian) would invent a typology; :func:`mapping_note` says so instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib.resources
+import json
+
+from .errors import UsageError
+from .uriel import UrielTable
+
+# ISO 639-1 codes whose lang2vec letter code is not the one used.
+_TWO_LETTER_OVERRIDES: dict[str, tuple[str, str]] = {
+    # letter_codes.json says nob; the paper's vectors used the macro-language (68 vs 65 observed syntax).
+    "nb": ("nor", "Norwegian Bokmål mapped to the macro-language 'nor', as in the paper's vectors"),
+}
+
+# Codes that a dataset uses but that are not ISO codes of the language meant.
+_DATASET_CODES: dict[str, tuple[str, str]] = {
+    # SemRel 2024 names its Spanish track 'esp' (not an ISO 639-3 code lang2vec knows).
+    "esp": ("spa", "SemRel's Spanish code 'esp' is ISO 639-3 'spa'"),
+}
+
+# Macro-language -> the individual language a dataset's text usually is, only for the note.
+_MACRO_MEMBERS: dict[str, str] = {
+    "ara": "arb", "aze": "azj", "est": "ekk", "fas": "pes", "lav": "lvs", "mon": "khk", "msa": "zsm",
+    "nor": "nob", "orm": "gaz", "sqi": "als", "swa": "swh", "uzb": "uzn", "zho": "cmn",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _letter_codes() -> dict[str, str]:
+    path = importlib.resources.files("lang2vec") / "data" / "letter_codes.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _resolve(code: object) -> tuple[str, str | None]:
+    """(lang2vec code, why it is not the input verbatim or None)."""
+    if not isinstance(code, str) or not code.strip():
+        raise UsageError(f"language code: expected a non-empty string, got {code!r}")
+    text = code.strip()
+    lowered = text.lower()
+    if lowered in _DATASET_CODES:
+        return _DATASET_CODES[lowered]
+    subtag = lowered.replace("_", "-").split("-")[0]
+    languages = UrielTable.load().languages
+    if len(subtag) == 2:
+        if subtag in _TWO_LETTER_OVERRIDES:
+            return _TWO_LETTER_OVERRIDES[subtag]
+        target = _letter_codes().get(subtag)
+        if target is not None and target in languages:
+            return target, None
+    elif len(subtag) == 3:
+        if subtag in _DATASET_CODES:
+            return _DATASET_CODES[subtag]
+        if subtag in languages:
+            return subtag, None
+    raise UsageError(_unknown_message(text, languages))
+
+
+def to_uriel(code: str) -> str:
+    """The lang2vec code for a dataset language code.
+
+    Example:
+        >>> to_uriel("sw-KE"), to_uriel("swh"), to_uriel("esp")
+        ('swa', 'swh', 'spa')
+    """
+    return _resolve(code)[0]
+
+
+def mapping_note(code: str) -> str | None:
+    """Why ``code`` got the URIEL entry it got, when that is not obvious; None for a direct mapping.
+
+    Notes cover: overrides and dataset-specific codes, a locale or two-letter code that lands on a
+    macro-language (naming the member language and both coverages), and a language without any
+    observed syntax (its syntax_average comes entirely from the missing-value policy).
+    """
+    target, why = _resolve(code)
+    text = code.strip()
+    table = UrielTable.load()
+    parts = [why] if why else []
+    if target in _MACRO_MEMBERS and text.lower() != target:
+        member = _MACRO_MEMBERS[target]
+        n_target, n_member = (_observed_syntax(table, lang) for lang in (target, member))
+        parts.append(f"'{target}' is a macro-language code; it has {n_target}/103 observed syntax_average "
+                     f"features vs {n_member}/103 for the member language '{member}' (pass '{member}' to use it)")
+    if _observed_syntax(table, target) == 0:
+        parts.append(f"lang2vec has no observed syntax for '{target}': syntax_average is entirely missing "
+                     "(filled by the missing-value policy), syntax_knn is lang2vec's kNN imputation, geo is real")
+    if not parts:
+        return None
+    return f"{text} -> {target} ({'; '.join(parts)})"
+
+
+def _observed_syntax(table: UrielTable, lang: str) -> int:
+    return round(table.coverage("syntax_average", [lang])[lang] * table.dim("syntax_average"))
+
+
+def _unknown_message(text: str, languages: tuple[str, ...]) -> str:
+    known = sorted(set(_letter_codes()) | set(_DATASET_CODES) | set(languages))
+    close = difflib.get_close_matches(text.lower().replace("_", "-").split("-")[0], known, n=5, cutoff=0.6)
+    hint = f"close known codes: {', '.join(close)}; " if close else ""
+    return (f"language code {text!r} is unknown: not an ISO 639-1 code, a lang2vec ISO 639-3 code or a "
+            f"dataset code ({', '.join(sorted(_DATASET_CODES))}); {hint}"
+            "locales are written like sw-KE, zh-CN")

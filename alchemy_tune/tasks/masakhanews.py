@@ -1,0 +1,111 @@
+"""MasakhaNEWS news-topic classification (7 topics, 16 languages), as in the LinguAlchemy paper.
+
+Seen: amh eng fra hau swa orm som; unseen: ibo lin lug pcm run sna tir xho yor. The input is the
+headline (the paper's setting, variant ``headline``) or headline and article (``headline+text``).
+
+Sources: ``--data-dir`` with the GitHub release's per-language TSV splits
+(``masakhane-news/data/{lang}/{train,dev,test}.tsv``, columns ``category headline text url``; the repo
+folder or its ``data/``), or the hub dataset ``masakhane/masakhanews`` (one config per language).
+Not every language has every topic, so the label set is the dataset's seven topics, not those found.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UsageError
+from .base import Task, TaskOptions
+from .release import (
+    Row, build_task, check_fields, first_existing, index_labels, load_hub, read_table, require_dir, require_rows,
+    resolve_languages,
+)
+
+HUB_REPO = "masakhane/masakhanews"
+SEEN = ("amh", "eng", "fra", "hau", "swa", "orm", "som")
+UNSEEN = ("ibo", "lin", "lug", "pcm", "run", "sna", "tir", "xho", "yor")
+TOPICS = ("business", "entertainment", "health", "politics", "religion", "sports", "technology")
+"""The release's category strings (the hub's class-label names, in the same order)."""
+VARIANTS = ("headline", "headline+text")
+COLUMNS = ("category", "headline", "text")
+SPLIT_FILES = {"train": "train.tsv", "dev": "dev.tsv", "test": "test.tsv"}
+
+
+def load_masakhanews(options: TaskOptions) -> Task:
+    """Load MasakhaNEWS topic classification for the paper's seen/unseen languages."""
+    variant = options.variant or "headline"
+    if variant not in VARIANTS:
+        raise UsageError(f"task-variant: {variant!r} is not one of {', '.join(VARIANTS)} for masakhanews")
+    seen, unseen = resolve_languages("masakhanews", SEEN, UNSEEN, options)
+    if options.data_dir:
+        rows = _rows_from_dir(options.data_dir, seen, unseen)
+    else:
+        rows = _rows_from_hub(seen, unseen)
+
+    notes = [f"masakhanews input: {variant}"]
+    parsed: dict[str, dict[str, list]] = {"train": {}, "dev": {}, "test": {}}
+    for split in parsed:
+        for lang in (seen if split == "train" else seen + unseen):
+            source, items = rows[lang][split]
+            kept, dropped = [], 0
+            for row in items:
+                headline = str(row.values["headline"] or "").strip()
+                body = str(row.values["text"] or "").strip()
+                text = headline if variant == "headline" else "\n".join(p for p in (headline, body) if p)
+                if not text:
+                    dropped += 1
+                    continue
+                kept.append((row, text, None, str(row.values["category"]).strip()))
+            if dropped:
+                notes.append(f"{source}: dropped {dropped} row(s) with an empty {variant}")
+            require_rows("masakhanews", lang, split, source, kept, f"rows with a non-empty {variant}")
+            parsed[split][lang] = kept
+    examples = index_labels(parsed, TOPICS, what="category")
+    return build_task("masakhanews", "classification", TOPICS, seen, unseen, examples, options, notes)
+
+
+def find_data_dir(data_dir: str, langs: tuple[str, ...]) -> Path:
+    """The folder holding ``{lang}/`` split folders: ``data_dir`` itself or its ``data/``."""
+    root = require_dir("MasakhaNEWS", data_dir)
+    for folder in (root, root / "data"):
+        if any((folder / lang / "test.tsv").is_file() for lang in langs):
+            return folder
+    raise UsageError(
+        f"data-dir: no MasakhaNEWS language folders under {str(root)!r}; expected {{lang}}/train.tsv, "
+        f"dev.tsv, test.tsv (e.g. {langs[0]}/test.tsv) in it or in its data/ folder"
+    )
+
+
+def _rows_from_dir(data_dir: str, seen: tuple[str, ...], unseen: tuple[str, ...]) -> dict:
+    folder = find_data_dir(data_dir, seen + unseen)
+    out: dict = {}
+    for lang in seen + unseen:
+        out[lang] = {}
+        for split, name in SPLIT_FILES.items():
+            if split == "train" and lang not in seen:
+                out[lang][split] = ("", [])
+                continue
+            path = first_existing([folder / lang / name])
+            if path is None:
+                raise UsageError(
+                    f"{folder / lang / name}: missing; expected the MasakhaNEWS {split} split of {lang} "
+                    f"(tab-separated, columns {' '.join(COLUMNS)} url)"
+                )
+            out[lang][split] = (str(path), read_table(path, "\t", COLUMNS))
+    return out
+
+
+def _rows_from_hub(seen: tuple[str, ...], unseen: tuple[str, ...]) -> dict:
+    out: dict = {}
+    for lang in seen + unseen:
+        source = f"hub {HUB_REPO}[{lang}]"
+        splits = load_hub(HUB_REPO, lang, ("train", "dev", "test"))
+        out[lang] = {}
+        for split, items in splits.items():
+            # The hub names the topic column "label"; the release files call it "category".
+            rows = [
+                Row(row.where, {**row.values, "category": row.values.get("label", row.values.get("category"))})
+                for row in items or []
+            ]
+            check_fields(rows, ("category", "headline", "text"), source)
+            out[lang][split] = (f"{source}/{split}", rows)
+    return out

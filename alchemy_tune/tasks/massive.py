@@ -1,0 +1,115 @@
+"""MASSIVE 1.1 intent classification (60 intents, 52 locales), as in the LinguAlchemy paper.
+
+Train and dev come from the paper's 25 seen locales, test from all 52; dev is also kept for the 27
+unseen locales, because a search may select on unseen dev (training only ever uses seen locales).
+
+Sources: ``--data-dir`` with the release's per-locale JSON-lines files
+(``amazon-massive-dataset-1.1/data/{locale}.jsonl``; the folder of ``.jsonl`` files or its parent), or
+the hub dataset ``AmazonScience/massive`` (one config per locale).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import UsageError
+from .base import Task, TaskOptions
+from .release import (
+    Row, build_task, check_fields, first_existing, grouped, index_labels, load_hub, read_jsonl, require_dir, require_rows,
+    resolve_languages,
+)
+
+HUB_REPO = "AmazonScience/massive"
+
+SEEN = (
+    "ar-SA", "hy-AM", "bn-BD", "my-MM", "zh-CN", "zh-TW", "en-US", "fi-FI", "fr-FR", "ka-GE", "de-DE",
+    "el-GR", "hi-IN", "hu-HU", "is-IS", "id-ID", "ja-JP", "jv-ID", "ko-KR", "lv-LV", "pt-PT", "ru-RU",
+    "es-ES", "vi-VN", "tr-TR",
+)
+UNSEEN = (
+    "af-ZA", "am-ET", "az-AZ", "ca-ES", "cy-GB", "da-DK", "fa-IR", "he-IL", "it-IT", "km-KH", "kn-IN",
+    "ml-IN", "mn-MN", "ms-MY", "nb-NO", "nl-NL", "pl-PL", "ro-RO", "sl-SL", "sq-AL", "sv-SE", "sw-KE",
+    "ta-IN", "te-IN", "th-TH", "tl-PH", "ur-PK",
+)
+FIELDS = ("id", "locale", "partition", "intent", "utt")
+"""Fields the loader reads from each JSON line (the release also has scenario, annot_utt, judgments...)."""
+PARTITIONS = {"train": "train", "dev": "dev", "test": "test"}
+
+
+def load_massive(options: TaskOptions) -> Task:
+    """Load MASSIVE intent classification for the paper's seen/unseen locales."""
+    seen, unseen = resolve_languages("massive", SEEN, UNSEEN, options)
+    notes: list[str] = []
+    if options.variant is not None:
+        notes.append(f"massive has no input variants; variant {options.variant!r} ignored")
+    rows = _rows_from_dir(options.data_dir, seen, unseen) if options.data_dir else _rows_from_hub(seen, unseen)
+
+    parsed: dict[str, dict[str, list]] = {"train": {}, "dev": {}, "test": {}}
+    for split in parsed:
+        for lang in (seen if split == "train" else seen + unseen):
+            source, items = rows[lang][split]
+            require_rows("massive", lang, split, source, items, f"lines with partition '{PARTITIONS[split]}'")
+            parsed[split][lang] = [(row, str(row.values["utt"]), None, str(row.values["intent"])) for row in items]
+
+    labels = _label_set({lang: rows[lang]["train"] for lang in seen})
+    examples = index_labels(parsed, labels, what="intent")
+    return build_task("massive", "classification", labels, seen, unseen, examples, options, notes)
+
+
+def _label_set(train: dict[str, tuple[str, list[Row]]]) -> tuple[str, ...]:
+    """The sorted intents of the seen locales' training data, which must agree across locales."""
+    per_lang = {lang: {str(row.values["intent"]) for row in items} for lang, (_, items) in train.items()}
+    union = set().union(*per_lang.values())
+    for lang, found in per_lang.items():
+        if found != union:
+            missing = sorted(union - found)
+            raise UsageError(
+                f"{train[lang][0]}: training intents differ from the other seen locales "
+                f"(missing {', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); "
+                "expected the same intent set in every locale"
+            )
+    return tuple(sorted(union))
+
+
+def find_data_dir(data_dir: str, locales: tuple[str, ...]) -> Path:
+    """The folder of ``{locale}.jsonl`` files: ``data_dir`` itself, its ``data/``, or ``*/data/``."""
+    root = require_dir("MASSIVE", data_dir)
+    candidates = [root, root / "data", *sorted(p / "data" for p in root.iterdir() if p.is_dir())]
+    for folder in candidates:
+        if any((folder / f"{locale}.jsonl").is_file() for locale in locales):
+            return folder
+    raise UsageError(
+        f"data-dir: no MASSIVE locale files under {str(root)!r}; expected {{locale}}.jsonl files such as "
+        f"{locales[0]}.jsonl in it or in its data/ folder (amazon-massive-dataset-1.1/data/)"
+    )
+
+
+def _rows_from_dir(data_dir: str, seen: tuple[str, ...], unseen: tuple[str, ...]) -> dict:
+    folder = find_data_dir(data_dir, seen + unseen)
+    out = {}
+    for locale in seen + unseen:
+        path = first_existing([folder / f"{locale}.jsonl"])
+        if path is None:
+            raise UsageError(f"{folder / f'{locale}.jsonl'}: missing; expected the MASSIVE 1.1 file of locale {locale}")
+        rows = read_jsonl(path, FIELDS)
+        for row in rows:
+            if row.values["locale"] != locale:
+                raise UsageError(f"{row.where}: locale {row.values['locale']!r} in the file of {locale}")
+            if row.values["partition"] not in PARTITIONS.values():
+                raise UsageError(
+                    f"{row.where}: partition {row.values['partition']!r}; expected one of train, dev, test"
+                )
+        by_partition = grouped(rows, lambda row: row.values["partition"])
+        out[locale] = {split: (str(path), by_partition.get(part, [])) for split, part in PARTITIONS.items()}
+    return out
+
+
+def _rows_from_hub(seen: tuple[str, ...], unseen: tuple[str, ...]) -> dict:
+    out = {}
+    for locale in seen + unseen:
+        splits = load_hub(HUB_REPO, locale, ("train", "dev", "test"))
+        source = f"hub {HUB_REPO}[{locale}]"
+        for items in splits.values():
+            check_fields(items or [], ("intent", "utt"), source)
+        out[locale] = {split: (source, items or []) for split, items in splits.items()}
+    return out

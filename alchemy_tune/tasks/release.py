@@ -1,0 +1,332 @@
+"""Shared plumbing of the paper's benchmark loaders: release files, the hub, languages, sizes.
+
+Each benchmark (``massive``, ``masakhanews``, ``semrel``) reads either the dataset's own release files
+from ``--data-dir`` or the Hugging Face hub. Both roads end in the same per-split, per-language lists of
+rows, so everything after parsing (label indexing, sizes, URIEL codes) is written once, here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+from urllib.parse import urlparse
+
+from ..errors import UsageError
+from .base import SPLITS, Example, Task, TaskOptions, TaskKind, take_nested
+
+HUB_PROBE_SECONDS = 5.0
+"""How long to wait for a TCP connection to the hub before saying it cannot be reached."""
+
+# Hub split names differ between datasets; ours are train/dev/test.
+HUB_SPLIT_NAMES: dict[str, tuple[str, ...]] = {
+    "train": ("train",),
+    "dev": ("validation", "dev"),
+    "test": ("test",),
+}
+
+# News articles run long; the csv module's default field limit (128 KiB) is below some of them.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One raw record and where it came from (``file:line`` or a hub split), for error messages."""
+
+    where: str
+    values: Mapping[str, Any]
+
+
+# --------------------------------------------------------------------------- languages
+def resolve_languages(
+    task: str, seen: Sequence[str], unseen: Sequence[str], options: TaskOptions
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Apply ``options.seen`` / ``options.unseen`` overrides, validated against the task's languages.
+
+    Overriding only ``seen`` makes every other language of the task unseen; overriding only ``unseen``
+    keeps the default seen languages that are not now unseen.
+    """
+    valid = tuple(seen) + tuple(unseen)
+    for field_name in ("seen", "unseen"):
+        given = getattr(options, field_name)
+        if given is None:
+            continue
+        unknown = [code for code in given if code not in valid]
+        if unknown:
+            raise UsageError(
+                f"{field_name}: {', '.join(map(repr, unknown))} not in task {task}; "
+                f"valid languages: {', '.join(valid)}"
+            )
+        dupes = sorted({code for code in given if list(given).count(code) > 1})
+        if dupes:
+            raise UsageError(f"{field_name}: language(s) {', '.join(dupes)} listed twice")
+        if not given and field_name == "seen":
+            raise UsageError(f"seen: empty list; give at least one of {', '.join(valid)}")
+    if options.unseen is not None:
+        new_unseen = tuple(options.unseen)
+        new_seen = tuple(options.seen) if options.seen is not None else tuple(
+            code for code in seen if code not in new_unseen
+        )
+    elif options.seen is not None:
+        new_seen = tuple(options.seen)
+        new_unseen = tuple(code for code in valid if code not in new_seen)
+    else:
+        new_seen, new_unseen = tuple(seen), tuple(unseen)
+    return new_seen, new_unseen
+
+
+def uriel_mapping(languages: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    """Dataset code -> lang2vec code for every language, plus one note per code that needed a fallback."""
+    from ..codes import mapping_note, to_uriel
+
+    codes: dict[str, str] = {}
+    notes: list[str] = []
+    for lang in languages:
+        codes[lang] = to_uriel(lang)
+        note = mapping_note(lang)
+        if note:
+            notes.append(note)
+    return codes, notes
+
+
+# --------------------------------------------------------------------------- release files
+def require_dir(task: str, data_dir: str) -> Path:
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise UsageError(f"data-dir: {str(root)!r} is not a folder; expected the {task} release files")
+    return root
+
+
+def read_jsonl(path: Path, required: Sequence[str]) -> list[Row]:
+    """Rows of a JSON-lines file; a malformed line or a missing field is a UsageError naming the line."""
+    rows = []
+    with open(path, encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise UsageError(f"{where}: malformed JSON line ({err.msg}); expected one JSON object per line")
+            if not isinstance(record, dict):
+                raise UsageError(f"{where}: expected a JSON object, got {type(record).__name__}")
+            missing = [name for name in required if name not in record]
+            if missing:
+                raise UsageError(
+                    f"{where}: missing field(s) {', '.join(missing)}; expected fields {', '.join(required)}"
+                )
+            rows.append(Row(where, record))
+    return rows
+
+
+def read_table(path: Path, delimiter: str, required: Sequence[str], *, ignore_case: bool = False) -> list[Row]:
+    """Rows of a CSV/TSV file with a header, quoted as pandas writes them (fields may hold newlines).
+
+    With ``ignore_case`` the header is matched case-insensitively and rows are keyed by the names in
+    ``required`` (SemRel's releases spell the score column both ``Score`` and ``score``).
+    """
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None:
+            raise UsageError(f"{path}: empty file; expected a header with columns {', '.join(required)}")
+        header = [h.strip() for h in header]
+        lookup = {(h.lower() if ignore_case else h): i for i, h in enumerate(header)}
+        keys = [(name.lower() if ignore_case else name) for name in required]
+        missing = [name for name, key in zip(required, keys) if key not in lookup]
+        if missing:
+            raise UsageError(
+                f"{path}: expected columns {', '.join(required)} (missing {', '.join(missing)}), "
+                f"found {', '.join(header) or 'none'}"
+            )
+        rows = []
+        for record in reader:
+            if not any(cell.strip() for cell in record):
+                continue
+            where = f"{path}:{reader.line_num}"
+            if len(record) != len(header):
+                raise UsageError(
+                    f"{where}: {len(record)} fields where the header has {len(header)}; "
+                    f"expected {delimiter!r}-separated columns {', '.join(header)}"
+                )
+            rows.append(Row(where, {name: record[lookup[key]] for name, key in zip(required, keys)}))
+    return rows
+
+
+def check_fields(rows: Sequence[Row], required: Sequence[str], source: str) -> None:
+    """Hub rows carry no line numbers of their own; check their fields once, naming the config."""
+    for row in rows[:1]:
+        missing = [name for name in required if name not in row.values]
+        if missing:
+            raise UsageError(
+                f"{source}: missing field(s) {', '.join(missing)}; expected fields {', '.join(required)}"
+            )
+
+
+def first_existing(candidates: Sequence[Path]) -> Path | None:
+    return next((path for path in candidates if path.is_file()), None)
+
+
+# --------------------------------------------------------------------------- the hub
+def hub_offline() -> bool:
+    return any(os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
+               for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def hub_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def _unreachable(repo: str, why: str) -> UsageError:
+    return UsageError(
+        f"{repo}: cannot reach the Hugging Face hub ({why}); pass --data-dir with the release files"
+    )
+
+
+def check_hub(repo: str, timeout: float = HUB_PROBE_SECONDS) -> None:
+    """Fail fast when the hub is unreachable, instead of waiting out ``datasets``' retries.
+
+    In offline mode (``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE``) nothing is probed: ``datasets`` then
+    serves its local cache, and a miss becomes the same UsageError in :func:`load_hub`.
+    """
+    if hub_offline():
+        return
+    url = urlparse(hub_endpoint())
+    host, port = url.hostname or "", url.port or (80 if url.scheme == "http" else 443)
+    outcome: list[str] = []
+
+    def probe() -> None:
+        # getaddrinfo ignores socket timeouts, hence the thread with a bounded join.
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append("")
+        except OSError as err:
+            outcome.append(f"{host}:{port}: {err.strerror or err}")
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 1.0)
+    if not outcome:
+        raise _unreachable(repo, f"no answer from {host}:{port} within {timeout:g} s")
+    if outcome[0]:
+        raise _unreachable(repo, outcome[0])
+
+
+def hub_rows(dataset: Any, where: str) -> list[Row]:
+    """Rows of a ``datasets.Dataset`` with class-label columns turned back into their names."""
+    from datasets import ClassLabel
+
+    names = {col: feat for col, feat in dataset.features.items() if isinstance(feat, ClassLabel)}
+    rows = []
+    for i, record in enumerate(dataset.to_list()):
+        for col, feat in names.items():
+            if isinstance(record.get(col), int) and record[col] >= 0:
+                record[col] = feat.int2str(record[col])
+        rows.append(Row(f"{where}[{i}]", record))
+    return rows
+
+
+def load_hub(repo: str, config: str, splits: Sequence[str]) -> dict[str, list[Row] | None]:
+    """Our splits (train/dev/test) of one hub config; a split the config lacks maps to None."""
+    check_hub(repo)
+    import datasets
+
+    def load(**extra: Any) -> Any:
+        return datasets.load_dataset(repo, config, **extra)
+
+    try:
+        try:
+            loaded = load()
+        except RuntimeError as err:
+            if "scripts are no longer supported" not in str(err):
+                raise
+            # Script-based repos (MASSIVE, MasakhaNews) keep an automatic Parquet export.
+            loaded = load(revision="refs/convert/parquet")
+    except UsageError:
+        raise
+    except (ConnectionError, TimeoutError, OSError) as err:
+        raise _unreachable(repo, f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+    except Exception as err:  # noqa: BLE001 - datasets raises many types; each becomes one line
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise UsageError(
+            f"{repo} config {config!r}: could not load from the Hugging Face hub ({type(err).__name__}: "
+            f"{first}); pass --data-dir with the release files"
+        )
+    out: dict[str, list[Row] | None] = {}
+    for split in splits:
+        name = next((n for n in HUB_SPLIT_NAMES[split] if n in loaded), None)
+        out[split] = None if name is None else hub_rows(loaded[name], f"hub {repo}[{config}]/{name}")
+    return out
+
+
+# --------------------------------------------------------------------------- building the task
+Parsed = Mapping[str, Mapping[str, list[tuple[Row, str, str | None, Any]]]]
+"""split -> language -> (row, text, text_pair, label name or score) in file order."""
+
+
+def index_labels(parsed: Parsed, labels: Sequence[str], what: str = "label") -> dict[str, dict[str, list[Example]]]:
+    """Turn label names into indices of ``labels``; an unknown name is a UsageError naming its row."""
+    index = {name: i for i, name in enumerate(labels)}
+    out: dict[str, dict[str, list[Example]]] = {}
+    for split, by_lang in parsed.items():
+        out[split] = {}
+        for lang, items in by_lang.items():
+            examples = []
+            for row, text, pair, label in items:
+                if label not in index:
+                    shown = ", ".join(labels[:8]) + (", ..." if len(labels) > 8 else "")
+                    raise UsageError(
+                        f"{row.where}: {what} {label!r} ({split}) is not one of the {len(labels)} "
+                        f"training {what}s ({shown})"
+                    )
+                examples.append(Example(text=text, label=index[label], text_pair=pair))
+            out[split][lang] = examples
+    return out
+
+
+def build_task(
+    name: str,
+    kind: TaskKind,
+    labels: Sequence[str],
+    seen: Sequence[str],
+    unseen: Sequence[str],
+    examples: Mapping[str, Mapping[str, list[Example]]],
+    options: TaskOptions,
+    notes: list[str],
+) -> Task:
+    """Apply the size options (nested training subsets, dev/test prefixes) and attach URIEL codes."""
+    uriel, code_notes = uriel_mapping(tuple(seen) + tuple(unseen))
+    train = {lang: take_nested(examples["train"][lang], options.train_size, options.seed, lang) for lang in seen}
+    dev = {lang: items[: options.dev_size] for lang, items in examples["dev"].items()}
+    test = {lang: items[: options.test_size] for lang, items in examples["test"].items()}
+    return Task(
+        name=name, kind=kind, labels=tuple(labels), seen=tuple(seen), unseen=tuple(unseen),
+        uriel_codes=uriel, train=train, dev=dev, test=test, notes=code_notes + notes,
+    )
+
+
+def require_rows(task: str, lang: str, split: str, source: str, items: Sequence[Any], expected: str) -> None:
+    """An empty language after parsing/filtering is an error, not a silent gap in the averages."""
+    if not items:
+        raise UsageError(f"{source}: no usable {split} examples for {task} language {lang}; expected {expected}")
+
+
+def grouped(rows: Iterator[Row] | Sequence[Row], key: Callable[[Row], str]) -> dict[str, list[Row]]:
+    out: dict[str, list[Row]] = {}
+    for row in rows:
+        out.setdefault(key(row), []).append(row)
+    return out
+
+
+__all__ = [
+    "HUB_PROBE_SECONDS", "Row", "SPLITS", "build_task", "check_fields", "check_hub", "first_existing", "grouped", "hub_rows",
+    "index_labels", "load_hub", "read_jsonl", "read_table", "require_dir", "require_rows",
+    "resolve_languages", "uriel_mapping",
+]

@@ -1,0 +1,70 @@
+"""TensorBoard event files for one trial: losses, λ, averages and per-language metrics.
+
+Each trial writes under its own folder inside RUN_DIR, so ``tensorboard --logdir RUN_DIR`` lists every
+trial as a separate run. Scalar tags:
+
+- ``loss/train``, ``loss/task``, ``loss/uriel``, ``lambda``, ``epoch``
+- ``<split>/<group>`` for the averages (``dev/unseen``, ``test/seen``, ...)
+- ``<split>_<metric>/<seen|unseen>/<lang>`` per language (``dev_accuracy/unseen/sw-KE``), so
+  TensorBoard's tag filter groups seen and unseen languages.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+from . import constants as C
+
+_SCALARS = {C.TRAIN_LOSS: "loss/train", C.TASK_LOSS: "loss/task", C.URIEL_LOSS: "loss/uriel",
+            C.LAMBDA: "lambda", C.EPOCH: "epoch", C.TRAIN_SECONDS: "train_seconds"}
+
+
+def scalars_of(report: Mapping) -> dict[str, float]:
+    """Tag -> value for every finite number of a report dict (constants.py format)."""
+    out: dict[str, float] = {}
+
+    def put(tag, value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out[tag] = float(value)
+
+    for key, tag in _SCALARS.items():
+        put(tag, report.get(key))
+    for split in C.SPLITS_EVALUATED:
+        for group in C.GROUPS:
+            put(f"{split}/{group}", report.get(C.average_key(split, group)))
+    for lang, info in (report.get(C.LANGS) or {}).items():
+        group = "seen" if info.get("seen") else "unseen"
+        for split in C.SPLITS_EVALUATED:
+            for metric, value in (info.get(split) or {}).items():
+                put(f"{split}_{metric}/{group}/{lang}", value)
+    return out
+
+
+class TensorBoardLogger:
+    """Writes report dicts as scalars at ``report["step"]``; safe to reopen after a restart."""
+
+    def __init__(self, log_dir: str):
+        from torch.utils.tensorboard import SummaryWriter  # imported late: torch is slow to import
+
+        self.log_dir = str(log_dir)
+        self._writer = SummaryWriter(log_dir=self.log_dir, flush_secs=30)
+
+    def log(self, metrics: Mapping) -> None:
+        step = metrics.get(C.STEP)
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise ValueError(f"TensorBoard report: 'step' must be an int, got {step!r}")
+        for tag, value in scalars_of(metrics).items():
+            self._writer.add_scalar(tag, value, global_step=step)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def __enter__(self) -> "TensorBoardLogger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

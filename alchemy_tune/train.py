@@ -1,0 +1,273 @@
+"""One LinguAlchemy trial: a plain PyTorch loop, handed a ``report`` callable (it never imports Ray).
+
+Reads top to bottom in phases: prepare (task, URIEL targets, encoder, tokens), restore a checkpoint if
+given, then per step: batch -> forward -> losses -> λ-combined loss -> divergence check -> backward, clip,
+step -> every eval interval: evaluate dev and test per language, checkpoint, report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+import numpy as np
+import torch
+
+from . import constants as K
+from .batching import Encoded, collate, concat, encode, epoch_batches, eval_batches
+from .config import TrialConfig
+from .encoder import load_encoder
+from .errors import UsageError
+from .lambdas import LambdaSchedule
+from .metrics import score
+from .model import AlchemyModel, task_loss, uriel_loss
+from .tasks import Task, TaskOptions, load_task
+from .uriel import UrielTable
+
+Report = Callable[[dict, Optional[str]], None]
+CHECKPOINT_FILE = "trial.pt"
+# Fields that may differ between a checkpoint and the run resuming it (they do not change the maths).
+_EXECUTION_FIELDS = {"device", "threads", "data_dir"}
+
+
+@dataclass
+class TrialOutcome:
+    status: str
+    reason: str = ""
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    """Everything built before the first step; ``prepare`` is also what the CLI's dry run and tests use."""
+
+    config: TrialConfig
+    task: Task
+    languages: list[str]
+    uriel_codes: list[str]
+    uriel: torch.Tensor  # [n_languages, dim] targets, row = index in ``languages``
+    model: AlchemyModel
+    tokenizer: Any
+    train: Encoded
+    evals: dict[str, Encoded]  # "dev"/"test" -> all languages concatenated
+    device: torch.device
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device: 'cuda' requested but torch sees no CUDA device; use --device cpu or auto")
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+
+
+def prepare(config: TrialConfig) -> Prepared:
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = pick_device(config.device)
+    options = TaskOptions(
+        train_size=config.train_size, dev_size=config.dev_size, test_size=config.test_size,
+        seen=config.seen, unseen=config.unseen, data_dir=config.data_dir, variant=config.task_variant,
+        seed=config.data_seed,
+    )
+    task = load_task(config.task, options)
+    languages = list(task.languages)
+    codes = [task.uriel_codes[lang] for lang in languages]
+    uriel = torch.as_tensor(UrielTable.load().vectors(config.uriel_features, codes, missing=config.missing))
+
+    encoder, tokenizer = load_encoder(config.model, num_layers=config.num_layers,
+                                      freeze_embeddings=config.freeze_embeddings)
+    # Seed before the heads are created so a seed fixes their initialisation too.
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    model = AlchemyModel(encoder, task.num_labels, uriel.shape[1], config).to(device)
+
+    index = {lang: i for i, lang in enumerate(languages)}
+
+    def encode_split(split: str, langs) -> Encoded:
+        parts = [encode(tokenizer, task.split(split)[lang], index[lang], config.max_length, task.kind)
+                 for lang in langs if task.split(split).get(lang)]
+        return concat(parts)
+
+    train = encode_split("train", task.seen)
+    evals = {split: encode_split(split, languages) for split in K.SPLITS_EVALUATED}
+    return Prepared(config, task, languages, codes, uriel.to(device), model, tokenizer, train, evals, device)
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict(p: Prepared, data: Encoded, batch_size: int) -> np.ndarray:
+    """Predicted class ids (classification) or scores (regression), in the order of ``data``."""
+    p.model.eval()
+    pad_id = p.tokenizer.pad_token_id
+    out = np.zeros(len(data), dtype=np.float64)
+    for indices in eval_batches(data, batch_size):
+        batch = _to(collate(data, indices, pad_id), p.device)
+        with _autocast(p.device, p.config.bf16):
+            logits, _ = p.model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        logits = logits.float()
+        pred = logits.argmax(-1) if p.task.kind == "classification" else logits.squeeze(-1)
+        out[np.asarray(indices)] = pred.cpu().numpy()
+    p.model.train()
+    return out
+
+
+def evaluate(p: Prepared) -> dict:
+    """Per-language metrics on dev and test, and the seen/unseen/all averages of the primary metric."""
+    seen = set(p.task.seen)
+    langs: dict[str, dict] = {
+        lang: {"uriel": code, "seen": lang in seen} for lang, code in zip(p.languages, p.uriel_codes)
+    }
+    result: dict[str, Any] = {}
+    primary = p.task.primary_metric
+    for split, data in p.evals.items():
+        if not len(data):
+            continue
+        pred = predict(p, data, p.config.batch_size * 2)
+        for i, lang in enumerate(p.languages):
+            mask = data.lang_index == i
+            if mask.any():
+                langs[lang][split] = score(p.task.kind, data.labels[mask], pred[mask])
+        for group in K.GROUPS:
+            values = [v[split][primary] for v in langs.values()
+                      if split in v and (group == "all" or v["seen"] == (group == "seen"))]
+            result[K.average_key(split, group)] = float(np.mean(values)) if values else math.nan
+    result[K.LANGS] = langs
+    result[K.PRIMARY_METRIC] = primary
+    return result
+
+
+def _trainable_state(model: torch.nn.Module) -> dict:
+    # Frozen parameters (the 96M-row word embeddings) are rebuilt from the base model: leave them out.
+    frozen = {n for n, prm in model.named_parameters() if not prm.requires_grad}
+    return {k: v for k, v in model.state_dict().items() if k not in frozen}
+
+
+def run_trial(config: TrialConfig | Mapping, report: Report, *, resume_from: str | None = None) -> TrialOutcome:
+    """Train and evaluate one configuration, calling ``report(metrics, checkpoint_dir)`` at every eval."""
+    if not isinstance(config, TrialConfig):
+        config = TrialConfig.from_dict(config)
+    started = time.perf_counter()
+    p = prepare(config)
+    model, device = p.model, p.device
+
+    steps_per_epoch = math.ceil(len(p.train) / config.batch_size)
+    total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+    eval_every = max(1, math.ceil(steps_per_epoch / config.evals_per_epoch))
+
+    schedule = LambdaSchedule(config.lambda_schedule, config.lambda_, total_steps,
+                              config.lambda_warmup, config.scale_interval).to(device)
+    params = [prm for prm in model.parameters() if prm.requires_grad]
+    groups = [{"params": params, "weight_decay": config.weight_decay}]
+    if any(True for _ in schedule.parameters()):
+        groups.append({"params": list(schedule.parameters()), "weight_decay": 0.0})
+    optimizer = torch.optim.AdamW(groups, lr=config.lr)
+    warmup_steps = int(config.warmup_ratio * total_steps)
+
+    def lr_factor(step: int) -> float:  # linear warm-up, then linear decay to 0
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+
+    step, prior_seconds = 0, 0.0
+    if resume_from:
+        state = torch.load(Path(resume_from) / CHECKPOINT_FILE, map_location=device, weights_only=True)
+        saved = {k: v for k, v in state["config"].items() if k not in _EXECUTION_FIELDS}
+        now = {k: v for k, v in config.to_dict().items() if k not in _EXECUTION_FIELDS}
+        if saved != now:
+            diff = sorted(k for k in now if saved.get(k) != now[k])
+            raise UsageError(f"checkpoint {resume_from} was made with a different config (fields: {', '.join(diff)})")
+        missing, unexpected = model.load_state_dict(state["model"], strict=False)
+        frozen = {n for n, prm in model.named_parameters() if not prm.requires_grad}
+        if unexpected or set(missing) - frozen:
+            raise UsageError(f"checkpoint {resume_from} does not match the model (missing {missing}, unexpected {unexpected})")
+        optimizer.load_state_dict(state["optimizer"])
+        lr_schedule.load_state_dict(state["lr_schedule"])
+        schedule.load_state_dict(state["lambda"])
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"])
+        step, prior_seconds = int(state["step"]), float(state["train_seconds"])
+
+    pad_id = p.tokenizer.pad_token_id
+    pad_to = config.max_length if config.pad_to_max_length else None
+    sums = np.zeros(3)  # loss, task loss, uriel loss since the last report
+    n_since = 0
+    batches: list[list[int]] = []
+    batches_epoch = -1
+    last: dict = {}
+    model.train()
+    while step < total_steps:
+        epoch, position = divmod(step, steps_per_epoch)
+        if epoch != batches_epoch:
+            batches = epoch_batches(p.train, config.batch_size, seed=config.seed, epoch=epoch,
+                                    group_by_length=config.group_by_length)
+            batches_epoch = epoch
+        batch = _to(collate(p.train, batches[position], pad_id, pad_to), device)
+
+        with _autocast(device, config.bf16):
+            logits, projected = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        l_task = task_loss(p.task.kind, logits, batch["labels"])
+        l_uriel = uriel_loss(projected, p.uriel[batch["lang_index"]]) if schedule.uses_uriel else None
+        loss = schedule.combine(l_task, l_uriel, step) if l_uriel is not None else l_task
+
+        if not torch.isfinite(loss):
+            reason = (f"non-finite loss at step {step}: loss={loss.item()}, task_loss={l_task.item()}, "
+                      f"uriel_loss={l_uriel.item() if l_uriel is not None else 'n/a'}")
+            metrics = {K.STEP: step, K.STATUS: K.DIVERGED, K.REASON: reason, K.LAMBDA: schedule.effective_lambda(step),
+                       K.TRAIN_SECONDS: prior_seconds + time.perf_counter() - started,
+                       **{key: math.nan for key in K.AVERAGE_KEYS}}
+            report(metrics, None)
+            return TrialOutcome(K.DIVERGED, reason, metrics)
+
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        optimizer.step()
+        lr_schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        sums += (loss.item(), l_task.item(), l_uriel.item() if l_uriel is not None else math.nan)
+        n_since += 1
+
+        if step % eval_every == 0 or step == total_steps:
+            metrics = evaluate(p)
+            metrics.update({
+                K.STEP: step, K.EPOCH: step / steps_per_epoch,
+                K.EXAMPLES_SEEN: min(step * config.batch_size, int(config.epochs * len(p.train))),
+                K.LAMBDA: schedule.effective_lambda(step - 1),
+                K.TRAIN_LOSS: sums[0] / n_since, K.TASK_LOSS: sums[1] / n_since, K.URIEL_LOSS: sums[2] / n_since,
+                K.STATUS: K.COMPLETED if step == total_steps else K.RUNNING, K.REASON: "",
+                K.TRAIN_SECONDS: prior_seconds + time.perf_counter() - started,
+            })
+            sums[:] = 0
+            n_since = 0
+            with tempfile.TemporaryDirectory(prefix="alchemy-ckpt-") as ckpt:
+                state = {
+                    "model": _trainable_state(model), "optimizer": optimizer.state_dict(),
+                    "lr_schedule": lr_schedule.state_dict(), "lambda": schedule.state_dict(),
+                    "rng_cpu": torch.get_rng_state(), "step": step,
+                    "train_seconds": metrics[K.TRAIN_SECONDS], "config": config.to_dict(),
+                }
+                if device.type == "cuda":
+                    state["rng_cuda"] = torch.cuda.get_rng_state()
+                torch.save(state, Path(ckpt) / CHECKPOINT_FILE)
+                report(metrics, ckpt)
+            last = metrics
+    return TrialOutcome(K.COMPLETED, "", last)

@@ -1,0 +1,143 @@
+"""``alchemy-tune train``: one trial without Ray, a per-language table at the end.
+
+Flags are generated from :class:`~alchemy_tune.config.TrialConfig` (one per field, help from the field's
+docstring), so the CLI, the YAML spaces and the trial cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import math
+import sys
+import time
+from pathlib import Path
+
+from . import constants as K
+from .config import TrialConfig
+from .errors import UsageError
+
+
+def _field_docs() -> dict[str, str]:
+    """Attribute docstrings of TrialConfig (the string literal under each field)."""
+    tree = ast.parse(inspect.getsource(TrialConfig))
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())
+    return docs
+
+
+def _optional(kind):
+    def parse(text: str):
+        return None if text.lower() in ("none", "null", "all") else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _language_list(text: str):
+    return tuple(code.strip() for code in text.split(",") if code.strip())
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrialConfig field: ``--train-size``, ``--lambda``, ``--freeze-embeddings/--no-...``."""
+    docs = _field_docs()
+    group = parser.add_argument_group("trial configuration (defaults = the bundled CPU setting)")
+    defaults = TrialConfig()
+    for f in dataclasses.fields(TrialConfig):
+        name = "lambda" if f.name == "lambda_" else f.name
+        flag = "--" + name.replace("_", "-")
+        annotation = str(f.type)
+        default = getattr(defaults, f.name)
+        kwargs = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{docs.get(f.name, '')} (default: {default})"}
+        if annotation.startswith("bool"):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+            continue
+        if annotation.startswith("tuple"):
+            kwargs.update(type=_language_list, metavar="CODES")
+        else:
+            base = {"int": int, "float": float, "str": str}[annotation.split("|")[0].strip()]
+            kwargs["type"] = _optional(base) if "None" in annotation else base
+            kwargs["metavar"] = base.__name__.upper()
+        group.add_argument(flag, **kwargs)
+
+
+def config_from_args(args: argparse.Namespace) -> TrialConfig:
+    names = {f.name for f in dataclasses.fields(TrialConfig)}
+    values = {("lambda" if k == "lambda_" else k): v for k, v in vars(args).items() if k in names}
+    return TrialConfig.from_dict(values, source="train")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="write a run folder (Parquet results, TensorBoard events) here")
+    parser.add_argument("--quiet", action="store_true", help="print only the final table")
+    add_config_arguments(parser)
+
+
+def format_table(metrics: dict) -> str:
+    """Per-language dev/test scores, seen languages first, with the seen/unseen averages."""
+    langs = metrics.get(K.LANGS, {})
+    primary = metrics.get(K.PRIMARY_METRIC, "accuracy")
+    names = sorted({m for v in langs.values() for split in K.SPLITS_EVALUATED for m in v.get(split, {})},
+                   key=lambda m: (m != primary, m))
+    header = ["language", "uriel", "group"] + [f"{s} {m}" for s in K.SPLITS_EVALUATED for m in names]
+    rows = []
+    for lang, info in sorted(langs.items(), key=lambda kv: (not kv[1]["seen"], kv[0])):
+        cells = [lang, info["uriel"], "seen" if info["seen"] else "UNSEEN"]
+        cells += [_fmt(info.get(s, {}).get(m)) for s in K.SPLITS_EVALUATED for m in names]
+        rows.append(cells)
+    for group in ("seen", "unseen"):
+        cells = [f"{group} average", "", ""]
+        cells += [_fmt(metrics.get(K.average_key(s, group))) if m == primary else "" for s in K.SPLITS_EVALUATED
+                  for m in names]
+        rows.append(cells)
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    rule = "-" * len(line(header))
+    return "\n".join([line(header), rule] + [line(r) for r in rows[:-2]] + [rule] + [line(r) for r in rows[-2:]])
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    return "nan" if isinstance(value, float) and math.isnan(value) else f"{value:.3f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from .train import run_trial
+
+    config = config_from_args(args)
+    sink = None
+    if args.out:
+        from .run_dir import TrainRunSink
+
+        sink = TrainRunSink(args.out, config)
+    started = time.perf_counter()
+
+    def report(metrics: dict, checkpoint_dir: str | None) -> None:
+        if sink:
+            sink.report(metrics)
+        if not args.quiet:
+            print(f"step {metrics[K.STEP]:>5}  λ={metrics.get(K.LAMBDA, math.nan):.3g}  "
+                  f"loss={metrics.get(K.TRAIN_LOSS, math.nan):.4f}  dev seen={metrics.get('dev_seen', math.nan):.3f}  "
+                  f"dev unseen={metrics.get('dev_unseen', math.nan):.3f}  ({time.perf_counter() - started:.0f}s)",
+                  flush=True)
+
+    outcome = run_trial(config, report)
+    if sink:
+        sink.close(outcome)
+    if outcome.status == K.DIVERGED:
+        print(f"trial diverged: {outcome.reason}", file=sys.stderr)
+        return 1
+    print()
+    print(f"task {config.task}  model {config.model}  λ={config.lambda_} ({config.lambda_schedule})  "
+          f"URIEL {config.uriel_features}  {time.perf_counter() - started:.0f}s")
+    print(format_table(outcome.metrics))
+    if args.out:
+        print(f"\nresults: {Path(args.out).resolve()}")
+    return 0

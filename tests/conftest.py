@@ -1,0 +1,24 @@
+"""Shared test set-up.
+
+The derived-artefact cache (converted encoder, URIEL table) goes to a fresh folder per test session unless
+ALCHEMY_TUNE_CACHE is already set, so the suite proves that a fresh machine can build everything.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+os.environ.setdefault("ALCHEMY_TUNE_CACHE", tempfile.mkdtemp(prefix="alchemy-tune-cache-"))
+# Keep torch to the CI machine's size; tests run the real code paths, just small.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory) -> str:
+    """A tiny randomly initialised BERT + tokenizer folder (loadable with AutoModel/AutoTokenizer)."""
+    from alchemy_tune.encoder import make_tiny_encoder
+
+    return str(make_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder")))

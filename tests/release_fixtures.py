@@ -1,0 +1,144 @@
+"""Writers of small files in the paper's benchmarks' exact release formats.
+
+Each writer lays out a folder as the dataset's own release does (file names, field names, label
+strings, quoting, sentence-pair layout) and returns the folder a user would pass as ``--data-dir``.
+The contents are synthetic but learnable: the label is recoverable from the words.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+from typing import Sequence
+
+from alchemy_tune.tasks import masakhanews, massive, semrel
+
+Sizes = int | tuple[int, int, int]
+
+MASSIVE_INTENTS = {
+    # real MASSIVE intent names -> words of a synthetic utterance
+    "alarm_set": "wake me up at {n} tomorrow",
+    "weather_query": "will it rain near {n} street today",
+    "play_music": "play song number {n} from my list",
+    "calendar_set": "remind me about meeting {n} next week",
+    "datetime_query": "what time is it in zone {n}",
+    "iot_hue_lightoff": "turn off light {n} in the kitchen",
+}
+NEWS_WORDS = {
+    "business": "market shares bank trade profit",
+    "entertainment": "film music star concert award",
+    "health": "hospital doctor disease vaccine clinic",
+    "politics": "election minister parliament vote party",
+    "religion": "church prayer mosque faith bishop",
+    "sports": "football match goal team league",
+    "technology": "phone internet software computer digital",
+}
+
+
+def _sizes(n: Sizes) -> dict[str, int]:
+    train, dev, test = (n, n, n) if isinstance(n, int) else n
+    return {"train": train, "dev": dev, "test": test}
+
+
+def _massive_record(locale: str, partition: str, slurp_id: int, intent: str, n: int) -> dict:
+    utt = f"{MASSIVE_INTENTS[intent].format(n=n)} {locale.lower()}"
+    record = {
+        "id": str(slurp_id),
+        "locale": locale,
+        "partition": partition,
+        "scenario": intent.split("_")[0],
+        "intent": intent,
+        "utt": utt,
+        "annot_utt": utt.replace(str(n), f"[number : {n}]", 1),
+        "worker_id": str(slurp_id % 7),
+    }
+    if locale != "en-US":  # as released: en-US lines carry no localization metadata
+        record["slot_method"] = [{"slot": "number", "method": "translation"}]
+        record["judgments"] = [
+            {"worker_id": "3", "intent_score": 1, "slots_score": 1, "grammar_score": 4,
+             "spelling_score": 2, "language_identification": "target"}
+        ]
+    return record
+
+
+def write_massive(
+    root: Path, locales: Sequence[str] | None = None, n_per_split: Sizes = (12, 6, 6),
+    intents: Sequence[str] = tuple(MASSIVE_INTENTS),
+) -> Path:
+    """``root/amazon-massive-dataset-1.1/data/{locale}.jsonl``; returns the release folder."""
+    release = Path(root) / "amazon-massive-dataset-1.1"
+    data = release / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    sizes = _sizes(n_per_split)
+    for locale in locales or massive.SEEN + massive.UNSEEN:
+        lines, slurp_id = [], 0
+        for partition, count in sizes.items():
+            for i in range(count):
+                record = _massive_record(locale, partition, slurp_id, intents[i % len(intents)], i)
+                lines.append(json.dumps(record, ensure_ascii=False))
+                slurp_id += 1
+        (data / f"{locale}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return release
+
+
+def write_masakhanews(
+    root: Path, langs: Sequence[str] | None = None, n_per_split: Sizes = (14, 7, 7),
+    topics: Sequence[str] = masakhanews.TOPICS,
+) -> Path:
+    """``root/masakhane-news/data/{lang}/{train,dev,test}.tsv`` (+ labels.txt); returns the repo folder."""
+    repo = Path(root) / "masakhane-news"
+    sizes = _sizes(n_per_split)
+    for lang in langs or masakhanews.SEEN + masakhanews.UNSEEN:
+        folder = repo / "data" / lang
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "labels.txt").write_text("".join(f"{t}\n" for t in sorted(set(topics))), encoding="utf-8")
+        for split, count in sizes.items():
+            with open(folder / f"{split}.tsv", "w", encoding="utf-8", newline="") as handle:
+                # csv's minimal quoting is what pandas' to_csv(sep="\t") wrote for the release
+                writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+                writer.writerow(["category", "headline", "text", "url"])
+                for i in range(count):
+                    topic = topics[i % len(topics)]
+                    words = NEWS_WORDS[topic].split()
+                    headline = f"{lang} {words[i % 5]} {words[(i + 2) % 5]} report {i}"
+                    # an embedded quote, tab and newline, as real article bodies have
+                    text = f'{" ".join(words)} "story" {i}\tcontinued\nsecond paragraph {lang}'
+                    writer.writerow([topic, headline, text, f"https://news.example/{lang}/{split}/{i}"])
+    return repo
+
+
+def _pair(rng: random.Random) -> tuple[str, str, float]:
+    vocab = "river stone house garden light music city road bread water forest market".split()
+    first = rng.sample(vocab, 4)
+    shared = rng.randint(0, 4)
+    second = first[:shared] + rng.sample([w for w in vocab if w not in first], 4 - shared)
+    return " ".join(first) + ".", " ".join(second) + ".", round(shared / 4, 2)
+
+
+def write_semrel(root: Path, langs: Sequence[str] | None = None, n_per_split: Sizes = (12, 6, 6)) -> Path:
+    """The SemEval 2024 Task 1 repo layout: ``Track A/{lang}/{lang}_train.csv``, ``..._dev_with_labels.csv``,
+    ``..._test_with_labels.csv`` for the training languages, ``Track C/{lang}/`` dev/test for the others.
+    Quirks kept from the release: afr's dev header says ``score``; tel's test quotes each sentence;
+    ind has a test split only. Returns the repo folder."""
+    repo = Path(root) / "Semantic_Relatedness_SemEval2024"
+    sizes = _sizes(n_per_split)
+    for lang in langs or semrel.SEEN + semrel.UNSEEN:
+        track = "Track A" if lang in semrel.SEEN else "Track C"
+        splits = ("train", "dev", "test") if lang in semrel.SEEN else ("dev", "test")
+        if lang == "ind":
+            splits = ("test",)
+        folder = repo / track / lang
+        folder.mkdir(parents=True, exist_ok=True)
+        for split in splits:
+            name = f"{lang}_train.csv" if split == "train" else f"{lang}_{split}_with_labels.csv"
+            rng = random.Random(f"{lang}-{split}")
+            with open(folder / name, "w", encoding="utf-8", newline="") as handle:
+                writer = csv.writer(handle, lineterminator="\n")
+                writer.writerow(["PairID", "Text", "score" if (lang, split) == ("afr", "dev") else "Score"])
+                for i in range(sizes[split]):
+                    first, second, score = _pair(rng)
+                    text = f'"{first}"\n"{second}"' if (lang, split) == ("tel", "test") else f"{first}\n{second}"
+                    writer.writerow([f"{lang.upper()}-{split}-{i:04d}", text, score])
+    return repo

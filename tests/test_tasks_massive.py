@@ -1,0 +1,159 @@
+"""MASSIVE loader: release JSONL files in, a Task out — through the same path ``--data-dir`` takes."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from alchemy_tune.errors import UsageError
+from alchemy_tune.tasks import TaskOptions, load_task, massive
+from alchemy_tune.tasks.release import hub_rows
+from release_fixtures import MASSIVE_INTENTS, write_massive
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    return write_massive(tmp_path_factory.mktemp("massive"), n_per_split=(12, 6, 6))
+
+
+def _lines(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_paper_split_and_release_contents(release):
+    task = load_task("massive", TaskOptions(data_dir=str(release)))
+    assert len(task.seen) == 25 and len(task.unseen) == 27
+    assert task.seen == massive.SEEN and task.unseen == massive.UNSEEN
+    assert {"en-US", "zh-TW", "jv-ID"} <= set(task.seen) and {"sw-KE", "sl-SL", "cy-GB"} <= set(task.unseen)
+    assert task.kind == "classification" and task.labels == tuple(sorted(MASSIVE_INTENTS))
+    # train only from seen locales; dev (for selection on unseen dev) and test for all 52
+    assert set(task.train) == set(task.seen)
+    assert set(task.dev) == set(task.test) == set(task.languages)
+    assert all(len(task.train[lang]) == 12 for lang in task.seen)
+    assert all(len(task.dev[lang]) == 6 and len(task.test[lang]) == 6 for lang in task.languages)
+    # examples carry the file's utt and its intent, in file order for test
+    records = [r for r in _lines(release / "data" / "fa-IR.jsonl") if r["partition"] == "test"]
+    got = [(e.text, task.labels[e.label]) for e in task.test["fa-IR"]]
+    assert got == [(r["utt"], r["intent"]) for r in records]
+    assert set(task.uriel_codes) == set(task.languages)
+    assert all(isinstance(c, str) and len(c) == 3 for c in task.uriel_codes.values())
+
+
+def test_data_dir_may_be_the_jsonl_folder_or_its_parent(release, tmp_path):
+    parent = load_task("massive", TaskOptions(data_dir=str(release)))
+    folder = load_task("massive", TaskOptions(data_dir=str(release / "data")))
+    assert parent.test == folder.test and parent.train == folder.train
+    # the folder holding the extracted release (amazon-massive-dataset-1.1/) works too
+    above = load_task("massive", TaskOptions(data_dir=str(release.parent)))
+    assert above.dev == parent.dev
+
+
+def test_training_subsets_are_nested_and_dev_test_are_prefixes(release):
+    full = load_task("massive", TaskOptions(data_dir=str(release)))
+    small = load_task("massive", TaskOptions(data_dir=str(release), train_size=4, dev_size=2, test_size=3))
+    large = load_task("massive", TaskOptions(data_dir=str(release), train_size=8))
+    for lang in full.seen:
+        assert len(small.train[lang]) == 4
+        assert small.train[lang] == large.train[lang][:4]
+        assert set(large.train[lang]) <= set(full.train[lang])
+    for lang in full.languages:
+        assert small.dev[lang] == full.dev[lang][:2] and small.test[lang] == full.test[lang][:3]
+    other_seed = load_task("massive", TaskOptions(data_dir=str(release), train_size=4, seed=1))
+    assert any(other_seed.train[lang] != small.train[lang] for lang in full.seen)
+
+
+def test_overrides_need_only_the_named_locales(tmp_path):
+    release = write_massive(tmp_path, locales=("en-US", "de-DE", "sw-KE"), n_per_split=(6, 6, 6))
+    task = load_task("massive", TaskOptions(data_dir=str(release), seen=("en-US", "de-DE"), unseen=("sw-KE",)))
+    assert task.seen == ("en-US", "de-DE") and task.unseen == ("sw-KE",)
+    assert set(task.train) == {"en-US", "de-DE"} and set(task.test) == {"en-US", "de-DE", "sw-KE"}
+    with pytest.raises(UsageError, match="'xx-XX' not in task massive"):
+        load_task("massive", TaskOptions(data_dir=str(release), seen=("en-US", "xx-XX")))
+    # seen given alone: every other locale becomes unseen, so the missing files are named
+    with pytest.raises(UsageError, match=r"missing; expected the MASSIVE 1.1 file of locale"):
+        load_task("massive", TaskOptions(data_dir=str(release), seen=("en-US",)))
+
+
+def _write(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+
+@pytest.fixture
+def small(tmp_path):
+    release = write_massive(tmp_path, locales=("en-US", "sw-KE"), n_per_split=(6, 6, 6))
+    return release, TaskOptions(data_dir=str(release), seen=("en-US",), unseen=("sw-KE",))
+
+
+def test_unknown_intent_in_dev_names_file_and_label(small):
+    release, options = small
+    path = release / "data" / "sw-KE.jsonl"
+    records = _lines(path)
+    records[-8]["intent"] = "cooking_recipe"  # a dev line of sw-KE
+    assert records[-8]["partition"] == "dev"
+    _write(path, records)
+    with pytest.raises(UsageError, match=r"sw-KE\.jsonl:\d+: intent 'cooking_recipe' \(dev\) is not one of the 6"):
+        load_task("massive", options)
+
+
+def test_intent_sets_must_agree_across_seen_locales(tmp_path):
+    release = write_massive(tmp_path, locales=("en-US", "de-DE"), n_per_split=(6, 6, 6))
+    write_massive(tmp_path, locales=("de-DE",), n_per_split=(6, 6, 6), intents=tuple(MASSIVE_INTENTS)[:5])
+    with pytest.raises(UsageError, match=r"de-DE\.jsonl: training intents differ .*missing iot_hue_lightoff"):
+        load_task("massive", TaskOptions(data_dir=str(release), seen=("en-US", "de-DE"), unseen=()))
+
+
+@pytest.mark.parametrize(
+    "line, expected",
+    [
+        ('{"id": "1", "locale": "en-US", "partition": "train"', r"en-US\.jsonl:19: malformed JSON line"),
+        ('{"id": "1", "locale": "en-US", "partition": "train", "utt": "hi"}', r"missing field\(s\) intent"),
+        ('{"id": "1", "locale": "en-US", "partition": "eval", "intent": "alarm_set", "utt": "hi"}',
+         r"partition 'eval'; expected one of train, dev, test"),
+        ('{"id": "1", "locale": "de-DE", "partition": "dev", "intent": "alarm_set", "utt": "hi"}',
+         r"locale 'de-DE' in the file of en-US"),
+    ],
+)
+def test_bad_lines_name_file_and_line(small, line, expected):
+    release, options = small
+    path = release / "data" / "en-US.jsonl"
+    path.write_text(path.read_text(encoding="utf-8") + line + "\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=expected):
+        load_task("massive", options)
+
+
+def test_missing_file_and_empty_partition(small):
+    release, options = small
+    records = [r for r in _lines(release / "data" / "sw-KE.jsonl") if r["partition"] != "test"]
+    _write(release / "data" / "sw-KE.jsonl", records)
+    with pytest.raises(UsageError, match=r"sw-KE\.jsonl: no usable test examples for massive language sw-KE"):
+        load_task("massive", options)
+    (release / "data" / "sw-KE.jsonl").unlink()
+    with pytest.raises(UsageError, match=r"sw-KE\.jsonl: missing"):
+        load_task("massive", options)
+    with pytest.raises(UsageError, match="is not a folder"):
+        load_task("massive", TaskOptions(data_dir=str(release / "nowhere")))
+
+
+def test_hub_unreachable_fails_fast(monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    started = time.monotonic()
+    with pytest.raises(UsageError, match=r"cannot reach the Hugging Face hub .*pass --data-dir with the release files"):
+        load_task("massive", TaskOptions(seen=("en-US",), unseen=("sw-KE",)))
+    assert time.monotonic() - started < 10
+
+
+def test_hub_rows_turn_class_labels_into_intent_names():
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    # the hub's AmazonScience/massive layout: intent is a class label, utt a string
+    features = Features({"locale": Value("string"), "intent": ClassLabel(names=["alarm_query", "alarm_set"]),
+                         "utt": Value("string")})
+    data = Dataset.from_dict({"locale": ["en-US"] * 2, "intent": [1, 0], "utt": ["wake me", "any alarms"]},
+                             features=features)
+    rows = hub_rows(data, "hub AmazonScience/massive[en-US]/train")
+    assert [r.values["intent"] for r in rows] == ["alarm_set", "alarm_query"]
+    assert rows[1].where == "hub AmazonScience/massive[en-US]/train[1]"
