@@ -27,16 +27,16 @@ from __future__ import annotations
 
 import difflib
 import functools
-import importlib.resources
+
 import json
 
 from .errors import UsageError
-from .uriel import UrielTable
+from .uriel import UrielTable, lang2vec_data_dir
 
 # ISO 639-1 codes whose lang2vec letter code is not the one used.
 _TWO_LETTER_OVERRIDES: dict[str, tuple[str, str]] = {
     # letter_codes.json says nob; the paper's vectors used the macro-language (68 vs 65 observed syntax).
-    "nb": ("nor", "Norwegian Bokmål mapped to the macro-language 'nor', as in the paper's vectors"),
+    "nb": ("nor", "Norwegian Bokmål: 'nor' as in the paper's vectors, not lang2vec's letter code 'nob'"),
 }
 
 # Codes that a dataset uses but that are not ISO codes of the language meant.
@@ -54,7 +54,7 @@ _MACRO_MEMBERS: dict[str, str] = {
 
 @functools.lru_cache(maxsize=1)
 def _letter_codes() -> dict[str, str]:
-    path = importlib.resources.files("lang2vec") / "data" / "letter_codes.json"
+    path = lang2vec_data_dir() / "letter_codes.json"
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -67,19 +67,19 @@ def _resolve(code: object) -> tuple[str, str | None]:
     if lowered in _DATASET_CODES:
         return _DATASET_CODES[lowered]
     subtag = lowered.replace("_", "-").split("-")[0]
-    languages = UrielTable.load().languages
+    table = UrielTable.load()
     if len(subtag) == 2:
         if subtag in _TWO_LETTER_OVERRIDES:
             return _TWO_LETTER_OVERRIDES[subtag]
         target = _letter_codes().get(subtag)
-        if target is not None and target in languages:
+        if target is not None and target in table:
             return target, None
     elif len(subtag) == 3:
         if subtag in _DATASET_CODES:
             return _DATASET_CODES[subtag]
-        if subtag in languages:
+        if subtag in table:
             return subtag, None
-    raise UsageError(_unknown_message(text, languages))
+    raise UsageError(_unknown_message(text, table.languages))
 
 
 def to_uriel(code: str) -> str:
@@ -107,10 +107,12 @@ def mapping_note(code: str) -> str | None:
         member = _MACRO_MEMBERS[target]
         n_target, n_member = (_observed_syntax(table, lang) for lang in (target, member))
         parts.append(f"'{target}' is a macro-language code; it has {n_target}/103 observed syntax_average "
-                     f"features vs {n_member}/103 for the member language '{member}' (pass '{member}' to use it)")
+                     f"features vs {n_member}/103 for the member language '{member}' "
+                     f"(pass '{member}' to use it)")
     if _observed_syntax(table, target) == 0:
         parts.append(f"lang2vec has no observed syntax for '{target}': syntax_average is entirely missing "
-                     "(filled by the missing-value policy), syntax_knn is lang2vec's kNN imputation, geo is real")
+                     "(filled by the missing-value policy), syntax_knn is lang2vec's kNN imputation, "
+                     "geo is real")
     if not parts:
         return None
     return f"{text} -> {target} ({'; '.join(parts)})"

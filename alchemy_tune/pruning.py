@@ -106,9 +106,16 @@ class _PruningMixin:
         """Report ``result`` to the trial's Optuna trial; True if its pruner says stop."""
         if result.get(C.STATUS) == C.DIVERGED:
             return False  # it ends by itself and keeps its own status (and its NaN stays out of the curves)
-        otrial = self._handle.optuna_trial(trial_id)
-        if otrial is None or self._handle.multi_objective:
+        frozen = self._handle.frozen(trial_id)
+        if frozen is None:
+            return False
+        if frozen.state.is_finished():
+            # Already told (a resumed driver re-running a trial Tune had not yet recorded as ended):
+            # stop it again; its status stays what the study says.
+            return True
+        if self._handle.multi_objective:
             return False  # Optuna has no intermediate values for multi-objective studies
+        otrial = self._handle.optuna_trial(trial_id)
         eval_index = int(result.get(EVAL_INDEX) or 1)
         if self._per_language:
             for i, (_, value) in enumerate(objective_langs(result, self._metric_name)):
@@ -139,7 +146,8 @@ class OptunaPruningScheduler(_PruningMixin, FIFOScheduler):
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         if self._report_and_ask(trial.trial_id, result):
-            self._mark_pruned(trial.trial_id, result, self._pruner_name)
+            if not self._handle.frozen(trial.trial_id).state.is_finished():
+                self._mark_pruned(trial.trial_id, result, self._pruner_name)
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
 

@@ -26,7 +26,7 @@ compute_seconds          float64    training seconds reported by the trial (resu
 cpus, gpus               float64    resources of the trial; ``resources`` holds them all as JSON
 seed                     int64      the training seed (= cfg_seed)
 versions                 string     JSON of package versions (from alchemy_run.json)
-updated                  timestamp  last change of this row (UTC)
+updated                  timestamp  when the table was last written (UTC)
 =======================  =========  ==============================================================
 
 ``metrics.parquet`` — one tidy row per (run_id, trial_id, step, split, lang, metric):
@@ -149,7 +149,8 @@ def read_run_meta(run_dir: str) -> dict:
     if info.type != pafs.FileType.Directory:
         raise UsageError(f"{run_dir}: not a directory; give a run folder (one holding {RUN_META})")
     if not _exists(fs, f"{root}/{RUN_META}"):
-        raise UsageError(f"{run_dir}: not a run (no {RUN_META}); give a folder made by alchemy-tune search/train")
+        raise UsageError(f"{run_dir}: not a run (no {RUN_META}); give a folder made by alchemy-tune "
+                         "search or train --out")
     with fs.open_input_stream(f"{root}/{RUN_META}") as handle:
         text = handle.read().decode("utf-8", "replace")
     try:
@@ -227,9 +228,10 @@ def _config_column(kind: pa.DataType | None, values: list) -> tuple[pa.DataType,
 class ResultsWriter:
     """Collects trial reports in memory and (re)writes the run's tables atomically on ``flush``.
 
-    ``add_report`` only appends to lists (a few hundred rows); it flushes by itself at most every
-    ``flush_interval_s`` seconds, and ``end_trial`` flushes too (``math.inf``: only explicit ``flush``). A new writer on an existing run
-    reads its tables first, so a resumed driver keeps the earlier rows.
+    ``add_report`` only builds one small Arrow table (a few hundred rows); it flushes by itself at most
+    every ``flush_interval_s`` seconds, and ``end_trial`` flushes too (``math.inf``: only explicit
+    ``flush``). A new writer on an existing run reads its tables first, so a resumed driver keeps the
+    earlier rows.
     """
 
     def __init__(self, run_dir: str, run_id: str, *, metric: str | None = None, mode: str | None = None,
@@ -251,7 +253,7 @@ class ResultsWriter:
         self._trials: dict[str, dict[str, Any]] = {}
         self._configs: dict[str, dict[str, Any]] = {}
         self._steps: dict[str, dict[int, dict[str, Any]]] = {}  # trial -> step -> averages row
-        self._pending: dict[tuple[str, int], list[tuple]] = {}  # new metric rows by (trial, step)
+        self._pending: dict[tuple[str, int], pa.Table] = {}  # new metric rows by (trial, step)
         self._truncate: dict[str, int] = {}  # trial -> drop stored metric rows with step >= this
         self._dirty = False
         self._last_flush = time.monotonic()
@@ -297,13 +299,20 @@ class ResultsWriter:
         shared = tuple(_float(metrics.get(k)) for k in (C.LAMBDA, C.TRAIN_LOSS, C.TASK_LOSS, C.URIEL_LOSS,
                                                         C.TRAIN_SECONDS))
         epoch = _float(metrics.get(C.EPOCH))
-        rows = []
+        split_c, lang_c, uriel_c, seen_c, metric_c, value_c = [], [], [], [], [], []
         for lang, info in (metrics.get(C.LANGS) or {}).items():
             uriel, seen = info.get("uriel"), bool(info.get("seen"))
             for split in C.SPLITS_EVALUATED:
                 for name, value in (info.get(split) or {}).items():
-                    rows.append((trial_id, step, epoch, split, lang, uriel, seen, name, _float(value), *shared))
-        self._pending[(trial_id, step)] = rows
+                    split_c.append(split), lang_c.append(lang), uriel_c.append(uriel), seen_c.append(seen)
+                    metric_c.append(name), value_c.append(_float(value))
+        n = len(value_c)
+        # One small Arrow table per report: flush then only concatenates, whatever the run's size.
+        self._pending[(trial_id, step)] = pa.Table.from_arrays(
+            [pa.array([v] * n, f.type) for v, f in zip((self.run_id, trial_id, step, epoch), METRICS_SCHEMA)]
+            + [pa.array(c, f.type) for c, f in zip((split_c, lang_c, uriel_c, seen_c, metric_c, value_c),
+                                                     list(METRICS_SCHEMA)[4:10])]
+            + [pa.array([v] * n, pa.float64()) for v in shared], schema=METRICS_SCHEMA)
         examples = metrics.get(C.EXAMPLES_SEEN)
         history[step] = {"run_id": self.run_id, "trial_id": trial_id, "step": step,
                          "examples_seen": examples if isinstance(examples, int) else None,
@@ -363,13 +372,7 @@ class ResultsWriter:
                 drop = cond if drop is None else drop | cond
             stored = stored.filter(~drop)
         stored = stored.cast(METRICS_SCHEMA) if stored.schema != METRICS_SCHEMA else stored
-        rows = [r for block in self._pending.values() for r in block]
-        if rows:
-            cols = list(zip(*rows))
-            arrays = [pa.array([self.run_id] * len(rows), pa.string())]
-            arrays += [pa.array(col, f.type) for col, f in zip(cols, list(METRICS_SCHEMA)[1:])]
-            stored = pa.concat_tables([stored, pa.Table.from_arrays(arrays, schema=METRICS_SCHEMA)])
-        stored = stored.sort_by([("run_id", "ascending"), ("trial_id", "ascending"), ("step", "ascending")])
+        stored = pa.concat_tables([stored, *self._pending.values()])
         self._stored_metrics, self._pending, self._truncate = stored.combine_chunks(), {}, {}
         return self._stored_metrics
 

@@ -150,6 +150,17 @@ def evaluate(p: Prepared) -> dict:
     return result
 
 
+def compute_losses(p: Prepared, batch: dict, schedule: LambdaSchedule, step: int):
+    """(combined loss, task loss, URIEL loss or None when λ is 0) for one training batch."""
+    with _autocast(p.device, p.config.bf16):
+        logits, projected = p.model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+    l_task = task_loss(p.task.kind, logits, batch["labels"])
+    if not schedule.uses_uriel:
+        return l_task, l_task, None
+    l_uriel = uriel_loss(projected, p.uriel[batch["lang_index"]])
+    return schedule.combine(l_task, l_uriel, step), l_task, l_uriel
+
+
 def _trainable_state(model: torch.nn.Module) -> dict:
     # Frozen parameters (the 96M-row word embeddings) are rebuilt from the base model: leave them out.
     frozen = {n for n, prm in model.named_parameters() if not prm.requires_grad}
@@ -221,12 +232,7 @@ def run_trial(config: TrialConfig | Mapping, report: Report, *, resume_from: str
                                     group_by_length=config.group_by_length)
             batches_epoch = epoch
         batch = _to(collate(p.train, batches[position], pad_id, pad_to), device)
-
-        with _autocast(device, config.bf16):
-            logits, projected = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
-        l_task = task_loss(p.task.kind, logits, batch["labels"])
-        l_uriel = uriel_loss(projected, p.uriel[batch["lang_index"]]) if schedule.uses_uriel else None
-        loss = schedule.combine(l_task, l_uriel, step) if l_uriel is not None else l_task
+        loss, l_task, l_uriel = compute_losses(p, batch, schedule, step)
 
         if not torch.isfinite(loss):
             reason = (f"non-finite loss at step {step}: loss={loss.item()}, task_loss={l_task.item()}, "

@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata
-import importlib.resources
+
 import threading
+import zipfile
 from pathlib import Path
 from typing import Sequence
 
@@ -80,6 +81,19 @@ _L2V_VERSION = importlib.metadata.version("lang2vec")
 # Bump when the cache layout changes, so an old file is rebuilt instead of misread.
 _FORMAT = 1
 _MISSING = -1.0
+
+
+def lang2vec_data_dir() -> Path:
+    """lang2vec's bundled data folder, found through the installed distribution's file list.
+
+    Not ``importlib.resources.files("lang2vec")``: lang2vec also installs a ``lang2vec.py`` script into the
+    environment's bin/, which shadows the package whenever a console script (``alchemy-tune``) runs.
+    """
+    dist = importlib.metadata.distribution("lang2vec")
+    for f in dist.files or ():
+        if f.name == "features.npz" and f.parent.name == "data":
+            return Path(dist.locate_file(f)).parent
+    raise FileNotFoundError("lang2vec is installed without its data/features.npz")
 
 
 def cache_path() -> Path:
@@ -144,6 +158,9 @@ class UrielTable:
             return _TABLE
 
     # ----------------------------------------------------------------- queries
+    def __contains__(self, lang: object) -> bool:
+        return lang in self._row
+
     def dim(self, spec: str) -> int:
         return sum(len(self._names[s]) for s in parse_feature_spec(spec))
 
@@ -152,7 +169,7 @@ class UrielTable:
         return [str(n) for s in parse_feature_spec(spec) for n in self._names[s]]
 
     def vectors(self, spec: str, langs: Sequence[str], missing: str = "zero") -> np.ndarray:
-        """float32 ``[len(langs), dim(spec)]``: the sets concatenated in spec order, gaps filled per policy."""
+        """float32 ``[len(langs), dim(spec)]``: the sets concatenated in spec order, gaps filled by policy."""
         sets = parse_feature_spec(spec)
         if missing not in MISSING_POLICIES:
             raise UsageError(f"missing: unknown policy {missing!r}; valid: {', '.join(MISSING_POLICIES)}")
@@ -168,7 +185,7 @@ class UrielTable:
                 fill = self._mean(s) if missing in ("mean", "knn") else np.zeros(block.shape[1], np.float32)
                 block = np.where(gaps, fill[None, :], block)
             blocks.append(block)
-        return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(rows), 0), np.float32)
+        return np.concatenate(blocks, axis=1)
 
     def coverage(self, spec: str, langs: Sequence[str]) -> dict[str, float]:
         """Per language: the fraction of the spec's dimensions holding a real (not missing) value."""
@@ -240,7 +257,7 @@ def _read_or_build(path: Path) -> dict[str, np.ndarray]:
             with np.load(path, allow_pickle=False) as npz:
                 if int(npz["format"]) == _FORMAT:
                     return {key: npz[key] for key in npz.files}
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # unreadable or from another layout: rebuilt below
     arrays = _build_arrays()
     with atomic_file(path) as handle:
@@ -251,24 +268,28 @@ def _read_or_build(path: Path) -> dict[str, np.ndarray]:
 
 def _build_arrays() -> dict[str, np.ndarray]:
     """Derive every set from lang2vec's archives, rows in sorted language order, compact dtypes."""
-    data_dir = importlib.resources.files("lang2vec") / "data"
+    data_dir = lang2vec_data_dir()
     archives: dict[str, dict[str, np.ndarray]] = {}
     for name in sorted({archive for archive, _, _ in _SOURCES.values()}):
-        with importlib.resources.as_file(data_dir / name) as file, np.load(file, allow_pickle=False) as npz:
+        with np.load(data_dir / name, allow_pickle=False) as npz:
             archives[name] = {key: npz[key] for key in ("langs", "feats", "sources", "data")}
     languages = np.sort(archives["features.npz"]["langs"])
     out: dict[str, np.ndarray] = {"format": np.asarray(_FORMAT), "languages": languages}
+    orders = {}
+    for name, arch in archives.items():
+        orders[name] = np.argsort(arch["langs"])  # archive rows -> sorted language order
+        if not np.array_equal(arch["langs"][orders[name]], languages):
+            raise RuntimeError(f"lang2vec data: {name} holds other languages than features.npz")
     for s, (name, source, prefix) in _SOURCES.items():
         arch = archives[name]
-        if set(arch["langs"].tolist()) != set(languages.tolist()):
-            raise RuntimeError(f"lang2vec data: {name} holds other languages than features.npz")
         if s == "id":
             out["id_order"] = arch["langs"]
             continue
-        order = np.argsort(arch["langs"])  # archive rows -> sorted language order
         columns = np.flatnonzero(np.char.startswith(arch["feats"], prefix))
         (source_index,) = np.flatnonzero(arch["sources"] == source)
-        values = arch["data"][:, columns, source_index][order]
+        values = arch["data"][:, :, source_index][orders[name]]
+        if len(columns) < values.shape[1]:
+            values = values[:, columns]
         out[f"names/{s}"] = np.char.replace(arch["feats"][columns], " ", "_")
         out[f"data/{s}"] = _compact(s, values)
     for s, prefix in _PREFIX_OF.items():
@@ -281,10 +302,10 @@ def _build_arrays() -> dict[str, np.ndarray]:
 def _compact(s: str, values: np.ndarray) -> np.ndarray:
     """The smallest dtype that holds ``values`` exactly (checked), so the cache loads fast."""
     if s == "fam":
-        if not np.isin(values, (0.0, 1.0)).all():
+        if not ((values == 0) | (values == 1)).all():
             raise RuntimeError("lang2vec data: fam is expected to be 0/1")
         return np.packbits(values.astype(np.uint8), axis=1)
-    if np.isin(values, (-1.0, 0.0, 1.0)).all():
+    if ((values == -1) | (values == 0) | (values == 1)).all():
         return values.astype(np.int8)
     # feature_averages.npz is float64 (0.3333, ...); vectors are float32, so nothing is lost for them.
     return values.astype(np.float32)

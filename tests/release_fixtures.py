@@ -139,6 +139,7 @@ def write_semrel(root: Path, langs: Sequence[str] | None = None, n_per_split: Si
                 writer.writerow(["PairID", "Text", "score" if (lang, split) == ("afr", "dev") else "Score"])
                 for i in range(sizes[split]):
                     first, second, score = _pair(rng)
-                    text = f'"{first}"\n"{second}"' if (lang, split) == ("tel", "test") else f"{first}\n{second}"
+                    quoted = (lang, split) == ("tel", "test")
+                    text = f'"{first}"\n"{second}"' if quoted else f"{first}\n{second}"
                     writer.writerow([f"{lang.upper()}-{split}-{i:04d}", text, score])
     return repo

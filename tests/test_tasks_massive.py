@@ -66,7 +66,8 @@ def test_training_subsets_are_nested_and_dev_test_are_prefixes(release):
 
 def test_overrides_need_only_the_named_locales(tmp_path):
     release = write_massive(tmp_path, locales=("en-US", "de-DE", "sw-KE"), n_per_split=(6, 6, 6))
-    task = load_task("massive", TaskOptions(data_dir=str(release), seen=("en-US", "de-DE"), unseen=("sw-KE",)))
+    options = TaskOptions(data_dir=str(release), seen=("en-US", "de-DE"), unseen=("sw-KE",))
+    task = load_task("massive", options)
     assert task.seen == ("en-US", "de-DE") and task.unseen == ("sw-KE",)
     assert set(task.train) == {"en-US", "de-DE"} and set(task.test) == {"en-US", "de-DE", "sw-KE"}
     with pytest.raises(UsageError, match="'xx-XX' not in task massive"):
@@ -93,7 +94,8 @@ def test_unknown_intent_in_dev_names_file_and_label(small):
     records[-8]["intent"] = "cooking_recipe"  # a dev line of sw-KE
     assert records[-8]["partition"] == "dev"
     _write(path, records)
-    with pytest.raises(UsageError, match=r"sw-KE\.jsonl:\d+: intent 'cooking_recipe' \(dev\) is not one of the 6"):
+    expected = r"sw-KE\.jsonl:\d+: intent 'cooking_recipe' \(dev\) is not one of the 6"
+    with pytest.raises(UsageError, match=expected):
         load_task("massive", options)
 
 
@@ -138,10 +140,12 @@ def test_missing_file_and_empty_partition(small):
 
 def test_hub_unreachable_fails_fast(monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    unset = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+    for name in unset:
+        monkeypatch.delenv(name, raising=False)
     started = time.monotonic()
-    with pytest.raises(UsageError, match=r"cannot reach the Hugging Face hub .*pass --data-dir with the release files"):
+    expected = r"cannot reach the Hugging Face hub .*pass --data-dir with the release files"
+    with pytest.raises(UsageError, match=expected):
         load_task("massive", TaskOptions(seen=("en-US",), unseen=("sw-KE",)))
     assert time.monotonic() - started < 10
 
@@ -157,3 +161,38 @@ def test_hub_rows_turn_class_labels_into_intent_names():
     rows = hub_rows(data, "hub AmazonScience/massive[en-US]/train")
     assert [r.values["intent"] for r in rows] == ["alarm_set", "alarm_query"]
     assert rows[1].where == "hub AmazonScience/massive[en-US]/train[1]"
+
+
+def test_short_trial_runs_on_release_files(tmp_path, tiny_encoder_dir):
+    from alchemy_tune.config import TrialConfig
+    from alchemy_tune.train import run_trial
+
+    release = write_massive(tmp_path, locales=("en-US", "de-DE", "sw-KE"), n_per_split=(12, 6, 6))
+    config = TrialConfig(task="massive", data_dir=str(release), model=tiny_encoder_dir, num_layers=None,
+                         seen=("en-US", "de-DE"), unseen=("sw-KE",), max_steps=3, batch_size=8, max_length=32,
+                         evals_per_epoch=1, device="cpu")
+    reports = []
+    outcome = run_trial(config, lambda metrics, checkpoint: reports.append(metrics))
+    assert outcome.status == "completed" and reports
+    langs = reports[-1]["langs"]
+    assert set(langs) == {"en-US", "de-DE", "sw-KE"} and langs["sw-KE"]["seen"] is False
+    assert langs["sw-KE"]["uriel"] == "swa"
+    assert set(langs["sw-KE"]["dev"]) == set(langs["sw-KE"]["test"]) == {"accuracy", "macro_f1"}
+    assert 0.0 <= reports[-1]["test_unseen"] <= 1.0
+
+
+def test_parsed_files_are_memoised_until_the_file_changes(small):
+    from alchemy_tune.cache import cache_dir
+
+    release, options = small
+    path = release / "data" / "sw-KE.jsonl"
+    first = load_task("massive", options)
+    memos = {p.name for p in (cache_dir() / "release-files").iterdir()}
+    again = load_task("massive", options)
+    assert again.test == first.test and {p.name for p in (cache_dir() / "release-files").iterdir()} == memos
+    records = _lines(path)
+    records[-1]["utt"] = "a changed utterance"
+    _write(path, records)
+    changed = load_task("massive", options)
+    assert changed.test["sw-KE"][-1].text == "a changed utterance"
+    assert changed.test["sw-KE"][:-1] == first.test["sw-KE"][:-1]

@@ -16,8 +16,8 @@ from pathlib import Path
 from ..errors import UsageError
 from .base import Task, TaskOptions
 from .release import (
-    Row, build_task, check_fields, first_existing, index_labels, load_hub, read_table, require_dir, require_rows,
-    resolve_languages,
+    Row, build_task, check_fields, first_existing, index_labels, load_hub, read_table, require_dir,
+    require_rows, resolve_languages,
 )
 
 HUB_REPO = "masakhane/masakhanews"
@@ -59,8 +59,8 @@ def load_masakhanews(options: TaskOptions) -> Task:
                 notes.append(f"{source}: dropped {dropped} row(s) with an empty {variant}")
             require_rows("masakhanews", lang, split, source, kept, f"rows with a non-empty {variant}")
             parsed[split][lang] = kept
-    examples = index_labels(parsed, TOPICS, what="category")
-    return build_task("masakhanews", "classification", TOPICS, seen, unseen, examples, options, notes)
+    examples = index_labels(parsed, TOPICS, options, seen, what="category")
+    return build_task("masakhanews", "classification", TOPICS, seen, unseen, examples, notes)
 
 
 def find_data_dir(data_dir: str, langs: tuple[str, ...]) -> Path:
@@ -102,10 +102,10 @@ def _rows_from_hub(seen: tuple[str, ...], unseen: tuple[str, ...]) -> dict:
         out[lang] = {}
         for split, items in splits.items():
             # The hub names the topic column "label"; the release files call it "category".
-            rows = [
-                Row(row.where, {**row.values, "category": row.values.get("label", row.values.get("category"))})
-                for row in items or []
-            ]
+            rows = []
+            for row in items or []:
+                topic = row.values.get("label", row.values.get("category"))
+                rows.append(Row(row.where, {**row.values, "category": topic}))
             check_fields(rows, ("category", "headline", "text"), source)
             out[lang][split] = (f"{source}/{split}", rows)
     return out

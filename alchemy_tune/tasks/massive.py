@@ -15,8 +15,8 @@ from pathlib import Path
 from ..errors import UsageError
 from .base import Task, TaskOptions
 from .release import (
-    Row, build_task, check_fields, first_existing, grouped, index_labels, load_hub, read_jsonl, require_dir, require_rows,
-    resolve_languages,
+    Row, build_task, check_fields, first_existing, index_labels, load_hub, read_jsonl, require_dir,
+    require_rows, resolve_languages,
 )
 
 HUB_REPO = "AmazonScience/massive"
@@ -42,18 +42,23 @@ def load_massive(options: TaskOptions) -> Task:
     notes: list[str] = []
     if options.variant is not None:
         notes.append(f"massive has no input variants; variant {options.variant!r} ignored")
-    rows = _rows_from_dir(options.data_dir, seen, unseen) if options.data_dir else _rows_from_hub(seen, unseen)
+    if options.data_dir:
+        rows = _rows_from_dir(options.data_dir, seen, unseen)
+    else:
+        rows = _rows_from_hub(seen, unseen)
 
     parsed: dict[str, dict[str, list]] = {"train": {}, "dev": {}, "test": {}}
     for split in parsed:
         for lang in (seen if split == "train" else seen + unseen):
             source, items = rows[lang][split]
             require_rows("massive", lang, split, source, items, f"lines with partition '{PARTITIONS[split]}'")
-            parsed[split][lang] = [(row, str(row.values["utt"]), None, str(row.values["intent"])) for row in items]
+            parsed[split][lang] = [
+                (row, str(row.values["utt"]), None, str(row.values["intent"])) for row in items
+            ]
 
     labels = _label_set({lang: rows[lang]["train"] for lang in seen})
-    examples = index_labels(parsed, labels, what="intent")
-    return build_task("massive", "classification", labels, seen, unseen, examples, options, notes)
+    examples = index_labels(parsed, labels, options, seen, what="intent")
+    return build_task("massive", "classification", labels, seen, unseen, examples, notes)
 
 
 def _label_set(train: dict[str, tuple[str, list[Row]]]) -> tuple[str, ...]:
@@ -90,7 +95,9 @@ def _rows_from_dir(data_dir: str, seen: tuple[str, ...], unseen: tuple[str, ...]
     for locale in seen + unseen:
         path = first_existing([folder / f"{locale}.jsonl"])
         if path is None:
-            raise UsageError(f"{folder / f'{locale}.jsonl'}: missing; expected the MASSIVE 1.1 file of locale {locale}")
+            raise UsageError(
+                f"{folder / f'{locale}.jsonl'}: missing; expected the MASSIVE 1.1 file of locale {locale}"
+            )
         rows = read_jsonl(path, FIELDS)
         for row in rows:
             if row.values["locale"] != locale:
@@ -99,7 +106,9 @@ def _rows_from_dir(data_dir: str, seen: tuple[str, ...], unseen: tuple[str, ...]
                 raise UsageError(
                     f"{row.where}: partition {row.values['partition']!r}; expected one of train, dev, test"
                 )
-        by_partition = grouped(rows, lambda row: row.values["partition"])
+        by_partition: dict[str, list[Row]] = {}
+        for row in rows:
+            by_partition.setdefault(row.values["partition"], []).append(row)
         out[locale] = {split: (str(path), by_partition.get(part, [])) for split, part in PARTITIONS.items()}
     return out
 
@@ -111,5 +120,8 @@ def _rows_from_hub(seen: tuple[str, ...], unseen: tuple[str, ...]) -> dict:
         source = f"hub {HUB_REPO}[{locale}]"
         for items in splits.values():
             check_fields(items or [], ("intent", "utt"), source)
+            if items and not isinstance(items[0].values["intent"], str):
+                # Ids without class names would silently become labels "0".."59" in another order.
+                raise UsageError(f"{source}: intent ids come without their names; pass --data-dir instead")
         out[locale] = {split: (source, items or []) for split, items in splits.items()}
     return out

@@ -7,19 +7,20 @@ rows, so everything after parsing (label indexing, sizes, URIEL codes) is writte
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import json
 import os
 import socket
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 from urllib.parse import urlparse
 
 from ..errors import UsageError
-from .base import SPLITS, Example, Task, TaskOptions, TaskKind, take_nested
+from .base import Example, Task, TaskKind, TaskOptions, take_nested
 
 HUB_PROBE_SECONDS = 5.0
 """How long to wait for a TCP connection to the hub before saying it cannot be reached."""
@@ -31,12 +32,11 @@ HUB_SPLIT_NAMES: dict[str, tuple[str, ...]] = {
     "test": ("test",),
 }
 
-# News articles run long; the csv module's default field limit (128 KiB) is below some of them.
+# Whole news articles sit in one field; the csv module's default cap (128 KiB) is not a property of the data.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     """One raw record and where it came from (``file:line`` or a hub split), for error messages."""
 
     where: str
@@ -103,18 +103,57 @@ def require_dir(task: str, data_dir: str) -> Path:
     return root
 
 
-def read_jsonl(path: Path, required: Sequence[str]) -> list[Row]:
-    """Rows of a JSON-lines file; a malformed line or a missing field is a UsageError naming the line."""
+def read_jsonl(path: Path, required: Sequence[str], *, cache: bool = True) -> list[Row]:
+    """Rows of a JSON-lines file; a malformed line or a missing field is a UsageError naming the line.
+
+    With ``cache``, the ``required`` fields of a file that parsed cleanly are kept in the artefact cache,
+    keyed by the file's path, size and modification time: every trial loads the task again, and parsing
+    MASSIVE's 52 files line by line costs ~4x more than reading one compact array per file.
+    """
+    memo = _jsonl_memo_path(path, required) if cache else None
+    if memo is not None and memo.is_file():
+        try:
+            packed = json.loads(memo.read_text(encoding="utf-8"))
+            return [Row(f"{path}:{item[0]}", dict(zip(required, item[1:]))) for item in packed]
+        except (OSError, ValueError, TypeError):
+            pass  # a damaged memo is rebuilt below
+    rows = _parse_jsonl(path, required)
+    if memo is not None:
+        from ..cache import atomic_file
+
+        packed = [[int(row.where.rsplit(":", 1)[1])] + [row.values[k] for k in required] for row in rows]
+        with contextlib.suppress(OSError):
+            with atomic_file(memo, "w") as handle:
+                json.dump(packed, handle, ensure_ascii=False)
+    return rows
+
+
+def _jsonl_memo_path(path: Path, required: Sequence[str]) -> Path | None:
+    from ..cache import cache_dir
+
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    key = "\x1f".join(["jsonl-v1", str(path.resolve()), str(stat.st_size), str(stat.st_mtime_ns),
+                       str(stat.st_ino), *required])
+    return cache_dir() / "release-files" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+
+
+def _parse_jsonl(path: Path, required: Sequence[str]) -> list[Row]:
     rows = []
-    with open(path, encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
+    with open(path, encoding="utf-8-sig", errors="strict") as handle:
+        lines = _decoded_lines(handle, path)
+        for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             where = f"{path}:{number}"
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise UsageError(f"{where}: malformed JSON line ({err.msg}); expected one JSON object per line")
+                raise UsageError(
+                    f"{where}: malformed JSON line ({err.msg}); expected one JSON object per line"
+                )
             if not isinstance(record, dict):
                 raise UsageError(f"{where}: expected a JSON object, got {type(record).__name__}")
             missing = [name for name in required if name not in record]
@@ -122,16 +161,36 @@ def read_jsonl(path: Path, required: Sequence[str]) -> list[Row]:
                 raise UsageError(
                     f"{where}: missing field(s) {', '.join(missing)}; expected fields {', '.join(required)}"
                 )
-            rows.append(Row(where, record))
+            # Keep only what is read: a MASSIVE locale has ~16k lines, most of their bytes in judgments.
+            rows.append(Row(where, {name: record[name] for name in required}))
     return rows
 
 
-def read_table(path: Path, delimiter: str, required: Sequence[str], *, ignore_case: bool = False) -> list[Row]:
+def _decoded_lines(handle: Any, path: Path) -> list[str]:
+    try:
+        return handle.readlines()
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); expected JSON lines")
+
+
+def read_table(
+    path: Path, delimiter: str, required: Sequence[str], *, ignore_case: bool = False
+) -> list[Row]:
     """Rows of a CSV/TSV file with a header, quoted as pandas writes them (fields may hold newlines).
 
     With ``ignore_case`` the header is matched case-insensitively and rows are keyed by the names in
     ``required`` (SemRel's releases spell the score column both ``Score`` and ``score``).
     """
+    kind = "tab-separated" if delimiter == "\t" else "comma-separated"
+    try:
+        return _read_table(path, delimiter, required, ignore_case)
+    except (csv.Error, UnicodeDecodeError) as err:
+        raise UsageError(
+            f"{path}: unreadable as UTF-8 {kind} values ({err}); expected columns {', '.join(required)}"
+        )
+
+
+def _read_table(path: Path, delimiter: str, required: Sequence[str], ignore_case: bool) -> list[Row]:
     with open(path, encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         header = next(reader, None)
@@ -147,10 +206,14 @@ def read_table(path: Path, delimiter: str, required: Sequence[str], *, ignore_ca
                 f"found {', '.join(header) or 'none'}"
             )
         rows = []
-        for record in reader:
+        while True:
+            start = reader.line_num + 1  # a quoted field may span lines: name the record's first line
+            record = next(reader, None)
+            if record is None:
+                break
             if not any(cell.strip() for cell in record):
                 continue
-            where = f"{path}:{reader.line_num}"
+            where = f"{path}:{start}"
             if len(record) != len(header):
                 raise UsageError(
                     f"{where}: {len(record)} fields where the header has {len(header)}; "
@@ -198,6 +261,8 @@ def check_hub(repo: str, timeout: float = HUB_PROBE_SECONDS) -> None:
     """
     if hub_offline():
         return
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return  # behind a proxy a direct connection proves nothing; datasets goes through the proxy
     url = urlparse(hub_endpoint())
     host, port = url.hostname or "", url.port or (80 if url.scheme == "http" else 443)
     outcome: list[str] = []
@@ -271,24 +336,41 @@ Parsed = Mapping[str, Mapping[str, list[tuple[Row, str, str | None, Any]]]]
 """split -> language -> (row, text, text_pair, label name or score) in file order."""
 
 
-def index_labels(parsed: Parsed, labels: Sequence[str], what: str = "label") -> dict[str, dict[str, list[Example]]]:
-    """Turn label names into indices of ``labels``; an unknown name is a UsageError naming its row."""
+def select_sizes(data: Mapping[str, Mapping[str, list]], options: TaskOptions, seen: Sequence[str]) -> dict:
+    """Training lists of the seen languages cut to nested subsets, dev/test lists to their first n."""
+    size, seed = options.train_size, options.seed
+    return {
+        "train": {lang: take_nested(data["train"][lang], size, seed, lang) for lang in seen},
+        "dev": {lang: items[: options.dev_size] for lang, items in data["dev"].items()},
+        "test": {lang: items[: options.test_size] for lang, items in data["test"].items()},
+    }
+
+
+def index_labels(
+    parsed: Parsed, labels: Sequence[str], options: TaskOptions, seen: Sequence[str], what: str = "label"
+) -> dict[str, dict[str, list[Example]]]:
+    """Examples with label indices of ``labels``, cut to the option sizes.
+
+    Every row is checked (an unknown name is a UsageError naming its row), but only the rows kept by
+    the sizes become examples: a full MASSIVE load has ~860k rows and a search trial may keep 20k.
+    """
     index = {name: i for i, name in enumerate(labels)}
-    out: dict[str, dict[str, list[Example]]] = {}
     for split, by_lang in parsed.items():
-        out[split] = {}
-        for lang, items in by_lang.items():
-            examples = []
-            for row, text, pair, label in items:
+        for items in by_lang.values():
+            for row, _, _, label in items:
                 if label not in index:
                     shown = ", ".join(labels[:8]) + (", ..." if len(labels) > 8 else "")
                     raise UsageError(
                         f"{row.where}: {what} {label!r} ({split}) is not one of the {len(labels)} "
                         f"training {what}s ({shown})"
                     )
-                examples.append(Example(text=text, label=index[label], text_pair=pair))
-            out[split][lang] = examples
-    return out
+    return {
+        split: {
+            lang: [Example(text=text, label=index[label], text_pair=pair) for _, text, pair, label in items]
+            for lang, items in by_lang.items()
+        }
+        for split, by_lang in select_sizes(parsed, options, seen).items()
+    }
 
 
 def build_task(
@@ -298,35 +380,20 @@ def build_task(
     seen: Sequence[str],
     unseen: Sequence[str],
     examples: Mapping[str, Mapping[str, list[Example]]],
-    options: TaskOptions,
     notes: list[str],
 ) -> Task:
-    """Apply the size options (nested training subsets, dev/test prefixes) and attach URIEL codes."""
+    """The Task of already-sized examples, with every language's URIEL code and the mapping notes first."""
     uriel, code_notes = uriel_mapping(tuple(seen) + tuple(unseen))
-    train = {lang: take_nested(examples["train"][lang], options.train_size, options.seed, lang) for lang in seen}
-    dev = {lang: items[: options.dev_size] for lang, items in examples["dev"].items()}
-    test = {lang: items[: options.test_size] for lang, items in examples["test"].items()}
     return Task(
         name=name, kind=kind, labels=tuple(labels), seen=tuple(seen), unseen=tuple(unseen),
-        uriel_codes=uriel, train=train, dev=dev, test=test, notes=code_notes + notes,
+        uriel_codes=uriel, train=dict(examples["train"]), dev=dict(examples["dev"]),
+        test=dict(examples["test"]), notes=code_notes + notes,
     )
 
 
 def require_rows(task: str, lang: str, split: str, source: str, items: Sequence[Any], expected: str) -> None:
     """An empty language after parsing/filtering is an error, not a silent gap in the averages."""
     if not items:
-        raise UsageError(f"{source}: no usable {split} examples for {task} language {lang}; expected {expected}")
-
-
-def grouped(rows: Iterator[Row] | Sequence[Row], key: Callable[[Row], str]) -> dict[str, list[Row]]:
-    out: dict[str, list[Row]] = {}
-    for row in rows:
-        out.setdefault(key(row), []).append(row)
-    return out
-
-
-__all__ = [
-    "HUB_PROBE_SECONDS", "Row", "SPLITS", "build_task", "check_fields", "check_hub", "first_existing", "grouped", "hub_rows",
-    "index_labels", "load_hub", "read_jsonl", "read_table", "require_dir", "require_rows",
-    "resolve_languages", "uriel_mapping",
-]
+        raise UsageError(
+            f"{source}: no usable {split} examples for {task} language {lang}; expected {expected}"
+        )

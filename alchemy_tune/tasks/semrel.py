@@ -19,7 +19,7 @@ from ..errors import UsageError
 from .base import Example, Task, TaskOptions
 from .release import (
     Row, build_task, check_fields, first_existing, load_hub, read_table, require_dir, require_rows,
-    resolve_languages,
+    resolve_languages, select_sizes,
 )
 
 HUB_REPO = "SemRel/SemRel2024"
@@ -56,10 +56,13 @@ def load_semrel(options: TaskOptions) -> Task:
                 raise UsageError(f"semrel {lang}: no {split} split found")
             source, pairs, dropped = found
             if dropped:
-                notes.append(f"{source}: dropped {dropped} row(s) whose Text is not two newline-separated sentences")
+                notes.append(
+                    f"{source}: dropped {dropped} row(s) whose Text is not two newline-separated sentences"
+                )
             require_rows("semrel", lang, split, source, pairs, "rows with two sentences and a score")
             examples[split][lang] = pairs
-    return build_task("semrel", "pair_regression", (), seen, unseen, examples, options, notes)
+    sized = select_sizes(examples, options, seen)
+    return build_task("semrel", "pair_regression", (), seen, unseen, sized, notes)
 
 
 def split_pair(text: str) -> tuple[str, str] | None:
@@ -107,8 +110,8 @@ def _pairs_from_dir(data_dir: str, lang: str, split: str, seen: tuple[str, ...])
         expected = FILE_NAMES[split][0].format(lang=lang)
         track = "Track A" if lang in SEEN else "Track C"
         raise UsageError(
-            f"data-dir: {str(root / track / lang / expected)!r} missing; expected the SemRel 2024 {split} file "
-            f"of {lang} (columns {','.join(COLUMNS)}) under {str(root)!r}"
+            f"data-dir: {str(root / track / lang / expected)!r} missing; expected the SemRel 2024 {split} "
+            f"file of {lang} (columns {','.join(COLUMNS)}) under {str(root)!r}"
         )
     pairs, dropped = [], 0
     for row in read_table(path, ",", COLUMNS, ignore_case=True):
@@ -116,7 +119,8 @@ def _pairs_from_dir(data_dir: str, lang: str, split: str, seen: tuple[str, ...])
         if pair is None:
             dropped += 1
             continue
-        pairs.append(Example(text=pair[0], text_pair=pair[1], label=parse_score(row.values["Score"], row.where)))
+        score = parse_score(row.values["Score"], row.where)
+        pairs.append(Example(text=pair[0], text_pair=pair[1], label=score))
     return str(path), pairs, dropped
 
 

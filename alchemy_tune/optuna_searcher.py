@@ -1,0 +1,216 @@
+"""The Optuna side of the search: a study in a JournalStorage file, driven by a Ray Tune ``Searcher``.
+
+We own the study rather than use Ray's ``OptunaSearch`` because pruning needs the same study from a Tune
+scheduler (see :mod:`alchemy_tune.pruning`) and a restarted driver must find its trials again. The study is
+the single source of truth: every Optuna trial carries its Ray trial id and its full config in
+``user_attrs``, so a new driver process maps Ray trials back to Optuna trials by reading the journal, and
+nothing of the study is pickled with Tune's own state.
+
+Invariants: each Ray trial has exactly one Optuna trial; each Optuna trial is told exactly once
+(``tell(skip_if_finished=True)`` plus a state check). An Optuna trial that a killed driver asked for but Tune
+never recorded (an "orphan") is handed to the next Ray trial instead of asking a new one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from ray.tune.search import Searcher
+
+from . import constants as C
+from .errors import UsageError
+from .pruning import PRUNED_AT_ATTR, build_pruner
+
+logger = logging.getLogger(__name__)
+
+SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2", "grid", "bruteforce")
+STUDY_NAME = "alchemy-tune"
+RAY_ID_ATTR = "ray_trial_id"
+CONFIG_ATTR = "config"
+ORPHAN_ATTR = "orphan"
+REASON_ATTR = "reason"
+STATUS_ATTR = "alchemy_status"
+
+
+def build_sampler(name: str, *, seed: int | None, n_objectives: int = 1, concurrent: int = 1,
+                  n_startup_trials: int | None = None) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler called ``name``; ``grid`` is served by enqueued trials over a random fallback."""
+    if name not in SAMPLERS:
+        raise UsageError(f"sampler: {name!r} is not one of {', '.join(SAMPLERS)}")
+    if n_objectives > 1 and name == "cmaes":
+        raise UsageError("sampler: cmaes optimises one objective; with several use nsga2, tpe, gp or random")
+    startup = {} if n_startup_trials is None else {"n_startup_trials": n_startup_trials}
+    if name == "tpe":
+        # constant_liar: pending trials count as bad, so concurrent workers don't all sample the same spot.
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          constant_liar=concurrent > 1, **startup)
+    if name == "random" or name == "grid":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, **startup)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False, **startup)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.BruteForceSampler(seed=seed)
+
+
+class StudyHandle:
+    """Opens the study lazily (so it pickles as a few strings) and maps Ray trial ids to Optuna trials."""
+
+    def __init__(self, journal_path: str, *, objectives: Sequence[tuple[str, str]], sampler: str, pruner: str,
+                 seed: int | None, concurrent: int = 1, pruner_options: Mapping[str, Any] | None = None,
+                 n_startup_trials: int | None = None):
+        self.journal_path = str(journal_path)
+        self.objective_metrics = tuple(m for m, _ in objectives)
+        self.directions = [("maximize" if d == "max" else "minimize") for _, d in objectives]
+        self.metric = self.objective_metrics[0]
+        self.sampler_name, self.pruner_name, self.seed = sampler, pruner, seed
+        self.concurrent = concurrent
+        self.pruner_options = dict(pruner_options or {})
+        self.n_startup_trials = n_startup_trials
+        self._study: optuna.Study | None = None
+        self._ids: dict[str, int] = {}  # ray trial id -> optuna storage trial id
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_study"], state["_ids"] = None, {}
+        return state
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.directions) > 1
+
+    @property
+    def study(self) -> optuna.Study:
+        if self._study is None:
+            Path(self.journal_path).parent.mkdir(parents=True, exist_ok=True)
+            storage = JournalStorage(JournalFileBackend(self.journal_path))
+            sampler = build_sampler(self.sampler_name, seed=self.seed, n_objectives=len(self.directions),
+                                    concurrent=self.concurrent, n_startup_trials=self.n_startup_trials)
+            mode = "max" if self.directions[0] == "maximize" else "min"
+            pruner = build_pruner(self.pruner_name, mode=mode, options=self.pruner_options)
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            self._study = optuna.create_study(storage=storage, study_name=STUDY_NAME, directions=self.directions,
+                                              sampler=sampler, pruner=pruner, load_if_exists=True)
+        return self._study
+
+    # ------------------------------------------------------------------ lookup
+    def _scan(self) -> None:
+        for t in self.study.get_trials(deepcopy=False):
+            rid = t.user_attrs.get(RAY_ID_ATTR)
+            if rid:
+                self._ids[rid] = t._trial_id
+
+    def storage_id(self, ray_id: str) -> int | None:
+        if ray_id not in self._ids:
+            self._scan()
+        return self._ids.get(ray_id)
+
+    def optuna_trial(self, ray_id: str) -> optuna.Trial | None:
+        sid = self.storage_id(ray_id)
+        return None if sid is None else optuna.Trial(self.study, sid)
+
+    def frozen(self, ray_id: str) -> optuna.trial.FrozenTrial | None:
+        sid = self.storage_id(ray_id)
+        return None if sid is None else self.study._storage.get_trial(sid)
+
+    def set_trial_attr(self, ray_id: str, key: str, value: Any) -> None:
+        sid = self.storage_id(ray_id)
+        if sid is not None and not self.study._storage.get_trial(sid).state.is_finished():
+            self.study._storage.set_trial_user_attr(sid, key, value)
+
+    # ------------------------------------------------------------------ trial life
+    def n_trials(self) -> int:
+        return len(self.study.get_trials(deepcopy=False))
+
+    def mark_orphans(self, known_ray_ids: set[str]) -> int:
+        """Flag unfinished Optuna trials that no Ray trial will ever continue; returns how many."""
+        n = 0
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+            if t.user_attrs.get(RAY_ID_ATTR) not in known_ray_ids and t.state == TrialState.RUNNING:
+                self.study._storage.set_trial_user_attr(t._trial_id, ORPHAN_ATTR, True)
+                n += 1
+        return n
+
+    def adopt_orphan(self, ray_id: str) -> dict | None:
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t.user_attrs.get(ORPHAN_ATTR) and CONFIG_ATTR in t.user_attrs:
+                self.study._storage.set_trial_user_attr(t._trial_id, ORPHAN_ATTR, False)
+                self.study._storage.set_trial_user_attr(t._trial_id, RAY_ID_ATTR, ray_id)
+                self._ids[ray_id] = t._trial_id
+                return dict(t.user_attrs[CONFIG_ATTR])
+        return None
+
+    def ask(self, ray_id: str, space) -> dict:
+        trial = self.study.ask()
+        config = space.suggest(trial)
+        trial.set_user_attr(RAY_ID_ATTR, ray_id)
+        trial.set_user_attr(CONFIG_ATTR, config)
+        self._ids[ray_id] = trial._trial_id
+        return config
+
+    def finish(self, ray_id: str, result: Mapping[str, Any] | None, error: str | bool = False) -> str | None:
+        """Tell Optuna how the trial ended (once); returns the alchemy status, None if unknown/already told."""
+        frozen = self.frozen(ray_id)
+        if frozen is None or frozen.state.is_finished():
+            return None
+        sid, result = frozen._trial_id, result or {}
+        storage = self.study._storage
+        values = [result.get(m) for m in self.objective_metrics]
+        if error:
+            status, state, told = C.FAILED, TrialState.FAIL, None
+            storage.set_trial_user_attr(sid, REASON_ATTR, str(error) if isinstance(error, str) else "error")
+        elif PRUNED_AT_ATTR in frozen.user_attrs:
+            status, state, told = C.PRUNED, TrialState.PRUNED, None
+        elif result.get(C.STATUS) == C.DIVERGED:
+            status, state, told = C.DIVERGED, TrialState.FAIL, None
+            storage.set_trial_user_attr(sid, REASON_ATTR, str(result.get(C.REASON) or "diverged"))
+        elif values and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            status, state, told = C.COMPLETED, TrialState.COMPLETE, [float(v) for v in values]
+        else:
+            status, state, told = C.FAILED, TrialState.FAIL, None
+            storage.set_trial_user_attr(sid, REASON_ATTR, f"no finite {', '.join(self.objective_metrics)} reported")
+        storage.set_trial_user_attr(sid, STATUS_ATTR, status)
+        self.study.tell(frozen.number, told, state=state, skip_if_finished=True)
+        return status
+
+
+class OptunaSearcher(Searcher):
+    """ask -> ``space.suggest`` -> Ray trial config; tell on completion. At most ``n_trials`` Optuna trials."""
+
+    def __init__(self, handle: StudyHandle, space, n_trials: int, grid: list[dict] | None = None):
+        super().__init__(metric=handle.metric, mode="max" if handle.directions[0] == "maximize" else "min")
+        self.handle, self.space, self.n_trials = handle, space, int(n_trials)
+        self.grid = grid
+
+    def set_search_properties(self, metric, mode, config, **spec) -> bool:
+        return True  # metric and mode come from the space's settings, fixed at construction
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        config = self.handle.adopt_orphan(trial_id)
+        if config is not None:
+            return config
+        n = self.handle.n_trials()
+        if n >= self.n_trials or (self.grid is not None and n >= len(self.grid)):
+            return Searcher.FINISHED
+        if self.grid is not None:
+            self.handle.study.enqueue_trial(self.grid[n])
+        return self.handle.ask(trial_id, self.space)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        self.handle.finish(trial_id, result, error)
+
+    # Tune saves searcher state periodically; ours is the journal, so there is nothing to write.
+    def save(self, checkpoint_path: str) -> None:
+        Path(checkpoint_path).write_text(self.handle.journal_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        pass

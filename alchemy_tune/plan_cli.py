@@ -1,0 +1,115 @@
+"""``alchemy-tune plan``: a dry run of a search space — nothing is trained.
+
+Prints the trial count, the task's seen and unseen languages with their URIEL codes, coverage and mapping
+notes, and the configuration each trial would run (every trial of a grid; the sampled parameters and their
+ranges otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+from .config import TrialConfig
+from .errors import UsageError
+
+DEFAULT_SPACE = Path(__file__).resolve().parent.parent / "search_spaces" / "default.yaml"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", default=str(DEFAULT_SPACE), help="search-space YAML file")
+    parser.add_argument("--task", default=None, help="override the space's task")
+    parser.add_argument("--data-dir", default=None, help="folder with the dataset's release files")
+    parser.add_argument("--trials", type=int, default=None, help="trials for a non-grid space (default: the space's)")
+    parser.add_argument("--show", type=int, default=60, help="at most this many trial rows")
+
+
+def task_languages(task: str, config: TrialConfig) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """(seen, unseen, where from): the loaded task's languages, or the loader's declared lists when its
+    data is not reachable (a paper task planned before the data is staged)."""
+    from .tasks import TASKS, TaskOptions, load_task
+
+    if task not in TASKS:
+        raise UsageError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    try:
+        loaded = load_task(task, TaskOptions(train_size=1, dev_size=1, test_size=1, seen=config.seen,
+                                             unseen=config.unseen, data_dir=config.data_dir,
+                                             variant=config.task_variant))
+        return loaded.seen, loaded.unseen, "loaded"
+    except UsageError as exc:
+        module = importlib.import_module(TASKS[task].split(":")[0])
+        seen = config.seen or getattr(module, "SEEN", None) or getattr(module, "DEFAULT_SEEN", None)
+        unseen = config.unseen or getattr(module, "UNSEEN", None) or getattr(module, "DEFAULT_UNSEEN", None)
+        if seen is None or unseen is None:
+            raise
+        return tuple(seen), tuple(unseen), f"declared lists (data not loaded: {exc})"
+
+
+def language_table(seen, unseen, feature_specs: list[str], missing: str) -> list[str]:
+    from .codes import mapping_note, to_uriel
+    from .uriel import UrielTable
+
+    table = UrielTable.load()
+    header = ["language", "group", "uriel"] + [f"coverage {s}" for s in feature_specs] + ["note"]
+    rows = []
+    for lang in list(seen) + list(unseen):
+        code = to_uriel(lang)
+        cover = [f"{table.coverage(spec, [code])[code]:.2f}" for spec in feature_specs]
+        rows.append([lang, "seen" if lang in seen else "UNSEEN", code, *cover, mapping_note(lang) or ""])
+    return _columns(header, rows) + [f"(missing URIEL values: {missing})"]
+
+
+def _columns(header: list[str], rows: list[list]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return [fmt(header), "-" * len(fmt(header))] + [fmt(r) for r in rows]
+
+
+def run(args: argparse.Namespace) -> int:
+    from .space import check_trial_config, load_space
+
+    overrides = {k: v for k, v in (("task", args.task), ("data_dir", args.data_dir)) if v is not None}
+    space = load_space(args.space, overrides)
+    s = space.settings
+    grid = space.grid()
+    n = len(grid) if grid is not None else (args.trials or s.trials)
+    print(f"space {space.path}: {space.description}".rstrip(": "))
+    objective = s.objectives or ((s.metric, s.mode),)
+    print(f"objective {', '.join(f'{m} ({d})' for m, d in objective)}; sampler {s.sampler}; pruner {s.pruner}; "
+          f"{s.cpus_per_trial} CPU + {s.gpus_per_trial} GPU per trial; max concurrent {s.max_concurrent or 'auto'}")
+    if grid is not None:
+        print(f"trials: {n} (the full grid)")
+    else:
+        print(f"trials: {n if n else 'as given by --trials'} (sampled; the space has continuous parameters)")
+
+    base = check_trial_config(grid[0] if grid else space.fixed())
+    seen, unseen, source = task_languages(base.task, base)
+    if grid is not None:
+        specs = {c.get("uriel_features", base.uriel_features) for c in grid}
+    elif "uriel_features" in space.params:
+        specs = set(space.params["uriel_features"].values() or [base.uriel_features])
+    else:
+        specs = {base.uriel_features}
+    # Coverage per feature *set* keeps the table narrow when a space explores many '+'-combinations.
+    sets = sorted({part for spec in specs for part in spec.split("+")})
+    print(f"\ntask {base.task}: {len(seen)} seen, {len(unseen)} unseen languages ({source})")
+    print("\n".join(language_table(seen, unseen, sets, base.missing)))
+
+    print("\nfixed for every trial: " + ", ".join(f"{k}={v}" for k, v in space.fixed().items()))
+    if grid is None:
+        print("sampled parameters:")
+        for p in space.params.values():
+            if p.kind != "fixed":
+                cond = f"  (only when {', '.join(f'{k} in {list(v)}' for k, v in p.when.items())})" if p.when else ""
+                print(f"  {p.name}: {p.describe()}{cond}")
+        return 0
+    varying = [k for k in dict.fromkeys(k for c in grid for k in c)
+               if len({repr(c.get(k)) for c in grid}) > 1]
+    rows = [[i] + [c.get(k, "-") for k in varying] for i, c in enumerate(grid[: args.show])]
+    for config in grid:
+        check_trial_config(config)  # every trial of the grid must be a valid trial
+    print("\n".join(_columns(["trial"] + varying, rows)))
+    if len(grid) > args.show:
+        print(f"... and {len(grid) - args.show} more (--show N)")
+    return 0

@@ -1,0 +1,174 @@
+"""PNG plots of the analysis tables (matplotlib, Agg backend: no display needed).
+
+Each function takes a table from ``analyze``/``importance`` and a path, writes one readable figure
+(title, labelled axes, language names) and returns the path, or None when the table is empty.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+_DPI = 100
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 11, "axes.titlesize": 13, "axes.labelsize": 12, "figure.dpi": _DPI})
+    return plt
+
+
+def _err(values) -> np.ndarray | None:
+    arr = np.asarray(values, dtype=float)
+    return None if np.all(np.isnan(arr)) else np.nan_to_num(arr)
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=_DPI)
+    fig.clf()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def per_language(table: pd.DataFrame, metric_label: str, path: Path) -> Path | None:
+    """Grouped bars per language (named), baseline vs URIEL; unseen languages shaded."""
+    series = [c for c in ("baseline (λ=0)", "URIEL (λ>0)", "all trials") if c in table]
+    if table.empty or not series:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(7, 0.45 * len(table) + 2), 5))
+    x, width = np.arange(len(table)), 0.8 / len(series)
+    for i, name in enumerate(series):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, table[name], width, label=name)
+    for i, seen in enumerate(table["seen"]):
+        if not seen:
+            ax.axvspan(i - 0.5, i + 0.5, color="0.9", zorder=0)
+    ax.set_xticks(x, table["language"], rotation=60, ha="right")
+    ax.set_xlabel("language (grey background: unseen in training)")
+    ax.set_ylabel(metric_label)
+    ax.set_title(f"Per-language {metric_label}")
+    ax.legend()
+    return _save(fig, path)
+
+
+def _bars_with_ci(table, label_col, cols, ylabel, title, path, colors=("tab:blue", "tab:orange")):
+    if table.empty:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(table) + 2), 4.8))
+    x, width = np.arange(len(table)), 0.8 / len(cols)
+    for i, (col, name) in enumerate(cols):
+        if col not in table:
+            continue
+        ax.bar(x + (i - (len(cols) - 1) / 2) * width, table[col], width, yerr=_err(table[f"{col}_ci"]),
+               capsize=4, label=name, color=colors[i % len(colors)])
+    ax.set_xticks(x, [str(v).replace("+", "+\n") for v in table[label_col]])
+    ax.set_xlabel(label_col.replace("_", " "))
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.legend()
+    return _save(fig, path)
+
+
+def ablation(table: pd.DataFrame, split: str, path: Path) -> Path | None:
+    """URIEL subsets: unseen/seen score (or Δ vs baseline when available) with 95% CI bars."""
+    if "Δunseen" in table and table["Δunseen"].notna().any():
+        cols, ylabel = [("Δunseen", "unseen Δ"), ("Δseen", "seen Δ")], f"{split} score − λ=0 baseline"
+    else:
+        cols, ylabel = [("unseen", "unseen"), ("seen", "seen")], f"{split} score (mean)"
+    return _bars_with_ci(table, "uriel_features", cols, ylabel + " (95% CI)",
+                         "URIEL-subset ablation", path)
+
+
+def compare(table: pd.DataFrame, column: str, split: str, title: str, path: Path) -> Path | None:
+    return _bars_with_ci(table, column, [("unseen", "unseen languages"), ("seen", "seen languages")],
+                         f"{split} score (mean, 95% CI)", title, path)
+
+
+def scaling(table: pd.DataFrame, split: str, path: Path) -> Path | None:
+    """Unseen score vs training examples per language, one line per λ setting."""
+    if table.empty or table["train_size"].nunique() < 2:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    for setting, group in table.groupby("setting"):
+        group = group[group["train_size"] > 0].sort_values("train_size")
+        ax.errorbar(group["train_size"], group["unseen"], yerr=_err(group["unseen_ci"]), marker="o",
+                    capsize=3, label=setting)
+    ax.set_xscale("log")
+    sizes = sorted(table.loc[table["train_size"] > 0, "train_size"].unique())
+    ax.set_xticks(sizes, [str(int(v)) for v in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("training examples per seen language (log scale)")
+    ax.set_ylabel(f"{split} score on unseen languages")
+    ax.set_title("Scaling: training size → unseen-language score")
+    ax.legend(fontsize=9)
+    return _save(fig, path)
+
+
+def pareto(trials: pd.DataFrame, seen: str, unseen: str, front: pd.DataFrame, split: str,
+           path: Path) -> Path | None:
+    """Seen vs unseen score of every trial, coloured by λ, with the Pareto front drawn."""
+    t = trials[trials[seen].notna() & trials[unseen].notna()]
+    if t.empty:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    lam = t["cfg_lambda"] if "cfg_lambda" in t else pd.Series(np.zeros(len(t)), index=t.index)
+    for value in sorted(lam.dropna().unique()):
+        sel = t[lam == value]
+        ax.scatter(sel[seen], sel[unseen], s=36, alpha=0.8, label=f"λ={value:g}")
+    if not front.empty:
+        ax.plot(front["seen"], front["unseen"], "k--", marker="D", markersize=6, label="Pareto front")
+    ax.set_xlabel(f"{split} score, seen languages")
+    ax.set_ylabel(f"{split} score, unseen languages")
+    ax.set_title("Seen vs unseen: trade-off across trials")
+    ax.legend(fontsize=9)
+    return _save(fig, path)
+
+
+def language_deltas(table: pd.DataFrame, split: str, path: Path) -> Path | None:
+    """Horizontal bars of each language's gain over the baseline, coloured by family."""
+    if table.empty:
+        return None
+    plt = _plt()
+    table = table.sort_values("delta")
+    fig, ax = plt.subplots(figsize=(8, max(4, 0.35 * len(table) + 1.5)))
+    families = list(dict.fromkeys(table["family"]))
+    cmap = plt.get_cmap("tab10")
+    colors = [cmap(families.index(f) % 10) for f in table["family"]]
+    labels = [f"{c if n == c else f'{n} ({c})'}{'' if s else ' *'}"
+              for n, c, s in zip(table["language"], table["lang"], table["seen"])]
+    ax.barh(labels, table["delta"], xerr=_err(table["delta_ci"]), color=colors, capsize=3)
+    ax.axvline(0, color="black", linewidth=0.8)
+    for f in families:
+        ax.barh([labels[0]], [0], color=cmap(families.index(f) % 10), label=f)
+    ax.legend(title="family", fontsize=9)
+    ax.set_xlabel(f"{split} score: λ>0 − λ=0 baseline (95% CI)")
+    ax.set_ylabel("language (* = unseen)")
+    ax.set_title("Which languages gain from URIEL")
+    return _save(fig, path)
+
+
+def importance(table: pd.DataFrame, evaluator: str, path: Path) -> Path | None:
+    if table.empty:
+        return None
+    plt = _plt()
+    table = table.sort_values("importance")
+    fig, ax = plt.subplots(figsize=(7, max(3, 0.4 * len(table) + 1.5)))
+    ax.barh(table["parameter"], table["importance"], color="tab:green")
+    ax.set_xlabel(f"importance ({evaluator})")
+    ax.set_ylabel("parameter")
+    ax.set_title("Parameter importance")
+    return _save(fig, path)
+

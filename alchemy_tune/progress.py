@@ -1,0 +1,148 @@
+"""Driver-side Tune callbacks: the results tables and a one-line progress display.
+
+Both run in the driver, after the searcher has told Optuna how a trial ended (Tune calls the search
+algorithm before callbacks), so the trial's final status is read from its Optuna trial: completed, pruned
+(with the step), diverged (with the reason) or failed (with the error's last line).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any
+
+from ray.tune import Callback
+
+from . import constants as C
+from .optuna_searcher import REASON_ATTR, STATUS_ATTR, StudyHandle
+from .pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR
+from .trainable import report_of
+
+
+def _error_line(trial) -> str:
+    try:
+        text = trial.get_error() or ""
+    except Exception:  # the error file may be on storage that is gone; the status still matters more
+        text = ""
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return (lines[-1] if lines else "trial failed")[:500]
+
+
+def final_status(handle: StudyHandle, trial, *, error: bool = False) -> tuple[str, str, int | None]:
+    """(status, reason, pruned_at_step) of a finished Ray trial, from its Optuna trial."""
+    frozen = handle.frozen(trial.trial_id)
+    attrs = frozen.user_attrs if frozen is not None else {}
+    last = trial.last_result or {}
+    if error:
+        return C.FAILED, _error_line(trial), None
+    status = attrs.get(STATUS_ATTR)
+    if status is None:  # not told (e.g. a multi-driver race); fall back to what the trial itself said
+        status = C.DIVERGED if last.get(C.STATUS) == C.DIVERGED else C.COMPLETED
+    reason = str(attrs.get(REASON_ATTR) or last.get(C.REASON) or "")
+    return status, reason, attrs.get(PRUNED_AT_ATTR)
+
+
+class ResultsCallback(Callback):
+    """Feeds :class:`alchemy_tune.results.ResultsWriter`; the writer is opened lazily in the driver."""
+
+    def __init__(self, run_dir: str, run_id: str, handle: StudyHandle, metric: str, mode: str):
+        self.run_dir, self.run_id, self.handle = run_dir, run_id, handle
+        self.metric, self.mode = metric, mode
+        self.after_trial = None  # e.g. upload the study journal when the run lives on an object store
+        self._writer = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_writer": None}
+
+    @property
+    def writer(self):
+        if self._writer is None:
+            from .results import ResultsWriter
+
+            self._writer = ResultsWriter(self.run_dir, self.run_id, metric=self.metric, mode=self.mode)
+        return self._writer
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.writer.add_report(trial.trial_id, trial.config, report_of(result))
+
+    def end(self, trial, *, error: bool = False) -> None:
+        status, reason, step = final_status(self.handle, trial, error=error)
+        last = trial.last_result or {}
+        self.writer.end_trial(trial.trial_id, status, error=reason, pruned_at_step=step,
+                              resources=trial.placement_group_factory.required_resources,
+                              wall_seconds=last.get("time_total_s"))
+        if self.after_trial is not None:
+            self.after_trial()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.end(trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.end(trial, error=True)
+
+    def on_experiment_end(self, trials, **info):
+        self.writer.flush()
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) and math.isfinite(value) else "-"
+
+
+class ProgressCallback(Callback):
+    """Prints a line when a trial ends and at most every ``interval_s`` seconds otherwise."""
+
+    def __init__(self, handle: StudyHandle, n_trials: int, interval_s: float = 30.0, stream=None):
+        self.handle, self.n_trials, self.interval_s = handle, n_trials, interval_s
+        self.stream = stream
+        self._last = 0.0
+
+    def __getstate__(self):
+        return {**self.__dict__, "stream": None}
+
+    def _print(self, trials, event: str = "", ending=None) -> None:
+        counts: dict[str, int] = {}
+        for t in self.handle.study.get_trials(deepcopy=False):  # the study counts earlier drivers' trials too
+            status = t.user_attrs.get(STATUS_ATTR)
+            if status:
+                counts[status] = counts.get(status, 0) + 1
+        running = sum(1 for t in trials if t.status == "RUNNING" and t is not ending)
+        line = (f"[{time.strftime('%H:%M:%S')}] trials {sum(counts.values())}/{self.n_trials} done "
+                f"({counts.get(C.COMPLETED, 0)} completed, {counts.get(C.PRUNED, 0)} pruned, "
+                f"{counts.get(C.DIVERGED, 0)} diverged, {counts.get(C.FAILED, 0)} failed), {running} running; "
+                f"best {self._best()}")
+        print(line + (f"  <- {event}" if event else ""), file=self.stream or sys.stdout, flush=True)
+        self._last = time.monotonic()
+
+    def _best(self) -> str:
+        try:
+            study = self.handle.study
+            if self.handle.multi_objective:
+                return f"Pareto front of {len(study.best_trials)} trial(s)"
+            best = study.best_trial
+        except ValueError:
+            return "none yet"
+        return f"{self.handle.metric}={_fmt(best.value)} (trial {best.user_attrs.get('ray_trial_id')})"
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if time.monotonic() - self._last >= self.interval_s:
+            self._print(trials)
+
+    def _end(self, trials, trial, error: bool) -> None:
+        status, reason, step = final_status(self.handle, trial, error=error)
+        detail = f"{trial.trial_id} {status}"
+        if status == C.PRUNED:
+            frozen = self.handle.frozen(trial.trial_id)
+            detail += f" at step {step}" + (f" by {frozen.user_attrs.get(PRUNED_BY_ATTR)}" if frozen else "")
+        elif reason:
+            detail += f": {reason[:120]}"
+        else:
+            detail += f" {self.handle.metric}={_fmt((trial.last_result or {}).get(self.handle.metric))}"
+        self._print(trials, detail, ending=trial)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._end(trials, trial, error=False)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._end(trials, trial, error=True)
+

@@ -1,0 +1,369 @@
+"""The search: a Ray Tune ``Tuner`` over LinguAlchemy trials, with Optuna sampling and pruning.
+
+Pieces, each in its own module: :mod:`alchemy_tune.optuna_searcher` (the study in ``RUN_DIR/study.journal``
+and a Tune ``Searcher`` that asks/tells it), :mod:`alchemy_tune.pruning` (a Tune scheduler that feeds each
+dev score to the study's pruner and stops the Ray trial), :mod:`alchemy_tune.trainable` (the function
+trainable, checkpointed at every eval), :mod:`alchemy_tune.progress` (results tables and progress lines).
+
+Multi-objective search (``objectives`` in the space, e.g. dev_seen and dev_unseen) gives a Pareto front and
+gives up pruning by Optuna pruners (Optuna keeps no intermediate values for several objectives) and the
+single "best" trial; ASHA still prunes on the first objective.
+
+Run as a plain script on a cluster's head node (``ray submit clusters/gpu.yaml alchemy_tune/search.py --
+--address auto --trials 64``), so imports are absolute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alchemy_tune import constants as C
+from alchemy_tune.errors import UsageError
+from alchemy_tune.optuna_searcher import SAMPLERS, OptunaSearcher, StudyHandle
+from alchemy_tune.pruning import PRUNERS
+
+JOURNAL = "study.journal"
+DEFAULT_STORAGE = "alchemy-runs"
+AVERAGES = C.AVERAGE_KEYS
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """Everything a search needs besides the space file's own settings."""
+
+    space_path: str | None = None
+    """Search-space YAML; None = the bundled ``search_spaces/default.yaml``."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """``search:`` settings given on the command line (trials, sampler, pruner, metric, seed, ...)."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Parameters pinned on the command line (task, data_dir)."""
+    storage: str = DEFAULT_STORAGE
+    """Local folder, NFS path or a URI pyarrow/Ray accept (s3://...); the run is ``storage/name``."""
+    name: str | None = None
+    address: str | None = None
+    """Ray cluster to join (``auto``, ``host:port``); None = start an embedded Ray on this machine."""
+    num_cpus: int | None = None
+    """CPUs of the embedded Ray (None = all of this machine's)."""
+    max_failures: int = 2
+    """Retries of a trial that crashed or lost its node (each continues from its last checkpoint)."""
+    trial_fn: str = "alchemy_tune.train:run_trial"
+    progress_interval_s: float = 30.0
+
+
+@dataclass
+class SearchOutcome:
+    run_dir: str
+    counts: dict[str, int]
+    best: list[dict]
+    """Best trial (single objective) or the Pareto front: {number, ray_trial_id, values, config}."""
+
+
+def default_space() -> str:
+    """``search_spaces/default.yaml`` of a source checkout / editable install, else the packaged copy."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "search_spaces" / "default.yaml", here / "search_spaces" / "default.yaml"):
+        if candidate.is_file():
+            return str(candidate)
+    raise UsageError("--space: the bundled search_spaces/default.yaml was not found next to the package; "
+                     "give a space file with --space FILE")
+
+
+def load(request: SearchRequest):
+    """(space, settings): the space file with CLI parameters pinned and CLI settings applied, validated."""
+    from alchemy_tune.space import load_space
+
+    space = load_space(request.space_path or default_space(), overrides=request.params or None)
+    settings = dataclasses.replace(space.settings, **request.settings)
+    validate_settings(settings)
+    return space, settings
+
+
+# ----------------------------------------------------------------------------- Ray
+def init_ray(address: str | None, num_cpus: int | None = None) -> None:
+    """Join ``address`` or start an embedded Ray bound to loopback; UsageError if unreachable."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    # Workers' own log lines (one per checkpoint) would drown the progress lines; errors still reach the
+    # results and the progress line, and full traces stay in each trial's error.txt.
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's boxed banner and tables; ours is one line
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"--address {address}: cannot connect to a Ray cluster ({first[:200]})") from None
+
+
+def check_resources(cpus: float, gpus: float, *, local: bool) -> None:
+    """Fail fast when no node could ever run one trial (instead of a trial pending forever)."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    fits = any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in nodes)
+    if fits:
+        return
+    total_gpus = max((r.get("GPU", 0) for r in nodes), default=0)
+    if gpus > total_gpus:
+        where = "this machine" if local else "the cluster's live nodes"
+        raise UsageError(f"--gpus-per-trial {gpus:g}: {where} has {total_gpus:g} GPU(s) per node; "
+                         f"use --gpus-per-trial 0 (CPU) or a cluster with GPU nodes")
+    most = max((r.get("CPU", 0) for r in nodes), default=0)
+    raise UsageError(f"--cpus-per-trial {cpus:g}: the largest node has {most:g} CPU(s); ask for at most that")
+
+
+# ----------------------------------------------------------------------------- paths
+def is_uri(path: str) -> bool:
+    return "://" in str(path) and not str(path).startswith("file://")
+
+
+def local_path(path: str) -> str:
+    return str(path)[len("file://"):] if str(path).startswith("file://") else os.path.abspath(os.path.expanduser(path))
+
+
+def journal_location(run_dir: str) -> str:
+    """Where the study journal is written: in the run folder, or a local mirror for object stores.
+
+    Optuna's journal appends to a file under a file lock, which object stores cannot do; for s3:// and
+    the like the journal lives in the local cache and is uploaded to ``RUN_DIR/study.journal`` after every
+    trial (:func:`upload_journal`) and downloaded again by ``resume``.
+    """
+    if not is_uri(run_dir):
+        return os.path.join(local_path(run_dir), JOURNAL)
+    from alchemy_tune.cache import cache_dir
+
+    safe = run_dir.replace("://", "_").replace("/", "_")
+    return str(cache_dir() / "journals" / safe / JOURNAL)
+
+
+def upload_journal(run_dir: str, journal: str) -> None:
+    if is_uri(run_dir) and os.path.exists(journal):
+        from alchemy_tune.run_dir import join, write_bytes_atomic
+
+        with open(journal, "rb") as handle:
+            write_bytes_atomic(join(run_dir, JOURNAL), handle.read())
+
+
+def download_journal(run_dir: str, journal: str) -> None:
+    if is_uri(run_dir):
+        from alchemy_tune.results import resolve
+
+        fs, root = resolve(run_dir)
+        os.makedirs(os.path.dirname(journal), exist_ok=True)
+        with fs.open_input_stream(f"{root}/{JOURNAL}") as src, open(journal, "wb") as dst:
+            dst.write(src.read())
+
+
+# ----------------------------------------------------------------------------- assembly
+def build_components(space, settings, run_dir: str, run_id: str, request: SearchRequest, journal: str):
+    """(searcher, scheduler, callbacks, handle) for one search; also used by the benchmarks."""
+    from alchemy_tune.progress import ProgressCallback, ResultsCallback
+    from alchemy_tune.pruning import AshaPruningScheduler, OptunaPruningScheduler
+
+    objectives = [tuple(o) for o in (settings.objectives or ((settings.metric, settings.mode),))]
+    handle = StudyHandle(journal, objectives=objectives, sampler=settings.sampler, pruner=settings.pruner,
+                         seed=settings.seed, concurrent=settings.max_concurrent or 1,
+                         pruner_options=getattr(settings, "pruner_options", None),
+                         n_startup_trials=getattr(settings, "n_startup_trials", None))
+    grid = None
+    if settings.sampler == "grid":
+        grid = space.grid()
+        if not grid:
+            raise UsageError(f"sampler grid: space {request.space_path or 'default'} has continuous parameters; "
+                             "give every parameter 'values' (or use bruteforce/tpe)")
+    searcher = OptunaSearcher(handle, space, settings.trials, grid=grid)
+    metric, mode = objectives[0]
+    if settings.pruner == "asha":
+        max_t = int(getattr(settings, "max_evals", 0) or 100)
+        scheduler = AshaPruningScheduler(handle, metric, mode, max_t=max_t)
+    else:
+        scheduler = OptunaPruningScheduler(handle, metric, settings.pruner)
+    results = ResultsCallback(run_dir, run_id, handle, metric, mode)
+    progress = ProgressCallback(handle, settings.trials, interval_s=request.progress_interval_s)
+    if is_uri(run_dir):
+        results.after_trial = lambda: upload_journal(run_dir, journal)
+    return searcher, scheduler, [results, progress], handle
+
+
+def validate_settings(settings) -> None:
+    """The space file's settings are checked by ``load_space``; these checks cover the CLI's values too."""
+    if settings.trials is None:
+        raise UsageError("--trials: required (the space file's search section sets no `trials`)")
+    if not isinstance(settings.trials, int) or settings.trials < 1:
+        raise UsageError(f"--trials: must be a positive integer, got {settings.trials!r}")
+    if settings.max_concurrent is not None and settings.max_concurrent < 1:
+        raise UsageError(f"--max-concurrent: must be a positive integer, got {settings.max_concurrent!r}")
+    if settings.cpus_per_trial <= 0 or (settings.gpus_per_trial or 0) < 0:
+        raise UsageError(f"--cpus-per-trial/--gpus-per-trial: need CPUs > 0 and GPUs >= 0, got "
+                         f"{settings.cpus_per_trial:g} and {settings.gpus_per_trial or 0:g}")
+    if settings.sampler not in SAMPLERS:
+        raise UsageError(f"--sampler: {settings.sampler!r} is not one of {', '.join(SAMPLERS)}")
+    if settings.pruner not in PRUNERS:
+        raise UsageError(f"--pruner: {settings.pruner!r} is not one of {', '.join(PRUNERS)}")
+    objectives = settings.objectives or ((settings.metric, settings.mode),)
+    for metric, mode in objectives:
+        if metric not in AVERAGES:
+            raise UsageError(f"metric: {metric!r} is not one of {', '.join(AVERAGES)}")
+        if metric.startswith("test_"):
+            raise UsageError(f"metric: {metric!r} would select on test data; use a dev_* metric")
+        if mode not in ("max", "min"):
+            raise UsageError(f"mode: {mode!r} is not one of max, min")
+    if len(objectives) > 1 and settings.pruner not in ("none", "asha"):
+        raise UsageError(f"--pruner {settings.pruner}: Optuna pruners need one objective, this search has "
+                         f"{len(objectives)}; use --pruner none or asha (ASHA prunes on {objectives[0][0]})")
+
+
+def make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir: str, max_failures: int):
+    from ray import tune
+
+    storage, name = os.path.split(run_dir.rstrip("/")) if not is_uri(run_dir) else run_dir.rstrip("/").rsplit("/", 1)
+    metric, mode = (settings.objectives or ((settings.metric, settings.mode),))[0]
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.trials,
+                                    max_concurrent_trials=settings.max_concurrent, metric=metric, mode=mode),
+        run_config=tune.RunConfig(
+            name=name, storage_path=storage, callbacks=callbacks, verbose=0,
+            failure_config=tune.FailureConfig(max_failures=max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            sync_config=tune.SyncConfig(sync_artifacts=True),
+        ),
+    )
+
+
+def trial_resources(settings) -> dict[str, float]:
+    return {"cpu": float(settings.cpus_per_trial), "gpu": float(settings.gpus_per_trial or 0)}
+
+
+def summarize(handle: StudyHandle, run_dir: str) -> SearchOutcome:
+    from optuna.trial import TrialState
+
+    from alchemy_tune.optuna_searcher import CONFIG_ATTR, RAY_ID_ATTR, STATUS_ATTR
+
+    study = handle.study
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        status = t.user_attrs.get(STATUS_ATTR, "running" if not t.state.is_finished() else t.state.name.lower())
+        counts[status] = counts.get(status, 0) + 1
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    best = []
+    if complete:
+        chosen = study.best_trials if handle.multi_objective else [study.best_trial]
+        best = [{"number": t.number, "ray_trial_id": t.user_attrs.get(RAY_ID_ATTR), "values": t.values,
+                 "config": t.user_attrs.get(CONFIG_ATTR)} for t in chosen]
+    return SearchOutcome(run_dir=run_dir, counts=counts, best=best)
+
+
+def run_search(request: SearchRequest) -> SearchOutcome:
+    """Validate, start (or join) Ray, run the search to the end and return its summary."""
+    from alchemy_tune.run_dir import read_metadata, write_metadata
+    from alchemy_tune.trainable import make_trainable
+
+    space, settings = load(request)
+    name = request.name or f"search-{_timestamp()}"
+    run_dir = f"{request.storage.rstrip('/')}/{name}" if is_uri(request.storage) else \
+        os.path.join(local_path(request.storage), name)
+    try:
+        read_metadata(run_dir)
+    except UsageError:
+        pass
+    else:
+        raise UsageError(f"--name {name}: {run_dir} already holds a run; continue it with "
+                         f"`alchemy-tune resume {run_dir}` or choose another --name")
+    init_ray(request.address, request.num_cpus)
+    check_resources(settings.cpus_per_trial, settings.gpus_per_trial or 0, local=request.address is None)
+    journal = journal_location(run_dir)
+    objectives = [list(o) for o in (settings.objectives or ((settings.metric, settings.mode),))]
+    meta = write_metadata(
+        run_dir, "search", task=space.fixed().get("task"), space=space.path, metric=objectives[0][0],
+        mode=objectives[0][1], objectives=objectives, sampler=settings.sampler, pruner=settings.pruner,
+        trials=settings.trials, seed=settings.seed, trial_fn=request.trial_fn,
+        resources=trial_resources(settings), max_concurrent=settings.max_concurrent,
+        max_failures=request.max_failures,
+    )
+    searcher, scheduler, callbacks, handle = build_components(space, settings, run_dir, meta["run_id"], request,
+                                                              journal)
+    trainable = make_trainable(request.trial_fn, trial_resources(settings))
+    tuner = make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir, request.max_failures)
+    tuner.fit()
+    upload_journal(run_dir, journal)
+    return summarize(handle, run_dir)
+
+
+def resume_search(run_dir: str, *, address: str | None = None, num_cpus: int | None = None,
+                  progress_interval_s: float | None = None) -> SearchOutcome:
+    """Continue a search whose driver died: Tune restores its trials from their checkpoints and the study
+    is reconciled first, so every trial ends up in the study and in the results exactly once."""
+    from ray import tune
+
+    from alchemy_tune.run_dir import read_metadata
+    from alchemy_tune.trainable import make_trainable
+
+    meta = read_metadata(run_dir)
+    if meta.get("kind") != "search":
+        raise UsageError(f"{run_dir}: a {meta.get('kind')!r} run, not a search; only searches can be resumed")
+    run_dir = run_dir.rstrip("/") if is_uri(run_dir) else local_path(run_dir)
+    journal = journal_location(run_dir)
+    download_journal(run_dir, journal)
+    if not os.path.exists(journal):
+        raise UsageError(f"{run_dir}: no {JOURNAL} (the search died before its first trial); start a new search")
+    if not tune.Tuner.can_restore(run_dir):
+        raise UsageError(f"{run_dir}: no Ray Tune experiment state; start a new search instead")
+    init_ray(address, num_cpus)
+    handle = StudyHandle(journal, objectives=[tuple(o) for o in meta["objectives"]], sampler=meta["sampler"],
+                         pruner=meta["pruner"], seed=meta.get("seed"))
+    reconcile(run_dir, meta["run_id"], handle)
+    trainable = make_trainable(meta.get("trial_fn") or "alchemy_tune.train:run_trial", meta.get("resources"))
+    tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=False,
+                               restart_errored=False)
+    tuner.fit()
+    upload_journal(run_dir, journal)
+    return summarize(handle, run_dir)
+
+
+def reconcile(run_dir: str, run_id: str, handle: StudyHandle) -> None:
+    """Make the study agree with what Tune recorded before the driver died.
+
+    A trial Tune saw end but Optuna was never told about is told now (and recorded in the results); an
+    Optuna trial Tune never recorded is flagged an orphan, and the next new Ray trial takes it over.
+    """
+    from ray.tune import ExperimentAnalysis
+
+    from alchemy_tune.progress import final_status
+    from alchemy_tune.results import ResultsWriter
+
+    trials = ExperimentAnalysis(run_dir).trials
+    writer = None
+    for trial in trials:
+        if trial.status not in ("TERMINATED", "ERROR"):
+            continue
+        error = trial.status == "ERROR"
+        if handle.finish(trial.trial_id, trial.last_result, error=error) is None:
+            continue
+        writer = writer or ResultsWriter(run_dir, run_id)
+        status, reason, step = final_status(handle, trial, error=error)
+        writer.end_trial(trial.trial_id, status, error=reason, pruned_at_step=step,
+                         wall_seconds=(trial.last_result or {}).get("time_total_s"))
+    handle.mark_orphans({t.trial_id for t in trials})
+
+
+def _timestamp() -> str:
+    import datetime as _dt
+
+    return _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+if __name__ == "__main__":  # `ray submit clusters/gpu.yaml alchemy_tune/search.py -- --address auto ...`
+    from alchemy_tune.cli import main
+
+    sys.exit(main(["search", *sys.argv[1:]]))

@@ -1,0 +1,88 @@
+"""``alchemy-tune [search] --trials N ...``: flags -> :func:`alchemy_tune.search.run_search`, then a summary."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .errors import UsageError
+
+# flag -> the search-space setting it overrides (None = leave the space file's value)
+SETTING_FLAGS = ("trials", "sampler", "pruner", "metric", "seed", "cpus_per_trial", "gpus_per_trial",
+                 "max_concurrent")
+PARAM_FLAGS = ("task", "data_dir")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .optuna_searcher import SAMPLERS
+    from .pruning import PRUNERS
+
+    g = parser.add_argument_group("what to search")
+    g.add_argument("--trials", type=int, help="number of trials (default: the space file's `trials`)")
+    g.add_argument("--space", help="search-space YAML (default: the bundled search_spaces/default.yaml)")
+    g.add_argument("--task", help="task to tune on (overrides the space's fixed task)")
+    g.add_argument("--data-dir", help="folder of the task's release files (paper tasks)")
+    g.add_argument("--metric", help="objective, a dev_* average (default: the space's, dev_unseen)")
+    g.add_argument("--sampler", help=f"Optuna sampler: {', '.join(SAMPLERS)}")
+    g.add_argument("--pruner", help=f"pruner: {', '.join(PRUNERS)}")
+    g.add_argument("--seed", type=int, help="sampler seed")
+    r = parser.add_argument_group("where it runs")
+    r.add_argument("--cpus-per-trial", type=float, help="CPUs reserved per trial")
+    r.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; fractions share a GPU (e.g. 0.5)")
+    r.add_argument("--max-concurrent", type=int, help="most trials running at once")
+    r.add_argument("--address", help="join this Ray cluster ('auto' on a cluster node); default: embedded Ray")
+    r.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+    r.add_argument("--storage", default="alchemy-runs",
+                   help="results root: a folder, an NFS path or a URI such as s3://bucket/prefix")
+    r.add_argument("--name", help="run name; the run folder is STORAGE/NAME (default: search-<time>)")
+    r.add_argument("--max-failures", type=int, default=2,
+                   help="retries of a crashed trial or one whose node died (each from its last checkpoint)")
+    parser.add_argument("--dry-run", action="store_true", help="validate and show the plan without running")
+
+
+def _given(args: argparse.Namespace, names) -> dict:
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+
+
+def print_outcome(outcome) -> None:
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
+    print(f"\nsearch finished: {counts or 'no trials'}")
+    if not outcome.best:
+        print("no trial completed, so there is no best configuration")
+    for best in outcome.best:
+        label = "best trial" if len(outcome.best) == 1 else "Pareto-optimal trial"
+        values = ", ".join(f"{v:.4f}" for v in best["values"] or [])
+        print(f"{label}: {best['ray_trial_id']} (optuna #{best['number']}) value(s) {values}")
+        print(json.dumps(best["config"], indent=2, sort_keys=True))
+    print(f"results: {outcome.run_dir}  (results/trials.parquet, study.journal; "
+          f"`alchemy-tune analyze {outcome.run_dir}`, `optuna-dashboard {outcome.run_dir}/study.journal`)")
+
+
+def dry_run(request) -> int:
+    from .search import load
+
+    space, s = load(request)
+    print(f"space: {space.path}; {s.trials} trials, sampler {s.sampler}, pruner {s.pruner}, "
+          f"objective(s) {list(s.objectives or ((s.metric, s.mode),))}, {s.cpus_per_trial:g} CPU + "
+          f"{s.gpus_per_trial or 0:g} GPU per trial, at most {s.max_concurrent or 'unlimited'} at once")
+    searched = [f"{p.name} ({p.describe()})" for p in space.params.values() if p.kind != "fixed"]
+    print(f"searched: {'; '.join(searched) or '(nothing)'}")
+    print(f"fixed: {json.dumps(space.fixed(), sort_keys=True, default=str)}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from .search import SearchRequest, run_search
+
+    if args.trials is not None and args.trials < 1:
+        raise UsageError(f"--trials: must be at least 1, got {args.trials}")
+    request = SearchRequest(space_path=args.space, settings=_given(args, SETTING_FLAGS),
+                            params=_given(args, PARAM_FLAGS), storage=args.storage,
+                            name=args.name, address=args.address, num_cpus=args.num_cpus,
+                            max_failures=args.max_failures)
+    if args.max_failures < 0:
+        raise UsageError(f"--max-failures: must be >= 0, got {args.max_failures}")
+    if args.dry_run:
+        return dry_run(request)
+    print_outcome(run_search(request))
+    return 0

@@ -1,0 +1,77 @@
+"""The Ray Tune function trainable: one LinguAlchemy trial, checkpointed at every evaluation.
+
+It adapts ``alchemy_tune.train.run_trial``'s ``report(metrics, checkpoint_dir)`` to ``ray.tune.report``:
+the checkpoint folder exists only during the call, and ``tune.report`` persists it to the run's storage
+before returning. A restarted trial (node lost, retry, resumed search) continues from the last persisted
+checkpoint. Each report is also written as TensorBoard scalars into the trial's own folder, which Ray syncs
+to storage, so ``tensorboard --logdir RUN_DIR`` shows every trial.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from typing import Any, Callable, Mapping
+
+from ray import tune
+
+DEFAULT_TRIAL_FN = "alchemy_tune.train:run_trial"
+BUSY_SECONDS = "alchemy_busy_seconds"  # wall seconds inside the trial function so far in this attempt
+TENSORBOARD_DIR = "tensorboard"
+
+
+def _load(path: str) -> Callable:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def make_trainable(trial_fn: str = DEFAULT_TRIAL_FN, resources: Mapping[str, float] | None = None):
+    """A Tune function trainable running ``trial_fn`` (``module:function``) with ``resources`` per trial."""
+
+    def alchemy_trial(config: dict) -> None:
+        from .tensorboard import TensorBoardLogger
+
+        run_trial = _load(trial_fn)
+        started = time.perf_counter()
+        log_dir = os.path.join(tune.get_context().get_trial_dir(), TENSORBOARD_DIR)
+        tb = TensorBoardLogger(log_dir)
+
+        def report(metrics: dict, checkpoint_dir: str | None = None) -> None:
+            tb.log(metrics)
+            tb.flush()
+            out = dict(metrics)
+            out[BUSY_SECONDS] = time.perf_counter() - started
+            if checkpoint_dir is not None:
+                tune.report(out, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
+            else:
+                tune.report(out)
+
+        checkpoint = tune.get_checkpoint()
+        try:
+            if checkpoint is not None:
+                with checkpoint.as_directory() as resume_from:
+                    run_trial(config, report, resume_from=resume_from)
+            else:
+                run_trial(config, report)
+        finally:
+            tb.close()
+
+    alchemy_trial.__name__ = "alchemy_trial"
+    if resources:
+        return tune.with_resources(alchemy_trial, {k: v for k, v in resources.items() if v})
+    return alchemy_trial
+
+
+RAY_KEYS = frozenset({
+    "done", "training_iteration", "trial_id", "date", "timestamp", "time_this_iter_s", "time_total_s", "pid",
+    "hostname", "node_ip", "config", "time_since_restore", "iterations_since_restore", "checkpoint_dir_name",
+    "experiment_tag", "should_checkpoint", BUSY_SECONDS,
+})
+
+
+def report_of(result: Mapping[str, Any]) -> dict:
+    """The trial's own report dict from a Tune result (Ray's bookkeeping keys removed)."""
+    return {k: v for k, v in result.items() if k not in RAY_KEYS and not k.startswith("_")}
+
+

@@ -1,0 +1,69 @@
+"""UrielTable lookups vs lang2vec.get_features, side by side, for MASSIVE's 52 locales.
+
+Run: ``python benchmarks/bench_uriel.py`` (needs setuptools<81 for lang2vec's module, the test extra).
+Prints, per feature spec, the median time of one lookup both ways and the ratio, and the same for a fresh
+process (open the cache file + first lookup, paid once per trial process). Target: ratio >= 50.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+
+import numpy as np
+
+from alchemy_tune import uriel
+from alchemy_tune.codes import to_uriel
+
+MASSIVE = (
+    "af-ZA am-ET ar-SA az-AZ bn-BD ca-ES cy-GB da-DK de-DE el-GR en-US es-ES fa-IR fi-FI fr-FR he-IL hi-IN "
+    "hu-HU hy-AM id-ID is-IS it-IT ja-JP jv-ID ka-GE km-KH kn-IN ko-KR lv-LV ml-IN mn-MN ms-MY my-MM nb-NO "
+    "nl-NL pl-PL pt-PT ro-RO ru-RU sl-SL sq-AL sv-SE sw-KE ta-IN te-IN th-TH tl-PH tr-TR ur-PK vi-VN zh-CN "
+    "zh-TW"
+).split()
+SPECS = {"syntax_knn+syntax_average+geo": 5, "fam": 3}  # spec -> lang2vec repetitions (fam ~3 s each)
+
+
+def median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pkg_resources deprecation
+        import lang2vec.lang2vec as l2v
+
+    langs = [to_uriel(code) for code in MASSIVE]
+    uriel.UrielTable.load()  # make sure the cache file exists; its build is not what is measured
+    uriel._clear_memo()
+    start = time.perf_counter()
+    table = uriel.UrielTable.load()
+    open_seconds = time.perf_counter() - start
+    print(f"{len(MASSIVE)} MASSIVE locales -> {len(set(langs))} lang2vec codes; "
+          f"UrielTable.load() from the cache file: {open_seconds * 1000:.1f} ms")
+    print(f"{'spec':32s} {'dim':>5s} {'lang2vec':>12s} {'UrielTable':>12s} {'ratio':>8s} "
+          f"{'fresh process':>14s} {'ratio':>7s}")
+    for spec, repeats in SPECS.items():
+        ours = table.vectors(spec, langs)
+        ref = l2v.get_features(langs, spec)
+        expected = np.array([[0.0 if v == "--" else float(v) for v in ref[lang]] for lang in langs],
+                            np.float32)
+        if not np.array_equal(ours, expected):
+            raise SystemExit(f"{spec}: UrielTable and lang2vec disagree")
+        t_l2v = median_seconds(lambda: l2v.get_features(langs, spec), repeats)
+        t_ours = median_seconds(lambda: table.vectors(spec, langs), 50)
+        # What a fresh trial process pays: open the cache file, then the first lookup.
+        t_cold = median_seconds(
+            lambda: (uriel._clear_memo(), uriel.UrielTable.load().vectors(spec, langs)), 5)
+        print(f"{spec:32s} {ours.shape[1]:5d} {t_l2v * 1000:10.1f}ms {t_ours * 1000:10.3f}ms "
+              f"{t_l2v / t_ours:7.0f}x {t_cold * 1000:12.1f}ms {t_l2v / t_cold:6.0f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Scripted trial functions with the ``run_trial`` contract, whose scores are known in advance.
+
+They let search tests check decisions (which trial is pruned, what the Pareto front is) exactly, in seconds.
+Ray workers import this module by name (the tests put this folder on their PYTHONPATH). Searches that must
+prove the real trial loop works under Ray use ``alchemy_tune.train.run_trial`` instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+
+N_EVALS = 6
+SECONDS_PER_EVAL = float(os.environ.get("SCRIPTED_SECONDS_PER_EVAL", "0.3"))
+
+
+def _quality(config) -> float:
+    """1.0 at lr = 1e-3, falling by 1/3 per decade away from it."""
+    return max(0.0, 1.0 - abs(math.log10(config.get("lr", 1e-3)) + 3) / 3)
+
+
+def _report(report, step, dev_seen, dev_unseen, done):
+    langs = {"eng": {"uriel": "eng", "seen": True, "dev": {"accuracy": dev_seen}},
+             "spa": {"uriel": "spa", "seen": False, "dev": {"accuracy": dev_unseen + 0.02}},
+             "rus": {"uriel": "rus", "seen": False, "dev": {"accuracy": dev_unseen - 0.02}},
+             "swh": {"uriel": "swh", "seen": False, "dev": {"accuracy": dev_unseen}}}
+    metrics = {"step": step, "epoch": step / N_EVALS, "dev_seen": dev_seen, "dev_unseen": dev_unseen,
+               "dev_all": (dev_seen + dev_unseen) / 2, "langs": langs, "primary_metric": "accuracy",
+               "status": "completed" if done else "running", "reason": "", "train_seconds": step * SECONDS_PER_EVAL}
+    with tempfile.TemporaryDirectory() as ckpt:
+        with open(os.path.join(ckpt, "state.json"), "w") as handle:
+            json.dump({"step": step}, handle)
+        report(metrics, ckpt)
+
+
+def _start(resume_from) -> int:
+    if not resume_from:
+        return 0
+    with open(os.path.join(resume_from, "state.json")) as handle:
+        return json.load(handle)["step"]
+
+
+def quality_trial(config, report, *, resume_from=None):
+    """Learning curve rising to ``_quality(config)``; ``lambda`` >= 1e30 diverges at once."""
+    step = _start(resume_from)
+    q = _quality(config)
+    while step < N_EVALS:
+        time.sleep(SECONDS_PER_EVAL)
+        step += 1
+        if config.get("lambda", 0) >= 1e30:
+            report({"step": step, "status": "diverged", "reason": "non-finite loss (scripted)",
+                    "dev_unseen": math.nan, "dev_seen": math.nan}, None)
+            return
+        value = q * (0.5 + 0.5 * step / N_EVALS)
+        _report(report, step, value + 0.05, value, step == N_EVALS)
+
+
+def trade_off_trial(config, report, *, resume_from=None):
+    """λ trades seen-language for unseen-language accuracy: a Pareto front over λ."""
+    step = _start(resume_from)
+    share = min(1.0, config.get("lambda", 0) / 10)
+    q = _quality(config)
+    while step < N_EVALS:
+        time.sleep(SECONDS_PER_EVAL / 3)
+        step += 1
+        _report(report, step, q * (1 - 0.5 * share), q * (0.5 + 0.5 * share), step == N_EVALS)

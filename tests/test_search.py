@@ -1,0 +1,198 @@
+"""The search end to end: bad input at the CLI, every sampler on a real study, a real search with the real
+trial loop (tiny encoder) including a diverging trial, and a multi-objective search."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import textwrap
+from pathlib import Path
+
+import optuna
+import pytest
+
+from alchemy_tune import constants as C
+from alchemy_tune.cli import main
+from alchemy_tune.errors import UsageError
+from alchemy_tune.optuna_searcher import CONFIG_ATTR, RAY_ID_ATTR, SAMPLERS, StudyHandle, build_sampler
+from alchemy_tune.search import JOURNAL, SearchRequest, run_search
+from alchemy_tune.space import load_space
+
+TESTS = Path(__file__).resolve().parent
+TINY = dict(task="bible-genre", train_size=24, dev_size=12, test_size=12, seen=["eng", "fra", "deu"],
+            unseen=["spa", "rus"], batch_size=8, epochs=1.0, evals_per_epoch=3, max_length=48, num_layers=None,
+            device="cpu", threads=1)
+
+
+def write_space(tmp_path: Path, search: dict, params: dict, fixed: dict | None = None, name="space.yaml") -> str:
+    data = {"search": search, **(fixed or {}), **params}
+    path = tmp_path / name
+    path.write_text(json.dumps(data))  # JSON is YAML
+    return str(path)
+
+
+@pytest.fixture
+def ray_cleanup():
+    yield
+    import ray
+
+    ray.shutdown()
+
+
+@pytest.fixture
+def scripted_workers(monkeypatch):
+    """Ray workers started after this can import the scripted trials in tests/scripted_trials.py."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+
+
+def cli_error(capsys, argv) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_bad_flags_and_spaces_are_one_line_exit_2(tmp_path, capsys):
+    assert "--trials" in cli_error(capsys, ["--trials", "0", "--dry-run"])
+    assert "'annealing'" in cli_error(capsys, ["--trials", "2", "--sampler", "annealing", "--dry-run"])
+    assert "'early'" in cli_error(capsys, ["--trials", "2", "--pruner", "early", "--dry-run"])
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("search: {trials: 2\nlr: [")
+    assert str(bad_yaml) in cli_error(capsys, ["--space", str(bad_yaml), "--dry-run"])
+    unknown = write_space(tmp_path, {"trials": 2}, {"learning_rate": {"type": "float", "low": 0.1, "high": 0.2}})
+    assert "learning_rate" in cli_error(capsys, ["--space", unknown, "--dry-run"])
+    inverted = write_space(tmp_path, {"trials": 2}, {"lr": {"type": "float", "low": 0.1, "high": 0.01}})
+    assert "lr" in cli_error(capsys, ["--space", inverted, "--dry-run"])
+    # several objectives cannot be pruned by an Optuna pruner
+    multi = write_space(tmp_path, {"trials": 2, "objectives": [["dev_seen", "max"], ["dev_unseen", "max"]],
+                                   "sampler": "nsga2"}, {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}})
+    assert "--pruner" in cli_error(capsys, ["--space", multi, "--pruner", "median", "--dry-run"])
+    assert "not a run" in cli_error(capsys, ["resume", str(tmp_path)])
+    assert "no such directory" in cli_error(capsys, ["resume", str(tmp_path / "nope")])
+
+
+def test_dry_run_shows_the_plan_of_the_default_space(capsys):
+    assert main(["--trials", "3", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "3 trials" in out and "default.yaml" in out and "lr (" in out
+
+
+def test_gpus_on_a_machine_without_them_fail_fast(tmp_path, capsys, ray_cleanup):
+    err = cli_error(capsys, ["--trials", "1", "--gpus-per-trial", "1", "--num-cpus", "1",
+                             "--storage", str(tmp_path), "--name", "g"])
+    assert "--gpus-per-trial 1" in err and "0 GPU" in err
+    assert not (tmp_path / "g").exists()  # nothing was started
+
+
+def test_unreachable_address_is_a_usage_error(tmp_path, capsys, ray_cleanup):
+    err = cli_error(capsys, ["--trials", "1", "--address", "127.0.0.1:1", "--storage", str(tmp_path)])
+    assert "127.0.0.1:1" in err
+
+
+# ----------------------------------------------------------------------------- samplers
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_drives_a_journal_study(tmp_path, sampler):
+    params = {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+              "lambda": {"type": "categorical", "choices": [0, 1, 10]},
+              "batch_size": {"type": "int", "low": 8, "high": 32, "step": 8}}
+    if sampler in ("grid", "bruteforce"):
+        params["lr"] = {"type": "categorical", "choices": [1e-4, 1e-3]}
+    objectives = [["dev_seen", "max"], ["dev_unseen", "max"]] if sampler == "nsga2" else None
+    space = load_space(write_space(tmp_path, {"sampler": sampler, "objectives": objectives}, params))
+    journal = tmp_path / JOURNAL
+    handle = StudyHandle(str(journal), objectives=objectives or [("dev_unseen", "max")], sampler=sampler,
+                         pruner="none", seed=3, n_startup_trials=2)
+    grid = space.grid() if sampler == "grid" else None
+    seen = []
+    for i in range(6):
+        if grid is not None:
+            handle.study.enqueue_trial(grid[i])
+        config = handle.ask(f"ray{i}", space)
+        seen.append(json.dumps(config, sort_keys=True))
+        assert set(config) >= {"lr", "lambda", "batch_size"}
+        score = -abs(math.log10(config["lr"]) + 3) + config["lambda"] / 100
+        handle.finish(f"ray{i}", {"dev_seen": score + 0.1, "dev_unseen": score, C.STATUS: C.COMPLETED})
+    if sampler in ("grid", "bruteforce"):
+        assert len(set(seen)) == 6  # exhaustive samplers never repeat a configuration
+    # A new process (a restarted driver) finds the same trials, configs and Ray ids in the journal.
+    again = optuna.load_study(study_name="alchemy-tune",
+                              storage=optuna.storages.JournalStorage(
+                                  optuna.storages.journal.JournalFileBackend(str(journal))))
+    trials = again.get_trials()
+    assert [t.user_attrs[RAY_ID_ATTR] for t in trials] == [f"ray{i}" for i in range(6)]
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert [json.dumps(t.user_attrs[CONFIG_ATTR], sort_keys=True) for t in trials] == seen
+
+
+def test_tpe_uses_constant_liar_only_under_concurrency():
+    assert build_sampler("tpe", seed=0, concurrent=4)._constant_liar is True
+    assert build_sampler("tpe", seed=0, concurrent=1)._constant_liar is False
+    with pytest.raises(UsageError, match="'sobol'"):
+        build_sampler("sobol", seed=0)
+
+
+def test_a_trial_is_told_once(tmp_path):
+    space = load_space(write_space(tmp_path, {}, {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}}))
+    handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_unseen", "max")], sampler="random",
+                         pruner="none", seed=0)
+    handle.ask("a", space)
+    assert handle.finish("a", {"dev_unseen": 0.5, C.STATUS: C.COMPLETED}) == C.COMPLETED
+    assert handle.finish("a", {"dev_unseen": 0.9, C.STATUS: C.COMPLETED}) is None
+    assert handle.study.trials[0].value == 0.5
+
+
+# ----------------------------------------------------------------------------- real searches
+@pytest.mark.slow
+def test_search_with_the_real_trial_records_completed_and_diverged(tmp_path, tiny_encoder_dir, ray_cleanup,
+                                                                   capsys):
+    from alchemy_tune.results import read_metrics, read_trials
+
+    # grid over λ: 0 trains normally, 1e39 makes the first loss infinite
+    space = write_space(tmp_path, {"sampler": "grid", "pruner": "median", "max_concurrent": 2, "seed": 0},
+                        {"lambda": {"type": "categorical", "choices": [0, 1.0e39]}},
+                        {**TINY, "model": tiny_encoder_dir, "lr": 1e-3})
+    outcome = run_search(SearchRequest(space_path=space, storage=str(tmp_path / "runs"), name="real", num_cpus=2,
+                                       settings={"trials": 5}, progress_interval_s=1000))
+    run_dir = tmp_path / "runs" / "real"
+    assert outcome.counts == {C.COMPLETED: 1, C.DIVERGED: 1}  # the grid has 2 points, so 2 trials, not 5
+    assert outcome.best[0]["config"]["lambda"] == 0
+    meta = json.loads((run_dir / "alchemy_run.json").read_text())
+    assert meta["kind"] == "search" and meta["sampler"] == "grid" and meta["objectives"] == [["dev_unseen", "max"]]
+    trials = {r["cfg_lambda"]: r for r in read_trials(str(run_dir)).to_pylist()}
+    assert trials[0]["status"] == C.COMPLETED and trials[0]["n_reports"] == 3
+    assert trials[1e39]["status"] == C.DIVERGED and "non-finite" in trials[1e39]["error"]
+    assert trials[0]["cpus"] == 1.0 and trials[0]["wall_seconds"] > 0
+    metrics = read_metrics(str(run_dir)).to_pandas()
+    assert set(metrics["lang"]) == {"eng", "fra", "deu", "spa", "rus"}
+    # each trial's TensorBoard events are under its own folder in the run directory
+    events = list(run_dir.glob("*/tensorboard/events.out.tfevents.*"))
+    assert len(events) == 2
+    study = optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(run_dir / JOURNAL))))
+    states = sorted(t.state.name for t in study.trials)
+    assert states == ["COMPLETE", "FAIL"]
+    out = capsys.readouterr().out
+    assert "diverged" in out and "1 completed" in out
+
+
+@pytest.mark.slow
+def test_multi_objective_search_returns_a_pareto_front(tmp_path, scripted_workers, ray_cleanup):
+    space = write_space(tmp_path, {"sampler": "nsga2", "pruner": "none", "max_concurrent": 2, "seed": 1,
+                                   "objectives": [["dev_seen", "max"], ["dev_unseen", "max"]]},
+                        {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+                         "lambda": {"type": "categorical", "choices": [0, 1, 10]}})
+    outcome = run_search(SearchRequest(space_path=space, storage=str(tmp_path / "runs"), name="mo", num_cpus=2,
+                                       settings={"trials": 6}, trial_fn="scripted_trials:trade_off_trial",
+                                       progress_interval_s=1000))
+    assert outcome.counts == {C.COMPLETED: 6}
+    front = outcome.best
+    assert front and all(len(b["values"]) == 2 for b in front)
+    # no member of the front is dominated by another trial of the study
+    study = optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "runs" / "mo" / JOURNAL))))
+    values = [t.values for t in study.trials]
+    for b in front:
+        assert not any(v[0] >= b["values"][0] and v[1] >= b["values"][1] and v != b["values"] for v in values)

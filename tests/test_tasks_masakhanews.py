@@ -1,0 +1,122 @@
+"""MasakhaNEWS loader: the GitHub release's TSV splits in, a Task out, as ``--data-dir`` loads them."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from alchemy_tune.errors import UsageError
+from alchemy_tune.tasks import TaskOptions, load_task, masakhanews
+from release_fixtures import write_masakhanews
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    return write_masakhanews(tmp_path_factory.mktemp("news"), n_per_split=(14, 7, 7))
+
+
+def _rows(path):
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def test_paper_split_topics_and_headlines(repo):
+    task = load_task("masakhanews", TaskOptions(data_dir=str(repo)))
+    assert task.seen == ("amh", "eng", "fra", "hau", "swa", "orm", "som")
+    assert task.unseen == ("ibo", "lin", "lug", "pcm", "run", "sna", "tir", "xho", "yor")
+    assert task.labels == (
+        "business", "entertainment", "health", "politics", "religion", "sports", "technology"
+    )
+    assert set(task.train) == set(task.seen) and set(task.test) == set(task.dev) == set(task.languages)
+    rows = _rows(repo / "data" / "yor" / "test.tsv")
+    got = [(e.text, task.labels[e.label]) for e in task.test["yor"]]
+    assert got == [(r["headline"], r["category"]) for r in rows]
+    assert all(e.text_pair is None for e in task.test["yor"])
+    assert set(task.uriel_codes) == set(task.languages)
+    assert "masakhanews input: headline" in task.notes
+
+
+def test_headline_plus_text_keeps_quoted_multiline_bodies(repo):
+    task = load_task("masakhanews", TaskOptions(data_dir=str(repo / "data"), variant="headline+text"))
+    rows = _rows(repo / "data" / "hau" / "dev.tsv")
+    assert "\n" in rows[0]["text"] and '"' in rows[0]["text"] and "\t" in rows[0]["text"]
+    assert [e.text for e in task.dev["hau"]] == [f"{r['headline']}\n{r['text']}" for r in rows]
+    with pytest.raises(UsageError, match="task-variant: 'body' is not one of headline, headline\\+text"):
+        load_task("masakhanews", TaskOptions(data_dir=str(repo), variant="body"))
+
+
+def test_a_language_with_fewer_topics_keeps_the_seven_labels(tmp_path):
+    repo = write_masakhanews(tmp_path, langs=("eng", "sna"), n_per_split=(6, 3, 3))
+    three = ("business", "health", "politics")
+    write_masakhanews(tmp_path, langs=("sna",), n_per_split=(6, 3, 3), topics=three)
+    task = load_task("masakhanews", TaskOptions(data_dir=str(repo), seen=("eng",), unseen=("sna",)))
+    assert len(task.labels) == 7
+    assert {task.labels[e.label] for e in task.test["sna"]} == {"business", "health", "politics"}
+
+
+def test_sizes_nested_and_prefixes(repo):
+    full = load_task("masakhanews", TaskOptions(data_dir=str(repo)))
+    small = load_task("masakhanews", TaskOptions(data_dir=str(repo), train_size=5, dev_size=2, test_size=4))
+    large = load_task("masakhanews", TaskOptions(data_dir=str(repo), train_size=10))
+    for lang in full.seen:
+        assert small.train[lang] == large.train[lang][:5] and set(large.train[lang]) <= set(full.train[lang])
+    for lang in full.languages:
+        assert small.dev[lang] == full.dev[lang][:2] and small.test[lang] == full.test[lang][:4]
+
+
+@pytest.fixture
+def two(tmp_path):
+    repo = write_masakhanews(tmp_path, langs=("eng", "yor"), n_per_split=(7, 7, 7))
+    return repo, TaskOptions(data_dir=str(repo), seen=("eng",), unseen=("yor",))
+
+
+def test_unknown_category_names_file_and_value(two):
+    repo, options = two
+    path = repo / "data" / "yor" / "dev.tsv"
+    path.write_text(path.read_text(encoding="utf-8").replace("\nsports\t", "\nsport\t", 1), encoding="utf-8")
+    with pytest.raises(UsageError, match=r"yor/dev\.tsv:\d+: category 'sport' \(dev\) is not one of the 7"):
+        load_task("masakhanews", options)
+
+
+def test_wrong_columns_missing_file_empty_language(two):
+    repo, options = two
+    path = repo / "data" / "eng" / "train.tsv"
+    original = path.read_text(encoding="utf-8")
+    path.write_text(original.replace("category\theadline", "label\theadline", 1), encoding="utf-8")
+    expected = r"eng/train\.tsv: expected columns category, headline, text \(missing category\)"
+    with pytest.raises(UsageError, match=expected):
+        load_task("masakhanews", options)
+    path.write_text("category\theadline\ttext\turl\n", encoding="utf-8")
+    with pytest.raises(UsageError, match=r"train\.tsv: no usable train examples for masakhanews language"):
+        load_task("masakhanews", options)
+    path.write_text(original, encoding="utf-8")
+    (repo / "data" / "yor" / "test.tsv").unlink()
+    with pytest.raises(UsageError, match=r"yor/test\.tsv: missing; expected the MasakhaNEWS test split of"):
+        load_task("masakhanews", options)
+    with pytest.raises(UsageError, match=r"'xyz' not in task masakhanews; valid languages: amh, eng"):
+        load_task("masakhanews", TaskOptions(data_dir=str(repo), unseen=("xyz",)))
+
+
+def test_default_split_matches_module_constants():
+    # the paper's lists, spelled out once more so an accidental edit of the constants fails here
+    assert masakhanews.SEEN + masakhanews.UNSEEN == tuple(
+        "amh eng fra hau swa orm som ibo lin lug pcm run sna tir xho yor".split()
+    )
+
+
+def test_short_trial_runs_on_release_files(tmp_path, tiny_encoder_dir):
+    from alchemy_tune.config import TrialConfig
+    from alchemy_tune.train import run_trial
+
+    repo = write_masakhanews(tmp_path, langs=("eng", "hau", "yor"), n_per_split=(14, 7, 7))
+    config = TrialConfig(task="masakhanews", data_dir=str(repo), task_variant="headline+text",
+                         model=tiny_encoder_dir, num_layers=None, seen=("eng", "hau"), unseen=("yor",),
+                         max_steps=3, batch_size=8, max_length=32, evals_per_epoch=1, device="cpu")
+    reports = []
+    outcome = run_trial(config, lambda metrics, checkpoint: reports.append(metrics))
+    assert outcome.status == "completed" and reports
+    langs = reports[-1]["langs"]
+    assert set(langs) == {"eng", "hau", "yor"} and langs["yor"]["seen"] is False
+    assert set(langs["yor"]["test"]) == {"accuracy", "macro_f1"}
+    assert 0.0 <= reports[-1]["dev_unseen"] <= 1.0

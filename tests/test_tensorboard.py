@@ -1,0 +1,58 @@
+"""TensorBoard event files: written per trial, read back with TensorBoard's own EventAccumulator."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from alchemy_tune.tensorboard import TensorBoardLogger, scalars_of
+from test_results import make_report
+
+
+def _scalars(log_dir):
+    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_losses_lambda_averages_and_languages_are_logged_at_their_steps(tmp_path):
+    with TensorBoardLogger(tmp_path / "trial_0") as logger:
+        for step in (1, 2):
+            logger.log(make_report(step))
+    scalars = _scalars(tmp_path / "trial_0")
+    assert [s for s, _ in scalars["loss/train"]] == [1, 2]
+    assert scalars["lambda"][0][1] == pytest.approx(10.0)
+    assert scalars["dev/unseen"][1][1] == pytest.approx(make_report(2)["dev_unseen"], rel=1e-6)
+    assert scalars["dev_accuracy/unseen/sw-KE"][1] == (2, pytest.approx(0.22, rel=1e-6))
+    assert scalars["test_macro_f1/seen/eng"][0][1] == pytest.approx(0.1 / 3, rel=1e-6)
+    assert len([t for t in scalars if t.startswith("dev_accuracy/")]) == 4
+
+
+def test_each_trial_folder_is_a_separate_tensorboard_run(tmp_path):
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+
+    for trial in ("trial_0", "trial_1"):
+        logger = TensorBoardLogger(tmp_path / "search" / trial / "tensorboard")
+        logger.log(make_report(1))
+        logger.close()
+    mux = EventMultiplexer()
+    mux.AddRunsFromDirectory(str(tmp_path))  # what `tensorboard --logdir RUN_DIR` does
+    mux.Reload()
+    assert sorted(mux.Runs()) == ["search/trial_0/tensorboard", "search/trial_1/tensorboard"]
+
+
+def test_non_finite_and_missing_values_are_skipped():
+    report = make_report(1)
+    report["dev_unseen"] = math.nan
+    del report["uriel_loss"]
+    tags = scalars_of(report)
+    assert "dev/unseen" not in tags and "loss/uriel" not in tags and "dev/seen" in tags
+
+
+def test_step_must_be_an_int(tmp_path):
+    logger = TensorBoardLogger(tmp_path)
+    with pytest.raises(ValueError, match="'step' must be an int"):
+        logger.log({"step": None})
+    logger.close()

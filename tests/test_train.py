@@ -1,0 +1,123 @@
+"""The trial loop end to end on the real corpus with a tiny encoder: reports, resume, divergence, λ."""
+
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from alchemy_tune import constants as K
+from alchemy_tune.config import TrialConfig
+from alchemy_tune.train import CHECKPOINT_FILE, prepare, run_trial
+
+
+def tiny(tiny_encoder_dir, **changes) -> TrialConfig:
+    base = dict(model=tiny_encoder_dir, task="bible-genre", train_size=24, dev_size=12, test_size=12,
+                seen=("eng", "fra", "deu"), unseen=("spa", "rus"), batch_size=8, epochs=1.0, evals_per_epoch=3,
+                num_layers=None, max_length=48, lr=1e-3, device="cpu")
+    base.update(changes)
+    return TrialConfig.from_dict(base)
+
+
+class Recorder:
+    """A report callable that keeps every report and copies checkpoints it is handed."""
+
+    def __init__(self, keep_dir: Path | None = None, crash_after: int | None = None):
+        self.reports, self.checkpoints = [], []
+        self.keep_dir, self.crash_after = keep_dir, crash_after
+
+    def __call__(self, metrics, checkpoint_dir):
+        assert checkpoint_dir is None or (Path(checkpoint_dir) / CHECKPOINT_FILE).exists()
+        self.reports.append(metrics)
+        if checkpoint_dir and self.keep_dir:
+            dest = self.keep_dir / f"ckpt-{metrics[K.STEP]}"
+            shutil.copytree(checkpoint_dir, dest)
+            self.checkpoints.append(dest)
+        if self.crash_after is not None and len(self.reports) >= self.crash_after:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def test_trial_reports_per_language_metrics(tiny_encoder_dir):
+    rec = Recorder()
+    outcome = run_trial(tiny(tiny_encoder_dir), rec)
+    assert outcome.status == K.COMPLETED
+    # 3 seen languages x 24 = 72 examples / batch 8 = 9 steps, eval every 3 steps
+    assert [r[K.STEP] for r in rec.reports] == [3, 6, 9]
+    assert [r[K.STATUS] for r in rec.reports] == [K.RUNNING, K.RUNNING, K.COMPLETED]
+    last = rec.reports[-1]
+    assert set(last[K.LANGS]) == {"eng", "fra", "deu", "spa", "rus"}
+    assert last[K.LANGS]["spa"]["seen"] is False and last[K.LANGS]["eng"]["seen"] is True
+    assert set(last[K.LANGS]["spa"]["test"]) == {"accuracy", "macro_f1"}
+    unseen = [last[K.LANGS][l]["dev"]["accuracy"] for l in ("spa", "rus")]
+    assert last["dev_unseen"] == pytest.approx(sum(unseen) / 2)
+    for key in K.AVERAGE_KEYS:
+        assert 0.0 <= last[key] <= 1.0
+    assert last[K.LAMBDA] == 10.0 and last[K.URIEL_LOSS] > 0
+    assert last[K.TRAIN_SECONDS] > 0
+
+
+def test_resume_ends_with_the_same_metrics(tiny_encoder_dir, tmp_path):
+    config = tiny(tiny_encoder_dir, dropout=0.1)
+    full = Recorder()
+    run_trial(config, full)
+    crashed = Recorder(keep_dir=tmp_path, crash_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(config, crashed)
+    resumed = Recorder()
+    run_trial(config, resumed, resume_from=str(crashed.checkpoints[0]))
+    assert [r[K.STEP] for r in resumed.reports] == [6, 9]
+    a, b = full.reports[-1], resumed.reports[-1]
+    for key in K.AVERAGE_KEYS + (K.TRAIN_LOSS, K.URIEL_LOSS):
+        assert a[key] == pytest.approx(b[key], abs=1e-6), key
+    assert a[K.LANGS] == b[K.LANGS]
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tiny_encoder_dir, tmp_path):
+    rec = Recorder(keep_dir=tmp_path, crash_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(tiny(tiny_encoder_dir), rec)
+    with pytest.raises(ValueError, match="different config"):
+        run_trial(tiny(tiny_encoder_dir, lr=5e-4), Recorder(), resume_from=str(rec.checkpoints[0]))
+
+
+def test_nan_loss_ends_as_diverged_not_a_crash(tiny_encoder_dir):
+    rec = Recorder()
+    outcome = run_trial(tiny(tiny_encoder_dir, **{"lambda": 1e39}), rec)
+    assert outcome.status == K.DIVERGED
+    assert "non-finite loss at step 0" in outcome.reason
+    assert rec.reports[-1][K.STATUS] == K.DIVERGED and math.isnan(rec.reports[-1]["dev_unseen"])
+
+
+@pytest.mark.parametrize("lam, changes", [(10.0, True), (0.0, False)])
+def test_projection_is_trained_only_when_lambda_positive(tiny_encoder_dir, tmp_path, lam, changes):
+    config = tiny(tiny_encoder_dir, **{"lambda": lam})
+    initial = {k: v.clone() for k, v in prepare(config).model.projection.state_dict().items()}
+    rec = Recorder(keep_dir=tmp_path)
+    run_trial(config, rec)
+    state = torch.load(rec.checkpoints[-1] / CHECKPOINT_FILE, weights_only=True)["model"]
+    trained = {k.removeprefix("projection."): v for k, v in state.items() if k.startswith("projection.")}
+    assert trained.keys() == initial.keys()
+    differs = any(not torch.equal(trained[k], initial[k]) for k in initial)
+    assert differs is changes
+    if lam == 0:
+        assert math.isnan(rec.reports[-1][K.URIEL_LOSS])
+
+
+@pytest.mark.parametrize("schedule", ["warmup", "cosine_decay", "alchemyscale", "alchemytune"])
+def test_every_lambda_schedule_trains(tiny_encoder_dir, schedule):
+    rec = Recorder()
+    config = tiny(tiny_encoder_dir, lambda_schedule=schedule, max_steps=4, evals_per_epoch=1,
+                  projection="mlp", proj_sigmoid=True)
+    assert run_trial(config, rec).status == K.COMPLETED
+    assert math.isfinite(rec.reports[-1][K.LAMBDA]) and rec.reports[-1][K.LAMBDA] > 0
+
+
+def test_pair_regression_trial(tiny_encoder_dir):
+    rec = Recorder()
+    config = tiny(tiny_encoder_dir, task="bible-relatedness", max_steps=4, evals_per_epoch=1)
+    assert run_trial(config, rec).status == K.COMPLETED
+    last = rec.reports[-1]
+    assert last[K.PRIMARY_METRIC] == "pearson"
+    assert set(last[K.LANGS]["rus"]["test"]) == {"pearson", "spearman"}
+    assert -1.0 <= last["test_unseen"] <= 1.0
