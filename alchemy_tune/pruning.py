@@ -155,10 +155,10 @@ class OptunaPruningScheduler(_PruningMixin, FIFOScheduler):
 class AshaPruningScheduler(_PruningMixin, AsyncHyperBandScheduler):
     """Ray's ASHA deciding; Optuna still gets the curves and the PRUNED state."""
 
-    def __init__(self, study_handle, metric: str, mode: str, max_t: int, grace_period: int = 1,
-                 reduction_factor: float = 3):
-        AsyncHyperBandScheduler.__init__(self, time_attr=EVAL_INDEX, metric=metric, mode=mode,
-                                         max_t=max(max_t, grace_period), grace_period=grace_period,
+    def __init__(self, study_handle, metric: str, max_t: int, grace_period: int = 1, reduction_factor: float = 3):
+        # metric and mode reach ASHA from TuneConfig (Tune refuses them twice)
+        AsyncHyperBandScheduler.__init__(self, time_attr=EVAL_INDEX, max_t=max(max_t, grace_period),
+                                         grace_period=grace_period,
                                          reduction_factor=reduction_factor)
         self._setup(study_handle, metric, per_language=False)
 

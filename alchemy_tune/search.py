@@ -95,6 +95,8 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's boxed banner and tables; ours is one line
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+    if address and address != "auto" and not address.startswith("ray://"):
+        _check_reachable(address)
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -103,6 +105,19 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"--address {address}: cannot connect to a Ray cluster ({first[:200]})") from None
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Ray retries an unreachable GCS for minutes; a plain TCP connect answers in seconds."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--address {address}: expected HOST:PORT (e.g. 10.0.0.5:6379), 'auto' or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise UsageError(f"--address {address}: cannot connect to a Ray cluster ({exc.strerror or exc})") from None
 
 
 def check_resources(cpus: float, gpus: float, *, local: bool) -> None:
@@ -185,7 +200,7 @@ def build_components(space, settings, run_dir: str, run_id: str, request: Search
     metric, mode = objectives[0]
     if settings.pruner == "asha":
         max_t = int(getattr(settings, "max_evals", 0) or 100)
-        scheduler = AshaPruningScheduler(handle, metric, mode, max_t=max_t)
+        scheduler = AshaPruningScheduler(handle, metric, max_t=max_t)
     else:
         scheduler = OptunaPruningScheduler(handle, metric, settings.pruner)
     results = ResultsCallback(run_dir, run_id, handle, metric, mode)

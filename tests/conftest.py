@@ -6,12 +6,17 @@ ALCHEMY_TUNE_CACHE is already set, so the suite proves that a fresh machine can 
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
 
-os.environ.setdefault("ALCHEMY_TUNE_CACHE", tempfile.mkdtemp(prefix="alchemy-tune-cache-"))
+_CACHE = os.environ.setdefault("ALCHEMY_TUNE_CACHE", tempfile.mkdtemp(prefix="alchemy-tune-cache-"))
+if os.path.basename(_CACHE).startswith("alchemy-tune-cache-"):
+    # the converted encoder alone is 470 MB: don't leave it in /tmp after every session
+    atexit.register(shutil.rmtree, _CACHE, True)
 # Keep torch to the CI machine's size; tests run the real code paths, just small.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 

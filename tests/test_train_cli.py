@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 TINY = ["--train-size", "24", "--dev-size", "12", "--test-size", "12", "--seen", "eng,fra", "--unseen", "spa,rus",
-        "--batch-size", "8", "--epochs", "1", "--evals-per-epoch", "1", "--max-length", "48", "--lr", "1e-3"]
+        "--batch-size", "8", "--epochs", "1", "--evals-per-epoch", "1", "--max-length", "48", "--lr", "1e-3",
+        "--num-layers", "none"]
 
 
 def cli(*args, timeout=300):

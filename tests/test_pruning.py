@@ -1,0 +1,135 @@
+"""Pruning: every pruner by name, Wilcoxon over per-language scores, and real Ray trials stopped early."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+from ray.tune.schedulers import TrialScheduler
+
+from alchemy_tune import constants as C
+from alchemy_tune.errors import UsageError
+from alchemy_tune.optuna_searcher import StudyHandle
+from alchemy_tune.pruning import (PRUNED_AT_ATTR, PRUNERS, WILCOXON_STRIDE, OptunaPruningScheduler, build_pruner,
+                                  objective_langs)
+from alchemy_tune.search import JOURNAL, SearchRequest, run_search
+from alchemy_tune.space import load_space
+
+TESTS = Path(__file__).resolve().parent
+EXPECTED = {"none": "NopPruner", "asha": "NopPruner", "median": "MedianPruner", "percentile": "PercentilePruner",
+            "successive-halving": "SuccessiveHalvingPruner", "hyperband": "HyperbandPruner",
+            "threshold": "ThresholdPruner", "patient": "PatientPruner", "wilcoxon": "WilcoxonPruner"}
+
+
+@pytest.mark.parametrize("name", PRUNERS)
+def test_every_pruner_name_builds_its_optuna_pruner(name):
+    assert type(build_pruner(name)).__name__ == EXPECTED[name]
+
+
+def test_unknown_pruner_and_bad_options_are_usage_errors():
+    with pytest.raises(UsageError, match="'early'.*median"):
+        build_pruner("early")
+    with pytest.raises(UsageError, match="percentile"):
+        build_pruner("percentile", options={"percentile": 150})
+
+
+def _report(step, unseen: dict, seen: dict | None = None, **top):
+    langs = {k: {"seen": False, "dev": {"accuracy": v}} for k, v in unseen.items()}
+    langs.update({k: {"seen": True, "dev": {"accuracy": v}} for k, v in (seen or {}).items()})
+    return {"step": step, "langs": langs, "primary_metric": "accuracy", "status": C.RUNNING, **top}
+
+
+def test_objective_langs_pairs_the_objectives_group_in_a_stable_order():
+    report = _report(3, {"spa": 0.4, "rus": 0.3}, {"eng": 0.9})
+    assert objective_langs(report, "dev_unseen") == [("rus", 0.3), ("spa", 0.4)]
+    assert objective_langs(report, "dev_seen") == [("eng", 0.9)]
+    assert [lang for lang, _ in objective_langs(report, "dev_all")] == ["eng", "rus", "spa"]
+
+
+@pytest.mark.parametrize("pruner", ["median", "wilcoxon", "threshold", "percentile", "patient",
+                                    "successive-halving", "hyperband"])
+def test_scheduler_stops_a_clearly_bad_trial_and_marks_its_step(tmp_path, pruner):
+    """The scheduler on a real journal study: two good trials complete, then a bad one is stopped."""
+    space = load_space(_space(tmp_path))
+    handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_unseen", "max")], sampler="random",
+                         pruner=pruner, seed=0,
+                         pruner_options={"lower": 0.5} if pruner == "threshold" else None)
+    scheduler = OptunaPruningScheduler(handle, "dev_unseen", pruner)
+    langs = [f"l{i}" for i in range(8)]
+    decisions = {}
+    for name, level in (("good1", 0.80), ("good2", 0.84), ("good3", 0.86), ("bad", 0.10)):
+        handle.ask(name, space)
+        trial = SimpleNamespace(trial_id=name)
+        for it in range(1, 7):
+            rise = 0.01 * it * (-1 if name == "bad" else 1)  # the bad one gets worse (what patient waits for)
+            scores = {lang: level + 0.01 * i + rise for i, lang in enumerate(langs)}
+            result = _report(it * 10, scores, training_iteration=it,
+                             dev_unseen=sum(scores.values()) / len(scores))
+            if it == 6:
+                result["status"] = C.COMPLETED
+            decision = scheduler.on_trial_result(None, trial, result)
+            if decision == TrialScheduler.STOP:
+                break
+        decisions[name] = (decision, it)
+        handle.finish(name, result)
+    assert all(decisions[g][0] == TrialScheduler.CONTINUE for g in ("good1", "good2", "good3"))
+    decision, stopped_at = decisions["bad"]
+    assert decision == TrialScheduler.STOP and stopped_at < 6
+    frozen = handle.frozen("bad")
+    assert frozen.state == optuna.trial.TrialState.PRUNED
+    assert frozen.user_attrs[PRUNED_AT_ATTR] == stopped_at * 10  # the trial's own step, not the eval index
+    if pruner == "wilcoxon":  # one intermediate value per (evaluation, language)
+        assert set(frozen.intermediate_values) == {it * WILCOXON_STRIDE + i for it in range(1, stopped_at + 1)
+                                                   for i in range(len(langs))}
+    else:
+        assert set(frozen.intermediate_values) == set(range(1, stopped_at + 1))
+
+
+def test_a_diverged_report_is_not_pruned_and_stays_out_of_the_curves(tmp_path):
+    space = load_space(_space(tmp_path))
+    handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_unseen", "max")], sampler="random",
+                         pruner="threshold", seed=0, pruner_options={"lower": 0.5})
+    scheduler = OptunaPruningScheduler(handle, "dev_unseen", "threshold")
+    handle.ask("t", space)
+    result = {"step": 1, "training_iteration": 1, "dev_unseen": float("nan"), "status": C.DIVERGED,
+              "reason": "nan"}
+    assert scheduler.on_trial_result(None, SimpleNamespace(trial_id="t"), result) == TrialScheduler.CONTINUE
+    assert handle.finish("t", result) == C.DIVERGED
+    assert handle.frozen("t").intermediate_values == {}
+
+
+def _space(tmp_path: Path, sampler="random") -> str:
+    path = tmp_path / "space.yaml"
+    path.write_text(f"search: {{sampler: {sampler}}}\nlr: {{type: categorical, choices: [1.0e-3, 1.0e-6]}}\n")
+    return str(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pruner", ["median", "asha"])
+def test_ray_trials_are_really_stopped(tmp_path, monkeypatch, pruner):
+    """Grid order: two good trials (lr 1e-3) run to the end, then a clearly bad one (lr 1e-6: quality 0)
+    is stopped by the pruner after its first evaluation; Ray ran it for fewer evaluations."""
+    import ray
+
+    from alchemy_tune.results import read_trials
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    space = tmp_path / "space.yaml"
+    space.write_text("search: {sampler: grid, max_concurrent: 1, seed: 0}\n"
+                     "lr: {type: categorical, choices: [1.0e-3, 0.0011, 1.0e-6]}\n")
+    try:
+        outcome = run_search(SearchRequest(space_path=str(space), storage=str(tmp_path), name="p", num_cpus=1,
+                                           settings={"trials": 3, "pruner": pruner},
+                                           trial_fn="scripted_trials:quality_trial", progress_interval_s=1000))
+    finally:
+        ray.shutdown()
+    assert outcome.counts == {C.COMPLETED: 2, C.PRUNED: 1}
+    rows = {r["cfg_lr"]: r for r in read_trials(str(tmp_path / "p")).to_pylist()}
+    assert rows[1e-6]["status"] == C.PRUNED and rows[1e-6]["n_reports"] < rows[1e-3]["n_reports"] == 6
+    assert rows[1e-6]["pruned_at_step"] == rows[1e-6]["final_step"]
+    study = optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "p" / JOURNAL))))
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "PRUNED"]
