@@ -32,11 +32,11 @@ class TrialConfig:
     """Folder of the dataset's release files (paper tasks); None = bundled data / the hub."""
     task_variant: str | None = None
     """Task-specific input choice, e.g. MasakhaNews ``headline`` or ``headline+text``."""
-    train_size: int | None = 400
+    train_size: int | None = 300
     """Training examples per seen language (nested subsets by ``data_seed``); None = all."""
-    dev_size: int | None = 100
+    dev_size: int | None = 60
     """Dev examples per language; None = all."""
-    test_size: int | None = 200
+    test_size: int | None = 120
     """Test examples per language; None = all."""
     seen: tuple[str, ...] | None = None
     """Override the task's training languages (dataset codes)."""
@@ -44,7 +44,7 @@ class TrialConfig:
     """Override the task's held-out languages (dataset codes)."""
     data_seed: int = 0
     """Seed of the training-size subsets (kept apart from ``seed`` so seeds vary training only)."""
-    max_length: int = 128
+    max_length: int = 64
     """Maximum tokens per input (pair inputs together)."""
     group_by_length: bool = True
     """Batch examples of similar length together (with dynamic padding) to waste less compute."""
@@ -99,7 +99,7 @@ class TrialConfig:
     """Fraction of steps of linear LR warm-up before linear decay (paper: 0)."""
     grad_clip: float = 1.0
     batch_size: int = 32
-    evals_per_epoch: int = 2
+    evals_per_epoch: int = 1
     seed: int = 42
 
     # --- execution
@@ -211,6 +211,13 @@ def _problems(c: TrialConfig):
         yield from num(name, getattr(c, name), lambda v: 0 <= v <= 1, "in [0, 1]")
     if isinstance(c.uriel_features, str) and not c.uriel_features.strip("+ "):
         yield "uriel_features: empty; give '+'-joined lang2vec sets such as " + DEFAULT_FEATURES
+    elif isinstance(c.uriel_features, str):
+        from .uriel import parse_feature_spec  # numpy only; checked here so a typo fails before any loading
+
+        try:
+            parse_feature_spec(c.uriel_features)
+        except UsageError as exc:
+            yield f"uriel_features: {exc}"
     for name in ("seen", "unseen"):
         value = getattr(c, name)
         if value is not None and not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,14 +98,27 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     if address and address != "auto" and not address.startswith("ray://"):
         _check_reachable(address)
+        if address.rpartition(":")[0] in ("127.0.0.1", "localhost"):
+            _keep_loopback()
     try:
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
+            # "local": always a fresh embedded Ray, never silently joining one found on this machine
+            ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UsageError(f"--address {address}: cannot connect to a Ray cluster ({first[:200]})") from None
+
+
+def _keep_loopback() -> None:
+    """Ray rewrites a loopback address to the machine's outward IP before connecting, where a cluster
+    bound to 127.0.0.1 (``ray start --head --node-ip-address 127.0.0.1``) does not listen; Ray's own switch
+    for single-machine clusters (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0) keeps it on loopback."""
+    from ray._private import ray_constants
+
+    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -121,20 +135,40 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
 
 
 def check_resources(cpus: float, gpus: float, *, local: bool) -> None:
-    """Fail fast when no node could ever run one trial (instead of a trial pending forever)."""
+    """Fail fast when no node could ever run one trial (instead of a trial pending forever).
+
+    On a cluster the autoscaler may still be starting the right nodes: ask it for one trial's bundle and
+    wait up to $ALCHEMY_TUNE_NODE_WAIT_S seconds (default 600) before giving up.
+    """
     import ray
 
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    fits = any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in nodes)
-    if fits:
+    def fits() -> bool:
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        return any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in nodes)
+
+    if fits():
         return
+    if not local:
+        from ray.autoscaler.sdk import request_resources
+
+        wait_s = float(os.environ.get("ALCHEMY_TUNE_NODE_WAIT_S", "600"))
+        print(f"waiting up to {wait_s:.0f}s for a node with {cpus:g} CPU + {gpus:g} GPU (autoscaler)", flush=True)
+        request_resources(bundles=[{"CPU": cpus, **({"GPU": gpus} if gpus else {})}])
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and not fits():
+            time.sleep(5)
+        request_resources(bundles=[])
+        if fits():
+            return
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     total_gpus = max((r.get("GPU", 0) for r in nodes), default=0)
+    where = "this machine" if local else "the cluster's live nodes"
     if gpus > total_gpus:
-        where = "this machine" if local else "the cluster's live nodes"
         raise UsageError(f"--gpus-per-trial {gpus:g}: {where} has {total_gpus:g} GPU(s) per node; "
                          f"use --gpus-per-trial 0 (CPU) or a cluster with GPU nodes")
     most = max((r.get("CPU", 0) for r in nodes), default=0)
-    raise UsageError(f"--cpus-per-trial {cpus:g}: the largest node has {most:g} CPU(s); ask for at most that")
+    raise UsageError(f"--cpus-per-trial {cpus:g}: the largest node of {where} has {most:g} CPU(s); "
+                     "ask for at most that")
 
 
 # ----------------------------------------------------------------------------- paths

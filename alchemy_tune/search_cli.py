@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from .errors import UsageError
 
@@ -32,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--max-concurrent", type=int, help="most trials running at once")
     r.add_argument("--address", help="join this Ray cluster ('auto' on a cluster node); default: embedded Ray")
     r.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
-    r.add_argument("--storage", default="alchemy-runs",
-                   help="results root: a folder, an NFS path or a URI such as s3://bucket/prefix")
+    r.add_argument("--storage", default=os.environ.get("ALCHEMY_TUNE_STORAGE", "alchemy-runs"),
+                   help="results root: a folder, an NFS path or a URI such as s3://bucket/prefix "
+                        "(default: $ALCHEMY_TUNE_STORAGE, else ./alchemy-runs)")
     r.add_argument("--name", help="run name; the run folder is STORAGE/NAME (default: search-<time>)")
     r.add_argument("--max-failures", type=int, default=2,
                    help="retries of a crashed trial or one whose node died (each from its last checkpoint)")

@@ -1,0 +1,175 @@
+"""Search benchmarks, measured side by side in one run.
+
+(a) Orchestration efficiency: Σ trial busy time ÷ (search wall time × concurrent slots), for 16 short real
+    trials (the real trial loop, tiny encoder, bundled corpus) on an embedded Ray, 2 slots of 1 CPU.
+    Busy time is what each trial function spends running (prepare, train, evaluate, checkpoint); wall time
+    is ``Tuner.fit`` (Ray's start-up excluded). Target >= 0.90.
+(b) Pruning: compute spent until the best final dev score is reached, with the median pruner ÷ without,
+    same sampler (TPE) and seed, trials one at a time (so both runs are deterministic). "Reached" = the
+    first trial whose final score attains the lower of the two runs' best scores (the level both reach);
+    compute = Σ train_seconds reported by the trials finished by then. Target <= 0.40.
+    Real CPU trials here are ~40 s and score near chance, which would make this ratio noise; by default (b)
+    uses scripted learning curves (``curve_trial`` below: a known landscape over lr and λ, curves saturating
+    towards it, evaluation noise), i.e. it measures the pruner and the search machinery, not the encoder.
+    ``--real-b`` runs (b) on real tiny-encoder trials instead.
+
+    python benchmarks/bench_search.py [--trials-b 30] [--real-b]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+N_EVALS = 8
+SECONDS_PER_EVAL = 0.05  # wall seconds per scripted evaluation; "compute" counts 10 s each
+
+
+def curve_trial(config, report, *, resume_from=None):
+    """A learning curve towards a known optimum (lr 3e-4, λ 10), with seeded evaluation noise."""
+    lr, lam = config.get("lr", 1e-3), config.get("lambda", 0)
+    final = 0.75 - 0.18 * (math.log10(lr) - math.log10(3e-4)) ** 2 - 0.004 * abs(lam - 10)
+    rng = random.Random(json.dumps(config, sort_keys=True))
+    step = 0
+    if resume_from:
+        step = json.loads(Path(resume_from, "s.json").read_text())["step"]
+    while step < N_EVALS:
+        time.sleep(SECONDS_PER_EVAL)
+        step += 1
+        value = final * (1 - math.exp(-1.2 * step)) + rng.gauss(0, 0.01)
+        metrics = {"step": step * 10, "epoch": step / 4, "dev_unseen": value, "dev_seen": value + 0.1,
+                   "dev_all": value + 0.05, "status": "completed" if step == N_EVALS else "running", "reason": "",
+                   "train_seconds": 10.0 * step, "primary_metric": "accuracy", "langs": {}}
+        with tempfile.TemporaryDirectory() as ckpt:
+            Path(ckpt, "s.json").write_text(json.dumps({"step": step}))
+            report(metrics, ckpt)
+
+
+def write_space(path: Path, body: str) -> str:
+    path.write_text(body)
+    return str(path)
+
+
+def search(space: str, storage: str, name: str, trials: int, pruner: str, trial_fn: str, cpus: int):
+    import ray
+
+    from alchemy_tune.search import SearchRequest, init_ray, run_search
+
+    init_ray(None, cpus)
+    start = time.perf_counter()
+    try:
+        outcome = run_search(SearchRequest(space_path=space, storage=storage, name=name, num_cpus=cpus,
+                                           settings={"trials": trials, "pruner": pruner}, trial_fn=trial_fn,
+                                           progress_interval_s=1e9))
+        wall = time.perf_counter() - start
+    finally:
+        ray.shutdown()
+    return outcome, wall
+
+
+def efficiency(tmp: Path) -> None:
+    from ray.tune import ExperimentAnalysis
+
+    from alchemy_tune.encoder import make_tiny_encoder
+    from alchemy_tune.trainable import BUSY_SECONDS
+
+    tiny = make_tiny_encoder(tmp / "tiny")
+    space = write_space(tmp / "a.yaml", f"""
+search: {{sampler: random, max_concurrent: 2, cpus_per_trial: 1, seed: 0}}
+model: {tiny}
+task: bible-genre
+train_size: 24
+dev_size: 12
+test_size: 12
+seen: [eng, fra, deu]
+unseen: [spa, rus]
+batch_size: 8
+epochs: 2
+evals_per_epoch: 2
+max_length: 48
+num_layers: null
+threads: 1
+device: cpu
+lr: {{type: float, low: 1.0e-4, high: 1.0e-2, log: true}}
+lambda: {{type: categorical, choices: [0, 1, 10]}}
+""")
+    outcome, wall = search(space, str(tmp / "runs"), "efficiency", 16, "none", "alchemy_tune.train:run_trial", 2)
+    trials = ExperimentAnalysis(outcome.run_dir).trials
+    busy = sum(t.last_result.get(BUSY_SECONDS, 0.0) for t in trials)
+    print(f"(a) orchestration efficiency: {len(trials)} real trials, busy {busy:.1f} s over wall {wall:.1f} s "
+          f"x 2 slots = {busy / (wall * 2):.3f}  (target >= 0.90; mean trial {busy / len(trials):.1f} s)")
+
+
+def compute_to_reach(run_dir: str, target: float) -> float:
+    from alchemy_tune.results import read_trials
+
+    rows = sorted(read_trials(run_dir).to_pylist(), key=lambda r: r["updated"])
+    spent = 0.0
+    for r in rows:
+        spent += r["compute_seconds"] or 0.0
+        if r["status"] == "completed" and (r["final_dev_unseen"] or -1) >= target - 1e-12:
+            return spent
+    return math.inf
+
+
+def pruning(tmp: Path, trials: int, real: bool) -> None:
+    from alchemy_tune.results import read_trials
+
+    if real:
+        from alchemy_tune.encoder import make_tiny_encoder
+
+        model = make_tiny_encoder(tmp / "tiny-b")
+        fixed = (f"model: {model}\ntask: bible-genre\ntrain_size: 24\ndev_size: 12\ntest_size: 12\n"
+                 "seen: [eng, fra, deu]\nunseen: [spa, rus]\nbatch_size: 8\nepochs: 2\nevals_per_epoch: 4\n"
+                 "max_length: 48\nnum_layers: null\nthreads: 1\ndevice: cpu\n")
+        trial_fn = "alchemy_tune.train:run_trial"
+    else:
+        fixed, trial_fn = "", "bench_search:curve_trial"
+    space = write_space(tmp / "b.yaml", f"""
+search: {{sampler: tpe, max_concurrent: 1, cpus_per_trial: 1, seed: 7}}
+{fixed}lr: {{type: float, low: 1.0e-6, high: 1.0e-1, log: true}}
+lambda: {{type: categorical, choices: [0, 1, 10, 25]}}
+""")
+    runs = {}
+    for pruner in ("median", "none"):
+        outcome, wall = search(space, str(tmp / "runs"), f"prune-{pruner}", trials, pruner, trial_fn, 1)
+        table = read_trials(outcome.run_dir).to_pylist()
+        best = max(r["final_dev_unseen"] for r in table if r["status"] == "completed")
+        runs[pruner] = (outcome.run_dir, best, wall, sum(r["status"] == "pruned" for r in table),
+                        sum(r["compute_seconds"] or 0 for r in table))
+    target = min(runs["median"][1], runs["none"][1])
+    spent = {p: compute_to_reach(runs[p][0], target) for p in runs}
+    for p, (_, best, wall, n_pruned, total) in runs.items():
+        print(f"    {p:>6}: best final dev_unseen {best:.4f}, {n_pruned} pruned, total compute {total:.0f} s, "
+              f"compute to reach {target:.4f}: {spent[p]:.0f} s (wall {wall:.0f} s)")
+    kind = "real tiny-encoder" if real else "scripted-curve"
+    print(f"(b) compute until the best final dev score, median pruner / no pruner ({trials} {kind} trials, "
+          f"TPE seed 7): {spent['median'] / spent['none']:.3f}  (target <= 0.40)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials-b", type=int, default=30)
+    parser.add_argument("--real-b", action="store_true")
+    parser.add_argument("--only", choices=("a", "b"))
+    args = parser.parse_args()
+    # Ray workers import this file's curve_trial by module name.
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+    with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
+        if args.only in (None, "a"):
+            efficiency(Path(tmp))
+        if args.only in (None, "b"):
+            pruning(Path(tmp), args.trials_b, args.real_b)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
