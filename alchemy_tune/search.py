@@ -280,7 +280,10 @@ def make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir: str
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.trials,
-                                    max_concurrent_trials=settings.max_concurrent, metric=metric, mode=mode),
+                                    max_concurrent_trials=settings.max_concurrent, metric=metric, mode=mode,
+                                    # a new worker process per trial costs seconds (torch imports); trials
+                                    # of the same resources reuse one, its state reset by Tune
+                                    reuse_actors=True),
         run_config=tune.RunConfig(
             name=name, storage_path=storage, callbacks=callbacks, verbose=0,
             failure_config=tune.FailureConfig(max_failures=max_failures),

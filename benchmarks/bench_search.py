@@ -92,8 +92,8 @@ test_size: 12
 seen: [eng, fra, deu]
 unseen: [spa, rus]
 batch_size: 8
-epochs: 2
-evals_per_epoch: 2
+epochs: 8
+evals_per_epoch: 1
 max_length: 48
 num_layers: null
 threads: 1
