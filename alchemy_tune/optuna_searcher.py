@@ -13,8 +13,8 @@ never recorded (an "orphan") is handed to the next Ray trial instead of asking a
 
 from __future__ import annotations
 
-import logging
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -28,7 +28,6 @@ from . import constants as C
 from .errors import UsageError
 from .pruning import PRUNED_AT_ATTR, build_pruner
 
-logger = logging.getLogger(__name__)
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2", "grid", "bruteforce")
 STUDY_NAME = "alchemy-tune"
@@ -41,7 +40,10 @@ STATUS_ATTR = "alchemy_status"
 
 def build_sampler(name: str, *, seed: int | None, n_objectives: int = 1, concurrent: int = 1,
                   n_startup_trials: int | None = None) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler called ``name``; ``grid`` is served by enqueued trials over a random fallback."""
+    """The Optuna sampler called ``name``; ``grid`` is served by enqueued trials over a random fallback.
+
+    ``concurrent`` is the most trials running at once (0 = no limit).
+    """
     if name not in SAMPLERS:
         raise UsageError(f"sampler: {name!r} is not one of {', '.join(SAMPLERS)}")
     if n_objectives > 1 and name == "cmaes":
@@ -50,7 +52,7 @@ def build_sampler(name: str, *, seed: int | None, n_objectives: int = 1, concurr
     if name == "tpe":
         # constant_liar: pending trials count as bad, so concurrent workers don't all sample the same spot.
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          constant_liar=concurrent > 1, **startup)
+                                          constant_liar=concurrent != 1, **startup)
     if name == "random" or name == "grid":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "gp":
@@ -67,8 +69,9 @@ class StudyHandle:
 
     def __init__(self, journal_path: str, *, objectives: Sequence[tuple[str, str]], sampler: str, pruner: str,
                  seed: int | None, concurrent: int = 1, pruner_options: Mapping[str, Any] | None = None,
-                 n_startup_trials: int | None = None):
+                 n_startup_trials: int | None = None, run_dir: str | None = None):
         self.journal_path = str(journal_path)
+        self.run_dir = run_dir
         self.objective_metrics = tuple(m for m, _ in objectives)
         self.directions = [("maximize" if d == "max" else "minimize") for _, d in objectives]
         self.metric = self.objective_metrics[0]
@@ -84,6 +87,14 @@ class StudyHandle:
         state["_study"], state["_ids"] = None, {}
         return state
 
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        from alchemy_tune.search import is_uri, journal_location
+
+        if self.run_dir and is_uri(self.run_dir):
+            # A journal mirrored from an object store lives in this machine's cache, wherever the run began.
+            self.journal_path = journal_location(self.run_dir)
+
     @property
     def multi_objective(self) -> bool:
         return len(self.directions) > 1
@@ -93,11 +104,13 @@ class StudyHandle:
         if self._study is None:
             Path(self.journal_path).parent.mkdir(parents=True, exist_ok=True)
             storage = JournalStorage(JournalFileBackend(self.journal_path))
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            # TPE's `group`, BruteForce, Patient and Wilcoxon are "experimental" in Optuna; chosen knowingly.
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
             sampler = build_sampler(self.sampler_name, seed=self.seed, n_objectives=len(self.directions),
                                     concurrent=self.concurrent, n_startup_trials=self.n_startup_trials)
             mode = "max" if self.directions[0] == "maximize" else "min"
             pruner = build_pruner(self.pruner_name, mode=mode, options=self.pruner_options)
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
             self._study = optuna.create_study(storage=storage, study_name=STUDY_NAME, directions=self.directions,
                                               sampler=sampler, pruner=pruner, load_if_exists=True)
         return self._study
@@ -162,6 +175,8 @@ class StudyHandle:
         frozen = self.frozen(ray_id)
         if frozen is None or frozen.state.is_finished():
             return None
+        if not result and not error:
+            return None  # removed before it ever ran (search stopped): a resumed search still runs it
         sid, result = frozen._trial_id, result or {}
         storage = self.study._storage
         values = [result.get(m) for m in self.objective_metrics]

@@ -118,13 +118,15 @@ class _PruningMixin:
         otrial = self._handle.optuna_trial(trial_id)
         eval_index = int(result.get(EVAL_INDEX) or 1)
         if self._per_language:
-            for i, (_, value) in enumerate(objective_langs(result, self._metric_name)):
-                otrial.report(value, eval_index * WILCOXON_STRIDE + i)
+            values = {eval_index * WILCOXON_STRIDE + i: v
+                      for i, (_, v) in enumerate(objective_langs(result, self._metric_name))}
         else:
             value = result.get(self._metric_name)
-            if not _finite(value):
-                value = float("nan")  # Median/Percentile/Threshold treat NaN as worse than anything
-            otrial.report(float(value), eval_index)
+            # Median/Percentile/Threshold treat NaN as worse than anything
+            values = {eval_index: float(value) if _finite(value) else float("nan")}
+        for step, value in values.items():
+            if step not in frozen.intermediate_values:  # a trial restored from a checkpoint repeats steps
+                otrial.report(value, step)
         # The final evaluation is reported (later trials are compared with it) but never pruned.
         ending = result.get(C.STATUS) == C.COMPLETED or result.get("done")
         return not ending and bool(otrial.should_prune())

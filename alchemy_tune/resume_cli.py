@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .search import resume_search
+    from .resume import resume_search
     from .search_cli import print_outcome
 
     print_outcome(resume_search(args.run_dir, address=args.address, num_cpus=args.num_cpus))

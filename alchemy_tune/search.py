@@ -16,6 +16,7 @@ Run as a plain script on a cluster's head node (``ray submit clusters/gpu.yaml a
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 import time
@@ -23,10 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alchemy_tune import constants as C
-from alchemy_tune.errors import UsageError
-from alchemy_tune.optuna_searcher import SAMPLERS, OptunaSearcher, StudyHandle
-from alchemy_tune.pruning import PRUNERS
+if __name__ == "__main__":
+    # Run as a file (`python alchemy_tune/search.py`), this folder would come first on sys.path and its
+    # modules (tensorboard.py, config.py, ...) would shadow the top-level packages of the same names.
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
+
+from alchemy_tune import constants as C  # noqa: E402  (absolute: this file also runs as a plain script)
+from alchemy_tune.errors import UsageError  # noqa: E402
+from alchemy_tune.optuna_searcher import SAMPLERS, OptunaSearcher, StudyHandle  # noqa: E402
+from alchemy_tune.pruning import PRUNERS  # noqa: E402
 
 JOURNAL = "study.journal"
 DEFAULT_STORAGE = "alchemy-runs"
@@ -62,6 +69,7 @@ class SearchOutcome:
     counts: dict[str, int]
     best: list[dict]
     """Best trial (single objective) or the Pareto front: {number, ray_trial_id, values, config}."""
+    wall_seconds: float | None = None
 
 
 def default_space() -> str:
@@ -221,20 +229,21 @@ def build_components(space, settings, run_dir: str, run_id: str, request: Search
 
     objectives = [tuple(o) for o in (settings.objectives or ((settings.metric, settings.mode),))]
     handle = StudyHandle(journal, objectives=objectives, sampler=settings.sampler, pruner=settings.pruner,
-                         seed=settings.seed, concurrent=settings.max_concurrent or 1,
+                         seed=settings.seed, concurrent=settings.max_concurrent or 0,  # 0 = unlimited
                          pruner_options=getattr(settings, "pruner_options", None),
-                         n_startup_trials=getattr(settings, "n_startup_trials", None))
+                         n_startup_trials=getattr(settings, "n_startup_trials", None), run_dir=run_dir)
     grid = None
     if settings.sampler == "grid":
         grid = space.grid()
         if not grid:
-            raise UsageError(f"sampler grid: space {request.space_path or 'default'} has continuous parameters; "
-                             "give every parameter 'values' (or use bruteforce/tpe)")
+            raise UsageError(f"sampler grid: space {space.path} has continuous parameters; give each "
+                             "parameter choices or a step (or use bruteforce/tpe)")
     searcher = OptunaSearcher(handle, space, settings.trials, grid=grid)
-    metric, mode = objectives[0]
+    metric, mode = watched(settings)
     if settings.pruner == "asha":
-        max_t = int(getattr(settings, "max_evals", 0) or 100)
-        scheduler = AshaPruningScheduler(handle, metric, max_t=max_t)
+        fixed = space.fixed()
+        evals = fixed.get("epochs", 0) * fixed.get("evals_per_epoch", 0)  # ASHA's top rung, when known
+        scheduler = AshaPruningScheduler(handle, metric, max_t=math.ceil(evals) if evals else 100)
     else:
         scheduler = OptunaPruningScheduler(handle, metric, settings.pruner)
     results = ResultsCallback(run_dir, run_id, handle, metric, mode)
@@ -242,6 +251,12 @@ def build_components(space, settings, run_dir: str, run_id: str, request: Search
     if is_uri(run_dir):
         results.after_trial = lambda: upload_journal(run_dir, journal)
     return searcher, scheduler, [results, progress], handle
+
+
+def watched(settings) -> tuple[str, str]:
+    """The (metric, mode) Tune and the pruners watch: the objective, or ``metric`` beside several objectives."""
+    objectives = settings.objectives or ((settings.metric, settings.mode),)
+    return tuple(objectives[0]) if len(objectives) == 1 else (settings.metric, settings.mode)
 
 
 def validate_settings(settings) -> None:
@@ -269,14 +284,14 @@ def validate_settings(settings) -> None:
             raise UsageError(f"mode: {mode!r} is not one of max, min")
     if len(objectives) > 1 and settings.pruner not in ("none", "asha"):
         raise UsageError(f"--pruner {settings.pruner}: Optuna pruners need one objective, this search has "
-                         f"{len(objectives)}; use --pruner none or asha (ASHA prunes on {objectives[0][0]})")
+                         f"{len(objectives)}; use --pruner none or asha (ASHA prunes on {settings.metric})")
 
 
 def make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir: str, max_failures: int):
     from ray import tune
 
     storage, name = os.path.split(run_dir.rstrip("/")) if not is_uri(run_dir) else run_dir.rstrip("/").rsplit("/", 1)
-    metric, mode = (settings.objectives or ((settings.metric, settings.mode),))[0]
+    metric, mode = watched(settings)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.trials,
@@ -336,9 +351,10 @@ def run_search(request: SearchRequest) -> SearchOutcome:
     check_resources(settings.cpus_per_trial, settings.gpus_per_trial or 0, local=request.address is None)
     journal = journal_location(run_dir)
     objectives = [list(o) for o in (settings.objectives or ((settings.metric, settings.mode),))]
+    metric, mode = watched(settings)
     meta = write_metadata(
-        run_dir, "search", task=space.fixed().get("task"), space=space.path, metric=objectives[0][0],
-        mode=objectives[0][1], objectives=objectives, sampler=settings.sampler, pruner=settings.pruner,
+        run_dir, "search", task=space.fixed().get("task"), space=space.path, metric=metric, mode=mode,
+        objectives=objectives, sampler=settings.sampler, pruner=settings.pruner,
         trials=settings.trials, seed=settings.seed, trial_fn=request.trial_fn,
         resources=trial_resources(settings), max_concurrent=settings.max_concurrent,
         max_failures=request.max_failures,
@@ -347,66 +363,12 @@ def run_search(request: SearchRequest) -> SearchOutcome:
                                                               journal)
     trainable = make_trainable(request.trial_fn, trial_resources(settings))
     tuner = make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir, request.max_failures)
+    started = time.perf_counter()
     tuner.fit()
     upload_journal(run_dir, journal)
-    return summarize(handle, run_dir)
-
-
-def resume_search(run_dir: str, *, address: str | None = None, num_cpus: int | None = None,
-                  progress_interval_s: float | None = None) -> SearchOutcome:
-    """Continue a search whose driver died: Tune restores its trials from their checkpoints and the study
-    is reconciled first, so every trial ends up in the study and in the results exactly once."""
-    from ray import tune
-
-    from alchemy_tune.run_dir import read_metadata
-    from alchemy_tune.trainable import make_trainable
-
-    meta = read_metadata(run_dir)
-    if meta.get("kind") != "search":
-        raise UsageError(f"{run_dir}: a {meta.get('kind')!r} run, not a search; only searches can be resumed")
-    run_dir = run_dir.rstrip("/") if is_uri(run_dir) else local_path(run_dir)
-    journal = journal_location(run_dir)
-    download_journal(run_dir, journal)
-    if not os.path.exists(journal):
-        raise UsageError(f"{run_dir}: no {JOURNAL} (the search died before its first trial); start a new search")
-    if not tune.Tuner.can_restore(run_dir):
-        raise UsageError(f"{run_dir}: no Ray Tune experiment state; start a new search instead")
-    init_ray(address, num_cpus)
-    handle = StudyHandle(journal, objectives=[tuple(o) for o in meta["objectives"]], sampler=meta["sampler"],
-                         pruner=meta["pruner"], seed=meta.get("seed"))
-    reconcile(run_dir, meta["run_id"], handle)
-    trainable = make_trainable(meta.get("trial_fn") or "alchemy_tune.train:run_trial", meta.get("resources"))
-    tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=False,
-                               restart_errored=False)
-    tuner.fit()
-    upload_journal(run_dir, journal)
-    return summarize(handle, run_dir)
-
-
-def reconcile(run_dir: str, run_id: str, handle: StudyHandle) -> None:
-    """Make the study agree with what Tune recorded before the driver died.
-
-    A trial Tune saw end but Optuna was never told about is told now (and recorded in the results); an
-    Optuna trial Tune never recorded is flagged an orphan, and the next new Ray trial takes it over.
-    """
-    from ray.tune import ExperimentAnalysis
-
-    from alchemy_tune.progress import final_status
-    from alchemy_tune.results import ResultsWriter
-
-    trials = ExperimentAnalysis(run_dir).trials
-    writer = None
-    for trial in trials:
-        if trial.status not in ("TERMINATED", "ERROR"):
-            continue
-        error = trial.status == "ERROR"
-        if handle.finish(trial.trial_id, trial.last_result, error=error) is None:
-            continue
-        writer = writer or ResultsWriter(run_dir, run_id)
-        status, reason, step = final_status(handle, trial, error=error)
-        writer.end_trial(trial.trial_id, status, error=reason, pruned_at_step=step,
-                         wall_seconds=(trial.last_result or {}).get("time_total_s"))
-    handle.mark_orphans({t.trial_id for t in trials})
+    outcome = summarize(handle, run_dir)
+    outcome.wall_seconds = time.perf_counter() - started
+    return outcome
 
 
 def _timestamp() -> str:

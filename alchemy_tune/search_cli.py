@@ -48,7 +48,8 @@ def _given(args: argparse.Namespace, names) -> dict:
 
 def print_outcome(outcome) -> None:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
-    print(f"\nsearch finished: {counts or 'no trials'}")
+    took = f" in {outcome.wall_seconds / 60:.1f} min" if outcome.wall_seconds else ""
+    print(f"\nsearch finished{took}: {counts or 'no trials'}")
     if not outcome.best:
         print("no trial completed, so there is no best configuration")
     for best in outcome.best:

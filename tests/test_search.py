@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import textwrap
 from pathlib import Path
 
 import optuna
@@ -78,6 +77,23 @@ def test_dry_run_shows_the_plan_of_the_default_space(capsys):
     assert main(["--trials", "3", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "3 trials" in out and "default.yaml" in out and "lr (" in out
+
+
+def test_search_runs_as_a_plain_script_like_ray_submit(tmp_path):
+    """`ray submit` copies search.py alone to the head node's home and runs `python ~/search.py ARGS`."""
+    import shutil
+    import subprocess
+    import sys
+
+    source = TESTS.parent / "alchemy_tune" / "search.py"
+    shutil.copy(source, tmp_path / "search.py")
+    copied = subprocess.run([sys.executable, "search.py", "--trials", "2", "--dry-run"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert copied.returncode == 0, copied.stderr
+    assert "2 trials" in copied.stdout
+    in_place = subprocess.run([sys.executable, str(source), "--trials", "0"], capture_output=True, text=True,
+                              timeout=120)
+    assert in_place.returncode == 2 and "--trials" in in_place.stderr
 
 
 def test_gpus_on_a_machine_without_them_fail_fast(tmp_path, capsys, ray_cleanup):
