@@ -49,9 +49,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
 import time
-import uuid
 from dataclasses import fields
 from typing import Any, Mapping
 
@@ -62,13 +60,14 @@ import pyarrow.parquet as pq
 
 from . import constants as C
 from .errors import UsageError
+from .run_dir import RUN_FILE as RUN_META
+from .run_dir import atomic_write, resolve
+from .run_dir import read_metadata as read_run_meta
 
 SCHEMA_VERSION = 1
 RESULTS_DIR = "results"
-RUN_META = "alchemy_run.json"
 STATUSES = (C.RUNNING, C.COMPLETED, C.PRUNED, C.DIVERGED, C.FAILED)
 _META_KEY = b"schema_version"
-_OBJECT_STORES = ("s3", "gcs", "abfs")
 
 METRICS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("trial_id", pa.string()), ("step", pa.int64()), ("epoch", pa.float64()),
@@ -109,57 +108,13 @@ _TRIAL_COLUMNS: list[tuple[str, pa.DataType]] = (
 
 
 # ----------------------------------------------------------------------------- storage
-def resolve(run_dir: str) -> tuple[pafs.FileSystem, str]:
-    """``scheme://...`` through pyarrow's filesystems (s3, gs, hdfs, file, ...); anything else is local."""
-    if "://" in str(run_dir):
-        try:
-            return pafs.FileSystem.from_uri(str(run_dir))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-            raise UsageError(f"{run_dir}: cannot open this storage URI ({exc})") from None
-    return pafs.LocalFileSystem(), os.path.abspath(os.fspath(run_dir))
-
-
 def _exists(fs: pafs.FileSystem, path: str) -> bool:
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
 def write_table_atomic(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
     """Readers see the old file or the new one, never a half-written one."""
-    parent = path.rsplit("/", 1)[0]
-    fs.create_dir(parent, recursive=True)
-    if fs.type_name in _OBJECT_STORES:
-        pq.write_table(table, path, filesystem=fs, compression="zstd")
-        return
-    tmp = f"{parent}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp"
-    try:
-        pq.write_table(table, tmp, filesystem=fs, compression="zstd")
-        fs.move(tmp, path)  # a rename on local/NFS filesystems: replaces the target in one step
-    except BaseException:
-        if _exists(fs, tmp):
-            fs.delete_file(tmp)
-        raise
-
-
-def read_run_meta(run_dir: str) -> dict:
-    """The run's alchemy_run.json; UsageError if the folder is missing or is not a run."""
-    fs, root = resolve(run_dir)
-    info = fs.get_file_info(root)
-    if info.type == pafs.FileType.NotFound:
-        raise UsageError(f"{run_dir}: no such directory")
-    if info.type != pafs.FileType.Directory:
-        raise UsageError(f"{run_dir}: not a directory; give a run folder (one holding {RUN_META})")
-    if not _exists(fs, f"{root}/{RUN_META}"):
-        raise UsageError(f"{run_dir}: not a run (no {RUN_META}); give a folder made by alchemy-tune "
-                         "search or train --out")
-    with fs.open_input_stream(f"{root}/{RUN_META}") as handle:
-        text = handle.read().decode("utf-8", "replace")
-    try:
-        meta = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{run_dir}/{RUN_META}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if not isinstance(meta, dict):
-        raise UsageError(f"{run_dir}/{RUN_META}: expected a JSON object")
-    return meta
+    atomic_write(fs, path, lambda target: pq.write_table(table, target, filesystem=fs, compression="zstd"))
 
 
 def _read(run_dir: str, name: str, schema: pa.Schema | None, columns: list[str] | None) -> pa.Table:

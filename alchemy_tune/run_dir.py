@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import time
 import uuid
 from importlib import metadata
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
+
+import pyarrow as pa
+import pyarrow.fs as pafs
 
 from .errors import UsageError
 
@@ -30,35 +34,52 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _fs_and_path(path: str):
-    import pyarrow.fs as pafs
+_OBJECT_STORES = ("s3", "gcs", "abfs")
 
-    if "://" in str(path):
-        return pafs.FileSystem.from_uri(str(path))
-    import os
 
-    return pafs.LocalFileSystem(), os.path.abspath(str(path))
+def resolve(run_dir: str) -> tuple[pafs.FileSystem, str]:
+    """``scheme://...`` through pyarrow's filesystems (s3, gs, hdfs, file, ...); anything else is local."""
+    if "://" in str(run_dir):
+        try:
+            return pafs.FileSystem.from_uri(str(run_dir))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            raise UsageError(f"{run_dir}: cannot open this storage URI ({exc})") from None
+    return pafs.LocalFileSystem(), os.path.abspath(os.fspath(run_dir))
 
 
 def join(run_dir: str, *parts: str) -> str:
     return "/".join([str(run_dir).rstrip("/"), *parts])
 
 
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    """Local: temp file + rename. Object stores: one PUT, which is atomic there."""
-    fs, p = _fs_and_path(path)
-    parent = p.rsplit("/", 1)[0]
-    fs.create_dir(parent, recursive=True)
-    import pyarrow.fs as pafs
+def atomic_write(fs: pafs.FileSystem, path: str, write: Callable[[str], None]) -> None:
+    """Call ``write(target)`` so that readers see the old file or the new one, never a half-written one.
 
-    if isinstance(fs, pafs.LocalFileSystem):
-        tmp = f"{parent}/.{p.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp"
-        with fs.open_output_stream(tmp) as out:
+    Local and mounted filesystems: write a temporary file beside ``path``, then rename it over ``path``.
+    Object stores: one PUT of the whole object, which is atomic there.
+    """
+    parent = path.rsplit("/", 1)[0]
+    fs.create_dir(parent, recursive=True)
+    if fs.type_name in _OBJECT_STORES:
+        write(path)
+        return
+    tmp = f"{parent}/.{path.rsplit('/', 1)[1]}.{uuid.uuid4().hex}.tmp"
+    try:
+        write(tmp)
+        fs.move(tmp, path)
+    except BaseException:
+        if fs.get_file_info(tmp).type != pafs.FileType.NotFound:
+            fs.delete_file(tmp)
+        raise
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    fs, p = resolve(path)
+
+    def put(target: str) -> None:
+        with fs.open_output_stream(target) as out:
             out.write(data)
-        fs.move(tmp, p)
-    else:
-        with fs.open_output_stream(p) as out:
-            out.write(data)
+
+    atomic_write(fs, p, put)
 
 
 def write_metadata(run_dir: str, kind: str, **fields: Any) -> dict:
@@ -73,9 +94,7 @@ def write_metadata(run_dir: str, kind: str, **fields: Any) -> dict:
 
 def read_metadata(run_dir: str) -> dict:
     """The run's metadata, or a UsageError saying why ``run_dir`` is not a run."""
-    fs, p = _fs_and_path(run_dir)
-    import pyarrow.fs as pafs
-
+    fs, p = resolve(run_dir)
     info = fs.get_file_info(p)
     if info.type == pafs.FileType.NotFound:
         raise UsageError(f"{run_dir}: no such directory")
@@ -85,12 +104,13 @@ def read_metadata(run_dir: str) -> dict:
         with fs.open_input_stream(f"{p}/{RUN_FILE}") as handle:
             meta = json.loads(handle.read())
     except FileNotFoundError:
-        raise UsageError(f"{run_dir}: not a run ({RUN_FILE} missing; make one with `alchemy-tune --trials N`)") from None
+        raise UsageError(f"{run_dir}: not a run (no {RUN_FILE}); give a folder made by `alchemy-tune --trials N` "
+                         "or `alchemy-tune train --out`") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{run_dir}/{RUN_FILE}: not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or not isinstance(meta.get("schema"), int):
+    if not isinstance(meta, dict) or not isinstance(meta.get("schema", 1), int):
         raise UsageError(f"{run_dir}/{RUN_FILE}: missing integer 'schema' field")
-    if meta["schema"] > RUN_SCHEMA:
+    if meta.get("schema", 1) > RUN_SCHEMA:
         raise UsageError(f"{run_dir}: run schema {meta['schema']} is newer than this alchemy-tune supports "
                          f"({RUN_SCHEMA}); upgrade alchemy-tune")
     return meta
