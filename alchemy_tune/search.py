@@ -213,7 +213,7 @@ def upload_journal(run_dir: str, journal: str) -> None:
 
 def download_journal(run_dir: str, journal: str) -> None:
     if is_uri(run_dir):
-        from alchemy_tune.results import resolve
+        from alchemy_tune.run_dir import resolve
 
         fs, root = resolve(run_dir)
         os.makedirs(os.path.dirname(journal), exist_ok=True)
@@ -363,6 +363,13 @@ def run_search(request: SearchRequest) -> SearchOutcome:
                                                               journal)
     trainable = make_trainable(request.trial_fn, trial_resources(settings))
     tuner = make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir, request.max_failures)
+    import ray
+
+    cluster = ray.cluster_resources()
+    print(f"search {run_dir}: {settings.trials} trials, {settings.sampler} sampler, {settings.pruner} pruner, "
+          f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial or 0:g} GPU per trial, at most "
+          f"{settings.max_concurrent or 'unlimited'} at once; Ray has {cluster.get('CPU', 0):g} CPU, "
+          f"{cluster.get('GPU', 0):g} GPU", flush=True)
     started = time.perf_counter()
     tuner.fit()
     upload_journal(run_dir, journal)

@@ -81,8 +81,9 @@ def test_trial_moves_to_another_node_from_its_last_checkpoint(tmp_path, cluster)
     run_dir = tmp_path / "runs" / "node"
     try:
         wait_for(lambda: list(run_dir.glob("*/checkpoint_000001")), 120, "the trial's second checkpoint")
-        cluster.add_node(num_cpus=1, **LOOPBACK)
-        cluster.remove_node(first, allow_graceful=False)  # a crash: the trial's worker process dies with it
+        # A crash: the trial's worker process dies with its node, before the trial could finish there.
+        cluster.remove_node(first, allow_graceful=False)
+        cluster.add_node(num_cpus=1, **LOOPBACK)  # the only place left to continue
         assert driver.wait(timeout=180) == 0, (tmp_path / "node.log").read_text()[-3000:]
     finally:
         driver.kill()
@@ -135,3 +136,8 @@ def test_driver_killed_mid_search_then_resumed(tmp_path, cluster):
     assert all(r["status"] == C.COMPLETED for r in rows)
     meta = json.loads((run_dir / "alchemy_run.json").read_text())
     assert {r["run_id"] for r in rows} == {meta["run_id"]}
+    from ray.tune import ExperimentAnalysis
+
+    tune_trials = ExperimentAnalysis(str(run_dir)).trials  # Tune, too, ran each trial once
+    assert sorted(t.trial_id for t in tune_trials) == sorted(ray_ids)
+    assert all(t.status == "TERMINATED" for t in tune_trials)
