@@ -33,7 +33,9 @@ def task_languages(task: str, config: TrialConfig) -> tuple[tuple[str, ...], tup
     if task not in TASKS:
         raise UsageError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
     try:
-        loaded = load_task(task, TaskOptions(train_size=1, dev_size=1, test_size=1, seen=config.seen,
+        # the sizes the trials will load: the dry run also proves the data is there and large enough
+        loaded = load_task(task, TaskOptions(train_size=config.train_size, dev_size=config.dev_size,
+                                             test_size=config.test_size, seed=config.data_seed, seen=config.seen,
                                              unseen=config.unseen, data_dir=config.data_dir,
                                              variant=config.task_variant))
         return loaded.seen, loaded.unseen, "loaded"
@@ -67,13 +69,19 @@ def _columns(header: list[str], rows: list[list]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .space import check_trial_config, load_space
+    from .space import load_space
 
     overrides = {k: v for k, v in (("task", args.task), ("data_dir", args.data_dir)) if v is not None}
-    space = load_space(args.space, overrides)
+    return print_plan(load_space(args.space, overrides), args.trials, args.show)
+
+
+def print_plan(space, trials: int | None = None, show: int = 60) -> int:
+    """What a search over ``space`` would run, without training; shared by `plan` and `--dry-run`."""
+    from .space import check_trial_config
+
     s = space.settings
     grid = space.grid()
-    n = len(grid) if grid is not None else (args.trials or s.trials)
+    n = len(grid) if grid is not None else (trials or s.trials)
     print(f"space {space.path}: {space.description}".rstrip(": "))
     objective = s.objectives or ((s.metric, s.mode),)
     print(f"objective {', '.join(f'{m} ({d})' for m, d in objective)}; sampler {s.sampler}; pruner {s.pruner}; "
@@ -106,10 +114,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     varying = [k for k in dict.fromkeys(k for c in grid for k in c)
                if len({repr(c.get(k)) for c in grid}) > 1]
-    rows = [[i] + [c.get(k, "-") for k in varying] for i, c in enumerate(grid[: args.show])]
+    rows = [[i] + [c.get(k, "-") for k in varying] for i, c in enumerate(grid[:show])]
     for config in grid:
         check_trial_config(config)  # every trial of the grid must be a valid trial
     print("\n".join(_columns(["trial"] + varying, rows)))
-    if len(grid) > args.show:
-        print(f"... and {len(grid) - args.show} more (--show N)")
+    if len(grid) > show:
+        print(f"... and {len(grid) - show} more (--show N)")
     return 0

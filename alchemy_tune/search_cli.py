@@ -11,7 +11,7 @@ from .errors import UsageError
 # flag -> the search-space setting it overrides (None = leave the space file's value)
 SETTING_FLAGS = ("trials", "sampler", "pruner", "metric", "seed", "cpus_per_trial", "gpus_per_trial",
                  "max_concurrent")
-PARAM_FLAGS = ("task", "data_dir")
+PARAM_FLAGS = ("task", "data_dir", "model")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--space", help="search-space YAML (default: the bundled search_spaces/default.yaml)")
     g.add_argument("--task", help="task to tune on (overrides the space's fixed task)")
     g.add_argument("--data-dir", help="folder of the task's release files (paper tasks)")
+    g.add_argument("--model", help="encoder for every trial (overrides the space): e5-small, a folder, a hub id")
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="pin any trial parameter for every trial, e.g. --set epochs=1 --set train_size=100")
     g.add_argument("--metric", help="objective, a dev_* average (default: the space's, dev_unseen)")
     g.add_argument("--sampler", help=f"Optuna sampler: {', '.join(SAMPLERS)}")
     g.add_argument("--pruner", help=f"pruner: {', '.join(PRUNERS)}")
@@ -62,16 +65,27 @@ def print_outcome(outcome) -> None:
 
 
 def dry_run(request) -> int:
+    from .plan_cli import print_plan
     from .search import load
 
-    space, s = load(request)
-    print(f"space: {space.path}; {s.trials} trials, sampler {s.sampler}, pruner {s.pruner}, "
-          f"objective(s) {list(s.objectives or ((s.metric, s.mode),))}, {s.cpus_per_trial:g} CPU + "
-          f"{s.gpus_per_trial or 0:g} GPU per trial, at most {s.max_concurrent or 'unlimited'} at once")
-    searched = [f"{p.name} ({p.describe()})" for p in space.params.values() if p.kind != "fixed"]
-    print(f"searched: {'; '.join(searched) or '(nothing)'}")
-    print(f"fixed: {json.dumps(space.fixed(), sort_keys=True, default=str)}")
-    return 0
+    space, settings = load(request)
+    return print_plan(space, settings.trials)
+
+
+def pinned_params(args: argparse.Namespace) -> dict:
+    """--task/--data-dir/--model and every --set KEY=VALUE (VALUE read as YAML: 1, 1e-4, true, [a, b])."""
+    import yaml
+
+    params = _given(args, PARAM_FLAGS)
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set: expected KEY=VALUE, got {item!r}")
+        try:
+            params[key.strip().replace("-", "_")] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            raise UsageError(f"--set {item!r}: the value is not valid YAML") from None
+    return params
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.trials is not None and args.trials < 1:
         raise UsageError(f"--trials: must be at least 1, got {args.trials}")
     request = SearchRequest(space_path=args.space, settings=_given(args, SETTING_FLAGS),
-                            params=_given(args, PARAM_FLAGS), storage=args.storage,
+                            params=pinned_params(args), storage=args.storage,
                             name=args.name, address=args.address, num_cpus=args.num_cpus,
                             max_failures=args.max_failures)
     if args.max_failures < 0:
