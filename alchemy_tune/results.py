@@ -180,6 +180,20 @@ def _config_column(kind: pa.DataType | None, values: list) -> tuple[pa.DataType,
 
 
 # ----------------------------------------------------------------------------- writer
+def _full_config(config: Mapping) -> dict:
+    """The trial's config with TrialConfig's defaults filled in, so every value gets its column.
+
+    A search space names only what it fixes or samples; the trial runs the rest at their defaults, and the
+    tables must say what ran. Configs that are not TrialConfigs (other trial functions) stay as given.
+    """
+    from .config import TrialConfig
+
+    try:
+        return {**TrialConfig.from_dict(config).to_dict(), **dict(config)}
+    except (UsageError, TypeError):
+        return dict(config)
+
+
 class ResultsWriter:
     """Collects trial reports in memory and (re)writes the run's tables atomically on ``flush``.
 
@@ -250,7 +264,7 @@ class ResultsWriter:
             for key in [k for k in self._pending if k[0] == trial_id and k[1] >= step]:
                 del self._pending[key]
             self._truncate[trial_id] = min(step, self._truncate.get(trial_id, step))
-        self._configs[trial_id] = dict(config)
+        self._configs[trial_id] = _full_config(config)
         shared = tuple(_float(metrics.get(k)) for k in (C.LAMBDA, C.TRAIN_LOSS, C.TASK_LOSS, C.URIEL_LOSS,
                                                         C.TRAIN_SECONDS))
         epoch = _float(metrics.get(C.EPOCH))

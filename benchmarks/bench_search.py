@@ -178,7 +178,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials-b", type=int, default=30)
     parser.add_argument("--real-b", action="store_true")
-    parser.add_argument("--pruners-b", nargs="+", default=["median", "percentile"],
+    parser.add_argument("--pruners-b", nargs="+", default=["successive-halving", "median", "percentile"],
                         help="pruners compared with no pruning in (b); median is the shipped default")
     parser.add_argument("--only", choices=("a", "b"))
     parser.add_argument("--epochs-a", type=int, nargs="+", default=[4, 16],
