@@ -76,7 +76,7 @@ def test_bad_flags_and_spaces_are_one_line_exit_2(tmp_path, capsys):
 def test_dry_run_shows_the_plan_of_the_default_space(capsys):
     assert main(["--trials", "3", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "3 trials" in out and "default.yaml" in out and "lr (" in out
+    assert "trials: 3 (sampled" in out and "default.yaml" in out and "lr: log float" in out
 
 
 def test_search_runs_as_a_plain_script_like_ray_submit(tmp_path):
@@ -90,7 +90,7 @@ def test_search_runs_as_a_plain_script_like_ray_submit(tmp_path):
     copied = subprocess.run([sys.executable, "search.py", "--trials", "2", "--dry-run"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
     assert copied.returncode == 0, copied.stderr
-    assert "2 trials" in copied.stdout
+    assert "trials: 2 (sampled" in copied.stdout
     in_place = subprocess.run([sys.executable, str(source), "--trials", "0"], capture_output=True, text=True,
                               timeout=120)
     assert in_place.returncode == 2 and "--trials" in in_place.stderr
