@@ -8,12 +8,11 @@ once in the study and once in the results, however the driver died (see :func:`r
 from __future__ import annotations
 
 import os
-import time
 
 from alchemy_tune.errors import UsageError
 from alchemy_tune.optuna_searcher import StudyHandle
-from alchemy_tune.search import (JOURNAL, SearchOutcome, download_journal, init_ray, is_uri, journal_location,
-                                 local_path, summarize, upload_journal)
+from alchemy_tune.search import (JOURNAL, SearchOutcome, download_journal, fit_and_summarize, init_ray, is_uri,
+                                 journal_location, local_path)
 
 
 def resume_search(run_dir: str, *, address: str | None = None, num_cpus: int | None = None,
@@ -42,12 +41,7 @@ def resume_search(run_dir: str, *, address: str | None = None, num_cpus: int | N
     trainable = make_trainable(meta.get("trial_fn") or "alchemy_tune.train:run_trial", meta.get("resources"))
     tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=False,
                                restart_errored=False)
-    started = time.perf_counter()
-    tuner.fit()
-    upload_journal(run_dir, journal)
-    outcome = summarize(handle, run_dir)
-    outcome.wall_seconds = time.perf_counter() - started
-    return outcome
+    return fit_and_summarize(tuner, handle, run_dir, journal)
 
 
 def reconcile(run_dir: str, run_id: str, handle: StudyHandle) -> None:

@@ -370,6 +370,11 @@ def run_search(request: SearchRequest) -> SearchOutcome:
           f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial or 0:g} GPU per trial, at most "
           f"{settings.max_concurrent or 'unlimited'} at once; Ray has {cluster.get('CPU', 0):g} CPU, "
           f"{cluster.get('GPU', 0):g} GPU", flush=True)
+    return fit_and_summarize(tuner, handle, run_dir, journal)
+
+
+def fit_and_summarize(tuner, handle: StudyHandle, run_dir: str, journal: str) -> SearchOutcome:
+    """Run the Tuner to the end, publish the study file, and summarise (shared by search and resume)."""
     started = time.perf_counter()
     tuner.fit()
     upload_journal(run_dir, journal)
