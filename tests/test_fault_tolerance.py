@@ -1,5 +1,5 @@
-"""Fault tolerance on a real multi-node Ray cluster on 127.0.0.1, with the real trial loop and the tiny encoder:
-a worker node dies under a running trial, and the search driver is SIGKILLed and resumed."""
+"""Fault tolerance on a real multi-node Ray cluster on 127.0.0.1, with the real trial loop (tiny encoder): a
+worker node dies under a running trial, and the search driver is SIGKILLed and resumed."""
 
 from __future__ import annotations
 
@@ -102,7 +102,8 @@ def test_trial_moves_to_another_node_from_its_last_checkpoint(tmp_path, cluster,
     from alchemy_tune.trainable import report_of
 
     first = next(iter(cluster.worker_nodes))
-    space = space_file(tmp_path, trials=1, concurrent=1, fixed=real_trial(tiny_encoder_dir, NODE_LOSS_TRAIN_SIZE))
+    fixed = real_trial(tiny_encoder_dir, NODE_LOSS_TRAIN_SIZE)
+    space = space_file(tmp_path, trials=1, concurrent=1, fixed=fixed)
     driver = start_driver(tmp_path, cluster.address, "node", space)
     run_dir = tmp_path / "runs" / "node"
     try:
@@ -144,7 +145,8 @@ def test_driver_killed_mid_search_then_resumed(tmp_path, cluster, tiny_encoder_d
 
     cluster.add_node(num_cpus=1, **LOOPBACK)  # two trials at a time
     run_dir = tmp_path / "runs" / "kill"
-    space = space_file(tmp_path, trials=5, concurrent=2, fixed=real_trial(tiny_encoder_dir, DRIVER_KILL_TRAIN_SIZE))
+    fixed = real_trial(tiny_encoder_dir, DRIVER_KILL_TRAIN_SIZE)
+    space = space_file(tmp_path, trials=5, concurrent=2, fixed=fixed)
     driver = start_driver(tmp_path, cluster.address, "kill", space)
 
     def finished_trials() -> int:
@@ -162,6 +164,9 @@ def test_driver_killed_mid_search_then_resumed(tmp_path, cluster, tiny_encoder_d
 
     try:
         wait_for(lambda: finished_trials() >= 1, 180, "a finished trial")
+        # Killed while a trial runs; whether it resumes from its checkpoint or from scratch depends on
+        # whether Tune's throttled experiment-state save (every >= 10 s) saw that checkpoint, so neither
+        # is asserted, only that every trial ends once.
         wait_for(trial_mid_run, 60, "a trial part-way through")
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=30)
