@@ -113,6 +113,12 @@ class StudyHandle:
             pruner = build_pruner(self.pruner_name, mode=mode, options=self.pruner_options)
             self._study = optuna.create_study(storage=storage, study_name=STUDY_NAME, directions=self.directions,
                                               sampler=sampler, pruner=pruner, load_if_exists=True)
+            n_existing = len(self._study.get_trials(deepcopy=False))
+            if n_existing and self.seed is not None:
+                # A re-opened study (a resumed search) must not replay the seeded draws it already made.
+                self._study.sampler = build_sampler(
+                    self.sampler_name, seed=self.seed + n_existing, n_objectives=len(self.directions),
+                    concurrent=self.concurrent, n_startup_trials=self.n_startup_trials)
         return self._study
 
     # ------------------------------------------------------------------ lookup

@@ -212,3 +212,26 @@ def test_multi_objective_search_returns_a_pareto_front(tmp_path, scripted_worker
     values = [t.values for t in study.trials]
     for b in front:
         assert not any(v[0] >= b["values"][0] and v[1] >= b["values"][1] and v != b["values"] for v in values)
+
+
+def test_a_reopened_study_does_not_replay_its_seeded_draws(tmp_path):
+    """After a driver dies, the resumed search re-opens the journal: its sampler must continue, not restart."""
+    from alchemy_tune.optuna_searcher import StudyHandle
+
+    def draw(handle, n):
+        values = []
+        for _ in range(n):
+            trial = handle.study.ask()
+            values.append(trial.suggest_float("lr", 1e-5, 1e-1, log=True))
+            handle.study.tell(trial, 0.0)
+        return values
+
+    journal = str(tmp_path / "study.journal")
+    make = lambda: StudyHandle(journal, objectives=[("dev_unseen", "max")], sampler="random",  # noqa: E731
+                               pruner="none", seed=0)
+    first = draw(make(), 3)
+    again = draw(make(), 3)  # a new handle on the same journal, as `alchemy-tune resume` makes
+    assert not set(first) & set(again)
+    fresh = draw(StudyHandle(str(tmp_path / "other.journal"), objectives=[("dev_unseen", "max")],
+                             sampler="random", pruner="none", seed=0), 3)
+    assert fresh == first  # a new study with the same seed still reproduces the same draws
