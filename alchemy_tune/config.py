@@ -11,11 +11,11 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from .errors import UsageError
+from .uriel import MISSING_POLICIES  # the policies are the URIEL table's; defined once there
 
 PROJECTIONS = ("linear", "mlp")
 ACTIVATIONS = ("gelu", "relu", "tanh", "silu")
 POOLINGS = ("cls", "mean")
-MISSING_POLICIES = ("zero", "mean", "knn")
 LAMBDA_SCHEDULES = ("constant", "warmup", "linear_decay", "cosine_decay", "alchemyscale", "alchemytune")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_FEATURES = "syntax_knn+syntax_average+geo"
