@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from .errors import UsageError
-from .uriel import MISSING_POLICIES  # the policies are the URIEL table's; defined once there
+from .uriel import MISSING_POLICIES, parse_feature_spec
 
 PROJECTIONS = ("linear", "mlp")
 ACTIVATIONS = ("gelu", "relu", "tanh", "silu")
@@ -212,8 +212,7 @@ def _problems(c: TrialConfig):
     if isinstance(c.uriel_features, str) and not c.uriel_features.strip("+ "):
         yield "uriel_features: empty; give '+'-joined lang2vec sets such as " + DEFAULT_FEATURES
     elif isinstance(c.uriel_features, str):
-        from .uriel import parse_feature_spec  # numpy only; checked here so a typo fails before any loading
-
+        # checked here so a typo fails before any data or model is loaded
         try:
             parse_feature_spec(c.uriel_features)
         except UsageError as exc:
