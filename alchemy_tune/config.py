@@ -11,14 +11,16 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from .errors import UsageError
-from .uriel import MISSING_POLICIES, parse_feature_spec
+from .language_vectors import DEFAULT_FEATURES as SOURCE_DEFAULT_FEATURES
+from .language_vectors import SOURCES as URIEL_SOURCES
+from .language_vectors import missing_policies, parse_features
 
 PROJECTIONS = ("linear", "mlp")
 ACTIVATIONS = ("gelu", "relu", "tanh", "silu")
 POOLINGS = ("cls", "mean")
 LAMBDA_SCHEDULES = ("constant", "warmup", "linear_decay", "cosine_decay", "alchemyscale", "alchemytune")
 DEVICES = ("auto", "cpu", "cuda")
-DEFAULT_FEATURES = "syntax_knn+syntax_average+geo"
+DEFAULT_FEATURES = SOURCE_DEFAULT_FEATURES["lang2vec"]
 
 
 @dataclass(frozen=True)
@@ -64,10 +66,13 @@ class TrialConfig:
     """Dropout on the pooled representation before the heads."""
 
     # --- URIEL and projection
-    uriel_features: str = DEFAULT_FEATURES
-    """'+'-joined lang2vec feature sets; the paper's default is 505 dims."""
+    uriel_source: str = "lang2vec"
+    """Language vectors: ``lang2vec`` (URIEL, the paper's) or ``urielplus`` (URIEL+, Khan et al. 2025)."""
+    uriel_features: str | None = None
+    """'+'-joined feature sets of the source; None = the source's default (lang2vec: the paper's
+    syntax_knn+syntax_average+geo, 505 dims; urielplus: syntactic+geographic, 793 dims)."""
     missing: str = "zero"
-    """Missing URIEL values: ``zero`` (paper), ``mean`` over languages, ``knn`` (kNN-imputed sets)."""
+    """Missing URIEL values: ``zero`` (paper), ``mean`` over languages, ``knn`` (lang2vec's kNN-imputed sets)."""
     projection: str = "linear"
     """URIEL projection head: ``linear`` (paper) or ``mlp``."""
     proj_depth: int = 2
@@ -108,6 +113,11 @@ class TrialConfig:
     """CPU threads for torch; None = leave torch's default."""
     bf16: bool = True
     """bf16 autocast on CUDA (ignored on CPU)."""
+
+    def __post_init__(self) -> None:
+        if self.uriel_features is None:  # the source's default, so tables always show the sets that ran
+            default = SOURCE_DEFAULT_FEATURES.get(self.uriel_source, DEFAULT_FEATURES)
+            object.__setattr__(self, "uriel_features", default)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -182,7 +192,7 @@ def _problems(c: TrialConfig):
 
     for name, valid in (
         ("projection", PROJECTIONS), ("proj_activation", ACTIVATIONS), ("pooling", POOLINGS),
-        ("missing", MISSING_POLICIES), ("lambda_schedule", LAMBDA_SCHEDULES), ("device", DEVICES),
+        ("uriel_source", URIEL_SOURCES), ("lambda_schedule", LAMBDA_SCHEDULES), ("device", DEVICES),
     ):
         problem = choice(name, valid)
         if problem:
@@ -209,15 +219,21 @@ def _problems(c: TrialConfig):
         yield from num(name, getattr(c, name), lambda v: 0 <= v < 1, "in [0, 1)")
     for name in ("warmup_ratio", "lambda_warmup"):
         yield from num(name, getattr(c, name), lambda v: 0 <= v <= 1, "in [0, 1]")
-    if isinstance(c.uriel_features, str) and not c.uriel_features.strip("+ "):
-        yield "uriel_features: empty; give '+'-joined lang2vec sets such as " + DEFAULT_FEATURES
-    elif isinstance(c.uriel_features, str):
-        # checked here so a typo fails before any data or model is loaded
-        try:
-            parse_feature_spec(c.uriel_features)
-        except UsageError as exc:
-            yield f"uriel_features: {exc}"
+    yield from _uriel_problems(c)
     for name in ("seen", "unseen"):
         value = getattr(c, name)
         if value is not None and not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
             yield f"{name}: expected a list of language codes, got {value!r}"
+
+
+def _uriel_problems(c: TrialConfig):
+    """Feature sets and missing-value policy, checked against the chosen source (before any data loads)."""
+    if c.uriel_source not in URIEL_SOURCES or not isinstance(c.uriel_features, str):
+        return
+    if c.missing not in missing_policies(c.uriel_source):
+        yield (f"missing: {c.missing!r} is not a policy of uriel_source {c.uriel_source}; valid: "
+               f"{', '.join(missing_policies(c.uriel_source))}")
+    try:
+        parse_features(c.uriel_features, c.uriel_source)
+    except UsageError as exc:
+        yield f"uriel_features: {exc}"

@@ -270,20 +270,20 @@ _TAG = "\x1f"  # marks where TrialConfig's "source: " prefix ends, so its messag
 
 
 def _value_problems(name: str, value: Any) -> list[str]:
-    """TrialConfig's own verdict on one value (plus URIEL set names), without its prefixes."""
-    try:
-        TrialConfig.from_dict({name: value}, source=_TAG)
-    except UsageError as exc:
-        parts = str(exc).removeprefix(f"{_TAG}: ").split(f"; {_TAG}: ")
-        return [p.removeprefix(f"{name}: ") for p in parts]
-    if name == "uriel_features":
-        from .uriel import parse_feature_spec
+    """TrialConfig's own verdict on one value, without its prefixes. A feature spec is checked on its own
+    against every URIEL source (which source a trial uses is checked with its whole configuration)."""
+    from .language_vectors import SOURCES
 
+    attempts = [{name: value, "uriel_source": s} for s in SOURCES] if name == "uriel_features" else [{name: value}]
+    problems: list[str] = []
+    for values in attempts:
         try:
-            parse_feature_spec(value)
+            TrialConfig.from_dict(values, source=_TAG)
+            return []
         except UsageError as exc:
-            return [str(exc)]
-    return []
+            parts = str(exc).removeprefix(f"{_TAG}: ").split(f"; {_TAG}: ")
+            problems = problems or [p.removeprefix(f"{name}: ") for p in parts]
+    return problems
 
 
 def _normalize(name: str, value: Any) -> Any:

@@ -28,7 +28,7 @@ from .lambdas import LambdaSchedule
 from .metrics import score
 from .model import AlchemyModel, task_loss, uriel_loss
 from .tasks import Task, TaskOptions, load_task
-from .uriel import UrielTable
+from .language_vectors import load_table
 
 Report = Callable[[dict, Optional[str]], None]
 CHECKPOINT_FILE = "trial.pt"
@@ -77,7 +77,8 @@ def prepare(config: TrialConfig) -> Prepared:
     task = load_task(config.task, options)
     languages = list(task.languages)
     codes = [task.uriel_codes[lang] for lang in languages]
-    uriel = torch.as_tensor(UrielTable.load().vectors(config.uriel_features, codes, missing=config.missing))
+    table = load_table(config.uriel_source)
+    uriel = torch.as_tensor(table.vectors(config.uriel_features, codes, missing=config.missing))
 
     encoder, tokenizer = load_encoder(config.model, num_layers=config.num_layers,
                                       freeze_embeddings=config.freeze_embeddings)

@@ -35,12 +35,12 @@ Missing values (``missing=``):
 from __future__ import annotations
 
 import difflib
+import fcntl
 import importlib.metadata
-
 import threading
 import zipfile
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -126,7 +126,108 @@ def parse_feature_spec(spec: str) -> tuple[str, ...]:
     return parts
 
 
-class UrielTable:
+class VectorTable:
+    """Language vectors by named feature set, with missing-value policies; one subclass per source.
+
+    A subclass sets ``languages`` (the codes it answers for), ``_names`` (set -> column names) and
+    implements ``_parse`` (spec -> validated set names), ``_row_of`` (code -> row, or None) and ``_raw``
+    (set, rows -> float32 values with -1 where missing). The policies (``zero``, ``mean``, and ``knn``
+    where the source has kNN predictions, see ``_knn_set``) are applied here, the same for every source.
+    """
+
+    source = "?"
+    missing_policies: tuple[str, ...] = ("zero", "mean")
+    languages: tuple[str, ...] = ()
+    _names: dict[str, np.ndarray]
+
+    def __init__(self) -> None:
+        self._means: dict[str, np.ndarray] = {}
+
+    def __contains__(self, lang: object) -> bool:
+        return isinstance(lang, str) and self._row_of(lang) is not None
+
+    def dim(self, spec: str) -> int:
+        return sum(len(self._names[s]) for s in self._parse(spec))
+
+    def feature_names(self, spec: str) -> list[str]:
+        return [str(n) for s in self._parse(spec) for n in self._names[s]]
+
+    def vectors(self, spec: str, langs: Sequence[str], missing: str = "zero") -> np.ndarray:
+        """float32 ``[len(langs), dim(spec)]``: the sets concatenated in spec order, gaps filled by policy."""
+        sets = self._parse(spec)
+        if missing not in self.missing_policies:
+            raise UsageError(f"missing: unknown policy {missing!r} for the {self.source} source; "
+                             f"valid: {', '.join(self.missing_policies)}")
+        rows = self._rows(langs)
+        blocks = []
+        for s in sets:
+            block = self._raw(s, rows)
+            gaps = block == _MISSING
+            if gaps.any():
+                knn = self._knn_set(s) if missing == "knn" else None
+                if knn is not None:
+                    block = np.where(gaps, self._raw(knn, rows), block)
+                    gaps = block == _MISSING
+                fill = self._mean(s) if missing in ("mean", "knn") else np.zeros(block.shape[1], np.float32)
+                block = np.where(gaps, fill[None, :], block)
+            blocks.append(block)
+        return np.concatenate(blocks, axis=1)
+
+    def coverage(self, spec: str, langs: Sequence[str]) -> dict[str, float]:
+        """Per language: the fraction of the spec's dimensions holding a real (not missing) value."""
+        sets = self._parse(spec)
+        langs = list(langs) if not isinstance(langs, str) else langs
+        rows = self._rows(langs)
+        total = sum(len(self._names[s]) for s in sets)
+        present = np.zeros(len(rows), dtype=np.int64)
+        for s in sets:
+            present += (self._raw(s, rows) != _MISSING).sum(axis=1)
+        return {lang: float(present[i]) / total for i, lang in enumerate(langs)}
+
+    # ----------------------------------------------------------------- for subclasses
+    def _parse(self, spec: str) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def _row_of(self, lang: str) -> int | None:
+        raise NotImplementedError
+
+    def _raw(self, s: str, rows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _knn_set(self, s: str) -> str | None:
+        """The set of kNN predictions that fills ``s``'s gaps under ``missing='knn'``; None = none."""
+        return None
+
+    def _n_rows(self) -> int:
+        return len(self.languages)
+
+    # ----------------------------------------------------------------- shared internals
+    def _rows(self, langs: Sequence[str]) -> np.ndarray:
+        if isinstance(langs, str):
+            raise UsageError(f"languages: expected a list of codes, got the string {langs!r}")
+        rows = []
+        for lang in langs:
+            row = self._row_of(lang) if isinstance(lang, str) else None
+            if row is None:
+                raise UsageError(self._unknown(lang))
+            rows.append(row)
+        return np.asarray(rows, dtype=np.int64)
+
+    def _unknown(self, lang: object) -> str:
+        return _unknown_language_message(lang, self.languages)
+
+    def _mean(self, s: str) -> np.ndarray:
+        """Per column: the mean over every row of the source that has a value (0 where none has)."""
+        if s not in self._means:
+            values = self._raw(s, np.arange(self._n_rows())).astype(np.float64)
+            have = values != _MISSING
+            count = have.sum(axis=0)
+            total = np.where(have, values, 0.0).sum(axis=0)
+            self._means[s] = np.where(count > 0, total / np.maximum(count, 1), 0.0).astype(np.float32)
+        return self._means[s]
+
+
+class UrielTable(VectorTable):
     """Every lang2vec feature set for every lang2vec language, with missing-value policies.
 
     Example:
@@ -135,7 +236,11 @@ class UrielTable:
         (2, 505)
     """
 
+    source = "lang2vec"
+    missing_policies = MISSING_POLICIES
+
     def __init__(self, arrays: dict[str, np.ndarray]):
+        super().__init__()
         self.languages: tuple[str, ...] = tuple(arrays["languages"].tolist())
         self._row = {lang: i for i, lang in enumerate(self.languages)}
         self._names = {s: arrays[f"names/{s}"] for s in FEATURE_SETS if s != "id"}
@@ -145,70 +250,28 @@ class UrielTable:
         self._id_column = np.empty(len(self.languages), dtype=np.int64)
         self._id_column[[self._row[lang] for lang in id_order.tolist()]] = np.arange(len(id_order))
         self._names["id"] = np.char.add("ID_", np.char.upper(id_order))
-        self._means: dict[str, np.ndarray] = {}
 
-    # ----------------------------------------------------------------- loading and caching
     @classmethod
     def load(cls) -> "UrielTable":
         """The table of this process: read from the cache file, built from lang2vec's data if absent."""
         global _TABLE
         with _LOCK:
             if _TABLE is None:
-                _TABLE = cls(_read_or_build(cache_path()))
+                _TABLE = cls(read_or_build(cache_path(), _FORMAT, _build_arrays))
             return _TABLE
-
-    # ----------------------------------------------------------------- queries
-    def __contains__(self, lang: object) -> bool:
-        return lang in self._row
-
-    def dim(self, spec: str) -> int:
-        return sum(len(self._names[s]) for s in parse_feature_spec(spec))
 
     def feature_names(self, spec: str) -> list[str]:
         """Column names, as ``lang2vec.get_features(..., header=True)['CODE']`` gives them."""
-        return [str(n) for s in parse_feature_spec(spec) for n in self._names[s]]
+        return super().feature_names(spec)
 
-    def vectors(self, spec: str, langs: Sequence[str], missing: str = "zero") -> np.ndarray:
-        """float32 ``[len(langs), dim(spec)]``: the sets concatenated in spec order, gaps filled by policy."""
-        sets = parse_feature_spec(spec)
-        if missing not in MISSING_POLICIES:
-            raise UsageError(f"missing: unknown policy {missing!r}; valid: {', '.join(MISSING_POLICIES)}")
-        rows = self._rows(langs)
-        blocks = []
-        for s in sets:
-            block = self._raw(s, rows)
-            gaps = block == _MISSING
-            if gaps.any():
-                if missing == "knn" and s in _PREFIX_OF:
-                    block = np.where(gaps, self._raw(_KNN_OF_PREFIX[_PREFIX_OF[s]], rows), block)
-                    gaps = block == _MISSING
-                fill = self._mean(s) if missing in ("mean", "knn") else np.zeros(block.shape[1], np.float32)
-                block = np.where(gaps, fill[None, :], block)
-            blocks.append(block)
-        return np.concatenate(blocks, axis=1)
+    def _parse(self, spec: str) -> tuple[str, ...]:
+        return parse_feature_spec(spec)
 
-    def coverage(self, spec: str, langs: Sequence[str]) -> dict[str, float]:
-        """Per language: the fraction of the spec's dimensions holding a real (not missing) value."""
-        sets = parse_feature_spec(spec)
-        langs = list(langs) if not isinstance(langs, str) else langs
-        rows = self._rows(langs)
-        total = sum(len(self._names[s]) for s in sets)
-        present = np.zeros(len(rows), dtype=np.int64)
-        for s in sets:
-            present += (self._raw(s, rows) != _MISSING).sum(axis=1)
-        return {lang: float(present[i]) / total for i, lang in enumerate(langs)}
+    def _row_of(self, lang: str) -> int | None:
+        return self._row.get(lang)
 
-    # ----------------------------------------------------------------- internals
-    def _rows(self, langs: Sequence[str]) -> np.ndarray:
-        if isinstance(langs, str):
-            raise UsageError(f"languages: expected a list of codes, got the string {langs!r}")
-        rows = []
-        for lang in langs:
-            row = self._row.get(lang)
-            if row is None:
-                raise UsageError(_unknown_language_message(lang, self.languages))
-            rows.append(row)
-        return np.asarray(rows, dtype=np.int64)
+    def _knn_set(self, s: str) -> str | None:
+        return _KNN_OF_PREFIX[_PREFIX_OF[s]] if s in _PREFIX_OF else None
 
     def _raw(self, s: str, rows: np.ndarray) -> np.ndarray:
         """float32 values of set ``s`` for ``rows``, -1 where missing."""
@@ -220,15 +283,6 @@ class UrielTable:
         if s == "fam":
             return np.unpackbits(data, axis=1, count=len(self._names["fam"])).astype(np.float32)
         return data.astype(np.float32)
-
-    def _mean(self, s: str) -> np.ndarray:
-        if s not in self._means:
-            values = self._raw(s, np.arange(len(self.languages))).astype(np.float64)
-            have = values != _MISSING
-            count = have.sum(axis=0)
-            total = np.where(have, values, 0.0).sum(axis=0)
-            self._means[s] = np.where(count > 0, total / np.maximum(count, 1), 0.0).astype(np.float32)
-        return self._means[s]
 
 
 _PREFIX_OF = {s: prefix for s, (_, _, prefix) in _SOURCES.items() if prefix}
@@ -251,19 +305,37 @@ def _unknown_language_message(lang: object, languages: Sequence[str]) -> str:
             "dataset codes and locales are mapped with alchemy_tune.codes.to_uriel")
 
 
-def _read_or_build(path: Path) -> dict[str, np.ndarray]:
+def read_or_build(path: Path, fmt: int, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The arrays of a cache file of layout ``fmt``; built with ``build`` and written atomically if absent,
+    unreadable or of another layout. Concurrent builders (trials starting together on one node) wait for
+    the first one through a lock file instead of each building the same table."""
+    arrays = _read(path, fmt)
+    if arrays is not None:
+        return arrays
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_suffix(".lock")
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        arrays = _read(path, fmt)  # another process may have built it while this one waited
+        if arrays is None:
+            arrays = build()
+            with atomic_file(path) as handle:
+                # Uncompressed: loading is a plain read, several times faster than inflating.
+                np.savez(handle, **arrays)
+        # Waiters hold the same (now unlinked) file and find the table once they get the lock.
+        lock_path.unlink(missing_ok=True)
+    return arrays
+
+
+def _read(path: Path, fmt: int) -> dict[str, np.ndarray] | None:
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as npz:
-                if int(npz["format"]) == _FORMAT:
+                if int(npz["format"]) == fmt:
                     return {key: npz[key] for key in npz.files}
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-            pass  # unreadable or from another layout: rebuilt below
-    arrays = _build_arrays()
-    with atomic_file(path) as handle:
-        # Uncompressed: loading is a plain read (~40 MB), several times faster than inflating.
-        np.savez(handle, **arrays)
-    return arrays
+            pass  # unreadable or from another layout: rebuilt
+    return None
 
 
 def _build_arrays() -> dict[str, np.ndarray]:

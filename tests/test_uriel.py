@@ -73,9 +73,9 @@ def test_feature_sets_are_lang2vecs_without_learned(l2v):
 
 
 def test_missing_policies_match_the_config():
-    from alchemy_tune.config import MISSING_POLICIES
+    from alchemy_tune.language_vectors import missing_policies
 
-    assert uriel.MISSING_POLICIES == MISSING_POLICIES
+    assert uriel.MISSING_POLICIES == missing_policies("lang2vec")
 
 
 # ----------------------------------------------------------------------------- shape and names
