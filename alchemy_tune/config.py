@@ -228,9 +228,12 @@ def _problems(c: TrialConfig):
 
 def _uriel_problems(c: TrialConfig):
     """Feature sets and missing-value policy, checked against the chosen source (before any data loads)."""
+    every_policy = tuple(dict.fromkeys(p for s in URIEL_SOURCES for p in missing_policies(s)))
+    if c.missing not in every_policy:
+        yield f"missing: {c.missing!r} is not one of {', '.join(every_policy)}"
     if c.uriel_source not in URIEL_SOURCES or not isinstance(c.uriel_features, str):
         return
-    if c.missing not in missing_policies(c.uriel_source):
+    if c.missing in every_policy and c.missing not in missing_policies(c.uriel_source):
         yield (f"missing: {c.missing!r} is not a policy of uriel_source {c.uriel_source}; valid: "
                f"{', '.join(missing_policies(c.uriel_source))}")
     try:

@@ -48,17 +48,31 @@ def task_languages(task: str, config: TrialConfig) -> tuple[tuple[str, ...], tup
         return tuple(seen), tuple(unseen), f"declared lists (data not loaded: {exc})"
 
 
-def language_table(seen, unseen, feature_specs: list[str], missing: str) -> list[str]:
+def language_table(seen, unseen, feature_sets: list[str], missing: str) -> list[str]:
+    """Per language: its code and coverage in both URIEL sources side by side — the sets the space uses,
+    and the other source's default sets — so a choice of source can be judged language by language."""
+    from . import uriel, urielplus
     from .codes import mapping_note, to_uriel
-    from .uriel import UrielTable
+    from .language_vectors import DEFAULT_FEATURES, load_table, source_note
 
-    table = UrielTable.load()
-    header = ["language", "group", "uriel"] + [f"coverage {s}" for s in feature_specs] + ["note"]
+    per_source = {"lang2vec": [s for s in feature_sets if s in uriel.FEATURE_SETS],
+                  "urielplus": [s for s in feature_sets if s in urielplus.FEATURE_SETS]}
+    for source, sets in per_source.items():
+        sets.extend([] if sets else DEFAULT_FEATURES[source].split("+"))
+    l2v, plus = load_table("lang2vec"), load_table("urielplus")
+    header = (["language", "group", "uriel"] + [f"coverage {s}" for s in per_source["lang2vec"]]
+              + ["URIEL+"] + [f"URIEL+ {s}" for s in per_source["urielplus"]] + ["note"])
     rows = []
     for lang in list(seen) + list(unseen):
         code = to_uriel(lang)
-        cover = [f"{table.coverage(spec, [code])[code]:.2f}" for spec in feature_specs]
-        rows.append([lang, "seen" if lang in seen else "UNSEEN", code, *cover, mapping_note(lang) or ""])
+        cover = [f"{l2v.coverage(spec, [code])[code]:.2f}" for spec in per_source["lang2vec"]]
+        if code in plus:
+            plus_cells = [plus.glottocode(code)] + [f"{plus.coverage(spec, [code])[code]:.2f}"
+                                                    for spec in per_source["urielplus"]]
+        else:
+            plus_cells = ["-"] + ["none"] * len(per_source["urielplus"])
+        notes = "; ".join(n for n in (mapping_note(lang), source_note(code, "urielplus")) if n)
+        rows.append([lang, "seen" if lang in seen else "UNSEEN", code, *cover, *plus_cells, notes])
     return _columns(header, rows) + [f"(missing URIEL values: {missing})"]
 
 

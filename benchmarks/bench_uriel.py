@@ -1,8 +1,10 @@
-"""UrielTable lookups vs lang2vec.get_features, side by side, for MASSIVE's 52 locales.
+"""URIEL lookups vs each source's own API, side by side, for MASSIVE's 52 locales.
 
 Run: ``python benchmarks/bench_uriel.py`` (needs setuptools<81 for lang2vec's module, the test extra).
 Prints, per feature spec, the median time of one lookup both ways and the ratio, and the same for a fresh
 process (open the cache file + first lookup, paid once per trial process). Target: ratio >= 50.
+Then the same for URIEL+ (``UrielPlusTable`` vs ``URIELPlus.get_vector``, after the package's own
+integration, ~2 min) and the URIEL+ lookup ÷ the lang2vec lookup for the paper's corresponding sets.
 """
 
 from __future__ import annotations
@@ -65,5 +67,37 @@ def main() -> None:
               f"{t_l2v / t_ours:7.0f}x {t_cold * 1000:12.1f}ms {t_l2v / t_cold:6.0f}x")
 
 
+def main_urielplus() -> None:
+    from alchemy_tune import urielplus
+
+    langs = [to_uriel(code) for code in MASSIVE]
+    u = urielplus.integrated()
+    table = urielplus.UrielPlusTable.load()
+    glottocodes = [table.glottocode(code) for code in langs]
+    urielplus._clear_memo()
+    start = time.perf_counter()
+    table = urielplus.UrielPlusTable.load()
+    print(f"\nURIEL+ {urielplus.version()}: UrielPlusTable.load() from the cache file: "
+          f"{(time.perf_counter() - start) * 1000:.1f} ms")
+    print(f"{'spec':32s} {'dim':>5s} {'get_vector':>12s} {'UrielPlusTable':>14s} {'ratio':>8s}")
+    for spec, repeats in {"syntactic+geographic": 3, "genetic": 1}.items():
+        ours = table.vectors(spec, langs)
+        ref = np.concatenate([urielplus.query_vectors(u, s, glottocodes) for s in spec.split("+")], axis=1)
+        if not np.array_equal(ours, np.where(ref == -1, 0, ref)):
+            raise SystemExit(f"{spec}: UrielPlusTable and URIEL+'s get_vector disagree")
+        t_api = median_seconds(lambda: [u.get_vector(s, glottocodes) for s in spec.split("+")], repeats)
+        t_ours = median_seconds(lambda: table.vectors(spec, langs), 50)
+        print(f"{spec:32s} {ours.shape[1]:5d} {t_api * 1000:10.1f}ms {t_ours * 1000:12.3f}ms "
+              f"{t_api / t_ours:7.0f}x")
+    l2v = uriel.UrielTable.load()
+    pairs = {"syntax_knn+syntax_average+geo": "syntactic+geographic", "fam": "genetic"}
+    for l2v_spec, plus_spec in pairs.items():
+        t_l2v = median_seconds(lambda: l2v.vectors(l2v_spec, langs), 50)
+        t_plus = median_seconds(lambda: table.vectors(plus_spec, langs), 50)
+        print(f"lookup URIEL+ {plus_spec} ÷ lang2vec {l2v_spec}: {t_plus / t_l2v:.2f} "
+              f"({t_plus * 1000:.3f} vs {t_l2v * 1000:.3f} ms)")
+
+
 if __name__ == "__main__":
     main()
+    main_urielplus()

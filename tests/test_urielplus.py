@@ -1,0 +1,114 @@
+"""URIEL+ vectors: equal to URIEL+'s own query API for every language of the four tasks, per set.
+
+The integration of URIEL+ (the package's own ``integrate_databases``) takes about 2 minutes, so it runs
+once per session; the cache file the trials read is written from the same object.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from alchemy_tune import urielplus
+from alchemy_tune.codes import to_uriel
+from alchemy_tune.uriel import read_or_build
+
+# Every language of the bundled corpus, MASSIVE, MasakhaNEWS and SemRel 2024 (dataset codes).
+BUNDLED = "eng deu fra pol rus arb hin cmn tur ind spa ita por ron ukr ben pes tgl jpn kor vie swh".split()
+MASSIVE = (
+    "af-ZA am-ET ar-SA az-AZ bn-BD ca-ES cy-GB da-DK de-DE el-GR en-US es-ES fa-IR fi-FI fr-FR he-IL hi-IN "
+    "hu-HU hy-AM id-ID is-IS it-IT ja-JP jv-ID ka-GE km-KH kn-IN ko-KR lv-LV ml-IN mn-MN ms-MY my-MM nb-NO "
+    "nl-NL pl-PL pt-PT ro-RO ru-RU sl-SL sq-AL sv-SE sw-KE ta-IN te-IN th-TH tl-PH tr-TR ur-PK vi-VN zh-CN "
+    "zh-TW"
+).split()
+MASAKHANEWS = "amh eng fra hau swa orm som ibo lin lug pcm run sna tir xho yor".split()
+SEMREL = "amh arq ary eng esp hau kin mar tel afr arb hin ind pan".split()
+ALL = list(dict.fromkeys(BUNDLED + MASSIVE + MASAKHANEWS + SEMREL))
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def integrated():
+    """URIEL+ integrated by its own code, and this session's cache file written from it."""
+    u = urielplus.integrated()
+    arrays = urielplus.build_arrays(u)
+    read_or_build(urielplus.cache_path(), urielplus._FORMAT, lambda: arrays)
+    urielplus._clear_memo()
+    return u
+
+
+@pytest.fixture(scope="module")
+def table(integrated):
+    return urielplus.UrielPlusTable.load()
+
+
+def test_every_task_language_has_an_entry(table):
+    missing = [lang for lang in ALL if to_uriel(lang) not in table]
+    assert not missing
+    # macro-languages have no Glottocode in URIEL+: their member language's row, said in a note
+    assert table.glottocode(to_uriel("ar-SA")) == table.glottocode("arb")
+    assert "member 'arb'" in urielplus.mapping_note("ara")
+    assert urielplus.mapping_note("eng") is None
+
+
+@pytest.mark.parametrize("feature_set", urielplus.FEATURE_SETS)
+def test_vectors_equal_urielplus_query_api(integrated, table, feature_set):
+    codes = [to_uriel(lang) for lang in ALL]
+    glottocodes = [table.glottocode(code) for code in codes]
+    expected = urielplus.query_vectors(integrated, feature_set, glottocodes)
+    assert expected.shape == (len(codes), table.dim(feature_set)) and expected.shape[1] > 0
+    ours = table.vectors(feature_set, codes, missing="zero")
+    np.testing.assert_array_equal(ours, np.where(expected == -1, 0, expected))
+    coverage = table.coverage(feature_set, codes)
+    np.testing.assert_allclose([coverage[c] for c in codes], (expected != -1).mean(axis=1))
+    assert table.feature_names(feature_set)[:3] == [str(n) for n in
+                                                   _names(integrated, feature_set)[:3]]
+
+
+def _names(u, feature_set):
+    matrix, prefix = urielplus._SETS[feature_set]
+    return [f for f in u.feats[matrix] if str(f).startswith(prefix)]
+
+
+def test_mean_policy_fills_gaps_with_the_column_mean(table):
+    raw = table.vectors("syntactic", ["eng", "pcm"], missing="zero")
+    filled = table.vectors("syntactic", ["eng", "pcm"], missing="mean")
+    gaps = table._raw("syntactic", table._rows(["eng", "pcm"])) == -1
+    assert gaps.any() and np.array_equal(filled[~gaps], raw[~gaps])
+    assert ((filled[gaps] > 0) & (filled[gaps] < 1)).any()  # means, not zeros
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "alchemy_tune.cli", *args], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--uriel-source", "urielplus", "--uriel-features", "syntax_knn+geo"],
+     "valid for uriel_source urielplus: syntactic, phonological"),
+    (["--uriel-source", "lang2vec", "--uriel-features", "syntactic"], "valid: syntax_wals"),
+    (["--uriel-source", "urielplus", "--missing", "knn"], "not a policy of uriel_source urielplus; valid: zero, mean"),
+    (["--uriel-source", "uriel++"], "uriel_source: 'uriel++' is not one of lang2vec, urielplus"),
+])
+def test_bad_sets_per_source_are_one_line_and_exit_2(args, needle, tiny_encoder_dir):
+    result = cli("train", "--model", tiny_encoder_dir, *args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in result.stderr, result.stderr
+
+
+def test_train_runs_with_urielplus_on_the_bundled_task(integrated, tiny_encoder_dir, tmp_path):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "run"
+    result = cli("train", "--uriel-source", "urielplus", "--model", tiny_encoder_dir, "--train-size", "16",
+                 "--dev-size", "8", "--test-size", "8", "--seen", "eng,arb", "--unseen", "swh",
+                 "--batch-size", "8", "--max-steps", "3", "--num-layers", "none", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "URIEL syntactic+geographic" in result.stdout
+    (row,) = pq.read_table(out / "results" / "trials.parquet").to_pylist()
+    assert row["cfg_uriel_source"] == "urielplus" and row["cfg_uriel_features"] == "syntactic+geographic"
+    assert row["status"] == "completed"
