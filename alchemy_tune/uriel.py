@@ -107,19 +107,25 @@ def parse_feature_spec(spec: str) -> tuple[str, ...]:
         >>> parse_feature_spec("syntax_knn+geo")
         ('syntax_knn', 'geo')
     """
-    if not isinstance(spec, str) or not spec.strip():
-        raise UsageError(f"uriel feature spec: empty or not text ({spec!r}); give '+'-joined sets such as "
-                         "syntax_knn+syntax_average+geo")
-    parts = tuple(part.strip().lower() for part in spec.split("+"))
-    for part in parts:
-        if part == "learned":
+    for part in str(spec).split("+"):
+        if part.strip().lower() == "learned":
             raise UsageError("uriel feature set 'learned' is not supported: lang2vec stores it as a pickled "
                              f"object array, which is never unpickled here; valid: {', '.join(FEATURE_SETS)}")
-        if part not in _SOURCES:
-            close = difflib.get_close_matches(part, FEATURE_SETS, n=3, cutoff=0.5)
+    return split_spec(spec, FEATURE_SETS, "syntax_knn+syntax_average+geo", "is unknown; ", "valid: ")
+
+
+def split_spec(spec: str, valid: Sequence[str], example: str, unknown: str, valid_label: str) -> tuple[str, ...]:
+    """``spec`` split on '+' into set names of ``valid``: one line naming the bad part and the valid sets."""
+    if not isinstance(spec, str) or not spec.strip("+ "):
+        raise UsageError(f"uriel feature spec: empty or not text ({spec!r}); give '+'-joined sets such as "
+                         f"{example}")
+    parts = tuple(part.strip().lower() for part in spec.split("+"))
+    for part in parts:
+        if part not in valid:
+            close = difflib.get_close_matches(part, valid, n=3, cutoff=0.5)
             hint = f"did you mean {' or '.join(close)}? " if close else ""
-            raise UsageError(f"uriel feature set {part!r} in {spec!r} is unknown; {hint}"
-                             f"valid: {', '.join(FEATURE_SETS)} (joined with '+')")
+            raise UsageError(f"uriel feature set {part!r} in {spec!r} {unknown}{hint}"
+                             f"{valid_label}{', '.join(valid)} (joined with '+')")
     if len(set(parts)) != len(parts):
         dup = sorted({p for p in parts if parts.count(p) > 1})
         raise UsageError(f"uriel feature spec {spec!r} names {', '.join(dup)} more than once")

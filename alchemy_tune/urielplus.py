@@ -37,7 +37,7 @@ import numpy as np
 
 from .cache import cache_dir
 from .errors import UsageError
-from .uriel import VectorTable, read_or_build
+from .uriel import VectorTable, read_or_build, split_spec
 
 # set -> (matrix, feature-name prefix); matrices: 0 phylogeny, 1 typological, 2 geography, 3 script.
 _SETS: dict[str, tuple[int, str]] = {
@@ -73,20 +73,8 @@ def cache_path() -> Path:
 
 def parse_feature_spec(spec: str) -> tuple[str, ...]:
     """Split ``'syntactic+geographic'`` into validated URIEL+ set names, in order."""
-    if not isinstance(spec, str) or not spec.strip("+ "):
-        raise UsageError(f"uriel feature spec: empty or not text ({spec!r}); give '+'-joined URIEL+ sets such "
-                         f"as {DEFAULT_FEATURES}")
-    parts = tuple(part.strip().lower() for part in spec.split("+"))
-    for part in parts:
-        if part not in _SETS:
-            close = difflib.get_close_matches(part, FEATURE_SETS, n=3, cutoff=0.5)
-            hint = f"did you mean {' or '.join(close)}? " if close else ""
-            raise UsageError(f"uriel feature set {part!r} in {spec!r} is not a URIEL+ set; {hint}"
-                             f"valid for uriel_source urielplus: {', '.join(FEATURE_SETS)} (joined with '+')")
-    if len(set(parts)) != len(parts):
-        dup = sorted({p for p in parts if parts.count(p) > 1})
-        raise UsageError(f"uriel feature spec {spec!r} names {', '.join(dup)} more than once")
-    return parts
+    return split_spec(spec, FEATURE_SETS, DEFAULT_FEATURES, "is not a URIEL+ set; ",
+                      "valid for uriel_source urielplus: ")
 
 
 class UrielPlusTable(VectorTable):
