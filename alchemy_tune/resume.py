@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 
+from alchemy_tune.cluster import init_ray
 from alchemy_tune.errors import UsageError
 from alchemy_tune.optuna_searcher import StudyHandle
-from alchemy_tune.search import (JOURNAL, SearchOutcome, download_journal, fit_and_summarize, init_ray, is_uri,
+from alchemy_tune.search import (JOURNAL, SearchOutcome, download_journal, fit_and_summarize, is_uri,
                                  journal_location, local_path)
 
 

@@ -31,12 +31,12 @@ if __name__ == "__main__":
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
 
 from alchemy_tune import constants as C  # noqa: E402  (absolute: this file also runs as a plain script)
+from alchemy_tune.cluster import DEFAULT_STORAGE, check_resources, init_ray  # noqa: E402
 from alchemy_tune.errors import UsageError  # noqa: E402
 from alchemy_tune.optuna_searcher import SAMPLERS, OptunaSearcher, StudyHandle  # noqa: E402
 from alchemy_tune.pruning import PRUNERS  # noqa: E402
 
 JOURNAL = "study.journal"
-DEFAULT_STORAGE = "alchemy-runs"
 AVERAGES = C.AVERAGE_KEYS
 
 
@@ -59,6 +59,9 @@ class SearchRequest:
     """CPUs of the embedded Ray (None = all of this machine's)."""
     max_failures: int = 2
     """Retries of a trial that crashed or lost its node (each continues from its last checkpoint)."""
+    node_wait_s: float | None = None
+    """On a cluster, how long to wait for the autoscaler to bring a node that fits one trial (None =
+    $ALCHEMY_TUNE_NODE_WAIT_S, else 600 s)."""
     trial_fn: str = "alchemy_tune.train:run_trial"
     progress_interval_s: float = 30.0
 
@@ -90,93 +93,6 @@ def load(request: SearchRequest):
     settings = dataclasses.replace(space.settings, **request.settings)
     validate_settings(settings)
     return space, settings
-
-
-# ----------------------------------------------------------------------------- Ray
-def init_ray(address: str | None, num_cpus: int | None = None) -> None:
-    """Join ``address`` or start an embedded Ray bound to loopback; UsageError if unreachable."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    # Workers' own log lines (one per checkpoint) would drown the progress lines; errors still reach the
-    # results and the progress line, and full traces stay in each trial's error.txt.
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's boxed banner and tables; ours is one line
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
-    if address and address != "auto" and not address.startswith("ray://"):
-        _check_reachable(address)
-        if address.rpartition(":")[0] in ("127.0.0.1", "localhost"):
-            _keep_loopback()
-    try:
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            # "local": always a fresh embedded Ray, never silently joining one found on this machine
-            ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"--address {address}: cannot connect to a Ray cluster ({first[:200]})") from None
-
-
-def _keep_loopback() -> None:
-    """Ray rewrites a loopback address to the machine's outward IP before connecting, where a cluster
-    bound to 127.0.0.1 (``ray start --head --node-ip-address 127.0.0.1``) does not listen; Ray's own switch
-    for single-machine clusters (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0) keeps it on loopback."""
-    from ray._private import ray_constants
-
-    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
-    ray_constants.ENABLE_RAY_CLUSTER = False
-
-
-def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    """Ray retries an unreachable GCS for minutes; a plain TCP connect answers in seconds."""
-    import socket
-
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise UsageError(f"--address {address}: expected HOST:PORT (e.g. 10.0.0.5:6379), 'auto' or ray://HOST:PORT")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout_s).close()
-    except OSError as exc:
-        raise UsageError(f"--address {address}: cannot connect to a Ray cluster ({exc.strerror or exc})") from None
-
-
-def check_resources(cpus: float, gpus: float, *, local: bool) -> None:
-    """Fail fast when no node could ever run one trial (instead of a trial pending forever).
-
-    On a cluster the autoscaler may still be starting the right nodes: ask it for one trial's bundle and
-    wait up to $ALCHEMY_TUNE_NODE_WAIT_S seconds (default 600) before giving up.
-    """
-    import ray
-
-    def fits() -> bool:
-        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-        return any(r.get("CPU", 0) >= cpus and r.get("GPU", 0) >= gpus for r in nodes)
-
-    if fits():
-        return
-    if not local:
-        from ray.autoscaler.sdk import request_resources
-
-        wait_s = float(os.environ.get("ALCHEMY_TUNE_NODE_WAIT_S", "600"))
-        print(f"waiting up to {wait_s:.0f}s for a node with {cpus:g} CPU + {gpus:g} GPU (autoscaler)", flush=True)
-        request_resources(bundles=[{"CPU": cpus, **({"GPU": gpus} if gpus else {})}])
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and not fits():
-            time.sleep(5)
-        request_resources(bundles=[])
-        if fits():
-            return
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    total_gpus = max((r.get("GPU", 0) for r in nodes), default=0)
-    where = "this machine" if local else "the cluster's live nodes"
-    if gpus > total_gpus:
-        raise UsageError(f"--gpus-per-trial {gpus:g}: {where} has {total_gpus:g} GPU(s) per node; "
-                         f"use --gpus-per-trial 0 (CPU) or a cluster with GPU nodes")
-    most = max((r.get("CPU", 0) for r in nodes), default=0)
-    raise UsageError(f"--cpus-per-trial {cpus:g}: the largest node of {where} has {most:g} CPU(s); "
-                     "ask for at most that")
 
 
 # ----------------------------------------------------------------------------- paths
@@ -348,7 +264,8 @@ def run_search(request: SearchRequest) -> SearchOutcome:
         raise UsageError(f"--name {name}: {run_dir} already holds a run; continue it with "
                          f"`alchemy-tune resume {run_dir}` or choose another --name")
     init_ray(request.address, request.num_cpus)
-    check_resources(settings.cpus_per_trial, settings.gpus_per_trial or 0, local=request.address is None)
+    check_resources(settings.cpus_per_trial, settings.gpus_per_trial or 0, local=request.address is None,
+                    wait_s=request.node_wait_s)
     journal = journal_location(run_dir)
     objectives = [list(o) for o in (settings.objectives or ((settings.metric, settings.mode),))]
     metric, mode = watched(settings)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 from .errors import UsageError
 
@@ -36,10 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--max-concurrent", type=int, help="most trials running at once")
     r.add_argument("--address", help="join this Ray cluster ('auto' on a cluster node); default: embedded Ray")
     r.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
-    r.add_argument("--storage", default=os.environ.get("ALCHEMY_TUNE_STORAGE", "alchemy-runs"),
+    r.add_argument("--storage",
                    help="results root: a folder, an NFS path or a URI such as s3://bucket/prefix "
-                        "(default: $ALCHEMY_TUNE_STORAGE, else ./alchemy-runs)")
+                        "(default: $ALCHEMY_TUNE_STORAGE, else ./alchemy-runs; ~/alchemy-runs in a Ray job)")
     r.add_argument("--name", help="run name; the run folder is STORAGE/NAME (default: search-<time>)")
+    r.add_argument("--node-wait", type=float, metavar="SECONDS",
+                   help="on a cluster, how long to wait for the autoscaler to start a node that fits one trial "
+                        "before giving up (default: $ALCHEMY_TUNE_NODE_WAIT_S, else 600)")
     r.add_argument("--max-failures", type=int, default=2,
                    help="retries of a crashed trial or one whose node died (each from its last checkpoint)")
     parser.add_argument("--dry-run", action="store_true", help="validate and show the plan without running")
@@ -89,16 +91,21 @@ def pinned_params(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .cluster import node_wait_s, storage_root
     from .search import SearchRequest, run_search
 
     if args.trials is not None and args.trials < 1:
         raise UsageError(f"--trials: must be at least 1, got {args.trials}")
+    storage, why = storage_root(args.storage)
     request = SearchRequest(space_path=args.space, settings=_given(args, SETTING_FLAGS),
-                            params=pinned_params(args), storage=args.storage,
+                            params=pinned_params(args), storage=storage,
                             name=args.name, address=args.address, num_cpus=args.num_cpus,
-                            max_failures=args.max_failures)
+                            max_failures=args.max_failures, node_wait_s=node_wait_s(args.node_wait))
     if args.max_failures < 0:
         raise UsageError(f"--max-failures: must be >= 0, got {args.max_failures}")
+    # First line, before Ray prints anything: where the results go and why (a Ray job's working
+    # directory is a copy Ray deletes, so that case gets a stable default).
+    print(f"storage: {storage} ({why})", flush=True)
     if args.dry_run:
         return dry_run(request)
     print_outcome(run_search(request))

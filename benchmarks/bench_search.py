@@ -62,7 +62,8 @@ def write_space(path: Path, body: str) -> str:
 def search(space: str, storage: str, name: str, trials: int, pruner: str, trial_fn: str, cpus: int):
     import ray
 
-    from alchemy_tune.search import SearchRequest, init_ray, run_search
+    from alchemy_tune.cluster import init_ray
+    from alchemy_tune.search import SearchRequest, run_search
 
     init_ray(None, cpus)
     start = time.perf_counter()

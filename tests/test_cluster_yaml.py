@@ -53,3 +53,50 @@ def test_every_node_installs_the_package_and_writes_to_shared_storage(raw):
     assert any(f"pip install -e {remote}" in cmd for cmd in raw["setup_commands"])  # head and workers
     storage = [opt for opt in raw["docker"]["run_options"] if "ALCHEMY_TUNE_STORAGE=" in opt]
     assert storage and "://" in storage[0]
+
+
+# ----------------------------------------------------------------------------- clusters/onprem.yaml
+ONPREM = CONFIG.parent / "onprem.yaml"
+
+
+@pytest.fixture(scope="module")
+def onprem() -> dict:
+    return yaml.safe_load(ONPREM.read_text())
+
+
+def test_onprem_passes_rays_schema_after_the_launchers_own_defaults(onprem):
+    prepared = prepare_config(copy.deepcopy(onprem))
+    validate_config(prepared)
+    # the local provider's single node type, with every listed worker kept up
+    (node_type,) = prepared["available_node_types"].values()
+    assert node_type["min_workers"] == node_type["max_workers"] == len(onprem["provider"]["worker_ips"])
+
+
+def test_onprem_schema_check_is_real(onprem):
+    broken = copy.deepcopy(onprem)
+    broken["auth"]["ssh_private_keyz"] = "~/.ssh/id"
+    with pytest.raises(jsonschema.ValidationError):
+        validate_config(prepare_config(broken))
+
+
+def test_onprem_marks_every_site_specific_value(onprem):
+    provider, auth = onprem["provider"], onprem["auth"]
+    assert provider["type"] == "local"
+    for value in (provider["head_ip"], *provider["worker_ips"], auth["ssh_user"], auth["ssh_private_key"]):
+        assert "CHANGE-ME" in value
+    setup = "\n".join(onprem["setup_commands"])
+    assert "ALCHEMY_TUNE_STORAGE=/mnt/CHANGE-ME" in setup and "alchemy-venv" in setup
+
+
+def test_onprem_installs_the_package_sets_storage_and_starts_the_dashboard(onprem):
+    (remote,) = [r for r, local in onprem["file_mounts"].items() if local == "."]
+    setup = onprem["setup_commands"]
+    assert setup[-1] == f"pip install -e {remote}"
+    # the environment file is written before it is sourced from ~/.bashrc, and before the install
+    env_lines = [i for i, cmd in enumerate(setup) if "~/.alchemy-tune-env" in cmd]
+    assert env_lines and max(env_lines) < len(setup) - 1
+    assert any("export ALCHEMY_TUNE_STORAGE=" in cmd for cmd in setup)
+    head_start = onprem["head_start_ray_commands"][-1]
+    assert "--head" in head_start and "--include-dashboard=true" in head_start
+    assert "--dashboard-host" not in head_start  # the jobs API stays on the head's loopback
+    assert all("$RAY_HEAD_IP" in c for c in onprem["worker_start_ray_commands"] if "ray start" in c)
