@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import stop_tree
 
 from alchemy_tune.cli import main
 from alchemy_tune.cluster import DEFAULT_STORAGE, node_wait_s, storage_root
@@ -77,66 +77,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def stop_tree(proc: subprocess.Popen) -> None:
-    """Stop exactly the processes this test started: `ray start --block` and everything below it."""
-    pids = [proc.pid, *descendants(proc.pid)]
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in filter(alive, pids):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(map(alive, pids)):
-            time.sleep(0.2)
-    proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def loopback_head():
-    """`ray start --head` on 127.0.0.1 (as a node of a single-machine cluster would be), 1 CPU, no GPU."""
-    temp = tempfile.mkdtemp(prefix="at-head-")  # short: Ray's socket paths live under it
-    port = free_port()
+def start_head(temp: str, port: int) -> subprocess.Popen | None:
+    """`ray start --head --block`; None if it gave up (it allows the raylet a fixed 30 s to register)."""
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "disabled"}
     flags = ["--ray-client-server-port", "--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
              "--runtime-env-agent-port", "--metrics-export-port"]
     cmd = [RAY, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
            "--num-gpus=0", "--include-dashboard=false", f"--temp-dir={temp}", "--disable-usage-stats",
            *[f"{flag}={free_port()}" for flag in flags]]
-    log = open(os.path.join(temp, "start.log"), "w+")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log = Path(temp) / "start.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "Ray runtime started" not in log.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_tree(proc.pid)
+            proc.wait(timeout=10)
+            return None
+        time.sleep(0.5)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def loopback_head():
+    """`ray start --head` on 127.0.0.1 (as a node of a single-machine cluster would be), 1 CPU, no GPU."""
+    import shutil
+
+    temp = tempfile.mkdtemp(prefix="at-head-")  # short: Ray's socket paths live under it
+    port = free_port()
+    proc = start_head(temp, port) or start_head(temp, port)  # twice: a loaded machine can miss the 30 s
     try:
-        deadline = time.monotonic() + 120
-        while "Ray runtime started" not in Path(log.name).read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, Path(log.name).read_text()[-2000:]
-            time.sleep(0.5)
+        assert proc is not None, (Path(temp) / "start.log").read_text()[-2000:]
         yield f"127.0.0.1:{port}"
     finally:
-        stop_tree(proc)
-        log.close()
-        import shutil
-
+        if proc is not None:
+            stop_tree(proc.pid)
+            proc.wait(timeout=10)
         shutil.rmtree(temp, ignore_errors=True)
 
 
@@ -147,6 +123,7 @@ def driver(code: str, **env: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=180)
 
 
+@pytest.mark.slow
 def test_address_auto_stays_on_loopback(loopback_head):
     # RAY_ADDRESS is how `auto` finds this head (and what a Ray job's driver gets); without the fix Ray
     # rewrites 127.0.0.1 to the machine's outward address, where no raylet of this cluster is.
@@ -159,6 +136,7 @@ def test_address_auto_stays_on_loopback(loopback_head):
     assert "nodes ['127.0.0.1']" in done.stdout and "cpus 1.0" in done.stdout
 
 
+@pytest.mark.slow
 def test_gpus_asked_of_a_cluster_without_them_wait_node_wait_then_say_so(loopback_head, tmp_path):
     done = driver("import sys\nfrom alchemy_tune.cli import main\n"
                   f"sys.exit(main(['--trials', '1', '--address', {loopback_head!r}, '--gpus-per-trial', '1', "
