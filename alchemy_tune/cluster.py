@@ -30,10 +30,13 @@ def storage_root(given: str | None) -> tuple[str, str]:
     ``--working-dir`` (``.../runtime_resources/working_dir_files/...``), which Ray deletes, so a job's runs
     go to ~/alchemy-runs on the node that runs the driver.
     """
-    if given:
-        return given, "--storage"
-    if os.environ.get(STORAGE_ENV):
-        return os.environ[STORAGE_ENV], f"${STORAGE_ENV}"
+    for value, why in ((given, "--storage"), (os.environ.get(STORAGE_ENV), f"${STORAGE_ENV}")):
+        if value:
+            if in_ray_job() and "://" not in value and not os.path.isabs(os.path.expanduser(value)):
+                raise UsageError(f"{why} {value}: a relative path in a Ray job lands in Ray's temporary copy "
+                                 "of its working directory, which Ray deletes; give an absolute path, ~/..., "
+                                 "or a URI such as s3://bucket/prefix")
+            return value, why
     if in_ray_job():
         return os.path.join(os.path.expanduser("~"), DEFAULT_STORAGE), \
             "default for a Ray job: its working directory is a temporary copy that Ray deletes"

@@ -53,9 +53,13 @@ def test_a_ray_job_never_defaults_into_its_working_dir_copy(tmp_path, capsys, mo
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", '{"runtime_env": {}}')
     assert storage_root(None)[0] == str(tmp_path / "home" / "alchemy-runs")
-    # an explicit choice still wins inside a job
+    # an explicit choice still wins inside a job, unless it is relative (it would land in the copy)
     monkeypatch.setenv("ALCHEMY_TUNE_STORAGE", "/nfs/runs")
     assert storage_root(None) == ("/nfs/runs", "$ALCHEMY_TUNE_STORAGE")
+    assert storage_root("~/runs") == ("~/runs", "--storage")
+    assert main(["--trials", "1", "--dry-run", "--storage", "runs"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--storage runs: a relative path in a Ray job" in err
 
 
 def test_node_wait_is_an_option_with_an_environment_default(capsys, monkeypatch):
