@@ -259,11 +259,13 @@ def check(work: Path) -> None:
         home = work / "home"
 
         up = [RAY, "up", "-y", "--no-config-cache", str(cluster)]
-        if run(up, timeout=600, env=env, check=False).returncode != 0:
+        first = run(up, timeout=600, env=env, check=False)
+        if first.returncode != 0:
             # `ray start` gives the raylet a fixed 30 s to register; on a machine this loaded that can run
             # out. A second `ray up` redoes the set-up and restarts Ray on the node (its `ray stop` sees only
             # the node's namespace).
-            log("ray up failed; once more")
+            reason = [ln for ln in (first.stdout + first.stderr).splitlines() if "rror" in ln or "xception" in ln]
+            log(f"ray up failed ({' | '.join(reason[-3:])[-600:]}); once more")
             run(up, timeout=600, env=env)
 
         # 1. `ray submit`: the script runs as a plain file on the head, joins with --address auto
