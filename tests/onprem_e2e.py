@@ -9,8 +9,9 @@ process named like a Ray process that it can see; inside the namespace it sees o
 other Ray clusters on this machine are never touched (a decoy named `raylet` outside proves it), and
 ending the namespace's first process ends everything that was started in it. Steps, as the README says:
 
-    ray up · ray submit … search.py -- --address auto · ray dashboard (tunnel) · ray job submit · analyze
-    · ray down
+    ray up · ray dashboard (the SSH tunnel to the jobs API) · ray submit … search.py -- --address auto
+    and ray job submit (the two at once: the node has 2 CPUs, each search runs one trial at a time)
+    · analyze of both runs · ray down
 
 Asserts: the `ray submit` run lands in $ALCHEMY_TUNE_STORAGE (the cluster file's shared storage); the Ray
 job, submitted without a storage setting, lands in ~/alchemy-runs on the head and says so in its first
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -268,23 +270,27 @@ def check(work: Path) -> None:
             log(f"ray up failed ({' | '.join(reason[-3:])[-600:]}); once more")
             run(up, timeout=600, env=env)
 
-        # 1. `ray submit`: the script runs as a plain file on the head, joins with --address auto
-        submitted = run([RAY, "submit", str(cluster), "alchemy_tune/search.py", "--", "--address", "auto",
-                         "--space", str(space), "--name", "submitted"], timeout=600, env=env)
-        expected = work / "shared" / "submitted"
-        assert f"storage: {work / 'shared'} ($ALCHEMY_TUNE_STORAGE)" in submitted.stdout, submitted.stdout[-3000:]
-        assert_run(expected, trials=2)
-
-        # 2. `ray job submit` through `ray dashboard`'s tunnel, without a storage setting
+        # `ray dashboard`: the SSH tunnel to the head's dashboard, which serves the jobs API
         local = free_port()
         tunnel = subprocess.Popen([RAY, "dashboard", "--port", str(local), "--remote-port",
                                    str(info["dashboard-port"]), str(cluster)], cwd=REPO, env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                   stdin=subprocess.DEVNULL, start_new_session=True)
         wait_http(f"http://127.0.0.1:{local}/api/version", timeout_s=60)
-        job = run([RAY, "job", "submit", "--address", f"http://127.0.0.1:{local}", "--working-dir", ".", "--",
-                   "env", "-u", "ALCHEMY_TUNE_STORAGE", "python", "-m", "alchemy_tune.cli", "--address", "auto", "--space", str(space),
-                   "--name", "job"], timeout=600, env=env)
+        # The two runs at once (each 1 trial at a time; the node has 2 CPUs):
+        # `ray job submit` through the tunnel, without a storage setting ...
+        with ThreadPoolExecutor(1) as pool:
+            job_done = pool.submit(run, [RAY, "job", "submit", "--address", f"http://127.0.0.1:{local}",
+                                         "--working-dir", ".", "--", "env", "-u", "ALCHEMY_TUNE_STORAGE",
+                                         "python", "-m", "alchemy_tune.cli", "--address", "auto", "--space",
+                                         str(space), "--name", "job"], timeout=600, env=env)
+            # ... and `ray submit`: the script runs as a plain file on the head, joins with --address auto
+            submitted = run([RAY, "submit", str(cluster), "alchemy_tune/search.py", "--", "--address", "auto",
+                             "--space", str(space), "--name", "submitted"], timeout=600, env=env)
+            job = job_done.result()
+        expected = work / "shared" / "submitted"
+        assert f"storage: {work / 'shared'} ($ALCHEMY_TUNE_STORAGE)" in submitted.stdout, submitted.stdout[-3000:]
+        assert_run(expected, trials=2)
         assert "succeeded" in job.stdout, job.stdout[-4000:]
         job_lines = [ln for ln in job.stdout.splitlines() if ln.startswith("storage: ")]
         node_home = pwd.getpwuid(os.getuid()).pw_dir  # the node's ~ has this name inside its namespace
