@@ -93,8 +93,7 @@ def _parse_settings(raw: Any, problems: list) -> SearchSettings:
         elif key in ("metric", "mode", "sampler", "pruner"):
             allowed = {"metric": METRICS, "mode": MODES, "sampler": SAMPLERS, "pruner": PRUNERS}[key]
             if value not in allowed:
-                leak = " (selecting on test data would leak it)" if str(value).startswith("test_") else ""
-                problems.append((at, f"{value!r} is not one of {', '.join(allowed)}{leak}"))
+                problems.append((at, f"{value!r} is not one of {', '.join(allowed)}{leak_hint(value)}"))
             kwargs[key] = value
         elif key == "objectives":
             kwargs[key] = _parse_objectives(value, problems)
@@ -109,6 +108,10 @@ def _parse_settings(raw: Any, problems: list) -> SearchSettings:
                     isinstance(k, str) and isinstance(v, (int, float, str, bool)) for k, v in value.items())):
                 problems.append((at, f"expected {{option: value, ...}} (pruner keyword arguments), "
                                  f"got {value!r}"))
+            kwargs[key] = value
+        elif key == "repeats":
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                problems.append((at, f"expected an integer >= 1 (training seeds per configuration), got {value!r}"))
             kwargs[key] = value
         else:  # trials, max_concurrent, seed, n_startup_trials, max_evals
             optional = key != "seed"
@@ -125,6 +128,16 @@ def _parse_settings(raw: Any, problems: list) -> SearchSettings:
     return SearchSettings(**kwargs)
 
 
+def leak_hint(metric: Any) -> str:
+    """Why a test-language metric is refused, and the name that would accept it."""
+    if str(metric).startswith("test_"):
+        return " (selecting on test data would leak it)"
+    if str(metric) in ("dev_unseen", "dev_all"):
+        return (f" ({metric} contains the test languages' dev data; selecting on it is only possible by "
+                "name, as oracle_dev_unseen, and every output then says 'oracle')")
+    return ""
+
+
 def _parse_objectives(value: Any, problems: list) -> tuple[tuple[str, str], ...] | None:
     """``{dev_seen: max, dev_unseen: max}`` or ``[[dev_seen, max], [dev_unseen, max]]``."""
     if value is None:
@@ -139,7 +152,8 @@ def _parse_objectives(value: Any, problems: list) -> tuple[tuple[str, str], ...]
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
             problems.append((at, f"expected [metric, max|min], got {pair!r}"))
         elif pair[0] not in METRICS or pair[1] not in MODES:
-            problems.append((at, f"{pair!r}: metric must be one of {', '.join(METRICS)}, mode max or min"))
+            problems.append((at, f"{pair!r}: metric must be one of {', '.join(METRICS)}, mode max or min"
+                             f"{leak_hint(pair[0])}"))
         else:
             out.append((pair[0], pair[1]))
     if len({m for m, _ in out}) != len(out):

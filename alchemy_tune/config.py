@@ -43,7 +43,10 @@ class TrialConfig:
     seen: tuple[str, ...] | None = None
     """Override the task's training languages (dataset codes)."""
     unseen: tuple[str, ...] | None = None
-    """Override the task's held-out languages (dataset codes)."""
+    """Override the task's test languages (dataset codes): never trained on, never used to choose."""
+    val: tuple[str, ...] | None = None
+    """Validation languages (dataset codes; never trained on, their dev split chooses); None = the task's
+    default group (bible tasks: ita ukr pes kor; paper tasks: none), ``[]`` = none."""
     data_seed: int = 0
     """Seed of the training-size subsets (kept apart from ``seed`` so seeds vary training only)."""
     max_length: int = 64
@@ -133,7 +136,7 @@ class TrialConfig:
             kwargs[name] = value
         if problems:
             raise UsageError("; ".join(problems))
-        for key in ("seen", "unseen"):
+        for key in ("seen", "unseen", "val"):
             value = kwargs.get(key)
             if isinstance(value, str):
                 kwargs[key] = tuple(v for v in value.split(",") if v)
@@ -220,7 +223,7 @@ def _problems(c: TrialConfig):
     for name in ("warmup_ratio", "lambda_warmup"):
         yield from num(name, getattr(c, name), lambda v: 0 <= v <= 1, "in [0, 1]")
     yield from _uriel_problems(c)
-    for name in ("seen", "unseen"):
+    for name in ("seen", "unseen", "val"):
         value = getattr(c, name)
         if value is not None and not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
             yield f"{name}: expected a list of language codes, got {value!r}"

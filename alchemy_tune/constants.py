@@ -6,9 +6,9 @@ Scalar keys are plain floats/ints/strings; ``LANGS`` holds the per-language metr
     {
       "step": 120, "epoch": 1.5, "examples_seen": 3840,
       "lambda": 10.0, "train_loss": 1.31, "task_loss": 1.22, "uriel_loss": 0.009,
-      "dev_seen": 0.61, "dev_unseen": 0.52, "dev_all": 0.57,
-      "test_seen": 0.60, "test_unseen": 0.50, "test_all": 0.56,
-      "langs": {"eng": {"uriel": "eng", "seen": True,
+      "dev_seen": 0.61, "dev_val": 0.55, "dev_unseen": 0.52, "dev_all": 0.57, "dev_select": 0.59,
+      "test_seen": 0.60, "test_val": 0.54, "test_unseen": 0.50, "test_all": 0.56,
+      "langs": {"eng": {"uriel": "eng", "seen": True, "role": "seen",
                         "dev": {"accuracy": 0.7, "macro_f1": 0.6},
                         "test": {"accuracy": 0.68, "macro_f1": 0.59}}, ...},
       "primary_metric": "accuracy",
@@ -17,8 +17,13 @@ Scalar keys are plain floats/ints/strings; ``LANGS`` holds the per-language metr
       "train_seconds": 41.2,         # compute seconds spent by this trial so far (resumes included)
     }
 
-The ``*_seen`` / ``*_unseen`` / ``*_all`` values are means over languages of the task's primary metric
-(accuracy for classification, Pearson for pair regression); NaN when a group has no language.
+The ``*_seen`` / ``*_val`` / ``*_unseen`` / ``*_all`` values are means over languages of the task's primary
+metric (accuracy for classification, Pearson for pair regression); NaN when a group has no language.
+
+Language roles (see :mod:`alchemy_tune.tasks.base`): ``seen`` languages are trained on, ``val``
+(validation) languages are never trained on and their dev split is what the search chooses with, ``unseen``
+(test) languages are never trained on and never used for any decision. ``dev_select`` is the mean of the
+per-language dev scores over seen ∪ val languages: the default selection metric.
 """
 
 STEP = "step"
@@ -35,7 +40,14 @@ REASON = "reason"
 TRAIN_SECONDS = "train_seconds"
 
 SPLITS_EVALUATED = ("dev", "test")
-GROUPS = ("seen", "unseen", "all")
+SEEN, VAL, UNSEEN = "seen", "val", "unseen"
+ROLES = (SEEN, VAL, UNSEEN)
+GROUPS = (SEEN, VAL, UNSEEN, "all")
+SELECT = "dev_select"
+"""Mean dev score over the seen and validation languages (one value per language, then the mean)."""
+SELECT_ROLES = (SEEN, VAL)
+ORACLE_PREFIX = "oracle_"
+ORACLE_DEV_UNSEEN = ORACLE_PREFIX + "dev_unseen"
 
 
 def average_key(split: str, group: str) -> str:
@@ -43,7 +55,35 @@ def average_key(split: str, group: str) -> str:
     return f"{split}_{group}"
 
 
-AVERAGE_KEYS = tuple(average_key(s, g) for s in SPLITS_EVALUATED for g in GROUPS)
+AVERAGE_KEYS = tuple(average_key(s, g) for s in SPLITS_EVALUATED for g in GROUPS) + (SELECT,)
+
+SELECTION_METRICS = (SELECT, "dev_seen", "dev_val", ORACLE_DEV_UNSEEN)
+"""What may choose (best step, pruning, sampler feedback, best configuration). Test-language dev data only
+under the ``oracle_`` name, so that every output derived from it says so."""
+
+
+def is_oracle(metric: str) -> bool:
+    """True for a selection metric computed on the test (unseen) languages' own dev data."""
+    return str(metric).startswith(ORACLE_PREFIX)
+
+
+def selects_on_test(metric: str) -> bool:
+    """True when selecting on ``metric`` uses test-language data: the oracle, or a run made before roles
+    existed that selected on ``dev_unseen`` / ``dev_all`` (so their tables say oracle too)."""
+    return is_oracle(metric) or metric in ("dev_unseen", "dev_all")
+
+
+def report_key(metric: str) -> str:
+    """The key of a report holding ``metric``'s value: ``oracle_dev_unseen`` reads ``dev_unseen``."""
+    return str(metric)[len(ORACLE_PREFIX):] if is_oracle(metric) else str(metric)
+
+
+def lang_role(info) -> str:
+    """The role of one ``langs`` entry (reports written before roles existed only say ``seen``)."""
+    role = info.get("role") if hasattr(info, "get") else None
+    if role in ROLES:
+        return role
+    return SEEN if info.get("seen") else UNSEEN
 
 RUNNING = "running"
 COMPLETED = "completed"

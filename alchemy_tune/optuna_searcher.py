@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
 from . import constants as C
+from . import replicates
 from .errors import UsageError
 from .pruning import PRUNED_AT_ATTR, build_pruner
 
@@ -69,8 +70,10 @@ class StudyHandle:
 
     def __init__(self, journal_path: str, *, objectives: Sequence[tuple[str, str]], sampler: str, pruner: str,
                  seed: int | None, concurrent: int = 1, pruner_options: Mapping[str, Any] | None = None,
-                 n_startup_trials: int | None = None, run_dir: str | None = None):
+                 n_startup_trials: int | None = None, run_dir: str | None = None, repeats: int = 1):
         self.journal_path = str(journal_path)
+        self.repeats = int(repeats)
+        """Ray trials (training seeds) per configuration; > 1 goes through :mod:`alchemy_tune.replicates`."""
         self.run_dir = run_dir
         self.objective_metrics = tuple(m for m, _ in objectives)
         self.directions = [("maximize" if d == "max" else "minimize") for _, d in objectives]
@@ -127,6 +130,9 @@ class StudyHandle:
             rid = t.user_attrs.get(RAY_ID_ATTR)
             if rid:
                 self._ids[rid] = t._trial_id
+            for key, value in t.user_attrs.items():  # every replicate maps to its configuration
+                if value and key.startswith(replicates.RAY_ID_PREFIX):
+                    self._ids[value] = t._trial_id
 
     def storage_id(self, ray_id: str) -> int | None:
         if ray_id not in self._ids:
@@ -145,6 +151,10 @@ class StudyHandle:
         sid = self.storage_id(ray_id)
         if sid is not None and not self.study._storage.get_trial(sid).state.is_finished():
             self.study._storage.set_trial_user_attr(sid, key, value)
+
+    def aggregate(self, ray_id: str, eval_index: int, values: Mapping[int, float]) -> dict | None:
+        """A replicate's intermediate values -> its configuration's (see :func:`replicates.aggregate`)."""
+        return replicates.aggregate(self, ray_id, eval_index, values)
 
     # ------------------------------------------------------------------ trial life
     def n_trials(self) -> int:
@@ -177,7 +187,20 @@ class StudyHandle:
         return config
 
     def finish(self, ray_id: str, result: Mapping[str, Any] | None, error: str | bool = False) -> str | None:
-        """Tell Optuna how the trial ended (once); returns the alchemy status, None if unknown/already told."""
+        """Tell Optuna how the trial ended (once); returns the alchemy status, None if unknown/already told.
+
+        With replicates, the status is the replicate's own, and Optuna is told when the last one ends."""
+        if self.repeats > 1:
+            status, outcome = replicates.finish(self, ray_id, result, error)
+            if outcome is not None:
+                config_status, state, told, reason = outcome
+                sid = self.storage_id(ray_id)
+                if reason:
+                    self.study._storage.set_trial_user_attr(sid, REASON_ATTR, reason)
+                self.study._storage.set_trial_user_attr(sid, STATUS_ATTR, config_status)
+                self.study.tell(self.study._storage.get_trial(sid).number, told, state=state,
+                                skip_if_finished=True)
+            return status
         frozen = self.frozen(ray_id)
         if frozen is None or frozen.state.is_finished():
             return None
@@ -185,7 +208,7 @@ class StudyHandle:
             return None  # removed before it ever ran (search stopped): a resumed search still runs it
         sid, result = frozen._trial_id, result or {}
         storage = self.study._storage
-        values = [result.get(m) for m in self.objective_metrics]
+        values = [result.get(C.report_key(m)) for m in self.objective_metrics]
         if error:
             status, state, told = C.FAILED, TrialState.FAIL, None
             storage.set_trial_user_attr(sid, REASON_ATTR, str(error) if isinstance(error, str) else "error")
@@ -216,6 +239,9 @@ class OptunaSearcher(Searcher):
         return True  # metric and mode come from the space's settings, fixed at construction
 
     def suggest(self, trial_id: str) -> dict | str | None:
+        if self.handle.repeats > 1:
+            config = replicates.suggest(self.handle, trial_id, self.space, self.n_trials, self.grid)
+            return Searcher.FINISHED if config is None else config
         config = self.handle.adopt_orphan(trial_id)
         if config is not None:
             return config

@@ -1,8 +1,8 @@
 """``alchemy-tune plan``: a dry run of a search space — nothing is trained.
 
-Prints the trial count, the task's seen and unseen languages with their URIEL codes, coverage and mapping
-notes, and the configuration each trial would run (every trial of a grid; the sampled parameters and their
-ranges otherwise).
+Prints the trial count, the selection metric, the task's three language groups (seen, validation, test)
+with their URIEL codes, coverage and mapping notes, and the configuration each trial would run (every trial
+of a grid; the sampled parameters and their ranges otherwise).
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show", type=int, default=60, help="at most this many trial rows")
 
 
-def task_languages(task: str, config: TrialConfig) -> tuple[tuple[str, ...], tuple[str, ...], str]:
-    """(seen, unseen, where from): the loaded task's languages, or the loader's declared lists when its
-    data is not reachable (a paper task planned before the data is staged)."""
-    from .tasks import TASKS, TaskOptions, load_task
+def task_languages(task: str, config: TrialConfig) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], str]:
+    """(seen, val, unseen, where from): the loaded task's language groups, or the loader's declared lists
+    when its data is not reachable (a paper task planned before the data is staged)."""
+    from .tasks import TASKS, TaskOptions, default_val, load_task
 
     if task not in TASKS:
         raise UsageError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
@@ -36,19 +36,37 @@ def task_languages(task: str, config: TrialConfig) -> tuple[tuple[str, ...], tup
         # the sizes the trials will load: the dry run also proves the data is there and large enough
         loaded = load_task(task, TaskOptions(train_size=config.train_size, dev_size=config.dev_size,
                                              test_size=config.test_size, seed=config.data_seed, seen=config.seen,
-                                             unseen=config.unseen, data_dir=config.data_dir,
+                                             unseen=config.unseen, val=config.val, data_dir=config.data_dir,
                                              variant=config.task_variant))
-        return loaded.seen, loaded.unseen, "loaded"
+        return loaded.seen, loaded.val, loaded.unseen, "loaded"
     except UsageError as exc:
+        if str(exc).startswith("val:"):
+            raise
         module = importlib.import_module(TASKS[task].split(":")[0])
         seen = config.seen or getattr(module, "SEEN", None) or getattr(module, "DEFAULT_SEEN", None)
         unseen = config.unseen or getattr(module, "UNSEEN", None) or getattr(module, "DEFAULT_UNSEEN", None)
         if seen is None or unseen is None:
             raise
-        return tuple(seen), tuple(unseen), f"declared lists (data not loaded: {exc})"
+        val = tuple(config.val if config.val is not None else default_val(task))
+        unseen = tuple(lang for lang in unseen if lang not in val)
+        return tuple(seen), val, unseen, f"declared lists (data not loaded: {exc})"
 
 
-def language_table(seen, unseen, feature_sets: list[str], missing: str) -> list[str]:
+def selection_line(metric: str, val: tuple[str, ...]) -> str:
+    """What chooses, in words; an oracle metric says so loudly."""
+    from . import constants as C
+
+    if C.is_oracle(metric):
+        return (f"selection metric: {metric} — ORACLE: chooses on the test languages' own dev data, so their "
+                "test scores are not zero-shot; every table and report of this run says 'oracle'")
+    groups = {C.SELECT: "seen + validation languages" if val else
+              "seen languages (no validation languages, so = dev_seen)",
+              "dev_seen": "seen languages", "dev_val": "validation languages"}
+    return (f"selection metric: {metric} (dev split of the {groups.get(metric, metric)}; the test languages "
+            "never choose)")
+
+
+def language_table(seen, val, unseen, feature_sets: list[str], missing: str) -> list[str]:
     """Per language: its code and coverage in both URIEL sources side by side — the sets the space uses,
     and the other source's default sets — so a choice of source can be judged language by language."""
     from . import uriel, urielplus
@@ -63,7 +81,7 @@ def language_table(seen, unseen, feature_sets: list[str], missing: str) -> list[
     header = (["language", "group", "uriel"] + [f"coverage {s}" for s in per_source["lang2vec"]]
               + ["URIEL+"] + [f"URIEL+ {s}" for s in per_source["urielplus"]] + ["note"])
     rows = []
-    for lang in list(seen) + list(unseen):
+    for lang in list(seen) + list(val) + list(unseen):
         code = to_uriel(lang)
         cover = [f"{l2v.coverage(spec, [code])[code]:.2f}" for spec in per_source["lang2vec"]]
         if code in plus:
@@ -72,8 +90,16 @@ def language_table(seen, unseen, feature_sets: list[str], missing: str) -> list[
         else:
             plus_cells = ["-"] + ["none"] * len(per_source["urielplus"])
         notes = "; ".join(n for n in (mapping_note(lang), source_note(code, "urielplus")) if n)
-        rows.append([lang, "seen" if lang in seen else "UNSEEN", code, *cover, *plus_cells, notes])
+        group = "seen" if lang in seen else "val" if lang in val else "TEST"
+        rows.append([lang, group, code, *cover, *plus_cells, notes])
     return _columns(header, rows) + [f"(missing URIEL values: {missing})"]
+
+
+def trial_seeds(space) -> str:
+    seed = space.params["seed"].value if "seed" in space.params and space.params["seed"].kind == "fixed" \
+        else TrialConfig.seed
+    k = space.settings.repeats
+    return ", ".join(str(seed + r) for r in range(min(k, 4))) + (", ..." if k > 4 else "")
 
 
 def _columns(header: list[str], rows: list[list]) -> list[str]:
@@ -106,7 +132,7 @@ def print_plan(space, trials: int | None = None, show: int = 60) -> int:
         print(f"trials: {n if n else 'as given by --trials'} (sampled; the space has continuous parameters)")
 
     base = check_trial_config(grid[0] if grid else space.fixed())
-    seen, unseen, source = task_languages(base.task, base)
+    seen, val, unseen, source = task_languages(base.task, base)
     if grid is not None:
         specs = {c.get("uriel_features", base.uriel_features) for c in grid}
     elif "uriel_features" in space.params:
@@ -115,8 +141,16 @@ def print_plan(space, trials: int | None = None, show: int = 60) -> int:
         specs = {base.uriel_features}
     # Coverage per feature *set* keeps the table narrow when a space explores many '+'-combinations.
     sets = sorted({part for spec in specs for part in spec.split("+")})
-    print(f"\ntask {base.task}: {len(seen)} seen, {len(unseen)} unseen languages ({source})")
-    print("\n".join(language_table(seen, unseen, sets, base.missing)))
+    for metric, _ in objective:
+        print(selection_line(metric, val))
+    if getattr(s, "repeats", 1) > 1:
+        print(f"repeats: {s.repeats} training seeds per configuration ({trial_seeds(space)}), "
+              f"{n * s.repeats if n else 'trials x repeats'} trials in all; the sampler and pruner see their mean")
+    print(f"\ntask {base.task}: {len(seen)} seen (trained on), {len(val)} validation (dev chooses), "
+          f"{len(unseen)} test languages (never choose) ({source})")
+    print(f"  seen:       {' '.join(seen) or '-'}\n  validation: {' '.join(val) or '-'}\n  test:       "
+          f"{' '.join(unseen) or '-'}")
+    print("\n".join(language_table(seen, val, unseen, sets, base.missing)))
 
     print("\nfixed for every trial: " + ", ".join(f"{k}={v}" for k, v in space.fixed().items()))
     if grid is None:

@@ -17,6 +17,7 @@ from ray.tune import Callback
 from . import constants as C
 from .optuna_searcher import REASON_ATTR, STATUS_ATTR, StudyHandle
 from .pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR
+from .replicates import ended, identity
 from .trainable import report_of
 
 
@@ -36,6 +37,9 @@ def final_status(handle: StudyHandle, trial, *, error: bool = False) -> tuple[st
     last = trial.last_result or {}
     if error:
         return C.FAILED, _error_line(trial), None
+    end = ended(frozen, trial.trial_id)
+    if end:  # a replicate: its own ending, not its configuration's
+        return end["status"], end["reason"], end["pruned_at_step"]
     status = attrs.get(STATUS_ATTR)
     if status is None:  # not told (e.g. a multi-driver race); fall back to what the trial itself said
         status = C.DIVERGED if last.get(C.STATUS) == C.DIVERGED else C.COMPLETED
@@ -64,11 +68,13 @@ class ResultsCallback(Callback):
         return self._writer
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.writer.set_identity(trial.trial_id, *identity(self.handle, trial.trial_id))
         self.writer.add_report(trial.trial_id, trial.config, report_of(result))
 
     def end(self, trial, *, error: bool = False) -> None:
         status, reason, step = final_status(self.handle, trial, error=error)
         last = trial.last_result or {}
+        self.writer.set_identity(trial.trial_id, *identity(self.handle, trial.trial_id))
         self.writer.end_trial(trial.trial_id, status, error=reason, pruned_at_step=step,
                               resources=trial.placement_group_factory.required_resources,
                               wall_seconds=last.get("time_total_s"))
@@ -83,6 +89,11 @@ class ResultsCallback(Callback):
 
     def on_experiment_end(self, trials, **info):
         self.writer.flush()
+
+
+def metric_label(metric: str) -> str:
+    """How outputs name a selection metric: one computed on test-language data says ORACLE."""
+    return f"{metric} [ORACLE: selects on test-language dev data]" if C.is_oracle(metric) else metric
 
 
 def _fmt(value: Any) -> str:
@@ -122,7 +133,10 @@ class ProgressCallback(Callback):
             best = study.best_trial
         except ValueError:
             return "none yet"
-        return f"{self.handle.metric}={_fmt(best.value)} (trial {best.user_attrs.get('ray_trial_id')})"
+        label = f"{metric_label(self.handle.metric)}"
+        if self.handle.repeats > 1:
+            return f"{label}={_fmt(best.value)} (configuration {best.number}, mean of its replicates)"
+        return f"{label}={_fmt(best.value)} (trial {best.user_attrs.get('ray_trial_id')})"
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if time.monotonic() - self._last >= self.interval_s:
@@ -137,7 +151,8 @@ class ProgressCallback(Callback):
         elif reason:
             detail += f": {reason[:120]}"
         else:
-            detail += f" {self.handle.metric}={_fmt((trial.last_result or {}).get(self.handle.metric))}"
+            value = (trial.last_result or {}).get(C.report_key(self.handle.metric))
+            detail += f" {metric_label(self.handle.metric)}={_fmt(value)}"
         self._print(trials, detail, ending=trial)
 
     def on_trial_complete(self, iteration, trials, trial, **info):

@@ -75,14 +75,15 @@ def build_pruner(name: str, *, mode: str = "max", n_startup_trials: int = 2, n_w
 
 
 def objective_langs(report: Mapping[str, Any], metric: str) -> list[tuple[str, float]]:
-    """Per-language dev scores of the objective's group, sorted by language code (stable pairing)."""
-    split, _, group = metric.partition("_")
+    """Per-language dev scores of the objective's group, sorted by language code (stable pairing).
+
+    ``dev_select`` is the seen and validation languages; ``oracle_dev_unseen`` the test languages."""
+    split, _, group = C.report_key(metric).partition("_")
+    roles = C.SELECT_ROLES if metric == C.SELECT else C.ROLES if group == "all" else (group,)
     primary = report.get(C.PRIMARY_METRIC)
     pairs = []
     for lang, info in sorted((report.get(C.LANGS) or {}).items()):
-        if not isinstance(info, Mapping) or (group == "seen" and not info.get("seen")):
-            continue
-        if group == "unseen" and info.get("seen"):
+        if not isinstance(info, Mapping) or C.lang_role(info) not in roles:
             continue
         value = (info.get(split) or {}).get(primary)
         if isinstance(value, (int, float)):
@@ -109,9 +110,9 @@ class _PruningMixin:
         frozen = self._handle.frozen(trial_id)
         if frozen is None:
             return False
-        if frozen.state.is_finished():
-            # Already told (a resumed driver re-running a trial Tune had not yet recorded as ended):
-            # stop it again; its status stays what the study says.
+        if frozen.state.is_finished() or (self._handle.repeats > 1 and PRUNED_AT_ATTR in frozen.user_attrs):
+            # Already told (a resumed driver re-running a trial Tune had not yet recorded as ended), or a
+            # replicate of a pruned configuration: stop it; its status stays what the study says.
             return True
         if self._handle.multi_objective:
             return False  # Optuna has no intermediate values for multi-objective studies
@@ -121,9 +122,13 @@ class _PruningMixin:
             values = {eval_index * WILCOXON_STRIDE + i: v
                       for i, (_, v) in enumerate(objective_langs(result, self._metric_name))}
         else:
-            value = result.get(self._metric_name)
+            value = result.get(C.report_key(self._metric_name))
             # Median/Percentile/Threshold treat NaN as worse than anything
             values = {eval_index: float(value) if _finite(value) else float("nan")}
+        if self._handle.repeats > 1:  # the configuration's mean over its replicates
+            values = self._handle.aggregate(trial_id, eval_index, values)
+            if values is None:
+                return False  # waiting for the other replicates at this evaluation
         for step, value in values.items():
             if step not in frozen.intermediate_values:  # a trial restored from a checkpoint repeats steps
                 otrial.report(value, step)
@@ -148,7 +153,8 @@ class OptunaPruningScheduler(_PruningMixin, FIFOScheduler):
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         if self._report_and_ask(trial.trial_id, result):
-            if not self._handle.frozen(trial.trial_id).state.is_finished():
+            frozen = self._handle.frozen(trial.trial_id)
+            if not frozen.state.is_finished() and PRUNED_AT_ATTR not in frozen.user_attrs:
                 self._mark_pruned(trial.trial_id, result, self._pruner_name)
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
@@ -165,7 +171,7 @@ class AshaPruningScheduler(_PruningMixin, AsyncHyperBandScheduler):
         self._setup(study_handle, metric, per_language=False)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        if result.get(C.STATUS) == C.DIVERGED or not _finite(result.get(self._metric_name)):
+        if result.get(C.STATUS) == C.DIVERGED or not _finite(result.get(C.report_key(self._metric_name))):
             return TrialScheduler.CONTINUE  # ASHA cannot rank NaN; the trial ends as diverged by itself
         self._report_and_ask(trial.trial_id, result)  # the curves, for the dashboard; ASHA decides
         decision = AsyncHyperBandScheduler.on_trial_result(self, tune_controller, trial, result)

@@ -10,12 +10,17 @@ column                   type       meaning
 =======================  =========  ==============================================================
 run_id, trial_id         string     the run (alchemy_run.json) and the trial within it
 status                   string     running / completed / pruned / diverged / failed
+config_id                string     the configuration (its Optuna trial number); replicates share it
+replicate                int64      replicate index 0..k-1 (training seed = base seed + replicate)
+selection_metric         string     what chose the best step and the search (alchemy_run.json metric)
+oracle                   bool       true when that metric used the test languages' dev data
 cfg_<name>               typed      every TrialConfig value (cfg_lambda, cfg_uriel_features, ...)
 n_reports                int64      evaluations reported
 final_step, final_epoch  int64/f64  the last evaluation
-final_<split>_<group>    float64    averages at the last evaluation (dev/test × seen/unseen/all)
-best_step                int64      the evaluation where the run's objective (alchemy_run.json
-                                    ``metric``/``mode``, default dev_unseen/max) was best
+final_<split>_<group>    float64    averages at the last evaluation (dev/test × seen/val/unseen/all,
+                                    and dev_select)
+best_step                int64      the evaluation where the run's selection metric (alchemy_run.json
+                                    ``metric``/``mode``, default dev_select/max) was best
 best_<split>_<group>     float64    every average at ``best_step`` (test is never used to choose)
 final_lambda             float64    λ at the last evaluation (schedules change it)
 primary_metric           string     accuracy, pearson, ...
@@ -31,12 +36,13 @@ updated                  timestamp  when the table was last written (UTC)
 
 ``metrics.parquet`` — one tidy row per (run_id, trial_id, step, split, lang, metric):
 run_id, trial_id (string); step (int64), epoch (float64); split (dev/test); lang (the dataset's own
-code, e.g. ``sw-KE``); uriel_code (ISO 639-3 / lang2vec code, e.g. ``swh``); seen (bool); metric
+code, e.g. ``sw-KE``); uriel_code (ISO 639-3 / lang2vec code, e.g. ``swh``); seen (bool); role (seen,
+val or unseen: trained on, validation, test); metric
 (accuracy, macro_f1, pearson, ...); value (float64); lambda, train_loss, task_loss, uriel_loss,
 train_seconds (float64, the values at that step).
 
 ``steps.parquet`` — one row per (run_id, trial_id, step): epoch, examples_seen, lambda, the losses,
-the six averages (dev_seen ... test_all), train_seconds, status: the learning curves.
+the averages (dev_seen ... test_all, dev_select), train_seconds, status: the learning curves.
 
 Rows are keyed, and the last write wins: a trial that restarts from a checkpoint and reports step s
 again replaces every row it had at steps >= s, so a resumed or retried trial's rows appear once.
@@ -74,7 +80,7 @@ METRICS_SCHEMA = pa.schema([
     ("split", pa.string()), ("lang", pa.string()), ("uriel_code", pa.string()), ("seen", pa.bool_()),
     ("metric", pa.string()), ("value", pa.float64()), ("lambda", pa.float64()),
     ("train_loss", pa.float64()), ("task_loss", pa.float64()), ("uriel_loss", pa.float64()),
-    ("train_seconds", pa.float64()),
+    ("train_seconds", pa.float64()), ("role", pa.string()),
 ])
 _STEP_FLOATS = ("epoch", C.LAMBDA, C.TRAIN_LOSS, C.TASK_LOSS, C.URIEL_LOSS, *C.AVERAGE_KEYS, C.TRAIN_SECONDS)
 STEPS_SCHEMA = pa.schema(
@@ -96,8 +102,9 @@ def _config_types() -> dict[str, pa.DataType]:
 
 
 _TRIAL_COLUMNS: list[tuple[str, pa.DataType]] = (
-    [("run_id", pa.string()), ("trial_id", pa.string()), ("status", pa.string()), ("n_reports", pa.int64()),
-     ("final_step", pa.int64()), ("final_epoch", pa.float64())]
+    [("run_id", pa.string()), ("trial_id", pa.string()), ("status", pa.string()), ("config_id", pa.string()),
+     ("replicate", pa.int64()), ("selection_metric", pa.string()), ("oracle", pa.bool_()),
+     ("n_reports", pa.int64()), ("final_step", pa.int64()), ("final_epoch", pa.float64())]
     + [(f"final_{k}", pa.float64()) for k in C.AVERAGE_KEYS]
     + [("best_step", pa.int64())] + [(f"best_{k}", pa.float64()) for k in C.AVERAGE_KEYS]
     + [("final_lambda", pa.float64()), ("primary_metric", pa.string()), ("pruned_at_step", pa.int64()),
@@ -210,10 +217,10 @@ class ResultsWriter:
         self.run_dir, self.run_id = str(run_dir), run_id
         self._fs, self._root = resolve(self.run_dir)
         meta = self._meta()
-        self.metric = metric or meta.get("metric") or "dev_unseen"
+        self.metric = metric or meta.get("metric") or C.SELECT
         self.mode = mode or meta.get("mode") or "max"
-        if self.metric not in C.AVERAGE_KEYS:
-            raise UsageError(f"metric: {self.metric!r} is not one of {', '.join(C.AVERAGE_KEYS)}")
+        if self.metric not in C.SELECTION_METRICS and self.metric not in C.AVERAGE_KEYS:  # older runs too
+            raise UsageError(f"metric: {self.metric!r} is not one of {', '.join(C.SELECTION_METRICS)}")
         if self.mode not in ("max", "min"):
             raise UsageError(f"mode: {self.mode!r} is not one of max, min")
         self._versions = json.dumps(meta.get("versions") or {}, sort_keys=True)
@@ -251,6 +258,11 @@ class ResultsWriter:
         self._other_steps = steps.filter(pc.field("run_id") != self.run_id) if steps.num_rows else None
 
     # ------------------------------------------------------------------ recording
+    def set_identity(self, trial_id: str, config_id: str, replicate: int) -> None:
+        """The configuration ``trial_id`` runs and its replicate index (default: its own id, 0)."""
+        trial = self._trials.setdefault(str(trial_id), {})
+        trial["config_id"], trial["replicate"] = str(config_id), int(replicate)
+
     def add_report(self, trial_id: str, config: Mapping, metrics: Mapping) -> None:
         """Record one evaluation of ``trial_id`` (a report dict in the constants.py format)."""
         step = metrics.get(C.STEP)
@@ -268,20 +280,21 @@ class ResultsWriter:
         shared = tuple(_float(metrics.get(k)) for k in (C.LAMBDA, C.TRAIN_LOSS, C.TASK_LOSS, C.URIEL_LOSS,
                                                         C.TRAIN_SECONDS))
         epoch = _float(metrics.get(C.EPOCH))
-        split_c, lang_c, uriel_c, seen_c, metric_c, value_c = [], [], [], [], [], []
+        split_c, lang_c, uriel_c, seen_c, metric_c, value_c, role_c = [], [], [], [], [], [], []
         for lang, info in (metrics.get(C.LANGS) or {}).items():
-            uriel, seen = info.get("uriel"), bool(info.get("seen"))
+            uriel, seen, role = info.get("uriel"), bool(info.get("seen")), C.lang_role(info)
             for split in C.SPLITS_EVALUATED:
                 for name, value in (info.get(split) or {}).items():
                     split_c.append(split), lang_c.append(lang), uriel_c.append(uriel), seen_c.append(seen)
-                    metric_c.append(name), value_c.append(_float(value))
+                    metric_c.append(name), value_c.append(_float(value)), role_c.append(role)
         n = len(value_c)
         # One small Arrow table per report: flush then only concatenates, whatever the run's size.
         self._pending[(trial_id, step)] = pa.Table.from_arrays(
             [pa.array([v] * n, f.type) for v, f in zip((self.run_id, trial_id, step, epoch), METRICS_SCHEMA)]
             + [pa.array(c, f.type) for c, f in zip((split_c, lang_c, uriel_c, seen_c, metric_c, value_c),
                                                      list(METRICS_SCHEMA)[4:10])]
-            + [pa.array([v] * n, pa.float64()) for v in shared], schema=METRICS_SCHEMA)
+            + [pa.array([v] * n, pa.float64()) for v in shared] + [pa.array(role_c, pa.string())],
+            schema=METRICS_SCHEMA)
         examples = metrics.get(C.EXAMPLES_SEEN)
         history[step] = {"run_id": self.run_id, "trial_id": trial_id, "step": step,
                          "examples_seen": examples if isinstance(examples, int) else None,
@@ -340,6 +353,8 @@ class ResultsWriter:
                         & (pc.field("step") >= step))
                 drop = cond if drop is None else drop | cond
             stored = stored.filter(~drop)
+        if "role" not in stored.column_names:  # written before language roles: seen or unseen
+            stored = stored.append_column("role", pc.if_else(stored["seen"], "seen", "unseen"))
         stored = stored.cast(METRICS_SCHEMA) if stored.schema != METRICS_SCHEMA else stored
         stored = pa.concat_tables([stored, *self._pending.values()])
         self._stored_metrics, self._pending, self._truncate = stored.combine_chunks(), {}, {}
@@ -359,6 +374,9 @@ class ResultsWriter:
         row.update(run_id=self.run_id, trial_id=tid, versions=self._versions)
         row["status"] = row["status"] or C.RUNNING
         row["error"] = row["error"] or ""
+        row["config_id"] = row["config_id"] or tid
+        row["replicate"] = row["replicate"] or 0
+        row["selection_metric"], row["oracle"] = self.metric, C.selects_on_test(self.metric)
         history = self._steps.get(tid, {})
         if history:
             steps = sorted(history)
@@ -366,7 +384,8 @@ class ResultsWriter:
             row.update(n_reports=len(steps), final_step=steps[-1], final_epoch=last.get("epoch"),
                        final_lambda=last.get(C.LAMBDA), compute_seconds=last.get(C.TRAIN_SECONDS))
             sign = 1.0 if self.mode == "max" else -1.0
-            scored = [(sign * v, s) for s in steps if (v := history[s].get(self.metric)) is not None
+            key = C.report_key(self.metric)
+            scored = [(sign * v, s) for s in steps if (v := history[s].get(key)) is not None
                       and not math.isnan(v)]
             best = max(scored)[1] if scored else steps[-1]
             row["best_step"] = best

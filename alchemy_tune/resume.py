@@ -37,7 +37,8 @@ def resume_search(run_dir: str, *, address: str | None = None, num_cpus: int | N
         raise UsageError(f"{run_dir}: no Ray Tune experiment state; start a new search instead")
     init_ray(address, num_cpus)
     handle = StudyHandle(journal, objectives=[tuple(o) for o in meta["objectives"]], sampler=meta["sampler"],
-                         pruner=meta["pruner"], seed=meta.get("seed"), run_dir=run_dir)
+                         pruner=meta["pruner"], seed=meta.get("seed"), run_dir=run_dir,
+                         repeats=meta.get("repeats") or 1)
     reconcile(run_dir, meta["run_id"], handle)
     trainable = make_trainable(meta.get("trial_fn") or "alchemy_tune.train:run_trial", meta.get("resources"))
     tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=False,
@@ -68,5 +69,10 @@ def reconcile(run_dir: str, run_id: str, handle: StudyHandle) -> None:
         status, reason, step = final_status(handle, trial, error=error)
         writer.end_trial(trial.trial_id, status, error=reason, pruned_at_step=step,
                          wall_seconds=(trial.last_result or {}).get("time_total_s"))
-    handle.mark_orphans({t.trial_id for t in trials})
+    if handle.repeats > 1:
+        from alchemy_tune.replicates import release_unknown
+
+        release_unknown(handle, {t.trial_id for t in trials})
+    else:
+        handle.mark_orphans({t.trial_id for t in trials})
 

@@ -73,6 +73,11 @@ class SearchOutcome:
     best: list[dict]
     """Best trial (single objective) or the Pareto front: {number, ray_trial_id, values, config}."""
     wall_seconds: float | None = None
+    metrics: tuple[str, ...] = ()
+    """The selection metric(s) the values are of."""
+    repeats: int = 1
+    oracle: bool = False
+    """True when a selection metric used the test languages' dev data (every summary says so)."""
 
 
 def default_space() -> str:
@@ -147,7 +152,8 @@ def build_components(space, settings, run_dir: str, run_id: str, request: Search
     handle = StudyHandle(journal, objectives=objectives, sampler=settings.sampler, pruner=settings.pruner,
                          seed=settings.seed, concurrent=settings.max_concurrent or 0,  # 0 = unlimited
                          pruner_options=getattr(settings, "pruner_options", None),
-                         n_startup_trials=getattr(settings, "n_startup_trials", None), run_dir=run_dir)
+                         n_startup_trials=getattr(settings, "n_startup_trials", None), run_dir=run_dir,
+                         repeats=getattr(settings, "repeats", 1))
     grid = None
     if settings.sampler == "grid":
         grid = space.grid()
@@ -192,12 +198,18 @@ def validate_settings(settings) -> None:
         raise UsageError(f"--pruner: {settings.pruner!r} is not one of {', '.join(PRUNERS)}")
     objectives = settings.objectives or ((settings.metric, settings.mode),)
     for metric, mode in objectives:
-        if metric not in AVERAGES:
-            raise UsageError(f"metric: {metric!r} is not one of {', '.join(AVERAGES)}")
-        if metric.startswith("test_"):
-            raise UsageError(f"metric: {metric!r} would select on test data; use a dev_* metric")
+        if metric not in C.SELECTION_METRICS:
+            from alchemy_tune._space_yaml import leak_hint
+
+            raise UsageError(f"metric: {metric!r} is not one of {', '.join(C.SELECTION_METRICS)}{leak_hint(metric)}")
         if mode not in ("max", "min"):
             raise UsageError(f"mode: {mode!r} is not one of max, min")
+    repeats = getattr(settings, "repeats", 1)
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise UsageError(f"--repeats: must be a positive integer, got {repeats!r}")
+    if repeats > 1 and settings.pruner == "asha":
+        raise UsageError("--repeats with --pruner asha: ASHA ranks single Ray trials, not configurations; "
+                         "use an Optuna pruner (median, percentile, successive-halving, hyperband, ...) or none")
     if len(objectives) > 1 and settings.pruner not in ("none", "asha"):
         raise UsageError(f"--pruner {settings.pruner}: Optuna pruners need one objective, this search has "
                          f"{len(objectives)}; use --pruner none or asha (ASHA prunes on {settings.metric})")
@@ -210,8 +222,11 @@ def make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir: str
     metric, mode = watched(settings)
     return tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=settings.trials,
-                                    max_concurrent_trials=settings.max_concurrent, metric=metric, mode=mode,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                    # one Ray trial per replicate of every configuration
+                                    num_samples=settings.trials * getattr(settings, "repeats", 1),
+                                    max_concurrent_trials=settings.max_concurrent, metric=C.report_key(metric),
+                                    mode=mode,
                                     # a new worker process per trial costs seconds (torch imports); trials
                                     # of the same resources reuse one, its state reset by Tune
                                     reuse_actors=True),
@@ -244,7 +259,9 @@ def summarize(handle: StudyHandle, run_dir: str) -> SearchOutcome:
         chosen = study.best_trials if handle.multi_objective else [study.best_trial]
         best = [{"number": t.number, "ray_trial_id": t.user_attrs.get(RAY_ID_ATTR), "values": t.values,
                  "config": t.user_attrs.get(CONFIG_ATTR)} for t in chosen]
-    return SearchOutcome(run_dir=run_dir, counts=counts, best=best)
+    metrics = tuple(handle.objective_metrics)
+    return SearchOutcome(run_dir=run_dir, counts=counts, best=best, metrics=metrics, repeats=handle.repeats,
+                         oracle=any(C.selects_on_test(m) for m in metrics))
 
 
 def run_search(request: SearchRequest) -> SearchOutcome:
@@ -272,6 +289,7 @@ def run_search(request: SearchRequest) -> SearchOutcome:
     meta = write_metadata(
         run_dir, "search", task=space.fixed().get("task"), space=space.path, metric=metric, mode=mode,
         objectives=objectives, sampler=settings.sampler, pruner=settings.pruner,
+        oracle=any(C.is_oracle(m) for m, _ in objectives), repeats=settings.repeats,
         trials=settings.trials, seed=settings.seed, trial_fn=request.trial_fn,
         resources=trial_resources(settings), max_concurrent=settings.max_concurrent,
         max_failures=request.max_failures,
@@ -283,7 +301,10 @@ def run_search(request: SearchRequest) -> SearchOutcome:
     import ray
 
     cluster = ray.cluster_resources()
-    print(f"search {run_dir}: {settings.trials} trials, {settings.sampler} sampler, {settings.pruner} pruner, "
+    reps = f" x {settings.repeats} seeds" if settings.repeats > 1 else ""
+    oracle = " [ORACLE: selects on test-language dev data]" if C.is_oracle(metric) else ""
+    print(f"search {run_dir}: {settings.trials} configurations{reps}, selection {metric}{oracle}, "
+          f"{settings.sampler} sampler, {settings.pruner} pruner, "
           f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial or 0:g} GPU per trial, at most "
           f"{settings.max_concurrent or 'unlimited'} at once; Ray has {cluster.get('CPU', 0):g} CPU, "
           f"{cluster.get('GPU', 0):g} GPU", flush=True)

@@ -9,7 +9,7 @@ from .errors import UsageError
 
 # flag -> the search-space setting it overrides (None = leave the space file's value)
 SETTING_FLAGS = ("trials", "sampler", "pruner", "metric", "seed", "cpus_per_trial", "gpus_per_trial",
-                 "max_concurrent")
+                 "max_concurrent", "repeats")
 PARAM_FLAGS = ("task", "data_dir", "model")
 
 
@@ -25,7 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model", help="encoder for every trial (overrides the space): e5-small, a folder, a hub id")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="pin any trial parameter for every trial, e.g. --set epochs=1 --set train_size=100")
-    g.add_argument("--metric", help="objective, a dev_* average (default: the space's, dev_unseen)")
+    g.add_argument("--metric", help="selection metric: dev_select (seen + validation languages' dev, the "
+                   "default), dev_seen, dev_val, or oracle_dev_unseen (test languages' dev: marked ORACLE)")
+    g.add_argument("--repeats", type=int, help="training seeds per configuration (seed, seed+1, ...); the "
+                   "sampler and pruner see their mean (default: the space's, 1)")
     g.add_argument("--sampler", help=f"Optuna sampler: {', '.join(SAMPLERS)}")
     g.add_argument("--pruner", help=f"pruner: {', '.join(PRUNERS)}")
     g.add_argument("--seed", type=int, help="sampler seed")
@@ -57,10 +60,17 @@ def print_outcome(outcome) -> None:
     print(f"\nsearch finished{took}: {counts or 'no trials'}")
     if not outcome.best:
         print("no trial completed, so there is no best configuration")
+    if outcome.oracle:
+        print("ORACLE: this search selected on the test languages' own dev data (oracle_dev_unseen); its "
+              "test-language scores are not zero-shot")
     for best in outcome.best:
         label = "best trial" if len(outcome.best) == 1 else "Pareto-optimal trial"
         values = ", ".join(f"{v:.4f}" for v in best["values"] or [])
-        print(f"{label}: {best['ray_trial_id']} (optuna #{best['number']}) value(s) {values}")
+        if outcome.repeats > 1:
+            print(f"{label}: configuration optuna #{best['number']}, mean over {outcome.repeats} replicates "
+                  f"of {', '.join(outcome.metrics)}: {values}")
+        else:
+            print(f"{label}: {best['ray_trial_id']} (optuna #{best['number']}) value(s) {values}")
         print(json.dumps(best["config"], indent=2, sort_keys=True))
     print(f"results: {outcome.run_dir}  (results/trials.parquet, study.journal; "
           f"`alchemy-tune analyze {outcome.run_dir}`, `optuna-dashboard {outcome.run_dir}/study.journal`)")

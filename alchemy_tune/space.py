@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .config import TrialConfig
-from .constants import AVERAGE_KEYS
+from .constants import SELECTION_METRICS
 from .errors import UsageError
 
 KINDS = ("fixed", "float", "int", "categorical", "subset")
@@ -41,8 +41,9 @@ SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2", "grid", "bruteforce")
 PRUNERS = ("none", "median", "percentile", "successive-halving", "hyperband", "threshold", "patient",
            "wilcoxon", "asha")
 MODES = ("max", "min")
-METRICS = tuple(k for k in AVERAGE_KEYS if k.startswith("dev_"))
-"""What a search may optimise: selecting on test_* averages would leak the test sets into the choice."""
+METRICS = SELECTION_METRICS
+"""What a search may optimise: dev averages over seen and validation languages. The test (unseen)
+languages' dev data only as ``oracle_dev_unseen``; test_* averages never."""
 MAX_GRID = 100_000
 """grid() refuses to enumerate more configurations than this (a typo such as high: 100000 on an int)."""
 MAX_SUBSET_MEMBERS = 12
@@ -130,7 +131,9 @@ class Param:
 class SearchSettings:
     """The ``search:`` section: defaults the CLI may override."""
 
-    metric: str = "dev_unseen"
+    metric: str = "dev_select"
+    """Selection metric: ``dev_select`` (seen + validation dev), ``dev_seen``, ``dev_val`` or, marked as
+    such everywhere, ``oracle_dev_unseen``."""
     mode: str = "max"
     objectives: tuple[tuple[str, str], ...] | None = None
     """Several ((metric, mode), ...) for the sampler; ``metric``/``mode`` stay what a pruner watches."""
@@ -148,6 +151,9 @@ class SearchSettings:
     """Keyword arguments for the Optuna pruner, e.g. {n_warmup_steps: 2} or {percentile: 25}."""
     max_evals: int | None = None
     """asha: evaluations of a trial run to the end (epochs x evals_per_epoch); None = the search's default."""
+    repeats: int = 1
+    """Training seeds per sampled configuration (seed, seed + 1, ...; data_seed fixed): each runs as its own
+    trial, and the sampler and pruner see the mean over them (see :mod:`alchemy_tune.replicates`)."""
 
 
 @dataclass(frozen=True)

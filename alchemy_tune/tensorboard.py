@@ -33,8 +33,9 @@ def scalars_of(report: Mapping) -> dict[str, float]:
     for split in C.SPLITS_EVALUATED:
         for group in C.GROUPS:
             put(f"{split}/{group}", report.get(C.average_key(split, group)))
+    put("dev/select", report.get(C.SELECT))
     for lang, info in (report.get(C.LANGS) or {}).items():
-        group = "seen" if info.get("seen") else "unseen"
+        group = C.lang_role(info)
         for split in C.SPLITS_EVALUATED:
             for metric, value in (info.get(split) or {}).items():
                 put(f"{split}_{metric}/{group}/{lang}", value)

@@ -71,7 +71,7 @@ def prepare(config: TrialConfig) -> Prepared:
     device = pick_device(config.device)
     options = TaskOptions(
         train_size=config.train_size, dev_size=config.dev_size, test_size=config.test_size,
-        seen=config.seen, unseen=config.unseen, data_dir=config.data_dir, variant=config.task_variant,
+        seen=config.seen, unseen=config.unseen, val=config.val, data_dir=config.data_dir, variant=config.task_variant,
         seed=config.data_seed,
     )
     task = load_task(config.task, options)
@@ -127,10 +127,14 @@ def predict(p: Prepared, data: Encoded, batch_size: int) -> np.ndarray:
 
 
 def evaluate(p: Prepared) -> dict:
-    """Per-language metrics on dev and test, and the seen/unseen/all averages of the primary metric."""
-    seen = set(p.task.seen)
+    """Per-language metrics on dev and test, and the per-role averages of the primary metric.
+
+    Averages: ``<split>_<group>`` for the seen / val / unseen (test) languages and all of them, and
+    ``dev_select`` (mean dev over seen ∪ val languages), the default selection metric.
+    """
     langs: dict[str, dict] = {
-        lang: {"uriel": code, "seen": lang in seen} for lang, code in zip(p.languages, p.uriel_codes)
+        lang: {"uriel": code, "seen": lang in p.task.seen, "role": p.task.role(lang)}
+        for lang, code in zip(p.languages, p.uriel_codes)
     }
     result: dict[str, Any] = {}
     primary = p.task.primary_metric
@@ -142,13 +146,27 @@ def evaluate(p: Prepared) -> dict:
             mask = data.lang_index == i
             if mask.any():
                 langs[lang][split] = score(p.task.kind, data.labels[mask], pred[mask])
-        for group in K.GROUPS:
-            values = [v[split][primary] for v in langs.values()
-                      if split in v and (group == "all" or v["seen"] == (group == "seen"))]
-            result[K.average_key(split, group)] = float(np.mean(values)) if values else math.nan
+    result.update(averages(langs, primary))
     result[K.LANGS] = langs
     result[K.PRIMARY_METRIC] = primary
     return result
+
+
+def averages(langs: Mapping[str, Mapping], primary: str) -> dict[str, float]:
+    """Every average of :data:`constants.AVERAGE_KEYS` from per-language scores (NaN for an empty group)."""
+    out = {}
+    for split in K.SPLITS_EVALUATED:
+        for group in K.GROUPS:
+            roles = K.ROLES if group == "all" else (group,)
+            out[K.average_key(split, group)] = _mean(langs, split, primary, roles)
+    out[K.SELECT] = _mean(langs, "dev", primary, K.SELECT_ROLES)
+    return out
+
+
+def _mean(langs: Mapping[str, Mapping], split: str, primary: str, roles) -> float:
+    values = [info[split][primary] for info in langs.values()
+              if split in info and K.lang_role(info) in roles]
+    return float(np.mean(values)) if values else math.nan
 
 
 def compute_losses(p: Prepared, batch: dict, schedule: LambdaSchedule, step: int):

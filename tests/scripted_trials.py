@@ -23,12 +23,14 @@ def _quality(config) -> float:
 
 
 def _report(report, step, dev_seen, dev_unseen, done):
-    langs = {"eng": {"uriel": "eng", "seen": True, "dev": {"accuracy": dev_seen}},
-             "spa": {"uriel": "spa", "seen": False, "dev": {"accuracy": dev_unseen + 0.02}},
-             "rus": {"uriel": "rus", "seen": False, "dev": {"accuracy": dev_unseen - 0.02}},
-             "swh": {"uriel": "swh", "seen": False, "dev": {"accuracy": dev_unseen}}}
-    metrics = {"step": step, "epoch": step / N_EVALS, "dev_seen": dev_seen, "dev_unseen": dev_unseen,
-               "dev_all": (dev_seen + dev_unseen) / 2, "langs": langs, "primary_metric": "accuracy",
+    # roles: eng seen, spa and rus validation, swh test; the averages are the means of these scores
+    langs = {"eng": {"uriel": "eng", "seen": True, "role": "seen", "dev": {"accuracy": dev_seen}},
+             "spa": {"uriel": "spa", "seen": False, "role": "val", "dev": {"accuracy": dev_unseen + 0.02}},
+             "rus": {"uriel": "rus", "seen": False, "role": "val", "dev": {"accuracy": dev_unseen - 0.02}},
+             "swh": {"uriel": "swh", "seen": False, "role": "unseen", "dev": {"accuracy": dev_unseen}}}
+    metrics = {"step": step, "epoch": step / N_EVALS, "dev_seen": dev_seen, "dev_val": dev_unseen,
+               "dev_unseen": dev_unseen, "dev_select": (dev_seen + 2 * dev_unseen) / 3,
+               "dev_all": (dev_seen + 3 * dev_unseen) / 4, "langs": langs, "primary_metric": "accuracy",
                "status": "completed" if done else "running", "reason": "", "train_seconds": step * SECONDS_PER_EVAL}
     with tempfile.TemporaryDirectory() as ckpt:
         with open(os.path.join(ckpt, "state.json"), "w") as handle:
@@ -52,7 +54,7 @@ def quality_trial(config, report, *, resume_from=None):
         step += 1
         if config.get("lambda", 0) >= 1e30:
             report({"step": step, "status": "diverged", "reason": "non-finite loss (scripted)",
-                    "dev_unseen": math.nan, "dev_seen": math.nan}, None)
+                    "dev_unseen": math.nan, "dev_seen": math.nan, "dev_select": math.nan}, None)
             return
         value = q * (0.5 + 0.5 * step / N_EVALS)
         _report(report, step, value + 0.05, value, step == N_EVALS)

@@ -20,9 +20,11 @@ def test_plan_of_the_paper_massive_space_without_data():
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "trials: 100 (the full grid)" in out
-    assert "25 seen, 27 unseen languages (declared lists" in out  # no hub here: the loader's own lists
+    # no hub here: the loader's own lists; the paper had no validation languages
+    assert "25 seen (trained on), 0 validation (dev chooses), 27 test languages (never choose) (declared lists" in out
+    assert "selection metric: dev_select (dev split of the seen languages (no validation languages, so = dev_seen)" in out
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line[:5] in ("sw-KE", "zh-TW", "en-US")}
-    assert rows["sw-KE"][1:3] == ["UNSEEN", "swa"] and rows["zh-TW"][1:3] == ["seen", "zho"]
+    assert rows["sw-KE"][1:3] == ["TEST", "swa"] and rows["zh-TW"][1:3] == ["seen", "zho"]
     assert "coverage syntax_knn" in out and "... and 95 more" in out
 
 
@@ -30,7 +32,18 @@ def test_plan_with_release_files_loads_them(tmp_path):
     data = write_massive(tmp_path / "massive")
     result = cli("plan", "--space", "search_spaces/paper-massive.yaml", "--data-dir", str(data), "--show", "2")
     assert result.returncode == 0, result.stderr
-    assert "25 seen, 27 unseen languages (loaded)" in result.stdout
+    assert "25 seen (trained on), 0 validation (dev chooses), 27 test languages (never choose) (loaded)" in result.stdout
+    # a validation group for a paper task, from the command line: held-out locales that now choose
+    result = cli("--dry-run", "--space", "search_spaces/paper-massive.yaml", "--data-dir", str(data),
+                 "--set", "val=[it-IT, pl-PL]")
+    assert result.returncode == 0, result.stderr
+    assert "25 seen (trained on), 2 validation (dev chooses), 25 test languages (never choose) (loaded)" in result.stdout
+    assert "validation: it-IT pl-PL" in result.stdout
+    assert "selection metric: dev_select (dev split of the seen + validation languages" in result.stdout
+    result = cli("--dry-run", "--space", "search_spaces/paper-massive.yaml", "--data-dir", str(data),
+                 "--set", "val=[en-US]")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "val: 'en-US' is a seen (training) language" in result.stderr
 
 
 def test_dry_run_of_the_search_prints_the_same_plan():
@@ -47,3 +60,22 @@ def test_plan_bad_space_is_one_line(tmp_path):
     result = cli("plan", "--space", str(bad))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "lr.low: low <= high must hold" in result.stderr
+
+
+def test_plan_of_every_shipped_space_prints_the_three_groups_and_the_selection_metric(capsys, tmp_path):
+    """Acceptance: no shipped space selects on test-language data; an oracle space says so on every line."""
+    from alchemy_tune.plan_cli import print_plan
+    from alchemy_tune.space import load_space
+
+    for path in sorted((ROOT / "search_spaces").glob("*.yaml")):
+        print_plan(load_space(path), show=1)
+        out = capsys.readouterr().out
+        assert "seen (trained on)" in out and "validation (dev chooses)" in out and "test languages" in out, path
+        assert "  seen:" in out and "  validation:" in out and "  test:" in out, path
+        assert "selection metric: dev_select" in out and "ORACLE" not in out, path
+        if "bible" in out:
+            assert "validation: ita ukr pes kor" in out
+    oracle = tmp_path / "oracle.yaml"
+    oracle.write_text("search: {metric: oracle_dev_unseen, trials: 2}\ntask: bible-genre\n")
+    print_plan(load_space(oracle))
+    assert "selection metric: oracle_dev_unseen — ORACLE" in capsys.readouterr().out

@@ -123,13 +123,13 @@ def test_ablation_scaling_and_lambda_grids():
     assert len(baseline) == 1 and "uriel_features" not in baseline[0] and "projection" not in baseline[0]
     assert len(ablation) == 1 + 7 * 3 * 2
     scaling = load_space(SPACES / "scaling.yaml").grid()
-    assert len(scaling) == 5 * 3 * 2 and {c["lambda"] for c in scaling} == {0, 1, 10}
+    assert len(scaling) == 5 * 3 and {c["lambda"] for c in scaling} == {0, 1, 10}
     lam = load_space(SPACES / "lambda.yaml").grid()
     per_schedule = {}
     for c in lam:
         per_schedule[c["lambda_schedule"]] = per_schedule.get(c["lambda_schedule"], 0) + 1
-    assert per_schedule == {"constant": 6, "warmup": 12, "linear_decay": 6, "cosine_decay": 6,
-                            "alchemyscale": 6, "alchemytune": 2}
+    assert per_schedule == {"constant": 3, "warmup": 6, "linear_decay": 3, "cosine_decay": 3,
+                            "alchemyscale": 3, "alchemytune": 1}
     assert all(("scale_interval" in c) == (c["lambda_schedule"] == "alchemyscale") for c in lam)
     assert all("lambda" not in c for c in lam if c["lambda_schedule"].startswith("alchemy"))
 
@@ -176,7 +176,8 @@ def test_all_problems_are_reported_at_once_with_file_and_key_path(tmp_path):
         f"{path}: search.sampler: 'tpee' is not one of {', '.join(SAMPLERS)}",
         f"{path}: search.trials: expected an integer >= 1 or null, got 0",
         f"{path}: search.colour: unknown setting (valid: metric, mode, objectives, sampler, pruner, trials, "
-        "cpus_per_trial, gpus_per_trial, max_concurrent, seed, n_startup_trials, pruner_options, max_evals)",
+        "cpus_per_trial, gpus_per_trial, max_concurrent, seed, n_startup_trials, pruner_options, max_evals, "
+        "repeats)",
         # proj_width names projection and pooling, both invalid above: not reported a second time
         f"{path}: proj_depth.when.nonsense: 'nonsense' is not a parameter of this space",
     ]
@@ -389,7 +390,7 @@ def test_yaml_exponent_without_a_dot_is_a_number_where_a_float_is_expected(tmp_p
 def test_search_settings_and_objectives(tmp_path):
     space = load_space(write(tmp_path, """
         search:
-          objectives: {dev_seen: max, dev_unseen: max}
+          objectives: {dev_seen: max, oracle_dev_unseen: max}
           sampler: nsga2
           pruner: none
           gpus_per_trial: 0.5
@@ -399,11 +400,12 @@ def test_search_settings_and_objectives(tmp_path):
           n_startup_trials: 3
           pruner_options: {n_warmup_steps: 2}
           max_evals: 6
+          repeats: 3
     """))
-    assert space.settings == SearchSettings(objectives=(("dev_seen", "max"), ("dev_unseen", "max")),
+    assert space.settings == SearchSettings(objectives=(("dev_seen", "max"), ("oracle_dev_unseen", "max")),
                                             sampler="nsga2", pruner="none", gpus_per_trial=0.5,
                                             cpus_per_trial=2, max_concurrent=4, seed=7, n_startup_trials=3,
-                                            pruner_options={"n_warmup_steps": 2}, max_evals=6)
+                                            pruner_options={"n_warmup_steps": 2}, max_evals=6, repeats=3)
     path = write(tmp_path, """
         search:
           objectives: [[dev_seen, up]]
@@ -411,17 +413,25 @@ def test_search_settings_and_objectives(tmp_path):
           cpus_per_trial: 0
           pruner_options: [1]
           n_startup_trials: -1
+          repeats: 0
     """, "o.yaml")
     assert problems_of(path) == [
-        f"{path}: search.objectives[0]: ['dev_seen', 'up']: metric must be one of dev_seen, dev_unseen, "
-        "dev_all, mode max or min",
-        f"{path}: search.metric: 'test_unseen' is not one of dev_seen, dev_unseen, dev_all (selecting on "
-        "test data would leak it)",
+        f"{path}: search.objectives[0]: ['dev_seen', 'up']: metric must be one of dev_select, dev_seen, "
+        "dev_val, oracle_dev_unseen, mode max or min",
+        f"{path}: search.metric: 'test_unseen' is not one of dev_select, dev_seen, dev_val, oracle_dev_unseen "
+        "(selecting on test data would leak it)",
         f"{path}: search.cpus_per_trial: expected a number > 0, got 0",
         f"{path}: search.pruner_options: expected {{option: value, ...}} (pruner keyword arguments), got [1]",
         f"{path}: search.n_startup_trials: expected an integer >= 0 or null, got -1",
+        f"{path}: search.repeats: expected an integer >= 1 (training seeds per configuration), got 0",
     ]
-    path = write(tmp_path, "search: {objectives: {dev_seen: max, dev_all: min}, sampler: cmaes}\n", "c.yaml")
+    # the test languages' dev data chooses only when asked for by name
+    path = write(tmp_path, "search: {metric: dev_unseen}\n", "u.yaml")
+    assert problems_of(path) == [
+        f"{path}: search.metric: 'dev_unseen' is not one of dev_select, dev_seen, dev_val, oracle_dev_unseen "
+        "(dev_unseen contains the test languages' dev data; selecting on it is only possible by name, as "
+        "oracle_dev_unseen, and every output then says 'oracle')"]
+    path = write(tmp_path, "search: {objectives: {dev_seen: max, dev_val: min}, sampler: cmaes}\n", "c.yaml")
     assert problems_of(path) == [
         f"{path}: search.sampler: cmaes optimises one objective: use nsga2, tpe, gp or random for several "
         "objectives"]
@@ -431,12 +441,12 @@ def test_ray_optuna_search_accepts_suggest_as_a_define_by_run_space():
     from ray.tune.search.optuna import OptunaSearch
 
     space = load_space(SPACES / "default.yaml")
-    searcher = OptunaSearch(space=space.suggest, metric="dev_unseen", mode="max", seed=0)
+    searcher = OptunaSearch(space=space.suggest, metric="dev_select", mode="max", seed=0)
     for i in range(12):
         config = searcher.suggest(f"t{i}")
         assert ("proj_width" in config) == (config["projection"] == "mlp")
         assert isinstance(check_trial_config(config), TrialConfig)
-        searcher.on_trial_complete(f"t{i}", {"dev_unseen": 0.5, "training_iteration": 1})
+        searcher.on_trial_complete(f"t{i}", {"dev_select": 0.5, "training_iteration": 1})
 
 
 def test_a_space_survives_pickling_as_ray_ships_it_to_workers():
@@ -445,3 +455,14 @@ def test_a_space_survives_pickling_as_ray_ships_it_to_workers():
     space = load_space(SPACES / "lambda.yaml")
     copy = pickle.loads(pickle.dumps(space))
     assert copy == space and copy.grid() == space.grid()
+
+
+def test_every_shipped_space_selects_without_the_test_languages_and_searches_no_seed():
+    from alchemy_tune import constants as C
+
+    for path in sorted(SPACES.glob("*.yaml")):
+        space = load_space(path)
+        metrics = [m for m, _ in (space.settings.objectives or ((space.settings.metric, space.settings.mode),))]
+        assert metrics and not any(C.selects_on_test(m) for m in metrics), path
+        assert space.settings.metric == C.SELECT, path
+        assert "seed" not in space.params or space.params["seed"].kind == "fixed", path

@@ -5,9 +5,11 @@ from __future__ import annotations
 import importlib
 
 from ..errors import UsageError
-from .base import SPLITS, Example, Task, TaskOptions, take_nested
+import dataclasses
 
-__all__ = ["SPLITS", "Example", "Task", "TaskOptions", "TASKS", "load_task", "take_nested"]
+from .base import SPLITS, Example, Task, TaskOptions, assign_roles, take_nested
+
+__all__ = ["SPLITS", "Example", "Task", "TaskOptions", "TASKS", "default_val", "load_task", "take_nested"]
 
 # name -> "module:function"; every function takes a TaskOptions and returns a validated Task.
 TASKS: dict[str, str] = {
@@ -23,6 +25,18 @@ def load_task(name: str, options: TaskOptions | None = None) -> Task:
     """Load a registered task by name; an unknown name is a UsageError listing the valid ones."""
     if name not in TASKS:
         raise UsageError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
+    options = options or TaskOptions()
     module_name, func_name = TASKS[name].split(":")
-    loader = getattr(importlib.import_module(module_name), func_name)
-    return loader(options or TaskOptions()).validate()
+    module = importlib.import_module(module_name)
+    loader = getattr(module, func_name)
+    held_out = options
+    if options.val and options.unseen is not None:
+        # loaders know seen/held-out only: the validation languages are held out too
+        held_out = dataclasses.replace(options, unseen=tuple(dict.fromkeys(options.unseen + options.val)))
+    return assign_roles(loader(held_out), options.val, default_val(name)).validate()
+
+
+def default_val(name: str) -> tuple[str, ...]:
+    """The task's documented validation group (``DEFAULT_VAL`` of its module; none for the paper tasks)."""
+    module = importlib.import_module(TASKS[name].split(":")[0])
+    return tuple(getattr(module, "DEFAULT_VAL", ()))

@@ -1,7 +1,18 @@
-"""What a task is: labelled examples per language and split, a seen/unseen split, metrics.
+"""What a task is: labelled examples per language and split, three language roles, metrics.
 
 Every dataset loader (bundled corpus or the paper's benchmarks) returns a :class:`Task`; the trial
 never needs to know where the examples came from.
+
+Language roles (the protocol that keeps test languages out of every decision):
+
+- ``seen``: trained on; their dev split takes part in selection, their test split is scored.
+- ``val`` (validation): never trained on; their dev split is used to choose (best step, pruning, sampler
+  feedback, best configuration); their test split is scored and reported.
+- ``unseen`` (test): never trained on and never used for any decision; scored only.
+
+A loader returns the languages it trains on as ``seen`` and every held-out language as ``unseen``;
+:func:`assign_roles` then moves the validation group out of ``unseen`` (``load_task`` calls it), so no
+loader needs to know about validation languages.
 """
 
 from __future__ import annotations
@@ -44,7 +55,9 @@ class TaskOptions:
     seen: tuple[str, ...] | None = None
     """Override of the training (seen) languages, as dataset codes."""
     unseen: tuple[str, ...] | None = None
-    """Override of the held-out (unseen) languages, as dataset codes."""
+    """Override of the test (unseen) languages, as dataset codes."""
+    val: tuple[str, ...] | None = None
+    """Override of the validation languages (held out, used to choose); None = the task's default group."""
     data_dir: str | None = None
     """Folder with the dataset's own release files; None = the Hugging Face hub (or bundled data)."""
     variant: str | None = None
@@ -70,18 +83,24 @@ class Task:
     seen: tuple[str, ...]
     """Dataset language codes trained on (and evaluated)."""
     unseen: tuple[str, ...]
-    """Dataset language codes only evaluated."""
+    """Test languages: only evaluated, never used to choose anything."""
     uriel_codes: Mapping[str, str]
-    """Dataset language code -> lang2vec (ISO 639-3) code, for every language in seen + unseen."""
+    """Dataset language code -> lang2vec (ISO 639-3) code, for every language of the task."""
     train: Mapping[str, list[Example]]
     dev: Mapping[str, list[Example]]
     test: Mapping[str, list[Example]]
     notes: list[str] = field(default_factory=list)
     """Human-readable facts about the load (code fallbacks, dropped examples), printed by `plan`."""
+    val: tuple[str, ...] = ()
+    """Validation languages: never trained on; their dev split chooses (see the module docstring)."""
 
     @property
     def languages(self) -> tuple[str, ...]:
-        return tuple(self.seen) + tuple(self.unseen)
+        return tuple(self.seen) + tuple(self.val) + tuple(self.unseen)
+
+    def role(self, lang: str) -> str:
+        """``seen``, ``val`` or ``unseen`` (test)."""
+        return "seen" if lang in self.seen else "val" if lang in self.val else "unseen"
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -102,9 +121,10 @@ class Task:
     def validate(self) -> "Task":
         """Raise UsageError if the task cannot be trained and evaluated as declared."""
         problems = []
-        overlap = set(self.seen) & set(self.unseen)
-        if overlap:
-            problems.append(f"languages both seen and unseen: {sorted(overlap)}")
+        for a, b in (("seen", "unseen"), ("seen", "val"), ("val", "unseen")):
+            overlap = set(getattr(self, a)) & set(getattr(self, b))
+            if overlap:
+                problems.append(f"languages both {a} and {b}: {sorted(overlap)}")
         if not self.seen:
             problems.append("no seen (training) language")
         for lang in self.languages:
@@ -125,6 +145,32 @@ class Task:
         if problems:
             raise UsageError(f"task {self.name}: " + "; ".join(problems))
         return self
+
+
+def assign_roles(task: Task, val: tuple[str, ...] | None, default: tuple[str, ...] = ()) -> Task:
+    """Move the validation languages out of the task's held-out languages (``task.unseen``).
+
+    ``val`` given (even empty) must name held-out languages of the task; None takes ``default`` (the task's
+    documented group), keeping only its languages that are held out in this load (a language made seen by
+    an override simply stays seen).
+    """
+    held_out = tuple(task.unseen) + tuple(task.val)
+    if val is None:
+        chosen = tuple(lang for lang in default if lang in held_out)
+    else:
+        bad = [lang for lang in val if lang not in held_out]
+        if bad:
+            where = {lang: "a seen (training) language" if lang in task.seen else "not a language of this load"
+                     for lang in bad}
+            raise UsageError(f"val: {', '.join(f'{lang!r} is {why}' for lang, why in where.items())}; "
+                             f"validation languages are held out: choose from {', '.join(held_out)}")
+        chosen = tuple(dict.fromkeys(val))
+    if not tuple(lang for lang in held_out if lang not in chosen):
+        raise UsageError(f"val: {', '.join(chosen)} leaves task {task.name} no test (unseen) language; "
+                         "keep at least one held-out language out of the validation group")
+    task.val = chosen
+    task.unseen = tuple(lang for lang in held_out if lang not in chosen)
+    return task
 
 
 def stable_seed(*parts: object) -> int:

