@@ -183,7 +183,7 @@ def aggregate(handle, ray_id: str, eval_index: int, values: Mapping[int, float])
         if any(str(i) not in per_replicate[q] for q in live):
             break  # evaluations are reported in order: a later one waits for this one
         reporting = [per_replicate[q][str(i)] for q in range(k) if str(i) in per_replicate[q]]
-        for step in {s for rep in reporting for s in rep}:
+        for step in sorted({s for rep in reporting for s in rep}, key=int):
             scores = [rep[step] for rep in reporting if step in rep and _finite(rep[step])]
             if int(step) not in frozen.intermediate_values:
                 out[int(step)] = sum(scores) / len(scores) if scores else math.nan

@@ -69,3 +69,31 @@ def trade_off_trial(config, report, *, resume_from=None):
         time.sleep(SECONDS_PER_EVAL / 3)
         step += 1
         _report(report, step, q * (1 - 0.5 * share), q * (0.5 + 0.5 * share), step == N_EVALS)
+
+
+def scrambled_test_labels_trial(config, report, *, resume_from=None):
+    """The real trial, with every label of the test (unseen) languages' dev and test splits changed.
+
+    Training never sees those languages, and nothing that chooses may read them: a search run with this
+    trial must make exactly the decisions of one run with ``alchemy_tune.train.run_trial``.
+    """
+    import dataclasses
+
+    from alchemy_tune import train
+
+    load = train.load_task
+
+    def scrambled(name, options):
+        task = load(name, options)
+        n = max(2, len(task.labels))
+        for split in ("dev", "test"):
+            examples = task.split(split)
+            for lang in task.unseen:  # the next class for every example: no label stays right
+                examples[lang] = [dataclasses.replace(e, label=(e.label + 1) % n) for e in examples[lang]]
+        return task
+
+    train.load_task = scrambled
+    try:
+        return train.run_trial(config, report, resume_from=resume_from)
+    finally:
+        train.load_task = load

@@ -66,9 +66,14 @@ def test_bad_flags_and_spaces_are_one_line_exit_2(tmp_path, capsys):
     inverted = write_space(tmp_path, {"trials": 2}, {"lr": {"type": "float", "low": 0.1, "high": 0.01}})
     assert "lr" in cli_error(capsys, ["--space", inverted, "--dry-run"])
     # several objectives cannot be pruned by an Optuna pruner
-    multi = write_space(tmp_path, {"trials": 2, "objectives": [["dev_seen", "max"], ["dev_unseen", "max"]],
+    multi = write_space(tmp_path, {"trials": 2, "objectives": [["dev_seen", "max"], ["dev_val", "max"]],
                                    "sampler": "nsga2"}, {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}})
     assert "--pruner" in cli_error(capsys, ["--space", multi, "--pruner", "median", "--dry-run"])
+    # test-language dev data chooses only by name; replicates need a pruner that sees configurations
+    assert "oracle_dev_unseen" in cli_error(capsys, ["--trials", "2", "--metric", "dev_unseen", "--dry-run"])
+    assert "test data" in cli_error(capsys, ["--trials", "2", "--metric", "test_select", "--dry-run"])
+    assert "--repeats" in cli_error(capsys, ["--trials", "2", "--repeats", "0", "--dry-run"])
+    assert "ASHA" in cli_error(capsys, ["--trials", "2", "--repeats", "2", "--pruner", "asha", "--dry-run"])
     assert "not a run" in cli_error(capsys, ["resume", str(tmp_path)])
     assert "no such directory" in cli_error(capsys, ["resume", str(tmp_path / "nope")])
 
@@ -176,11 +181,16 @@ def test_search_with_the_real_trial_records_completed_and_diverged(tmp_path, tin
     assert outcome.counts == {C.COMPLETED: 1, C.DIVERGED: 1}  # the grid has 2 points, so 2 trials, not 5
     assert outcome.best[0]["config"]["lambda"] == 0
     meta = json.loads((run_dir / "alchemy_run.json").read_text())
-    assert meta["kind"] == "search" and meta["sampler"] == "grid" and meta["objectives"] == [["dev_unseen", "max"]]
+    assert meta["kind"] == "search" and meta["sampler"] == "grid" and meta["objectives"] == [["dev_select", "max"]]
+    assert meta["oracle"] is False and meta["repeats"] == 1
     trials = {r["cfg_lambda"]: r for r in read_trials(str(run_dir)).to_pylist()}
     assert trials[0]["status"] == C.COMPLETED and trials[0]["n_reports"] == 3
     assert trials[1e39]["status"] == C.DIVERGED and "non-finite" in trials[1e39]["error"]
     assert trials[0]["cpus"] == 1.0 and trials[0]["wall_seconds"] > 0
+    # without repeats every trial is its own configuration (its Optuna trial number), replicate 0
+    assert sorted(r["config_id"] for r in trials.values()) == ["0", "1"]
+    assert {r["replicate"] for r in trials.values()} == {0}
+    assert {(r["selection_metric"], r["oracle"]) for r in trials.values()} == {("dev_select", False)}
     metrics = read_metrics(str(run_dir)).to_pandas()
     assert set(metrics["lang"]) == {"eng", "fra", "deu", "spa", "rus"}
     # each trial's TensorBoard events are under its own folder in the run directory
@@ -197,7 +207,7 @@ def test_search_with_the_real_trial_records_completed_and_diverged(tmp_path, tin
 @pytest.mark.slow
 def test_multi_objective_search_returns_a_pareto_front(tmp_path, scripted_workers, ray_cleanup):
     space = write_space(tmp_path, {"sampler": "nsga2", "pruner": "none", "max_concurrent": 2, "seed": 1,
-                                   "objectives": [["dev_seen", "max"], ["dev_unseen", "max"]]},
+                                   "objectives": [["dev_seen", "max"], ["dev_val", "max"]]},
                         {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
                          "lambda": {"type": "categorical", "choices": [0, 1, 10]}})
     outcome = run_search(SearchRequest(space_path=space, storage=str(tmp_path / "runs"), name="mo", num_cpus=2,
@@ -235,3 +245,48 @@ def test_a_reopened_study_does_not_replay_its_seeded_draws(tmp_path):
     fresh = draw(StudyHandle(str(tmp_path / "other.journal"), objectives=[("dev_unseen", "max")],
                              sampler="random", pruner="none", seed=0), 3)
     assert fresh == first  # a new study with the same seed still reproduces the same draws
+
+
+# ----------------------------------------------------------------------------- selection never sees test labels
+def _decisions(run_dir: Path) -> dict:
+    """Every decision of a search: per configuration its values, status, pruning step, best steps and the
+    values the sampler and pruner were fed; and the chosen configuration."""
+    from alchemy_tune.results import read_trials
+
+    study = optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(run_dir / JOURNAL))))
+    configs = {t.number: (t.params, t.state.name, t.value, t.intermediate_values,
+                          t.user_attrs.get("pruned_at_step")) for t in study.trials}
+    rows = {(r["config_id"], r["replicate"]): (r["status"], r["pruned_at_step"], r["best_step"],
+                                                r["best_dev_select"], r["cfg_seed"])
+            for r in read_trials(str(run_dir)).to_pylist()}
+    return {"configs": configs, "trials": rows, "best": study.best_trial.number}
+
+
+@pytest.mark.slow
+def test_scrambling_the_test_languages_labels_changes_no_decision(tmp_path, tiny_encoder_dir, scripted_workers,
+                                                                   ray_cleanup):
+    """Acceptance: best steps, pruning and the chosen configuration never read test-language labels.
+
+    Two TPE searches with median pruning and 2 replicates per configuration, identical except that the
+    second trains with every dev/test label of the test languages (spa, rus) changed. One at a time, so the
+    order of events, and with it every decision, is reproducible."""
+    from alchemy_tune.results import read_trials
+
+    space = write_space(tmp_path, {"sampler": "tpe", "n_startup_trials": 2, "pruner": "median", "seed": 3,
+                                   "max_concurrent": 1, "repeats": 2},
+                        {"lr": {"type": "float", "low": 1e-5, "high": 3e-3, "log": True}},
+                        {**TINY, "unseen": ["spa", "rus", "ita"], "model": tiny_encoder_dir, "lambda": 1.0})
+    runs = {}
+    for name, trial_fn in (("plain", "alchemy_tune.train:run_trial"),
+                           ("scrambled", "scripted_trials:scrambled_test_labels_trial")):
+        run_search(SearchRequest(space_path=space, storage=str(tmp_path / "runs"), name=name, num_cpus=2,
+                                 settings={"trials": 4}, trial_fn=trial_fn, progress_interval_s=1000))
+        runs[name] = tmp_path / "runs" / name
+    plain, scrambled = _decisions(runs["plain"]), _decisions(runs["scrambled"])
+    assert plain == scrambled
+    assert any(state == "PRUNED" for _, state, *_ in plain["configs"].values())  # pruning was exercised
+    # ... while the test languages' scores did change (ita is the validation language: it chooses)
+    a, b = (read_trials(str(runs[n])).to_pandas().sort_values(["config_id", "replicate"]) for n in runs)
+    assert (a["best_dev_unseen"].to_numpy() != b["best_dev_unseen"].to_numpy()).any()
+    assert (a["best_dev_val"].to_numpy() == b["best_dev_val"].to_numpy()).all()

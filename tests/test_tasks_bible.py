@@ -50,8 +50,9 @@ def test_genre_examples_are_the_selected_verses_with_their_book_genre(genre):
     task, selection = genre
     lay = bible.layout()
     assert task.kind == "classification" and len(task.labels) == 6 and task.labels[0] == "law"
-    assert set(task.seen) == set(bible.DEFAULT_SEEN) and set(task.unseen) == set(bible.DEFAULT_UNSEEN)
-    assert set(task.seen) | set(task.unseen) == set(bible.LANGUAGES) and len(bible.LANGUAGES) == 22
+    assert set(task.seen) == set(bible.DEFAULT_SEEN) and task.val == bible.DEFAULT_VAL
+    assert set(task.unseen) == set(bible.DEFAULT_UNSEEN) - set(bible.DEFAULT_VAL) and len(task.unseen) == 8
+    assert set(task.seen) | set(task.val) | set(task.unseen) == set(bible.LANGUAGES) and len(bible.LANGUAGES) == 22
     assert set(task.uriel_codes) == set(task.languages)
     assert set(task.train) == set(task.seen) and set(task.test) == set(task.languages)
     for split in ("train", "dev", "test"):
@@ -159,7 +160,9 @@ def test_deterministic_across_calls_and_cache_rebuild(monkeypatch, tmp_path):
 
 def test_seen_unseen_override_and_bad_codes():
     task = load_task("bible-genre", TaskOptions(train_size=12, seen=("kor", "swh")))
-    assert task.seen == ("kor", "swh") and len(task.unseen) == 20 and "eng" in task.unseen
+    # the default validation group keeps the languages that are still held out
+    assert task.seen == ("kor", "swh") and task.val == ("ita", "ukr", "pes") and len(task.unseen) == 17
+    assert "eng" in task.unseen
     task = load_task("bible-genre", TaskOptions(train_size=12, unseen=("eng",)))
     assert task.unseen == ("eng",) and len(task.seen) == 21
     bad = [
@@ -176,6 +179,26 @@ def test_seen_unseen_override_and_bad_codes():
         assert needle in message and "\n" not in message
     with pytest.raises(UsageError, match="valid: eng, fra, spa"):
         load_task("bible-relatedness", TaskOptions(unseen=("zzz",)))
+
+
+def test_validation_group_overrides_and_bad_groups():
+    """Validation languages are held out (never trained on); a group that is seen or leaves no test language
+    is a one-line error."""
+    task = load_task("bible-genre", TaskOptions(train_size=12, dev_size=12, test_size=12, seen=("eng", "fra"),
+                                                unseen=("spa", "kor"), val=("ita",)))
+    assert (task.seen, task.val, task.unseen) == (("eng", "fra"), ("ita",), ("spa", "kor"))
+    assert set(task.train) == {"eng", "fra"} and task.dev["ita"] and task.test["ita"]
+    assert [task.role(lang) for lang in task.languages] == ["seen", "seen", "val", "unseen", "unseen"]
+    task = load_task("bible-genre", TaskOptions(train_size=12, val=()))
+    assert task.val == () and len(task.unseen) == 12
+    for options, needle in [
+        (TaskOptions(val=("eng",)), "val: 'eng' is a seen (training) language"),
+        (TaskOptions(seen=("eng",), unseen=("spa",), val=("spa",)), "no test (unseen) language"),
+        (TaskOptions(seen=("eng",), unseen=("spa",), val=("xx",)), "val: unknown language 'xx'"),
+    ]:
+        with pytest.raises(UsageError) as err:
+            load_task("bible-genre", options)
+        assert needle in str(err.value) and "\n" not in str(err.value)
 
 
 def test_evaluation_sizes_rounding_and_limits():

@@ -33,7 +33,14 @@ def load_task(name: str, options: TaskOptions | None = None) -> Task:
     if options.val and options.unseen is not None:
         # loaders know seen/held-out only: the validation languages are held out too
         held_out = dataclasses.replace(options, unseen=tuple(dict.fromkeys(options.unseen + options.val)))
-    return assign_roles(loader(held_out), options.val, default_val(name)).validate()
+    try:
+        task = loader(held_out)
+    except UsageError as exc:
+        culprit = held_out is not options and any(repr(v) in str(exc) for v in options.val)
+        if culprit:  # the loader checked our merged list: name the field the user gave
+            raise UsageError(f"val: {str(exc).partition(': ')[2]}") from None
+        raise
+    return assign_roles(task, options.val, default_val(name)).validate()
 
 
 def default_val(name: str) -> tuple[str, ...]:
