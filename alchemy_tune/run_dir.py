@@ -124,8 +124,8 @@ class TrainRunSink:
         from .tensorboard import TensorBoardLogger
 
         self.config = config.to_dict()
-        meta = write_metadata(run_dir, "train", task=config.task, space=None, metric="dev_unseen", mode="max",
-                              objectives=[["dev_unseen", "max"]], sampler="none", pruner="none")
+        meta = write_metadata(run_dir, "train", task=config.task, space=None, metric="dev_select", mode="max",
+                              objectives=[["dev_select", "max"]], sampler="none", pruner="none")
         self.trial_id = "train"
         self.started = time.time()
         self.writer = ResultsWriter(run_dir, meta["run_id"])

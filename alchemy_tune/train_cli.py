@@ -80,26 +80,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def format_table(metrics: dict) -> str:
-    """Per-language dev/test scores, seen languages first, with the seen/unseen averages."""
+    """Per-language dev/test scores, seen then validation then test languages, with the group averages."""
     langs = metrics.get(K.LANGS, {})
     primary = metrics.get(K.PRIMARY_METRIC, "accuracy")
     names = sorted({m for v in langs.values() for split in K.SPLITS_EVALUATED for m in v.get(split, {})},
                    key=lambda m: (m != primary, m))
     header = ["language", "uriel", "group"] + [f"{s} {m}" for s in K.SPLITS_EVALUATED for m in names]
     rows = []
-    for lang, info in sorted(langs.items(), key=lambda kv: (not kv[1]["seen"], kv[0])):
-        cells = [lang, info["uriel"], "seen" if info["seen"] else "UNSEEN"]
+    label = {K.SEEN: "seen", K.VAL: "val", K.UNSEEN: "TEST"}
+    for lang, info in sorted(langs.items(), key=lambda kv: (K.ROLES.index(K.lang_role(kv[1])), kv[0])):
+        cells = [lang, info["uriel"], label[K.lang_role(info)]]
         cells += [_fmt(info.get(s, {}).get(m)) for s in K.SPLITS_EVALUATED for m in names]
         rows.append(cells)
-    for group in ("seen", "unseen"):
-        cells = [f"{group} average", "", ""]
+    groups = [g for g in K.ROLES if any(K.lang_role(v) == g for v in langs.values())]
+    for group in groups:
+        cells = [f"{label[group].lower()} average", "", ""]
         cells += [_fmt(metrics.get(K.average_key(s, group))) if m == primary else "" for s in K.SPLITS_EVALUATED
                   for m in names]
         rows.append(cells)
     widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     rule = "-" * len(line(header))
-    return "\n".join([line(header), rule] + [line(r) for r in rows[:-2]] + [rule] + [line(r) for r in rows[-2:]])
+    n = len(groups)
+    return "\n".join([line(header), rule] + [line(r) for r in rows[:-n]] + [rule] + [line(r) for r in rows[-n:]])
 
 
 def _fmt(value) -> str:
@@ -125,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"step {metrics[K.STEP]:>5}  λ={metrics.get(K.LAMBDA, math.nan):.3g}  "
                   f"loss={metrics.get(K.TRAIN_LOSS, math.nan):.4f}  dev seen={metrics.get('dev_seen', math.nan):.3f}  "
-                  f"dev unseen={metrics.get('dev_unseen', math.nan):.3f}  ({time.perf_counter() - started:.0f}s)",
+                  f"dev val={metrics.get('dev_val', math.nan):.3f}  dev test={metrics.get('dev_unseen', math.nan):.3f}"
+                  f"  ({time.perf_counter() - started:.0f}s)",
                   flush=True)
 
     outcome = run_trial(config, report)

@@ -285,6 +285,9 @@ def test_scrambling_the_test_languages_labels_changes_no_decision(tmp_path, tiny
         runs[name] = tmp_path / "runs" / name
     plain, scrambled = _decisions(runs["plain"]), _decisions(runs["scrambled"])
     assert plain == scrambled
+    from test_replicates import check_configurations_see_replicate_means
+
+    check_configurations_see_replicate_means(runs["plain"], repeats=2)
     assert any(state == "PRUNED" for _, state, *_ in plain["configs"].values())  # pruning was exercised
     # ... while the test languages' scores did change (ita is the validation language: it chooses)
     a, b = (read_trials(str(runs[n])).to_pandas().sort_values(["config_id", "replicate"]) for n in runs)

@@ -50,15 +50,17 @@ def test_help_on_every_command():
 
 def test_train_prints_table_and_writes_a_run(tiny_encoder_dir, tmp_path):
     out = tmp_path / "run"
-    result = cli("train", "--model", tiny_encoder_dir, *TINY, "--out", str(out))
+    result = cli("train", "--model", tiny_encoder_dir, *TINY, "--val", "rus", "--out", str(out))
     assert result.returncode == 0, result.stderr
     text = result.stdout
-    assert "seen average" in text and "unseen average" in text
+    assert "seen average" in text and "val average" in text and "test average" in text
     for lang in ("eng", "fra", "spa", "rus"):
         assert lang in text
-    assert text.count("UNSEEN") == 2
+    rows = {line.split()[0]: line.split()[2] for line in text.splitlines() if line[:3] in ("eng", "spa", "rus")}
+    assert rows == {"eng": "seen", "rus": "val", "spa": "TEST"}
     assert (out / "alchemy_run.json").exists()
     trials = pq.read_table(out / "results" / "trials.parquet").to_pylist()
     assert len(trials) == 1 and trials[0]["status"] == "completed"
+    assert trials[0]["selection_metric"] == "dev_select" and trials[0]["oracle"] is False
     metrics = pq.read_table(out / "results" / "metrics.parquet")
     assert set(metrics.column("lang").to_pylist()) == {"eng", "fra", "spa", "rus"}
