@@ -132,9 +132,9 @@ def test_trial_moves_to_another_node_from_its_last_checkpoint(tmp_path, cluster,
     compared = C.AVERAGE_KEYS + (C.TRAIN_LOSS, C.TASK_LOSS, C.URIEL_LOSS, C.LAMBDA)
     for saved, expected in zip(steps, reference):
         for key in compared:
-            assert saved[key] == pytest.approx(expected[key], abs=1e-6), (saved["step"], key)
+            assert saved[key] == pytest.approx(expected[key], abs=1e-6, nan_ok=True), (saved["step"], key)
     assert report_of(last)[C.LANGS] == reference[-1][C.LANGS]
-    assert study_trial.value == pytest.approx(reference[-1]["dev_unseen"], abs=1e-6)
+    assert study_trial.value == pytest.approx(reference[-1]["dev_select"], abs=1e-6)
 
 
 def test_driver_killed_mid_search_then_resumed(tmp_path, cluster, tiny_encoder_dir):

@@ -91,6 +91,31 @@ def test_best_is_chosen_on_dev_objective_and_final_is_last(run_dir):
     assert row["final_test_seen"] == pytest.approx(make_report(3)["test_seen"])
 
 
+def test_configuration_replicate_role_and_oracle_columns(tmp_path):
+    """Replicates share a config_id; a run that selected on the test languages' dev data says oracle on
+    every row; metrics carry each language's role."""
+    meta = {"schema": 1, "run_id": "r1", "kind": "search", "metric": "oracle_dev_unseen", "mode": "max"}
+    (tmp_path / "alchemy_run.json").write_text(json.dumps(meta))
+    writer = ResultsWriter(str(tmp_path), "r1")
+    for tid, replicate in (("a", 0), ("b", 1)):
+        writer.set_identity(tid, "7", replicate)
+        for step, offset in ((1, 0.0), (2, 0.5), (3, 0.0)):
+            report = make_report(step, offset=offset)
+            report[C.LANGS]["ja-JP"]["role"] = C.VAL
+            writer.add_report(tid, CONFIG, report)
+    writer.add_report("c", CONFIG, make_report(1))  # no identity given: its own configuration
+    writer.flush()
+    rows = {r["trial_id"]: r for r in read_trials(str(tmp_path)).to_pylist()}
+    assert [(rows[t]["config_id"], rows[t]["replicate"]) for t in "abc"] == [("7", 0), ("7", 1), ("c", 0)]
+    assert {(r["selection_metric"], r["oracle"]) for r in rows.values()} == {("oracle_dev_unseen", True)}
+    assert rows["a"]["best_step"] == 2  # chosen on dev_unseen, the oracle's data
+    metrics = read_metrics(str(tmp_path)).to_pandas()
+    roles = metrics[metrics["trial_id"] != "c"].groupby("lang")["role"].unique()
+    assert {lang: list(r) for lang, r in roles.items()} == {"eng": ["seen"], "fra": ["seen"], "ja-JP": ["val"],
+                                                            "sw-KE": ["unseen"]}
+    assert not ResultsWriter(str(tmp_path), "r2", metric=C.SELECT)._trial_row("x")["oracle"]
+
+
 def test_readable_by_duckdb_and_polars_without_this_package(run_dir):
     writer = ResultsWriter(run_dir, "r1")
     for tid in ("t0", "t1"):
