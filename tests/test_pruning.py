@@ -47,6 +47,11 @@ def test_objective_langs_pairs_the_objectives_group_in_a_stable_order():
     assert objective_langs(report, "dev_unseen") == [("rus", 0.3), ("spa", 0.4)]
     assert objective_langs(report, "dev_seen") == [("eng", 0.9)]
     assert [lang for lang, _ in objective_langs(report, "dev_all")] == ["eng", "rus", "spa"]
+    # roles: the Wilcoxon pruner pairs the selection metric's languages, never the test languages
+    report["langs"]["rus"]["role"] = C.VAL
+    assert objective_langs(report, C.SELECT) == [("eng", 0.9), ("rus", 0.3)]
+    assert objective_langs(report, "dev_val") == [("rus", 0.3)]
+    assert objective_langs(report, C.ORACLE_DEV_UNSEEN) == [("spa", 0.4)]
 
 
 @pytest.mark.parametrize("pruner", ["median", "wilcoxon", "threshold", "percentile", "patient",
