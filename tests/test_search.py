@@ -121,10 +121,10 @@ def test_every_sampler_drives_a_journal_study(tmp_path, sampler):
               "batch_size": {"type": "int", "low": 8, "high": 32, "step": 8}}
     if sampler in ("grid", "bruteforce"):
         params["lr"] = {"type": "categorical", "choices": [1e-4, 1e-3]}
-    objectives = [["dev_seen", "max"], ["dev_unseen", "max"]] if sampler == "nsga2" else None
+    objectives = [["dev_seen", "max"], ["dev_val", "max"]] if sampler == "nsga2" else None
     space = load_space(write_space(tmp_path, {"sampler": sampler, "objectives": objectives}, params))
     journal = tmp_path / JOURNAL
-    handle = StudyHandle(str(journal), objectives=objectives or [("dev_unseen", "max")], sampler=sampler,
+    handle = StudyHandle(str(journal), objectives=objectives or [("dev_select", "max")], sampler=sampler,
                          pruner="none", seed=3, n_startup_trials=2)
     grid = space.grid() if sampler == "grid" else None
     seen = []
@@ -135,7 +135,8 @@ def test_every_sampler_drives_a_journal_study(tmp_path, sampler):
         seen.append(json.dumps(config, sort_keys=True))
         assert set(config) >= {"lr", "lambda", "batch_size"}
         score = -abs(math.log10(config["lr"]) + 3) + config["lambda"] / 100
-        handle.finish(f"ray{i}", {"dev_seen": score + 0.1, "dev_unseen": score, C.STATUS: C.COMPLETED})
+        handle.finish(f"ray{i}", {"dev_seen": score + 0.1, "dev_val": score, "dev_select": score,
+                                  C.STATUS: C.COMPLETED})
     if sampler in ("grid", "bruteforce"):
         assert len(set(seen)) == 6  # exhaustive samplers never repeat a configuration
     # A new process (a restarted driver) finds the same trials, configs and Ray ids in the journal.
