@@ -87,3 +87,50 @@ def test_grid_with_repeats_pruning_a_configuration_stops_all_its_replicates(tmp_
     assert trials["n_reports"].max() <= 2 and (trials.groupby("config_id")["n_reports"].min() == 1).all()
     assert set(trials["cfg_data_seed"]) == {0}
     check_configurations_see_replicate_means(run_dir, repeats=2)
+
+
+def test_the_study_sees_one_configuration_fed_its_replicates_mean(tmp_path):
+    """Optuna side without Ray: replicates of one configuration are handed out in order; an evaluation is
+    reported once every live replicate has it; a diverged replicate stops counting; the configuration is
+    told once, with the mean of its completed replicates; a slot whose Ray trial was lost is handed out again."""
+    from alchemy_tune.optuna_searcher import StudyHandle
+    from alchemy_tune.replicates import aggregate, release_unknown, suggest
+    from alchemy_tune.space import load_space
+
+    space = load_space(write_space(tmp_path, {}, {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}},
+                                   {"seed": 10}))
+    handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[(C.SELECT, "max")], sampler="random",
+                         pruner="median", seed=0, repeats=3)
+    configs = [suggest(handle, f"r{i}", space, n_configs=1, grid=None) for i in range(3)]
+    assert [c["seed"] for c in configs] == [10, 11, 12] and len({c["lr"] for c in configs}) == 1
+    assert suggest(handle, "r3", space, n_configs=1, grid=None) is None  # one configuration, all handed out
+    assert handle.n_trials() == 1
+
+    def feed(ray_id, eval_index, values):  # what the pruning scheduler does with a replicate's report
+        out = aggregate(handle, ray_id, eval_index, values)
+        for step, value in (out or {}).items():
+            handle.optuna_trial(ray_id).report(value, step)
+        return out
+
+    assert feed("r0", 1, {1: 0.2}) is None  # waiting for r1 and r2
+    assert feed("r1", 1, {1: 0.4}) is None
+    assert feed("r2", 1, {1: 0.6}) == {1: pytest.approx(0.4)}
+    assert handle.finish("r2", {C.STEP: 1, C.STATUS: C.DIVERGED, C.REASON: "nan"}) == C.DIVERGED
+    assert feed("r0", 2, {2: 0.3}) is None
+    assert feed("r1", 2, {2: 0.5}) == {2: pytest.approx(0.4)}  # r2 ended: r0 and r1 only
+    assert handle.study.trials[0].intermediate_values == {1: pytest.approx(0.4), 2: pytest.approx(0.4)}
+    assert handle.finish("r0", {C.STEP: 2, C.SELECT: 0.3, C.STATUS: C.COMPLETED}) == C.COMPLETED
+    assert handle.study.trials[0].state == optuna.trial.TrialState.RUNNING  # r1 still running
+    assert handle.finish("r1", {C.STEP: 2, C.SELECT: 0.5, C.STATUS: C.COMPLETED}) == C.COMPLETED
+    (trial,) = handle.study.trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE and trial.value == pytest.approx(0.4)
+    assert handle.finish("r1", {C.STEP: 2, C.SELECT: 0.9, C.STATUS: C.COMPLETED}) is None  # told once
+
+    # a driver killed after handing out a replicate Tune never recorded: the slot is freed and reused
+    suggest(handle, "s0", space, n_configs=2, grid=None)
+    suggest(handle, "s1", space, n_configs=2, grid=None)
+    assert release_unknown(handle, {"r0", "r1", "r2", "s0"}) == 1
+    again = StudyHandle(str(tmp_path / JOURNAL), objectives=[(C.SELECT, "max")], sampler="random",
+                        pruner="median", seed=0, repeats=3)  # what `resume` opens
+    assert suggest(again, "t1", space, n_configs=2, grid=None)["seed"] == 11
+    assert again.frozen("t1").number == again.frozen("s0").number == 1
