@@ -248,6 +248,22 @@ def test_a_reopened_study_does_not_replay_its_seeded_draws(tmp_path):
     assert fresh == first  # a new study with the same seed still reproduces the same draws
 
 
+def test_an_oracle_search_says_so_in_its_summary_and_progress_lines(capsys):
+    from alchemy_tune.progress import metric_label
+    from alchemy_tune.search import SearchOutcome
+    from alchemy_tune.search_cli import print_outcome
+
+    best = [{"number": 2, "ray_trial_id": "abc", "values": [0.5], "config": {"lr": 1e-3}}]
+    print_outcome(SearchOutcome(run_dir="runs/x", counts={C.COMPLETED: 3}, best=best,
+                                metrics=(C.ORACLE_DEV_UNSEEN,), oracle=True))
+    assert "ORACLE: this search selected on the test languages' own dev data" in capsys.readouterr().out
+    print_outcome(SearchOutcome(run_dir="runs/x", counts={C.COMPLETED: 3}, best=best, metrics=(C.SELECT,),
+                                repeats=3))
+    out = capsys.readouterr().out
+    assert "ORACLE" not in out and "mean over 3 replicates of dev_select: 0.5000" in out
+    assert "ORACLE" in metric_label(C.ORACLE_DEV_UNSEEN) and metric_label(C.SELECT) == C.SELECT
+
+
 # ----------------------------------------------------------------------------- selection never sees test labels
 def _decisions(run_dir: Path) -> dict:
     """Every decision of a search: per configuration its values, status, pruning step, best steps and the
