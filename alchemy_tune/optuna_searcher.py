@@ -68,6 +68,8 @@ def build_sampler(name: str, *, seed: int | None, n_objectives: int = 1, concurr
 class StudyHandle:
     """Opens the study lazily (so it pickles as a few strings) and maps Ray trial ids to Optuna trials."""
 
+    repeats = 1  # also what a handle pickled by an older version (a resumed run's Tune state) reads
+
     def __init__(self, journal_path: str, *, objectives: Sequence[tuple[str, str]], sampler: str, pruner: str,
                  seed: int | None, concurrent: int = 1, pruner_options: Mapping[str, Any] | None = None,
                  n_startup_trials: int | None = None, run_dir: str | None = None, repeats: int = 1):

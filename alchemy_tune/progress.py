@@ -118,7 +118,8 @@ class ProgressCallback(Callback):
             if status:
                 counts[status] = counts.get(status, 0) + 1
         running = sum(1 for t in trials if t.status == "RUNNING" and t is not ending)
-        line = (f"[{time.strftime('%H:%M:%S')}] trials {sum(counts.values())}/{self.n_trials} done "
+        unit = "configurations" if self.handle.repeats > 1 else "trials"  # each runs `repeats` Ray trials
+        line = (f"[{time.strftime('%H:%M:%S')}] {unit} {sum(counts.values())}/{self.n_trials} done "
                 f"({counts.get(C.COMPLETED, 0)} completed, {counts.get(C.PRUNED, 0)} pruned, "
                 f"{counts.get(C.DIVERGED, 0)} diverged, {counts.get(C.FAILED, 0)} failed), {running} running; "
                 f"best {self._best()}")
