@@ -67,8 +67,10 @@ def test_replicate_seeds_are_the_base_seed_plus_the_index():
 def test_grid_with_repeats_pruning_a_configuration_stops_all_its_replicates(tmp_path, tiny_encoder_dir,
                                                                             ray_cleanup):
     """Grid of 2 configurations x 2 replicates running side by side; a threshold no trial can reach prunes
-    each configuration at its first evaluation: both replicates stop (the later one at once, the other at
-    its next evaluation), and the study holds 2 PRUNED trials fed the replicates' mean."""
+    each configuration at its first evaluation, once both replicates have reported it: the study holds 2
+    PRUNED trials fed the replicates' mean, and every replicate still running then stops (the one that
+    reported last at once, the other at its next evaluation). A replicate that had already finished, as
+    happens when the machine is busy and its sibling starts late, stays completed."""
     space = write_space(tmp_path, {"sampler": "grid", "pruner": "threshold", "max_concurrent": 2, "repeats": 2,
                                    "pruner_options": {"lower": 0.99, "n_warmup_steps": 1}},
                         {"lr": {"type": "categorical", "choices": [1e-3, 3e-4]}},
@@ -81,10 +83,12 @@ def test_grid_with_repeats_pruning_a_configuration_stops_all_its_replicates(tmp_
     assert sorted(t.params["lr"] for t in study.trials) == [3e-4, 1e-3]
     assert all(list(t.intermediate_values) == [1] for t in study.trials)
     trials = read_trials(str(run_dir)).to_pandas()
-    assert len(trials) == 4 and set(trials["status"]) == {C.PRUNED}
-    assert sorted(trials["config_id"].unique()) == ["0", "1"]
-    # 3 evaluations per trial: every replicate stopped after at most its second one
-    assert trials["n_reports"].max() <= 2 and (trials.groupby("config_id")["n_reports"].min() == 1).all()
+    assert len(trials) == 4 and sorted(trials["config_id"].unique()) == ["0", "1"]
+    assert set(trials["status"]) <= {C.PRUNED, C.COMPLETED}
+    assert (trials.groupby("config_id")["status"].apply(lambda s: C.PRUNED in set(s))).all()
+    # 3 evaluations per trial: a pruned replicate stopped after at most its second
+    assert (trials[trials["status"] == C.PRUNED]["n_reports"] <= 2).all()
+    assert (trials[trials["status"] == C.COMPLETED]["n_reports"] == 3).all()
     assert set(trials["cfg_data_seed"]) == {0}
     check_configurations_see_replicate_means(run_dir, repeats=2)
 
