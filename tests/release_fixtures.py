@@ -87,7 +87,10 @@ def write_masakhanews(
     root: Path, langs: Sequence[str] | None = None, n_per_split: Sizes = (14, 7, 7),
     topics: Sequence[str] = masakhanews.TOPICS,
 ) -> Path:
-    """``root/masakhane-news/data/{lang}/{train,dev,test}.tsv`` (+ labels.txt); returns the repo folder."""
+    """``root/masakhane-news/data/{lang}/{train,dev,test}.tsv`` (+ labels.txt); returns the repo folder.
+
+    Row i has topic ``topics[i % len(topics)]`` (repeat a topic to make it more frequent). As released,
+    the test file is sorted by category (English's first 120 rows are all ``business``)."""
     repo = Path(root) / "masakhane-news"
     sizes = _sizes(n_per_split)
     for lang in langs or masakhanews.SEEN + masakhanews.UNSEEN:
@@ -95,17 +98,21 @@ def write_masakhanews(
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "labels.txt").write_text("".join(f"{t}\n" for t in sorted(set(topics))), encoding="utf-8")
         for split, count in sizes.items():
+            rows = []
+            for i in range(count):
+                topic = topics[i % len(topics)]
+                words = NEWS_WORDS[topic].split()
+                headline = f"{lang} {words[i % 5]} {words[(i + 2) % 5]} report {i}"
+                # an embedded quote, tab and newline, as real article bodies have
+                text = f'{" ".join(words)} "story" {i}\tcontinued\nsecond paragraph {lang}'
+                rows.append([topic, headline, text, f"https://news.example/{lang}/{split}/{i}"])
+            if split == "test":
+                rows.sort(key=lambda row: row[0])
             with open(folder / f"{split}.tsv", "w", encoding="utf-8", newline="") as handle:
                 # csv's minimal quoting is what pandas' to_csv(sep="\t") wrote for the release
                 writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
                 writer.writerow(["category", "headline", "text", "url"])
-                for i in range(count):
-                    topic = topics[i % len(topics)]
-                    words = NEWS_WORDS[topic].split()
-                    headline = f"{lang} {words[i % 5]} {words[(i + 2) % 5]} report {i}"
-                    # an embedded quote, tab and newline, as real article bodies have
-                    text = f'{" ".join(words)} "story" {i}\tcontinued\nsecond paragraph {lang}'
-                    writer.writerow([topic, headline, text, f"https://news.example/{lang}/{split}/{i}"])
+                writer.writerows(rows)
     return repo
 
 

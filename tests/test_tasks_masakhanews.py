@@ -31,7 +31,7 @@ def test_paper_split_topics_and_headlines(repo):
     assert set(task.train) == set(task.seen) and set(task.test) == set(task.dev) == set(task.languages)
     rows = _rows(repo / "data" / "yor" / "test.tsv")
     got = [(e.text, task.labels[e.label]) for e in task.test["yor"]]
-    assert got == [(r["headline"], r["category"]) for r in rows]
+    assert sorted(got) == sorted((r["headline"], r["category"]) for r in rows)
     assert all(e.text_pair is None for e in task.test["yor"])
     assert set(task.uriel_codes) == set(task.languages)
     assert "masakhanews input: headline" in task.notes
@@ -41,7 +41,7 @@ def test_headline_plus_text_keeps_quoted_multiline_bodies(repo):
     task = load_task("masakhanews", TaskOptions(data_dir=str(repo / "data"), variant="headline+text"))
     rows = _rows(repo / "data" / "hau" / "dev.tsv")
     assert "\n" in rows[0]["text"] and '"' in rows[0]["text"] and "\t" in rows[0]["text"]
-    assert [e.text for e in task.dev["hau"]] == [f"{r['headline']}\n{r['text']}" for r in rows]
+    assert sorted(e.text for e in task.dev["hau"]) == sorted(f"{r['headline']}\n{r['text']}" for r in rows)
     with pytest.raises(UsageError, match="task-variant: 'body' is not one of headline, headline\\+text"):
         load_task("masakhanews", TaskOptions(data_dir=str(repo), variant="body"))
 
@@ -63,6 +63,58 @@ def test_sizes_nested_and_prefixes(repo):
         assert small.train[lang] == large.train[lang][:5] and set(large.train[lang]) <= set(full.train[lang])
     for lang in full.languages:
         assert small.dev[lang] == full.dev[lang][:2] and small.test[lang] == full.test[lang][:4]
+
+
+# English's release test file: sorted by category, business first and most frequent (17 rows a cycle)
+SKEWED = ("business",) * 5 + ("sports",) * 4 + ("politics",) * 3 + ("health",) * 2 + (
+    "entertainment", "religion", "technology")
+
+
+def test_default_subsets_of_a_test_file_sorted_by_label_cover_its_labels(tmp_path):
+    from collections import Counter
+
+    from alchemy_tune.config import TrialConfig
+
+    repo = write_masakhanews(tmp_path, langs=("eng",), n_per_split=(14, 140, 300), topics=SKEWED)
+    write_masakhanews(tmp_path, langs=("sna",), n_per_split=(6, 30, 30), topics=("business", "health", "politics"))
+    write_masakhanews(tmp_path, langs=("tir",), n_per_split=(6, 5, 4), topics=SKEWED)
+    test_rows = _rows(repo / "data" / "eng" / "test.tsv")
+    assert {r["category"] for r in test_rows[:120]} == {"business", "entertainment", "health"}  # file order
+    defaults = TrialConfig()
+    task = load_task("masakhanews", TaskOptions(data_dir=str(repo), seen=("eng",), unseen=("sna", "tir"),
+                                                dev_size=defaults.dev_size, test_size=defaults.test_size))
+    for split in ("dev", "test"):
+        for lang in task.languages:
+            path = repo / "data" / lang / f"{split}.tsv"
+            in_file = Counter(r["category"] for r in _rows(path))
+            chosen = Counter(task.labels[e.label] for e in task.split(split)[lang])
+            size = min(getattr(defaults, f"{split}_size"), sum(in_file.values()))
+            assert sum(chosen.values()) == size
+            assert len(chosen) == min(size, len(in_file)), (split, lang, chosen)
+            if size >= 2 * len(in_file):  # beyond the first pass, each label in proportion to the file
+                for label, count in in_file.items():
+                    assert abs(chosen[label] - size * count / sum(in_file.values())) <= 1.5, (split, lang)
+    # a subset smaller than the number of labels takes that many different labels
+    small = load_task("masakhanews", TaskOptions(data_dir=str(repo), seen=("eng",), unseen=("sna",), test_size=5))
+    assert len({e.label for e in small.test["eng"]}) == 5
+
+
+def test_subsets_do_not_depend_on_file_order(tmp_path):
+    import random
+
+    repo = write_masakhanews(tmp_path, langs=("eng", "yor"), n_per_split=(14, 40, 60), topics=SKEWED)
+    options = TaskOptions(data_dir=str(repo), seen=("eng",), unseen=("yor",), dev_size=10, test_size=20)
+    before = load_task("masakhanews", options)
+    for split in ("dev", "test"):
+        path = repo / "data" / "yor" / f"{split}.tsv"
+        rows = list(csv.reader(path.open(encoding="utf-8", newline=""), delimiter="\t"))
+        body = rows[1:]
+        random.Random(split).shuffle(body)
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+            writer.writerows(rows[:1] + body)
+    after = load_task("masakhanews", options)
+    assert after.test["yor"] == before.test["yor"] and after.dev["yor"] == before.dev["yor"]
 
 
 @pytest.fixture

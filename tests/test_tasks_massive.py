@@ -33,10 +33,10 @@ def test_paper_split_and_release_contents(release):
     assert set(task.dev) == set(task.test) == set(task.languages)
     assert all(len(task.train[lang]) == 12 for lang in task.seen)
     assert all(len(task.dev[lang]) == 6 and len(task.test[lang]) == 6 for lang in task.languages)
-    # examples carry the file's utt and its intent, in file order for test
+    # examples carry the file's utt and its intent
     records = [r for r in _lines(release / "data" / "fa-IR.jsonl") if r["partition"] == "test"]
     got = [(e.text, task.labels[e.label]) for e in task.test["fa-IR"]]
-    assert got == [(r["utt"], r["intent"]) for r in records]
+    assert sorted(got) == sorted((r["utt"], r["intent"]) for r in records)
     assert set(task.uriel_codes) == set(task.languages)
     assert all(isinstance(c, str) and len(c) == 3 for c in task.uriel_codes.values())
 
@@ -196,3 +196,26 @@ def test_parsed_files_are_memoised_until_the_file_changes(small):
     changed = load_task("massive", options)
     assert changed.test["sw-KE"][-1].text == "a changed utterance"
     assert changed.test["sw-KE"][:-1] == first.test["sw-KE"][:-1]
+
+
+def test_dev_test_subsets_are_the_same_ids_in_every_locale_whatever_the_file_order(tmp_path):
+    import random
+
+    locales = ("en-US", "de-DE", "sw-KE")
+    release = write_massive(tmp_path, locales=locales, n_per_split=(12, 40, 40))
+    options = TaskOptions(data_dir=str(release), seen=locales[:2], unseen=locales[2:], dev_size=12, test_size=9)
+    path = release / "data" / "de-DE.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    before = load_task("massive", options)
+    random.Random(0).shuffle(lines)  # another locale's file in another order
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    task = load_task("massive", options)
+    assert task.dev == before.dev and task.test == before.test
+
+    def utterances(split, locale):  # the fixture's utt = template + " " + locale: strip the locale
+        return {(e.text.rsplit(" ", 1)[0], e.label) for e in task.split(split)[locale]}
+
+    for split, size in (("dev", 12), ("test", 9)):
+        chosen = [utterances(split, locale) for locale in locales]
+        assert len(chosen[0]) == size and chosen[0] == chosen[1] == chosen[2]
+        assert len({label for _, label in chosen[0]}) == len(MASSIVE_INTENTS)  # every intent present

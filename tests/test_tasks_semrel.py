@@ -40,7 +40,7 @@ def test_release_quirks(repo):
     task = load_task("semrel", TaskOptions(data_dir=str(repo)))
     # tel's test file quotes each sentence inside the field; the quotes are not part of the text
     raw = _rows(repo / "Track A" / "tel" / "tel_test_with_labels.csv")[0][1]
-    assert raw.startswith('"') and task.test["tel"][0].text == raw.split("\n")[0][1:-1]
+    assert raw.startswith('"') and raw.split("\n")[0][1:-1] in {e.text for e in task.test["tel"]}
     # afr's dev header spells the score column 'score'
     assert len(task.dev["afr"]) == 6
     # ind was released with a test split only: no dev, said in the notes, test still there

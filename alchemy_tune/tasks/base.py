@@ -49,9 +49,9 @@ class TaskOptions:
     train_size: int | None = None
     """Training examples per seen language; None = all. Nested: a smaller size is a subset of a larger."""
     dev_size: int | None = None
-    """Dev examples per language (the first n in a fixed order); None = loader default."""
+    """Dev examples per language: a stratified subset, a prefix of a fixed order; None = loader default."""
     test_size: int | None = None
-    """Test examples per language (the first n in a fixed order); None = loader default."""
+    """Test examples per language: a stratified subset, a prefix of a fixed order; None = loader default."""
     seen: tuple[str, ...] | None = None
     """Override of the training (seen) languages, as dataset codes."""
     unseen: tuple[str, ...] | None = None

@@ -57,8 +57,15 @@ def load_massive(options: TaskOptions) -> Task:
             ]
 
     labels = _label_set({lang: rows[lang]["train"] for lang in seen})
-    examples = index_labels(parsed, labels, options, seen, what="intent")
+    # MASSIVE is parallel: a line's id is the same utterance in every locale, so dev/test subsets keyed by
+    # it hold the same utterances in every locale (hub rows without an id fall back to their content)
+    examples = index_labels(parsed, labels, options, seen, what="intent", key=_id_key)
     return build_task("massive", "classification", labels, seen, unseen, examples, notes)
+
+
+def _id_key(item: tuple) -> str:
+    row = item[0]
+    return f"id:{row.values['id']}" if row.values.get("id") is not None else f"utt:{item[1]}"
 
 
 def _label_set(train: dict[str, tuple[str, list[Row]]]) -> tuple[str, ...]:

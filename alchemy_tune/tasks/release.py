@@ -16,11 +16,12 @@ import socket
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Hashable, Mapping, NamedTuple, Sequence
 from urllib.parse import urlparse
 
 from ..errors import UsageError
 from .base import Example, Task, TaskKind, TaskOptions, take_nested
+from .subsets import take_evaluation
 
 HUB_PROBE_SECONDS = 5.0
 """How long to wait for a TCP connection to the hub before saying it cannot be reached."""
@@ -336,20 +337,34 @@ Parsed = Mapping[str, Mapping[str, list[tuple[Row, str, str | None, Any]]]]
 """split -> language -> (row, text, text_pair, label name or score) in file order."""
 
 
-def select_sizes(data: Mapping[str, Mapping[str, list]], options: TaskOptions, seen: Sequence[str]) -> dict:
-    """Training lists of the seen languages cut to nested subsets, dev/test lists to their first n."""
+def select_sizes(
+    data: Mapping[str, Mapping[str, list]], options: TaskOptions, seen: Sequence[str],
+    key: Callable[[Any], str], stratum: Callable[[Any], Hashable],
+) -> dict:
+    """Training lists of the seen languages cut to nested subsets; dev/test lists to stratified,
+    file-order-blind subsets (:mod:`.subsets`), keyed by ``key`` and stratified by ``stratum``."""
     size, seed = options.train_size, options.seed
+    memo: dict[str, int] = {}  # key hashes, shared by the languages of a parallel dataset
+    sizes = {"dev": options.dev_size, "test": options.test_size}
     return {
         "train": {lang: take_nested(data["train"][lang], size, seed, lang) for lang in seen},
-        "dev": {lang: items[: options.dev_size] for lang, items in data["dev"].items()},
-        "test": {lang: items[: options.test_size] for lang, items in data["test"].items()},
+        **{split: {lang: take_evaluation(items, n, key, stratum, salt=split, memo=memo)
+                   for lang, items in data[split].items()}
+           for split, n in sizes.items()},
     }
 
 
+def content_key(item: tuple[Row, str, str | None, Any]) -> str:
+    """A parsed row's identity by content, for datasets without ids shared across languages."""
+    return f"{item[1]}\x1f{item[2] or ''}"
+
+
 def index_labels(
-    parsed: Parsed, labels: Sequence[str], options: TaskOptions, seen: Sequence[str], what: str = "label"
+    parsed: Parsed, labels: Sequence[str], options: TaskOptions, seen: Sequence[str], what: str = "label",
+    key: Callable[[Any], str] = content_key,
 ) -> dict[str, dict[str, list[Example]]]:
-    """Examples with label indices of ``labels``, cut to the option sizes.
+    """Examples with label indices of ``labels``, cut to the option sizes (dev/test stratified by label,
+    keyed by ``key``: a parallel dataset passes its shared id).
 
     Every row is checked (an unknown name is a UsageError naming its row), but only the rows kept by
     the sizes become examples: a full MASSIVE load has ~860k rows and a search trial may keep 20k.
@@ -369,7 +384,7 @@ def index_labels(
             lang: [Example(text=text, label=index[label], text_pair=pair) for _, text, pair, label in items]
             for lang, items in by_lang.items()
         }
-        for split, by_lang in select_sizes(parsed, options, seen).items()
+        for split, by_lang in select_sizes(parsed, options, seen, key, lambda item: item[3]).items()
     }
 
 

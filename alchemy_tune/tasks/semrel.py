@@ -21,6 +21,7 @@ from .release import (
     Row, build_task, check_fields, first_existing, load_hub, read_table, require_dir, require_rows,
     resolve_languages, select_sizes,
 )
+from .subsets import score_band
 
 HUB_REPO = "SemRel/SemRel2024"
 SEEN = ("amh", "arq", "ary", "eng", "esp", "hau", "kin", "mar", "tel")
@@ -61,8 +62,12 @@ def load_semrel(options: TaskOptions) -> Task:
                 )
             require_rows("semrel", lang, split, source, pairs, "rows with two sentences and a score")
             examples[split][lang] = pairs
-    sized = select_sizes(examples, options, seen)
+    sized = select_sizes(examples, options, seen, _pair_key, lambda e: score_band(e.label))
     return build_task("semrel", "pair_regression", (), seen, unseen, sized, notes)
+
+
+def _pair_key(example: Example) -> str:
+    return f"{example.text}\x1f{example.text_pair}"
 
 
 def split_pair(text: str) -> tuple[str, str] | None:
