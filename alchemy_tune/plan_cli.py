@@ -25,9 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--show", type=int, default=60, help="at most this many trial rows")
 
 
-def task_languages(task: str, config: TrialConfig) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], str]:
-    """(seen, val, unseen, where from): the loaded task's language groups, or the loader's declared lists
-    when its data is not reachable (a paper task planned before the data is staged)."""
+def task_languages(
+    task: str, config: TrialConfig,
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], str, list[str]]:
+    """(seen, val, unseen, where from, notes): the loaded task's language groups and load notes (languages
+    left out of a split, dropped rows, ...), or the loader's declared lists and no notes when its data is
+    not reachable (a paper task planned before the data is staged)."""
     from .tasks import TASKS, TaskOptions, default_val, load_task
 
     if task not in TASKS:
@@ -38,7 +41,7 @@ def task_languages(task: str, config: TrialConfig) -> tuple[tuple[str, ...], tup
                                              test_size=config.test_size, seed=config.data_seed, seen=config.seen,
                                              unseen=config.unseen, val=config.val, data_dir=config.data_dir,
                                              variant=config.task_variant))
-        return loaded.seen, loaded.val, loaded.unseen, "loaded"
+        return loaded.seen, loaded.val, loaded.unseen, "loaded", list(loaded.notes)
     except UsageError as exc:
         if str(exc).startswith("val:"):
             raise
@@ -49,7 +52,7 @@ def task_languages(task: str, config: TrialConfig) -> tuple[tuple[str, ...], tup
             raise
         val = tuple(config.val if config.val is not None else default_val(task))
         unseen = tuple(lang for lang in unseen if lang not in val)
-        return tuple(seen), val, unseen, f"declared lists (data not loaded: {exc})"
+        return tuple(seen), val, unseen, f"declared lists (data not loaded: {exc})", []
 
 
 def selection_line(metric: str, val: tuple[str, ...]) -> str:
@@ -132,7 +135,7 @@ def print_plan(space, trials: int | None = None, show: int = 60) -> int:
         print(f"trials: {n if n else 'as given by --trials'} (sampled; the space has continuous parameters)")
 
     base = check_trial_config(grid[0] if grid else space.fixed())
-    seen, val, unseen, source = task_languages(base.task, base)
+    seen, val, unseen, source, notes = task_languages(base.task, base)
     if grid is not None:
         specs = {c.get("uriel_features", base.uriel_features) for c in grid}
     elif "uriel_features" in space.params:
@@ -151,6 +154,12 @@ def print_plan(space, trials: int | None = None, show: int = 60) -> int:
     print(f"  seen:       {' '.join(seen) or '-'}\n  validation: {' '.join(val) or '-'}\n  test:       "
           f"{' '.join(unseen) or '-'}")
     print("\n".join(language_table(seen, val, unseen, sets, base.missing)))
+    from .codes import mapping_note
+
+    shown = {mapping_note(lang) for lang in seen + val + unseen}  # already in the table's note column
+    notes = [note for note in notes if note not in shown]
+    if notes:
+        print("notes on the data:\n" + "\n".join(f"  - {note}" for note in notes))
 
     print("\nfixed for every trial: " + ", ".join(f"{k}={v}" for k, v in space.fixed().items()))
     if grid is None:

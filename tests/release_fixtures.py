@@ -124,29 +124,61 @@ def _pair(rng: random.Random) -> tuple[str, str, float]:
     return " ".join(first) + ".", " ".join(second) + ".", round(shared / 4, 2)
 
 
+SEMREL_TRACK_C = ("afr", "amh", "arb", "arq", "ary", "eng", "esp", "hau", "hin", "ind", "kin", "mar", "pan", "tel")
+"""The languages of the release's Track C folder (all fourteen; Track A holds the nine with training data)."""
+
+
+def _semrel_id(lang: str, split: str, i: int) -> str:
+    # the release's PairID spellings differ by language: ENG-test-0000, kin_test_00001, AFR-test-1
+    if lang in ("kin", "hau"):
+        return f"{lang}_{split}_{i + 1:05d}"
+    return f"{lang.upper()}-{split}-{i + 1}" if lang == "afr" else f"{lang.upper()}-{split}-{i:04d}"
+
+
+def _semrel_text(lang: str, split: str, first: str, second: str) -> str:
+    if (lang, split) == ("afr", "test"):
+        return f"{first}\t{second}"  # afr_test_with_labels.csv: a TAB between the sentences
+    if split == "test" and lang in ("tel", "mar", "hin"):
+        return f'"{first}"\n"{second}"'  # each sentence quoted inside the field
+    if (lang, split) == ("arq", "test"):
+        return f"{first}\n {second}"  # a space after the newline
+    return f"{first}\n{second}"
+
+
 def write_semrel(root: Path, langs: Sequence[str] | None = None, n_per_split: Sizes = (12, 6, 6)) -> Path:
-    """The SemEval 2024 Task 1 repo layout: ``Track A/{lang}/{lang}_train.csv``, ``..._dev_with_labels.csv``,
-    ``..._test_with_labels.csv`` for the training languages, ``Track C/{lang}/`` dev/test for the others.
-    Quirks kept from the release: afr's dev header says ``score``; tel's test quotes each sentence;
-    ind has a test split only. Returns the repo folder."""
+    """The SemEval 2024 Task 1 repository as cloned, for ``langs`` (default: all fourteen).
+
+    ``Track A/{lang}/`` (the nine languages with training data): ``{lang}_train.csv``,
+    ``{lang}_dev.csv`` + ``{lang}_dev_with_labels.csv``, ``{lang}_test.csv`` + ``{lang}_test_with_labels.csv``;
+    ``Track C/{lang}/`` (all fourteen): the dev and test files. The unlabelled files have columns
+    ``PairID,Text``, the others ``PairID,Text,Score``. Release quirks kept: no ``esp_test_with_labels.csv``
+    in either track (Spanish test scores were not released); ``ind`` has no dev files; the sentences of
+    ``afr_test_with_labels.csv`` are TAB-separated; tel/mar/hin test files quote each sentence; arq's test
+    has a space after the newline; afr's dev header says ``score``. Returns the repository folder."""
     repo = Path(root) / "Semantic_Relatedness_SemEval2024"
     sizes = _sizes(n_per_split)
     for lang in langs or semrel.SEEN + semrel.UNSEEN:
-        track = "Track A" if lang in semrel.SEEN else "Track C"
-        splits = ("train", "dev", "test") if lang in semrel.SEEN else ("dev", "test")
-        if lang == "ind":
-            splits = ("test",)
-        folder = repo / track / lang
-        folder.mkdir(parents=True, exist_ok=True)
-        for split in splits:
-            name = f"{lang}_train.csv" if split == "train" else f"{lang}_{split}_with_labels.csv"
+        rows = {}
+        for split in ("train", "dev", "test"):
             rng = random.Random(f"{lang}-{split}")
-            with open(folder / name, "w", encoding="utf-8", newline="") as handle:
-                writer = csv.writer(handle, lineterminator="\n")
-                writer.writerow(["PairID", "Text", "score" if (lang, split) == ("afr", "dev") else "Score"])
-                for i in range(sizes[split]):
-                    first, second, score = _pair(rng)
-                    quoted = (lang, split) == ("tel", "test")
-                    text = f'"{first}"\n"{second}"' if quoted else f"{first}\n{second}"
-                    writer.writerow([f"{lang.upper()}-{split}-{i:04d}", text, score])
+            rows[split] = [(_semrel_id(lang, split, i), *_pair(rng)) for i in range(sizes[split])]
+        tracks = [("Track A", ("train", "dev", "test"))] if lang in semrel.SEEN else []
+        if lang in SEMREL_TRACK_C:
+            tracks.append(("Track C", ("test",) if lang == "ind" else ("dev", "test")))
+        for track, splits in tracks:
+            folder = repo / track / lang
+            folder.mkdir(parents=True, exist_ok=True)
+            for split in splits:
+                files = [(f"{lang}_train.csv", True)] if split == "train" else [(f"{lang}_{split}.csv", False)]
+                if split != "train" and (lang, split) != ("esp", "test"):
+                    files.append((f"{lang}_{split}_with_labels.csv", True))
+                for name, labelled in files:
+                    header = ["PairID", "Text"] + (["score" if (lang, split) == ("afr", "dev") else "Score"]
+                                                   if labelled else [])
+                    with open(folder / name, "w", encoding="utf-8", newline="") as handle:
+                        writer = csv.writer(handle, lineterminator="\n")
+                        writer.writerow(header)
+                        for pair_id, first, second, score in rows[split]:
+                            text = _semrel_text(lang, split, first, second)
+                            writer.writerow([pair_id, text] + ([score] if labelled else []))
     return repo

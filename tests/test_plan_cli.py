@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from release_fixtures import write_massive
+from release_fixtures import write_massive, write_semrel
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +44,16 @@ def test_plan_with_release_files_loads_them(tmp_path):
                  "--set", "val=[en-US]")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "val: 'en-US' is a seen (training) language" in result.stderr
+
+
+def test_plan_prints_the_languages_left_out_of_a_split(tmp_path):
+    repo = write_semrel(tmp_path, n_per_split=(8, 4, 4))
+    result = cli("plan", "--space", "search_spaces/paper-semrel.yaml", "--data-dir", str(repo), "--show", "1")
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("notes on the data:\n", 1)[1].splitlines()
+    esp = next(line for line in notes if line.startswith("  - semrel esp:"))
+    assert "esp_test.csv without a Score column; esp is left out of test scores" in esp
+    assert any(line.startswith("  - semrel ind: no dev file in the release") for line in notes)
 
 
 def test_dry_run_of_the_search_prints_the_same_plan():

@@ -3,17 +3,30 @@
 Seen (with training data): amh arq ary eng esp hau kin mar tel; unseen (dev/test only, from Track C):
 afr arb hin ind pan — the split of the paper's follow-up repository. Metrics: Pearson and Spearman.
 
-Sources: ``--data-dir`` with the shared task's GitHub release (``Track A/{lang}/{lang}_train.csv``,
-``{lang}_dev_with_labels.csv``, ``{lang}_test_with_labels.csv``; unseen languages under ``Track C/``;
-columns ``PairID,Text,Score`` with both sentences in ``Text`` separated by a newline), or the hub
-dataset ``SemRel/SemRel2024`` (one config per language, columns sentence1, sentence2, label).
+Sources: ``--data-dir`` with a clone of the shared task's GitHub repository, or the hub dataset
+``SemRel/SemRel2024`` (one config per language, columns sentence1, sentence2, label). The release as
+cloned (``Track A/{lang}/`` for the nine training languages, ``Track C/{lang}/`` for all fourteen):
+
+- ``{lang}_train.csv``, ``{lang}_dev_with_labels.csv``, ``{lang}_test_with_labels.csv``: columns
+  ``PairID,Text,Score``, both sentences in ``Text``, separated by a newline; some test files quote each
+  sentence (tel, mar, hin), arq's second sentence starts with a space after the newline, and
+  ``afr_test_with_labels.csv`` separates the two with a TAB instead;
+- ``{lang}_dev.csv`` / ``{lang}_test.csv``: the same pairs without the ``Score`` column (what participants
+  got). Spanish (``esp``) has only these for test: no labelled test file in either track. Indonesian
+  (``ind``) has a test split only.
+
+A language without labelled data for dev or test is left out of that split (its other split is still
+scored) with a note that ``plan`` prints; its dev set is not scored as test, because dev is what search
+decisions see. A seen language needs its training file; every language needs labelled dev or test.
 """
 
 from __future__ import annotations
 
+import csv
 import functools
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import UsageError
 from .base import Example, Task, TaskOptions
@@ -28,12 +41,22 @@ SEEN = ("amh", "arq", "ary", "eng", "esp", "hau", "kin", "mar", "tel")
 UNSEEN = ("afr", "arb", "hin", "ind", "pan")
 COLUMNS = ("PairID", "Text", "Score")
 TRACKS = ("Track A", "Track C", "Track B")
-# Labelled files first: early releases shipped dev/test without scores under the plain names.
-FILE_NAMES = {
-    "train": ("{lang}_train.csv",),
-    "dev": ("{lang}_dev_with_labels.csv", "{lang}_dev.csv"),
-    "test": ("{lang}_test_with_labels.csv", "{lang}_test.csv"),
+LABELLED = {
+    "train": "{lang}_train.csv",
+    "dev": "{lang}_dev_with_labels.csv",
+    "test": "{lang}_test_with_labels.csv",
 }
+# What participants got: the pairs without scores (early releases put scores in some of these).
+PLAIN = {"dev": "{lang}_dev.csv", "test": "{lang}_test.csv"}
+
+
+class Found(NamedTuple):
+    """A split of one language: its pairs (None when the release has no labelled data) and why not."""
+
+    source: str
+    pairs: list[Example] | None
+    dropped: int = 0
+    why: str = ""
 
 
 def load_semrel(options: TaskOptions) -> Task:
@@ -45,23 +68,25 @@ def load_semrel(options: TaskOptions) -> Task:
     load = _pairs_from_dir if options.data_dir else _pairs_from_hub
     examples: dict[str, dict[str, list[Example]]] = {"train": {}, "dev": {}, "test": {}}
     for lang in seen + unseen:
+        absent: dict[str, str] = {}
         for split in ("train", "dev", "test"):
             if split == "train" and lang not in seen:
                 continue
-            found = load(options.data_dir, lang, split, seen)
-            if found is None:
-                if split == "dev":
-                    # Some unseen languages (e.g. ind) were released with a test split only.
-                    notes.append(f"semrel {lang}: no dev split in the release; not evaluated on dev")
-                    continue
-                raise UsageError(f"semrel {lang}: no {split} split found")
-            source, pairs, dropped = found
-            if dropped:
-                notes.append(
-                    f"{source}: dropped {dropped} row(s) whose Text is not two newline-separated sentences"
-                )
-            require_rows("semrel", lang, split, source, pairs, "rows with two sentences and a score")
-            examples[split][lang] = pairs
+            found = load(options.data_dir, lang, split)
+            if found.pairs is None:
+                absent[split] = found.why
+                notes.append(f"semrel {lang}: {found.why}; {lang} is left out of {split} scores"
+                             + ("" if split == "dev" else " (its dev set is not scored as test: dev is "
+                                "what search decisions see)"))
+                continue
+            if found.dropped:
+                notes.append(f"{found.source}: dropped {found.dropped} row(s) whose Text is not two "
+                             "newline- or tab-separated sentences")
+            require_rows("semrel", lang, split, found.source, found.pairs, "rows with two sentences and a score")
+            examples[split][lang] = found.pairs
+        if "dev" in absent and "test" in absent:
+            raise UsageError(f"semrel {lang}: no labelled dev or test data (dev: {absent['dev']}; test: "
+                             f"{absent['test']}); {lang} cannot be scored: drop it from --seen/--unseen")
     sized = select_sizes(examples, options, seen, _pair_key, lambda e: score_band(e.label))
     return build_task("semrel", "pair_regression", (), seen, unseen, sized, notes)
 
@@ -73,9 +98,11 @@ def _pair_key(example: Example) -> str:
 def split_pair(text: str) -> tuple[str, str] | None:
     """The two sentences of a release ``Text`` field, or None when it does not hold exactly two.
 
-    Most files hold ``first\\nsecond``; some test files quote each sentence (``"first"\\n"second"``).
+    Most files hold ``first\\nsecond``; some test files quote each sentence (``"first"\\n"second"``);
+    ``afr_test_with_labels.csv`` holds ``first\\tsecond``. A TAB is a separator only in a one-line field.
     """
-    parts = [part.strip() for part in text.replace("\r\n", "\n").split("\n") if part.strip()]
+    lines = [part.strip() for part in text.replace("\r\n", "\n").split("\n") if part.strip()]
+    parts = lines if len(lines) != 1 else [part.strip() for part in lines[0].split("\t") if part.strip()]
     if len(parts) != 2:
         return None
     unquoted = [p[1:-1].strip() if len(p) >= 2 and p[0] == p[-1] == '"' else p for p in parts]
@@ -105,19 +132,37 @@ def candidate_dirs(root: Path, lang: str) -> list[Path]:
     return dirs
 
 
-def _pairs_from_dir(data_dir: str, lang: str, split: str, seen: tuple[str, ...]):
+
+
+def _has_score_column(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return True  # let read_table report the file with its columns
+    return any(name.strip().lower() == "score" for name in header)
+
+
+def _pairs_from_dir(data_dir: str, lang: str, split: str) -> Found:
     root = require_dir("SemRel 2024", data_dir)
     dirs = candidate_dirs(root, lang)
-    path = first_existing([d / name.format(lang=lang) for name in FILE_NAMES[split] for d in dirs])
+    labelled = LABELLED[split].format(lang=lang)
+    path = first_existing([d / labelled for d in dirs])
+    if path is None and split in PLAIN:
+        plain = first_existing([d / PLAIN[split].format(lang=lang) for d in dirs])
+        if plain is not None and _has_score_column(plain):
+            path = plain
+        elif plain is not None:
+            return Found(str(plain), None, why=f"the release has no {labelled}, only {plain} without a Score column")
     if path is None:
-        if split == "dev" and lang not in seen:
-            return None
-        expected = FILE_NAMES[split][0].format(lang=lang)
         track = "Track A" if lang in SEEN else "Track C"
-        raise UsageError(
-            f"data-dir: {str(root / track / lang / expected)!r} missing; expected the SemRel 2024 {split} "
-            f"file of {lang} (columns {','.join(COLUMNS)}) under {str(root)!r}"
-        )
+        expected = root / track / lang / labelled
+        if split == "train":
+            raise UsageError(
+                f"data-dir: {str(expected)!r} missing; expected the SemRel 2024 train file of {lang} "
+                f"(columns {','.join(COLUMNS)}) under {str(root)!r}"
+            )
+        return Found("", None, why=f"no {split} file in the release ({str(expected)!r} missing)")
     pairs, dropped = [], 0
     for row in read_table(path, ",", COLUMNS, ignore_case=True):
         pair = split_pair(row.values["Text"])
@@ -126,7 +171,7 @@ def _pairs_from_dir(data_dir: str, lang: str, split: str, seen: tuple[str, ...])
             continue
         score = parse_score(row.values["Score"], row.where)
         pairs.append(Example(text=pair[0], text_pair=pair[1], label=score))
-    return str(path), pairs, dropped
+    return Found(str(path), pairs, dropped)
 
 
 @functools.lru_cache(maxsize=32)
@@ -134,13 +179,13 @@ def _hub_config(lang: str) -> dict[str, list[Row] | None]:
     return load_hub(HUB_REPO, lang, ("train", "dev", "test"))
 
 
-def _pairs_from_hub(_data_dir: None, lang: str, split: str, seen: tuple[str, ...]):
+def _pairs_from_hub(_data_dir: None, lang: str, split: str) -> Found:
     rows = _hub_config(lang)[split]
     source = f"hub {HUB_REPO}[{lang}]/{split}"
-    if rows is None:
-        if split == "dev" and lang not in seen:
-            return None
-        raise UsageError(f"{source}: split missing on the hub; pass --data-dir with the release files")
+    if rows is None or (rows and all(row.values.get("label") in (None, "") for row in rows)):
+        if split == "train":
+            raise UsageError(f"{source}: split missing on the hub; pass --data-dir with the release files")
+        return Found(source, None, why=f"{source} is {'missing' if rows is None else 'without scores'}")
     check_fields(rows, ("sentence1", "sentence2", "label"), source)
     pairs, dropped = [], 0
     for row in rows:
@@ -149,4 +194,4 @@ def _pairs_from_hub(_data_dir: None, lang: str, split: str, seen: tuple[str, ...
             dropped += 1
             continue
         pairs.append(Example(text=first, text_pair=second, label=parse_score(row.values["label"], row.where)))
-    return source, pairs, dropped
+    return Found(source, pairs, dropped)
