@@ -5,17 +5,22 @@ URIEL has one entry per language), ISO 639-1 (``sw``), ISO 639-3 codes lang2vec 
 and dataset-specific codes (SemRel's ``esp``).
 
 Rule: a two-letter code goes through lang2vec's own ``letter_codes.json``, which is what
-``lang2vec.get_features("sw", ...)`` does itself; a three-letter code lang2vec knows is kept. This gives
+``lang2vec.get_features("sw", ...)`` does itself; a three-letter code lang2vec knows is kept (but for
+member codes of macro-languages, below). This gives
 the codes of the paper's released vectors (``ar-SA -> ara``, ``fa-IR -> fas``, ``sw-KE -> swa``,
-``zh-CN``/``zh-TW -> zho``, ``ms-MY -> msa``, ``sq-AL -> sqi``, ``az-AZ -> aze``), with one override that
-the paper also made (``nb -> nor``).
+``zh-CN``/``zh-TW -> zho``, ``ms-MY -> msa``, ``sq-AL -> sqi``, ``az-AZ -> aze``); ``nb`` (letter code
+``nob``) becomes ``nor`` by the macro-language policy below, as in the paper's vectors.
 
-Why macro-language codes rather than their member languages (``arb``, ``pes``, ``swh``, ``cmn``, ``zsm``):
-lang2vec's archives hold every one of them with data, and their observed syntax is at least as complete
-(syntax_average: ``ara`` 98/103 features vs ``arb`` 66, ``msa`` 101 vs ``zsm`` 12, ``aze`` 55 vs ``azj`` 0),
-because WALS and Ethnologue file most data under the macro code. (``lang2vec.LANGUAGES`` omits them only
-through a bug; see :mod:`alchemy_tune.uriel`.) A dataset that names a member (the bundled corpus's
-``arb``, ``swh``, ``pes``, ``cmn``) keeps it: a three-letter code lang2vec knows is never rewritten.
+Policy for macro-languages (one per language, the same in every task): a member code of a macro-language
+in :data:`MACRO_MEMBERS` maps to the macro-language code, so Arabic, Chinese, Persian and Swahili get
+``ara``/``zho``/``fas``/``swa`` whether a dataset writes ``ar-SA`` (MASSIVE) or ``arb`` (the bundled corpus,
+SemRel's Modern Standard Arabic), ``zh-CN`` or ``cmn``, ``fa-IR`` or ``pes``, ``sw-KE`` or ``swh``. These are
+the codes of the paper's vectors, and lang2vec's archives file most observed data under them: the macro
+code's coverage is at least the member's in every averaged set (syntax_average ``ara`` 98/103 vs ``arb``
+66, ``zho`` 102 vs ``cmn`` 94, ``msa`` 101 vs ``zsm`` 12, ``aze`` 55 vs ``azj`` 0; equal for ``fas``/``pes``
+and ``swa``/``swh``, whose geo coordinates differ). Distinct varieties that are not a macro-language's
+default member keep their own codes (``ary`` Moroccan, ``arq`` Algerian Arabic). (``lang2vec.LANGUAGES``
+omits the macro codes only through a bug; see :mod:`alchemy_tune.uriel`.)
 
 Languages with no observed syntax at all (MasakhaNews ``pcm``, SemRel ``arq``) map to themselves: their
 ``syntax_knn`` row is lang2vec's imputation and ``geo`` is real, while ``syntax_average`` is entirely
@@ -33,23 +38,18 @@ import json
 from .errors import UsageError
 from .uriel import UrielTable, lang2vec_data_dir
 
-# ISO 639-1 codes whose lang2vec letter code is not the one used.
-_TWO_LETTER_OVERRIDES: dict[str, tuple[str, str]] = {
-    # letter_codes.json says nob; the paper's vectors used the macro-language (68 vs 65 observed syntax).
-    "nb": ("nor", "Norwegian Bokmål: 'nor' as in the paper's vectors, not lang2vec's letter code 'nob'"),
-}
-
 # Codes that a dataset uses but that are not ISO codes of the language meant.
 _DATASET_CODES: dict[str, tuple[str, str]] = {
     # SemRel 2024 names its Spanish track 'esp' (not an ISO 639-3 code lang2vec knows).
     "esp": ("spa", "SemRel's Spanish code 'esp' is ISO 639-3 'spa'"),
 }
 
-# Macro-language -> the individual language a dataset's text usually is, only for the note.
-_MACRO_MEMBERS: dict[str, str] = {
+# Macro-language -> the individual language a dataset's text usually is: the member code maps to the macro.
+MACRO_MEMBERS: dict[str, str] = {
     "ara": "arb", "aze": "azj", "est": "ekk", "fas": "pes", "lav": "lvs", "mon": "khk", "msa": "zsm",
     "nor": "nob", "orm": "gaz", "sqi": "als", "swa": "swh", "uzb": "uzn", "zho": "cmn",
 }
+_MACRO_OF: dict[str, str] = {member: macro for macro, member in MACRO_MEMBERS.items()}
 
 
 @functools.lru_cache(maxsize=1)
@@ -69,14 +69,14 @@ def _resolve(code: object) -> tuple[str, str | None]:
     subtag = lowered.replace("_", "-").split("-")[0]
     table = UrielTable.load()
     if len(subtag) == 2:
-        if subtag in _TWO_LETTER_OVERRIDES:
-            return _TWO_LETTER_OVERRIDES[subtag]
         target = _letter_codes().get(subtag)
         if target is not None and target in table:
-            return target, None
+            return _MACRO_OF.get(target, target), None  # nb: letter code 'nob' -> 'nor', as in the paper
     elif len(subtag) == 3:
         if subtag in _DATASET_CODES:
             return _DATASET_CODES[subtag]
+        if subtag in _MACRO_OF:
+            return _MACRO_OF[subtag], None  # the macro-language policy above; mapping_note explains
         if subtag in table:
             return subtag, None
     raise UsageError(_unknown_message(text, table.languages))
@@ -86,8 +86,8 @@ def to_uriel(code: str) -> str:
     """The lang2vec code for a dataset language code.
 
     Example:
-        >>> to_uriel("sw-KE"), to_uriel("swh"), to_uriel("esp")
-        ('swa', 'swh', 'spa')
+        >>> to_uriel("sw-KE"), to_uriel("swh"), to_uriel("ary"), to_uriel("esp")
+        ('swa', 'swa', 'ary', 'spa')
     """
     return _resolve(code)[0]
 
@@ -103,12 +103,12 @@ def mapping_note(code: str) -> str | None:
     text = code.strip()
     table = UrielTable.load()
     parts = [why] if why else []
-    if target in _MACRO_MEMBERS and text.lower() != target:
-        member = _MACRO_MEMBERS[target]
+    if target in MACRO_MEMBERS and text.lower() != target:
+        member = MACRO_MEMBERS[target]
         n_target, n_member = (_observed_syntax(table, lang) for lang in (target, member))
-        parts.append(f"'{target}' is a macro-language code; it has {n_target}/103 observed syntax_average "
-                     f"features vs {n_member}/103 for the member language '{member}' "
-                     f"(pass '{member}' to use it)")
+        parts.append(f"'{target}' is the macro-language code, used for '{member}' too in every task: "
+                     f"{n_target}/103 observed syntax_average features vs {n_member}/103 for the member "
+                     f"language '{member}'")
     if _observed_syntax(table, target) == 0:
         parts.append(f"lang2vec has no observed syntax for '{target}': syntax_average is entirely missing "
                      "(filled by the missing-value policy), syntax_knn is lang2vec's kNN imputation, "

@@ -62,6 +62,19 @@ def test_dry_run_of_the_search_prints_the_same_plan():
     result = cli("--dry-run", "--space", "search_spaces/paper-grid.yaml")
     assert result.returncode == 0, result.stderr
     assert "trials: 49 (the full grid)" in result.stdout and "(loaded)" in result.stdout
+    # the bundled corpus's member codes get the macro-language codes of the paper tasks, and the coverage
+    # shown is that of the code used
+    from alchemy_tune.uriel import UrielTable
+
+    table = UrielTable.load()
+    lines = result.stdout.splitlines()
+    header = next(line.split("  ") for line in lines if line.startswith("language"))
+    columns = [c.strip() for c in header if c.strip()]
+    spec_at = columns.index("coverage syntax_average")
+    for member, macro in (("arb", "ara"), ("cmn", "zho"), ("pes", "fas"), ("swh", "swa")):
+        row = next(line.split() for line in lines if line.startswith(f"{member} "))
+        assert row[2] == macro and f"{member} -> {macro} (" in " ".join(row)
+        assert float(row[spec_at]) == round(table.coverage("syntax_average", [macro])[macro], 2)
 
 
 def test_plan_bad_space_is_one_line(tmp_path):
