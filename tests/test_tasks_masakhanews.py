@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import pytest
 
@@ -115,6 +116,9 @@ def test_subsets_do_not_depend_on_file_order(tmp_path):
             writer.writerows(rows[:1] + body)
     after = load_task("masakhanews", options)
     assert after.test["yor"] == before.test["yor"] and after.dev["yor"] == before.dev["yor"]
+    # both input variants are scored on the same articles
+    body = load_task("masakhanews", dataclasses.replace(options, variant="headline+text"))
+    assert [e.text.split("\n")[0] for e in body.test["yor"]] == [e.text for e in after.test["yor"]]
 
 
 @pytest.fixture

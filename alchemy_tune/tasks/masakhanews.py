@@ -59,8 +59,13 @@ def load_masakhanews(options: TaskOptions) -> Task:
                 notes.append(f"{source}: dropped {dropped} row(s) with an empty {variant}")
             require_rows("masakhanews", lang, split, source, kept, f"rows with a non-empty {variant}")
             parsed[split][lang] = kept
-    examples = index_labels(parsed, TOPICS, options, seen, what="category")
+    # keyed by the article (headline and body), not the input text: both variants score the same articles
+    examples = index_labels(parsed, TOPICS, options, seen, what="category", key=_article_key)
     return build_task("masakhanews", "classification", TOPICS, seen, unseen, examples, notes)
+
+
+def _article_key(item: tuple) -> str:
+    return f"{item[0].values['headline']}\x1f{item[0].values['text']}"
 
 
 def find_data_dir(data_dir: str, langs: tuple[str, ...]) -> Path:
