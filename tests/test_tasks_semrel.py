@@ -144,6 +144,16 @@ def test_missing_files_and_seen_language_without_training_data(two):
         load_task("semrel", TaskOptions(data_dir=str(repo), seen=("eng", "afr"), unseen=()))
 
 
+def test_an_early_release_plain_file_with_scores_is_read(two):
+    repo, options = two
+    folder = repo / "Track A" / "eng"
+    labelled = folder / "eng_dev_with_labels.csv"
+    (folder / "eng_dev.csv").write_bytes(labelled.read_bytes())  # early releases: scores in the plain file
+    expected = load_task("semrel", options).dev["eng"]
+    labelled.unlink()
+    assert load_task("semrel", options).dev["eng"] == expected
+
+
 def test_split_pair_layouts():
     assert semrel.split_pair("a b\nc d") == ("a b", "c d")
     assert semrel.split_pair('"a b"\r\n"c d"') == ("a b", "c d")
