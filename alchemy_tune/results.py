@@ -36,7 +36,7 @@ updated                  timestamp  when the table was last written (UTC)
 
 ``metrics.parquet`` — one tidy row per (run_id, trial_id, step, split, lang, metric):
 run_id, trial_id (string); step (int64), epoch (float64); split (dev/test); lang (the dataset's own
-code, e.g. ``sw-KE``); uriel_code (ISO 639-3 / lang2vec code, e.g. ``swh``); seen (bool); role (seen,
+code, e.g. ``sw-KE``); uriel_code (ISO 639-3 / lang2vec code, e.g. ``swa``); seen (bool); role (seen,
 val or unseen: trained on, validation, test); metric
 (accuracy, macro_f1, pearson, ...); value (float64); lambda, train_loss, task_loss, uriel_loss,
 train_seconds (float64, the values at that step).
