@@ -60,7 +60,9 @@ class ResultsCallback(Callback):
         if self._writer is None:
             from .results import ResultsWriter
 
-            self._writer = ResultsWriter(self.run_dir, self.run_id, metric=self.metric, mode=self.mode)
+            # background: Tune's event loop never waits for storage (see ResultsWriter)
+            self._writer = ResultsWriter(self.run_dir, self.run_id, metric=self.metric, mode=self.mode,
+                                         background=True)
         return self._writer
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -82,7 +84,7 @@ class ResultsCallback(Callback):
         self.end(trial, error=True)
 
     def on_experiment_end(self, trials, **info):
-        self.writer.flush()
+        self.writer.close(compact_after=True)  # one file per table for readers; a resume adds parts again
 
 
 def _fmt(value: Any) -> str:
