@@ -184,9 +184,9 @@ class _Trial:
     """What the writer holds for one trial it has seen in this process: its unwritten rows and its curve."""
 
     attempt: int = 0
-    part: int = 0  # the next part file of this attempt
-    on_disk: bool = False  # this attempt has parts on storage (a restart must copy their kept rows forward)
-    restart: bool = False  # the next report starts a new attempt (a trial found on storage, resumed here)
+    on_disk: bool = False  # rows of this attempt are stored (a restart starts a new attempt)
+    files: list[str] = field(default_factory=list)  # metrics parts holding rows of this attempt
+    restart: bool = False  # the next report starts a new attempt (a stored trial continued by this writer)
     last_step: int | None = None
     history: dict[int, dict] = field(default_factory=dict)  # step -> steps row, this attempt (for best/final)
     metrics: list[pa.Table] = field(default_factory=list)  # unwritten metric rows
@@ -200,12 +200,14 @@ class _Trial:
 class ResultsWriter:
     """Records trial reports and writes them as new Parquet parts (see :mod:`alchemy_tune.result_store`).
 
-    ``add_report`` builds one small Arrow table per report and keeps it until it is written; nothing of a
-    trial stays in memory once it has ended and been written, so memory and the cost of a report or a trial
-    end do not grow with the number of trials before it. Writing happens in ``flush``: explicitly, at most
-    every ``flush_interval_s`` seconds, and at each trial end (``math.inf``: only explicit flushes). With
-    ``background=True`` (the search driver) a thread does the writing, so Ray Tune's event loop never waits
-    for storage; ``close`` writes what is left and stops it.
+    ``add_report`` builds one small Arrow table per report and keeps it until it is written; a flush writes
+    everything unwritten as one new file per table, and a trial that has ended and been written is forgotten,
+    so memory and the cost of a report or a trial end do not grow with the number of trials before it.
+    Flushes happen explicitly, at most every ``flush_interval_s`` seconds, and at each trial end
+    (``math.inf``: only explicit ones). With ``background=True`` (the search driver) a thread writes, so Ray
+    Tune's event loop never waits for storage, and trial ends arriving while it writes go out together in
+    its next file; ``close`` writes what is left and stops it. A writer opened on a run with stored rows (a
+    resumed driver) indexes them first, so a trial it continues starts a new attempt with its kept rows.
     """
 
     def __init__(self, run_dir: str, run_id: str, *, metric: str | None = None, mode: str | None = None,
@@ -223,21 +225,27 @@ class ResultsWriter:
             raise UsageError(f"mode: {self.mode!r} is not one of max, min")
         self._versions = json.dumps(meta.get("versions") or {}, sort_keys=True)
         self.flush_interval_s = float(flush_interval_s)
+        self.min_gap_s = 1.0  # background: a trial end is on storage within about a second
         self._cfg_types = _config_types()
         self._trials: dict[str, _Trial] = {}
         self._lock = threading.RLock()  # the in-memory state
         self._io = threading.Lock()  # one flush at a time; a restart waits for the write in flight
         self._ended: set[str] = set()  # ended trials not yet written
+        self._token, self._seq = f"{time.time_ns():x}", 0  # part names: <writer>-<n>, fixed before writing
         self._last_flush = time.monotonic()
         self._last_version = 0
-        self.bytes_written = 0
-        self.flush_seconds = 0.0
-        if any(self._fs.get_file_info(store.v1_path(self._root, t)).type.name == "File" for t in store.TABLES):
-            compact(self.run_dir)  # a version-1 run continued by this version: convert it once
-        # A run with nothing stored yet needs no look-ups; otherwise a trial first seen here is looked up.
-        self._compacted = {t: store.compacted_files(self._fs, self._root, t) for t in store.TABLES}
-        self._lookup = store.has_rows(self._fs, self._root, run_id, self._compacted)
-        self._forgotten: set[str] = set()
+        self.flush_seconds = 0.0  # wall and CPU time spent writing (the benchmark reports them)
+        self.flush_cpu_seconds = 0.0
+        self._forgotten: dict[str, tuple[int, list[str]]] = {}  # ended and written: (attempt, metrics parts)
+        self._index: dict[str, tuple[int, list[str]]] | None = None
+        if store.has_rows(self._fs, self._root):
+            if any(self._fs.get_file_info(store.v1_path(self._root, t)).type.name == "File" for t in store.TABLES):
+                compact(self.run_dir)  # a version-1 run continued by this version: convert it once
+            self._index = store.index_trials(self._fs, self._root, "metrics", run_id)
+            stored = read_trials(self.run_dir, columns=["run_id", "trial_id"])
+            for rid, tid in zip(stored.column("run_id").to_pylist(), stored.column("trial_id").to_pylist()):
+                if rid == run_id:
+                    self._index.setdefault(tid, (None, []))
         self._error: BaseException | None = None
         self._stop = False
         self._wake = threading.Event()
@@ -255,47 +263,45 @@ class ResultsWriter:
     # ------------------------------------------------------------------ state
     def _state(self, tid: str) -> _Trial:
         st = self._trials.get(tid)
-        if st is not None:
-            return st
-        st = self._trials[tid] = _Trial()
-        if self._lookup or tid in self._forgotten:
-            self._load(tid, st)
+        if st is None:
+            st = self._trials[tid] = _Trial()
+            if tid in (self._index or {}) or tid in self._forgotten:
+                self._load(tid, st)
         return st
 
     def _load(self, tid: str, st: _Trial) -> None:
         """A trial stored by an earlier writer (a resumed driver) or by this one before it ended."""
-        row = store.trial_row(self._fs, self._root, self.run_id, tid, self._compacted["trials"])
-        s_attempt, steps = store.trial_rows(self._fs, self._root, "steps", self.run_id, tid, STEPS_SCHEMA,
-                                            self._compacted["steps"])
-        m_attempt, _ = self._metric_attempt(tid)
-        attempts = [a for a in (s_attempt, m_attempt, (row or {}).get(store.ATTEMPT)) if a is not None]
-        if not attempts:
+        attempt, files = self._forgotten.pop(tid, None) or (self._index or {}).get(tid, (None, []))
+        mine = (pc.field("run_id") == self.run_id) & (pc.field("trial_id") == tid)
+        rows = read_trials(self.run_dir, filter=mine).to_pylist()
+        if attempt is None and not rows:
             return
-        st.attempt, st.on_disk, st.restart = max(attempts), True, True
-        st.history = {r["step"]: r for r in steps.drop_columns([store.ATTEMPT]).to_pylist()}
+        row = rows[0] if rows else {}
+        steps = read_steps(self.run_dir, filter=mine)
+        st.attempt = max(a for a in (attempt, row.get(store.ATTEMPT), 0) if a is not None)
+        st.on_disk = st.restart = True
+        st.files = files if attempt == st.attempt else []
+        st.history = {r["step"]: r for r in steps.to_pylist()}
         st.last_step = max(st.history) if st.history else None
-        if row is not None:
+        if row:
             st.config = {k[4:]: v for k, v in row.items() if k.startswith("cfg_")}
             st.row = {k: v for k, v in row.items() if not k.startswith("cfg_") and v is not None}
-
-    def _metric_attempt(self, tid: str) -> tuple[int | None, pa.Table]:
-        return store.trial_rows(self._fs, self._root, "metrics", self.run_id, tid, METRICS_SCHEMA,
-                                self._compacted["metrics"])
 
     def _restart(self, tid: str, st: _Trial, step: int) -> None:
         """The trial reports ``step`` again (restored from an earlier checkpoint, or resumed by a new driver):
         a new attempt, holding the rows before ``step``; the later ones are superseded."""
-        if st.on_disk:  # rows of this attempt are on storage: carry the kept ones into the new attempt
-            _, stored = self._metric_attempt(tid)
+        if st.on_disk:  # rows of this attempt are stored: carry the kept ones into the new attempt
+            stored = store.trial_rows(self._fs, st.files, METRICS_SCHEMA, self.run_id, tid, st.attempt)
             kept = stored.filter(pc.field("step") < step).drop_columns([store.ATTEMPT])
             st.metrics = [kept.cast(METRICS_SCHEMA)] + st.metrics
-            st.attempt, st.part, st.on_disk = st.attempt + 1, 0, False
+            st.attempt, st.on_disk, st.files = st.attempt + 1, False, []
         st.metrics = [t if t.num_rows == 0 or pc.max(t.column("step")).as_py() < step
                       else t.filter(pc.field("step") < step) for t in st.metrics]
         st.history = {k: v for k, v in st.history.items() if k < step}
         st.steps = sorted(st.history)
         st.last_step = max(st.history) if st.history else None
         st.restart = False
+        st.dirty = True
 
     # ------------------------------------------------------------------ recording
     def add_report(self, trial_id: str, config: Mapping, metrics: Mapping) -> None:
@@ -402,6 +408,8 @@ class ResultsWriter:
         while not self._stop:
             timeout = self.flush_interval_s if math.isfinite(self.flush_interval_s) else None
             self._wake.wait(timeout)
+            # Trial ends within the next moment go into the same files: fewer, larger parts when many end.
+            time.sleep(self.min_gap_s)
             self._wake.clear()
             if self._stop:
                 return
@@ -416,7 +424,7 @@ class ResultsWriter:
 
     def _flush(self, only: set[str] | None) -> None:
         with self._io:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             with self._lock:
                 jobs = []
                 for tid, st in list(self._trials.items()):
@@ -427,50 +435,53 @@ class ResultsWriter:
                     st.metrics, st.steps, st.dirty = [], [], False
                 if only is None:
                     self._last_flush = time.monotonic()
-            for job in jobs:
-                tid, st, metrics, steps, rows, trial_row = job
+            if jobs:
                 try:
-                    self._write(tid, st, metrics, rows, trial_row)
+                    written = self._write(jobs)
                     with self._lock:
-                        self._record(tid, st, bool(metrics or rows))
+                        self._record(jobs, written)
                 except BaseException:
                     with self._lock:  # unwritten or unrecorded: the next flush writes them again (same names)
-                        st.metrics = metrics + st.metrics
-                        st.steps = sorted(set(steps) | set(st.steps))
-                        st.dirty = st.dirty or trial_row is not None
+                        for tid, st, metrics, steps, _, trial_row in jobs:
+                            st.metrics = metrics + st.metrics
+                            st.steps = sorted(set(steps) | set(st.steps))
+                            st.dirty = st.dirty or trial_row is not None
                     raise
             self.flush_seconds += time.perf_counter() - started
+            self.flush_cpu_seconds += time.thread_time() - cpu
 
-    def _write(self, tid: str, st: _Trial, metrics: list[pa.Table], rows: list[dict], trial_row) -> None:
-        name = store.part_name(st.attempt, st.part)
-        attempt = pa.int64()
+    def _write(self, jobs: list) -> str | None:
+        """One new part per table for everything in ``jobs``; returns the metrics part's path (if any)."""
+        name = f"{self._token}-{self._seq:06d}"
+        metrics, steps, trials = [], [], []
+        for tid, st, pending, _, rows, trial_row in jobs:
+            for table in pending:
+                metrics.append(table.append_column(store.ATTEMPT, pa.array([st.attempt] * table.num_rows, pa.int64())))
+            steps += [{**{f.name: r.get(f.name) for f in STEPS_SCHEMA}, store.ATTEMPT: st.attempt} for r in rows]
+            if trial_row is not None:
+                trials.append(trial_row)
+        path = None
         if metrics:
-            table = pa.concat_tables(metrics)
-            table = table.append_column(store.ATTEMPT, pa.array([st.attempt] * table.num_rows, attempt))
-            self.bytes_written += store.write_atomic(
-                self._fs, f"{store.trial_dir(self._root, 'metrics', self.run_id, tid)}/{name}",
-                store.with_meta(table, "metrics"))
-        if rows:
-            table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in STEPS_SCHEMA} for r in rows],
-                                         schema=STEPS_SCHEMA)
-            table = table.append_column(store.ATTEMPT, pa.array([st.attempt] * table.num_rows, attempt))
-            self.bytes_written += store.write_atomic(
-                self._fs, f"{store.trial_dir(self._root, 'steps', self.run_id, tid)}/{name}",
-                store.with_meta(table, "steps"))
-        if trial_row is not None:
-            self.bytes_written += store.write_atomic(
-                self._fs, store.trial_row_path(self._root, self.run_id, tid),
-                store.with_meta(self._trials_table([tid], [trial_row]), "trials"))
+            path = store.write_part(self._fs, self._root, "metrics", self.run_id, name, pa.concat_tables(metrics))
+        if steps:
+            store.write_part(self._fs, self._root, "steps", self.run_id, name,
+                             pa.Table.from_pylist(steps, schema=store.stored_schema(STEPS_SCHEMA)))
+        if trials:
+            store.write_part(self._fs, self._root, "trials", self.run_id, name, self._trials_table(trials))
+        return path
 
-    def _record(self, tid: str, st: _Trial, wrote_part: bool) -> None:
-        """The part is on storage: the next one gets a new name; an ended, fully written trial is forgotten."""
-        if wrote_part:
-            st.part += 1
-            st.on_disk = True
-        if st.ended and not (st.metrics or st.steps or st.dirty):
-            del self._trials[tid]
-            self._ended.discard(tid)
-            self._forgotten.add(tid)
+    def _record(self, jobs: list, metrics_path: str | None) -> None:
+        """The parts are stored: the next flush gets a new name; ended, fully written trials are forgotten."""
+        self._seq += 1
+        for tid, st, pending, _, rows, _ in jobs:
+            if pending or rows:
+                st.on_disk = True
+            if pending and metrics_path:
+                st.files.append(metrics_path)
+            if st.ended and not (st.metrics or st.steps or st.dirty) and self._trials.get(tid) is st:
+                del self._trials[tid]
+                self._ended.discard(tid)
+                self._forgotten[tid] = (st.attempt, st.files)
 
     def _trial_row(self, tid: str, st: _Trial) -> dict[str, Any]:
         row = {name: None for name, _ in _TRIAL_COLUMNS}
@@ -500,7 +511,7 @@ class ResultsWriter:
         row["_config"] = dict(st.config or {})
         return row
 
-    def _trials_table(self, tids: list[str], rows: list[dict]) -> pa.Table:
+    def _trials_table(self, rows: list[dict]) -> pa.Table:
         cfg_names = sorted({k for r in rows for k in r["_config"]})
         schema = list(_TRIAL_COLUMNS)
         columns = {name: [r[name] for r in rows] for name, _ in _TRIAL_COLUMNS}

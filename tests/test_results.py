@@ -305,7 +305,7 @@ def expected_rows() -> list[tuple]:
 def test_restarted_trials_rows_appear_once_to_every_reader_before_and_after_compact(run_dir):
     restarted_run(run_dir)
     want = expected_rows()
-    assert len(all_files(run_dir, "metrics")) > 3  # parts: one folder per trial, several attempts
+    assert len(all_files(run_dir, "metrics")) == 4  # one part per flush, whatever the trials in it
     for stage in ("parts", "compacted"):
         seen = metric_rows_by_reader(run_dir)
         for reader, rows in seen.items():
@@ -319,7 +319,7 @@ def test_restarted_trials_rows_appear_once_to_every_reader_before_and_after_comp
             "t0": (C.PRUNED, 4), "t1": (C.COMPLETED, 2), "t2": (C.COMPLETED, 2)}
         assert sorted(duckdb_trials(run_dir).trial_id) == ["t0", "t1", "t2"]
         if stage == "parts":
-            assert compact(run_dir) == {"trials": 3, "steps": 5, "metrics": 5}  # t0, t1: 2 attempts
+            assert compact(run_dir) == {"trials": 4, "steps": 4, "metrics": 4}  # one part per flush
             assert [len(all_files(run_dir, t)) for t in ("trials", "steps", "metrics")] == [1, 1, 1]
     # a driver resumed after compaction restarts t0 once more: still one row per key everywhere
     third = ResultsWriter(run_dir, "r1")
@@ -424,16 +424,15 @@ def test_a_schema_1_run_is_still_read_by_analyze_and_converted_when_continued(tm
     assert len(load_runs([run]).trials) == 9
 
 
-def test_compact_command(tmp_path, capsys):
+def test_compact_command(run_dir, tmp_path, capsys):
     from alchemy_tune.cli import main
 
-    run = str(tmp_path / "r")
-    from alchemy_tune.synthetic import make_run
-
-    make_run(run, n_trials=4, n_langs=3, n_evals=2)
+    run = run_dir
+    restarted_run(run)
     before = read_metrics(run).sort_by([(c, "ascending") for c in METRIC_KEY])
     assert main(["compact", run]) == 0
     assert "metrics: 4 files -> 1" in capsys.readouterr().out
     assert read_metrics(run).sort_by([(c, "ascending") for c in METRIC_KEY]).equals(before)
+    assert main(["compact", run]) == 0 and "metrics: already one file" in capsys.readouterr().out
     assert main(["compact", str(tmp_path / "nope")]) == 2
     assert "no such directory" in capsys.readouterr().err
