@@ -74,7 +74,7 @@ def load_runs(run_dirs: list[str], *, metric: str = "dev_unseen", at: str = "bes
         langs.append(_lang_scores(run_dir, table, metric.split("_")[0], at))
     if not trials:
         raise UsageError(f"{', '.join(run_dirs)}: empty run(s): no trial results yet "
-                         "(results/trials.parquet)")
+                         "(results/trials/)")
     frame = pd.concat(trials, ignore_index=True, sort=False)
     lang_frame = pd.concat(langs, ignore_index=True) if langs else pd.DataFrame()
     runs = Runs(list(run_dirs), metric, at, frame, lang_frame, notes)

@@ -49,7 +49,7 @@ TABLES = ("trials", "steps", "metrics")
 ATTEMPT, VERSION = "attempt", "version"
 META_KEY, REPLACES_KEY = b"schema_version", b"replaces"
 _COMPACTED = "compacted-"
-_ROW_GROUP = 512 * 1024
+_ROW_GROUP = 256 * 1024
 
 
 # ----------------------------------------------------------------------------- names
@@ -337,7 +337,8 @@ def _compact_rows(fs, sources: list[str], old: str | None, schema: pa.Schema, ta
     data = _dataset(fs, sources, schema) if sources else None
     top: dict[tuple[str, str], int] = {}
     if data is not None:  # first pass: each trial's newest attempt, from three columns
-        for batch in data.to_batches(columns=["run_id", "trial_id", ATTEMPT], batch_size=1 << 20):
+        for batch in data.to_batches(columns=["run_id", "trial_id", ATTEMPT], batch_size=1 << 18,
+                                     batch_readahead=2, fragment_readahead=2):
             part = pa.Table.from_batches([batch]).group_by(["run_id", "trial_id"]).aggregate([(ATTEMPT, "max")])
             for run, trial, attempt in zip(*(part.column(c).to_pylist() for c in part.column_names)):
                 top[(run, trial)] = max(top.get((run, trial), -1), attempt)
@@ -351,8 +352,8 @@ def _compact_rows(fs, sources: list[str], old: str | None, schema: pa.Schema, ta
     def tables() -> Iterator[pa.Table]:
         if old is not None:
             yield _stamp(pq.read_table(old, filesystem=fs).replace_schema_metadata(None), schema, 0)
-        if data is not None:
-            for batch in data.to_batches(batch_size=1 << 18):
+        if data is not None:  # little read-ahead: memory stays near one row group
+            for batch in data.to_batches(batch_size=1 << 16, batch_readahead=2, fragment_readahead=2):
                 yield pa.Table.from_batches([batch])
 
     def write(target_path: str) -> None:

@@ -58,7 +58,7 @@ def test_train_prints_table_and_writes_a_run(tiny_encoder_dir, tmp_path):
         assert lang in text
     assert text.count("UNSEEN") == 2
     assert (out / "alchemy_run.json").exists()
-    trials = pq.read_table(out / "results" / "trials.parquet").to_pylist()
+    trials = pq.read_table(out / "results" / "trials").to_pylist()
     assert len(trials) == 1 and trials[0]["status"] == "completed"
-    metrics = pq.read_table(out / "results" / "metrics.parquet")
+    metrics = pq.read_table(out / "results" / "metrics")
     assert set(metrics.column("lang").to_pylist()) == {"eng", "fra", "spa", "rus"}
