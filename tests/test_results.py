@@ -436,3 +436,21 @@ def test_compact_command(run_dir, tmp_path, capsys):
     assert main(["compact", run]) == 0 and "metrics: already one file" in capsys.readouterr().out
     assert main(["compact", str(tmp_path / "nope")]) == 2
     assert "no such directory" in capsys.readouterr().err
+
+
+def test_rows_are_stored_before_tune_saves_its_experiment_state(run_dir):
+    """Tune calls callbacks' get_state when it saves experiment state; a resumed search continues trials from
+    the checkpoints that state names, so every row reported before it must already be on storage."""
+    from types import SimpleNamespace
+
+    from alchemy_tune.progress import ResultsCallback
+    from alchemy_tune.pruning import EVAL_INDEX
+
+    callback = ResultsCallback(run_dir, "r1", handle=None, metric="dev_unseen", mode="max")
+    trial = SimpleNamespace(trial_id="t0", config=CONFIG)
+    for step in (1, 2):
+        callback.on_trial_result(step, [trial], trial, {**make_report(step), EVAL_INDEX: step})
+    assert callback.get_state() is None  # Tune keeps no callback state for it
+    assert read_steps(run_dir).column("step").to_pylist() == [1, 2]
+    assert read_metrics(run_dir).num_rows == 2 * len(LANGS) * 4
+    callback.writer.close()
