@@ -335,19 +335,27 @@ def _compact_rows(fs, sources: list[str], old: str | None, schema: pa.Schema, ta
                   stored: pa.Schema) -> None:
     """Stream the rows of each trial's newest attempt into ``target``, file by file."""
     data = _dataset(fs, sources, schema) if sources else None
+    low: dict[tuple[str, str], int] = {}
     top: dict[tuple[str, str], int] = {}
-    if data is not None:  # first pass: each trial's newest attempt, from three columns
+    if data is not None:  # first pass: each trial's oldest and newest attempt, from three columns
         for batch in data.to_batches(columns=["run_id", "trial_id", ATTEMPT], batch_size=1 << 18,
                                      batch_readahead=2, fragment_readahead=2):
-            part = pa.Table.from_batches([batch]).group_by(["run_id", "trial_id"]).aggregate([(ATTEMPT, "max")])
-            for run, trial, attempt in zip(*(part.column(c).to_pylist() for c in part.column_names)):
-                top[(run, trial)] = max(top.get((run, trial), -1), attempt)
+            part = pa.Table.from_batches([batch]).group_by(["run_id", "trial_id"]).aggregate(
+                [(ATTEMPT, "min"), (ATTEMPT, "max")])
+            for run, trial, lo, hi in zip(*(part.column(c).to_pylist() for c in part.column_names)):
+                low[(run, trial)] = min(low.get((run, trial), hi), lo)
+                top[(run, trial)] = max(top.get((run, trial), -1), hi)
     if old is not None:  # a version-1 table is attempt 0 of its trials; any part is newer
         rows = _stamp(pq.read_table(old, filesystem=fs).replace_schema_metadata(None), schema, 0)
         for key in set(zip(rows.column("run_id").to_pylist(), rows.column("trial_id").to_pylist())):
+            low[key] = 0
             top.setdefault(key, 0)
-    newest = pa.table({"run_id": [k[0] for k in top], "trial_id": [k[1] for k in top],
-                       "_top": pa.array(list(top.values()), pa.int64())})
+    # Only restarted trials have superseded rows; everything else is copied as it is.
+    restarted = {k: v for k, v in top.items() if low.get(k, v) != v}
+    stale = None
+    for (run, trial), newest in restarted.items():
+        cond = (pc.field("run_id") == run) & (pc.field("trial_id") == trial) & (pc.field(ATTEMPT) < newest)
+        stale = cond if stale is None else stale | cond
 
     def tables() -> Iterator[pa.Table]:
         if old is not None:
@@ -360,8 +368,7 @@ def _compact_rows(fs, sources: list[str], old: str | None, schema: pa.Schema, ta
         with pq.ParquetWriter(target_path, stored, filesystem=fs, compression="zstd") as out:
             buffer, size = [], 0
             for t in tables():
-                t = t.join(newest, ["run_id", "trial_id"], join_type="inner")
-                t = _conform(t.filter(pc.field(ATTEMPT) == pc.field("_top")), stored)
+                t = _conform(t if stale is None else t.filter(~stale), stored)
                 buffer.append(t)
                 size += t.num_rows
                 if size >= _ROW_GROUP:
