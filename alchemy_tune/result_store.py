@@ -364,20 +364,40 @@ def _compact_rows(fs, sources: list[str], old: str | None, schema: pa.Schema, ta
             for batch in data.to_batches(batch_size=1 << 16, batch_readahead=2, fragment_readahead=2):
                 yield pa.Table.from_batches([batch])
 
+    # Row groups hold one (split, metric) each, so a reader that wants one split and metric (analyze) skips
+    # the others by their statistics instead of decoding them.
+    cluster = [c for c in ("split", "metric") if c in stored.names]
+
     def write(target_path: str) -> None:
         with pq.ParquetWriter(target_path, stored, filesystem=fs, compression="zstd") as out:
-            buffer, size = [], 0
+            buffers: dict[tuple, list[pa.Table]] = {}
+            sizes: dict[tuple, int] = {}
             for t in tables():
                 t = _conform(t if stale is None else t.filter(~stale), stored)
-                buffer.append(t)
-                size += t.num_rows
-                if size >= _ROW_GROUP:
-                    out.write_table(pa.concat_tables(buffer), row_group_size=_ROW_GROUP)
-                    buffer, size = [], 0
-            if buffer:
-                out.write_table(pa.concat_tables(buffer), row_group_size=_ROW_GROUP)
+                for key, group in _groups(t, cluster):
+                    buffers.setdefault(key, []).append(group)
+                    sizes[key] = sizes.get(key, 0) + group.num_rows
+                    if sizes[key] >= _ROW_GROUP:
+                        out.write_table(pa.concat_tables(buffers.pop(key)), row_group_size=_ROW_GROUP)
+                        sizes[key] = 0
+            for key in sorted(buffers, key=str):
+                out.write_table(pa.concat_tables(buffers[key]), row_group_size=_ROW_GROUP)
 
     atomic_write(fs, target, write)
+
+
+def _groups(table: pa.Table, columns: list[str]) -> Iterator[tuple[tuple, pa.Table]]:
+    """``table`` split by the values of ``columns`` (a handful: splits × metrics)."""
+    if not columns or table.num_rows == 0:
+        yield (), table
+        return
+    keys = table.select(columns).group_by(columns).aggregate([]).to_pylist()
+    for key in keys:
+        cond = None
+        for c in columns:
+            term = pc.field(c).is_null() if key[c] is None else pc.field(c) == key[c]
+            cond = term if cond is None else cond & term
+        yield tuple(key[c] for c in columns), table.filter(cond)
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
