@@ -133,19 +133,21 @@ def drive(run_dir: str, n: int, evals: int, langs: int, pruner: str) -> dict:
 
 _ANALYZE = ("import resource, sys, time; t = time.perf_counter(); from alchemy_tune.cli import main; "
             "rc = main(sys.argv[1:]); r = resource.getrusage(resource.RUSAGE_SELF); "
-            "print(json.dumps({'wall': time.perf_counter() - t, 'rss': r.ru_maxrss / 1024}), file=sys.stderr); "
+            "print(json.dumps({'wall': time.perf_counter() - t, 'rss': r.ru_maxrss / 1024, 'cpu': r.ru_utime + r.ru_stime}), "
+            "file=sys.stderr); "
             "sys.exit(rc)")
 
 
-def analyze(run_dir: str) -> tuple[float, float]:
-    """(wall seconds including start-up and imports, peak RSS MB) of `alchemy-tune analyze` in a fresh process."""
+def analyze(run_dir: str) -> tuple[float, float, float]:
+    """(wall seconds including start-up and imports, peak RSS MB, CPU seconds) of `alchemy-tune analyze` in a
+    fresh process."""
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", "import json; " + _ANALYZE, "analyze", run_dir, "--no-report",
                            "--format", "csv"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True)
     wall = time.perf_counter() - t0
     stats = json.loads(done.stderr.strip().splitlines()[-1])
-    return wall, stats["rss"]
+    return wall, stats["rss"], stats["cpu"]
 
 
 def main() -> int:
@@ -189,8 +191,9 @@ def main() -> int:
                   f"{r['parts_mb']:.1f} MB -> compacted {r['compacted_mb']:.1f} MB in {r['compact_s']:.1f} s; "
                   f"journal {r['journal_mb']:.1f} MB; closing the writer {r['close_s']:.2f} s", flush=True)
         big, small = max(args.sizes), min(args.sizes)
-        wall, rss = analyze(os.path.join(tmp, f"run{big}"))
-        print(f"analyze N={big} (compacted, tables only, fresh process): {wall:.1f} s, peak RSS {rss:.0f} MB")
+        wall, rss, cpu = analyze(os.path.join(tmp, f"run{big}"))
+        print(f"analyze N={big} (compacted, tables only, fresh process): {wall:.1f} s wall ({cpu:.1f} s CPU), "
+              f"peak RSS {rss:.0f} MB (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     ratio = out[big]["tail_ms_per_trial"][1] / out[small]["tail_ms_per_trial"][1]
     wall_ratio = out[big]["tail_ms_per_trial"][0] / out[small]["tail_ms_per_trial"][0]
     print(f"per-trial driver cost {big} vs {small}: {ratio:.3f} in CPU time ({wall_ratio:.3f} in wall time, which "
