@@ -89,6 +89,16 @@ def driver(address: str, space: str, storage: str, log: Path, resume_dir: str | 
     return subprocess.Popen(cmd, stdout=open(log, "a"), stderr=subprocess.STDOUT)
 
 
+def journal_stored(run_dir: str) -> bool:
+    """The study journal reached the object store (the driver mirrors it there as trials end): before that a
+    killed driver leaves nothing to resume from."""
+    from alchemy_tune.run_dir import resolve
+    from alchemy_tune.search import JOURNAL
+
+    fs, root = resolve(run_dir)
+    return fs.get_file_info(f"{root}/{JOURNAL}").type.name == "File"
+
+
 def check(run_dir: str, trials: int) -> list[str]:
     """Every problem found: each trial once in the study and in every table, each step once."""
     import optuna
@@ -188,7 +198,7 @@ def run(args, work: Path, endpoint: str, start_cluster, loopback: dict) -> int:
                 if resumed or proc.returncode != 0:
                     break
                 break
-            if not resumed and elapsed >= args.driver_kill_at:
+            if not resumed and elapsed >= args.driver_kill_at and journal_stored(run_dir):
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 events.append(f"{elapsed:5.0f} s: killed the driver (SIGKILL)")
