@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
 from . import constants as C
 from . import langinfo
 from .errors import UsageError
-from .results import RESULTS_DIR, read_run_meta, read_trials, resolve
+from .results import read_run_meta, read_trials, values_at_steps
 
 # Settings that do not change what a λ=0 baseline trains (they only shape the URIEL loss or the run).
 _NOT_BASELINE_KEYS = {"lambda", "lambda_schedule", "lambda_warmup", "scale_interval", "uriel_features",
@@ -75,7 +74,7 @@ def load_runs(run_dirs: list[str], *, metric: str = "dev_unseen", at: str = "bes
         langs.append(_lang_scores(run_dir, table, metric.split("_")[0], at))
     if not trials:
         raise UsageError(f"{', '.join(run_dirs)}: empty run(s): no trial results yet "
-                         "(results/trials.parquet)")
+                         "(results/trials/)")
     frame = pd.concat(trials, ignore_index=True, sort=False)
     lang_frame = pd.concat(langs, ignore_index=True) if langs else pd.DataFrame()
     runs = Runs(list(run_dirs), metric, at, frame, lang_frame, notes)
@@ -84,45 +83,12 @@ def load_runs(run_dirs: list[str], *, metric: str = "dev_unseen", at: str = "bes
 
 
 def _lang_scores(run_dir: str, trials: pa.Table, split: str, at: str) -> pd.DataFrame:
-    """Per-language primary-metric values at each trial's selected step.
-
-    Strings are read as dictionaries and rows are picked with one vectorised lookup
-    (run, trial) -> (step, metric) on the dictionary indices: a million-row table takes well under a second.
-    """
-    fs, root = resolve(run_dir)
-    path = f"{root}/{RESULTS_DIR}/metrics.parquet"
-    out_cols = ["run_id", "trial_id", "lang", "uriel_code", "seen", "value"]
-    if fs.get_file_info(path).type == pafs.FileType.NotFound:
-        return pd.DataFrame(columns=out_cols)
-    text = ["run_id", "trial_id", "split", "lang", "uriel_code", "metric"]
-    table = pq.ParquetFile(path, filesystem=fs, read_dictionary=text).read(
-        columns=text + ["step", "seen", "value"]).combine_chunks()
-    want = {(r["run_id"], r["trial_id"]): (r[f"{at}_step"], r["primary_metric"])
-            for r in trials.select(["run_id", "trial_id", f"{at}_step", "primary_metric"]).to_pylist()}
-    run_col, trial_col, split_col, metric_col = (table.column(c).chunk(0) if table.num_rows else None
-                                                 for c in ("run_id", "trial_id", "split", "metric"))
-    if run_col is None:
-        return pd.DataFrame(columns=out_cols)
-    runs_d, trials_d = run_col.dictionary.to_pylist(), trial_col.dictionary.to_pylist()
-    metrics_d = {m: i for i, m in enumerate(metric_col.dictionary.to_pylist())}
-    target_step = np.full((len(runs_d), len(trials_d)), -1, dtype=np.int64)
-    target_metric = np.full((len(runs_d), len(trials_d)), -1, dtype=np.int64)
-    for ri, run in enumerate(runs_d):
-        for ti, trial in enumerate(trials_d):
-            step, metric = want.get((run, trial), (None, None))
-            if step is not None and metric in metrics_d:
-                target_step[ri, ti], target_metric[ri, ti] = step, metrics_d[metric]
-    ri = run_col.indices.to_numpy(zero_copy_only=False)
-    ti = trial_col.indices.to_numpy(zero_copy_only=False)
-    splits_d = split_col.dictionary.to_pylist()
-    split_idx = splits_d.index(split) if split in splits_d else -2
-    mask = ((split_col.indices.to_numpy(zero_copy_only=False) == split_idx)
-            & (table.column("step").to_numpy() == target_step[ri, ti])
-            & (metric_col.indices.to_numpy(zero_copy_only=False) == target_metric[ri, ti]))
-    picked = table.filter(pa.array(mask)).select(out_cols)
-    picked = pa.table({name: (col.cast(pa.string()) if pa.types.is_dictionary(col.type) else col)
-                       for name, col in zip(picked.column_names, picked.columns)})
-    return picked.to_pandas()
+    """Per-language primary-metric values at each trial's selected step, streamed from the metrics files
+    (only the split and the chosen rows are kept: memory follows trials × languages, not the table)."""
+    picks = trials.select(["run_id", "trial_id", f"{at}_step", "primary_metric"]).rename_columns(
+        ["run_id", "trial_id", "step", "metric"])
+    picks = picks.filter(pc.field("step").is_valid() & pc.field("metric").is_valid())
+    return values_at_steps(run_dir, picks, split).to_pandas()
 
 
 def status_notes(runs: Runs) -> list[str]:

@@ -64,7 +64,9 @@ class ResultsCallback(Callback):
         if self._writer is None:
             from .results import ResultsWriter
 
-            self._writer = ResultsWriter(self.run_dir, self.run_id, metric=self.metric, mode=self.mode)
+            # background: Tune's event loop never waits for storage (see ResultsWriter)
+            self._writer = ResultsWriter(self.run_dir, self.run_id, metric=self.metric, mode=self.mode,
+                                         background=True, flush_interval_s=10.0)
         return self._writer
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -87,8 +89,15 @@ class ResultsCallback(Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         self.end(trial, error=True)
 
+    def get_state(self):
+        """Tune calls this whenever it saves its experiment state: every row reported so far is written first,
+        so a resumed search never continues a trial from a checkpoint whose rows were not stored."""
+        if self._writer is not None:
+            self._writer.flush()
+        return None  # nothing to restore: the tables themselves are the state
+
     def on_experiment_end(self, trials, **info):
-        self.writer.flush()
+        self.writer.close(compact_after=True)  # one file per table for readers; a resume adds parts again
 
 
 def metric_label(metric: str) -> str:

@@ -53,8 +53,9 @@ def replicate_of(frozen: FrozenTrial | None, ray_id: str) -> int | None:
 
 
 def identity(handle, ray_id: str) -> tuple[str, int]:
-    """(config_id, replicate) of a Ray trial: its Optuna trial number as text; (ray_id, 0) when unknown."""
-    frozen = handle.frozen(ray_id)
+    """(config_id, replicate) of a Ray trial: its Optuna trial number as text; (ray_id, 0) when unknown
+    (or when no study is attached, e.g. results recorded without a searcher)."""
+    frozen = handle.frozen(ray_id) if handle is not None else None
     if frozen is None:
         return str(ray_id), 0
     return str(frozen.number), replicate_of(frozen, ray_id) or 0

@@ -1,7 +1,9 @@
 """Result tables of a run: Parquet files with a documented, versioned schema.
 
 Every run keeps three tables under ``RUN_DIR/results/``, readable by pandas, polars and duckdb without
-this package. Each file carries ``schema_version`` (and ``table``) in its Parquet key-value metadata.
+this package. How they are laid out on storage (append-only parts, one folder per trial), the rule that
+hides superseded rows, and compaction: :mod:`alchemy_tune.result_store`. Each file carries
+``schema_version`` (2; version-1 runs still read) and ``table`` in its Parquet key-value metadata.
 
 ``trials.parquet`` — one row per trial, keyed by (run_id, trial_id):
 
@@ -31,7 +33,9 @@ compute_seconds          float64    training seconds reported by the trial (resu
 cpus, gpus               float64    resources of the trial; ``resources`` holds them all as JSON
 seed                     int64      the training seed (= cfg_seed)
 versions                 string     JSON of package versions (from alchemy_run.json)
-updated                  timestamp  when the table was last written (UTC)
+updated                  timestamp  when the row was last written (UTC)
+attempt                  int64      the trial's current attempt (see steps/metrics below)
+version                  int64      write order of this row (nanoseconds); the highest per trial counts
 =======================  =========  ==============================================================
 
 ``metrics.parquet`` — one tidy row per (run_id, trial_id, step, split, lang, metric):
@@ -39,41 +43,42 @@ run_id, trial_id (string); step (int64), epoch (float64); split (dev/test); lang
 code, e.g. ``sw-KE``); uriel_code (ISO 639-3 / lang2vec code, e.g. ``swa``); seen (bool); role (seen,
 val or unseen: trained on, validation, test); metric
 (accuracy, macro_f1, pearson, ...); value (float64); lambda, train_loss, task_loss, uriel_loss,
-train_seconds (float64, the values at that step).
+train_seconds (float64, the values at that step); attempt (int64).
 
 ``steps.parquet`` — one row per (run_id, trial_id, step): epoch, examples_seen, lambda, the losses,
-the averages (dev_seen ... test_all, dev_select), train_seconds, status: the learning curves.
+the averages (dev_seen ... test_all, dev_select), train_seconds, status, attempt: the learning curves.
 
-Rows are keyed, and the last write wins: a trial that restarts from a checkpoint and reports step s
-again replaces every row it had at steps >= s, so a resumed or retried trial's rows appear once.
-Writes are atomic: on a local or mounted filesystem a temporary file beside the target is renamed over
-it; on object stores (s3://, gs://, abfs://) a single PUT of the whole file is itself atomic.
+A trial that restarts from a checkpoint and reports step s again starts a new ``attempt`` holding its rows
+before s; readers keep each trial's highest attempt, so a resumed or retried trial's rows appear once.
+Every file is written atomically: on a local or mounted filesystem a temporary file beside the target is
+renamed over it; on object stores (s3://, gs://, abfs://) a single PUT is itself atomic.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import math
+import threading
 import time
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from . import constants as C
+from . import result_store as store
 from .errors import UsageError
+from .result_store import RESULTS_DIR, SCHEMA_VERSION
 from .run_dir import RUN_FILE as RUN_META
-from .run_dir import atomic_write, resolve
+from .run_dir import resolve
 from .run_dir import read_metadata as read_run_meta
 
-SCHEMA_VERSION = 1
-RESULTS_DIR = "results"
+logger = logging.getLogger(__name__)
+
 STATUSES = (C.RUNNING, C.COMPLETED, C.PRUNED, C.DIVERGED, C.FAILED)
-_META_KEY = b"schema_version"
 
 METRICS_SCHEMA = pa.schema([
     ("run_id", pa.string()), ("trial_id", pa.string()), ("step", pa.int64()), ("epoch", pa.float64()),
@@ -110,56 +115,37 @@ _TRIAL_COLUMNS: list[tuple[str, pa.DataType]] = (
     + [("final_lambda", pa.float64()), ("primary_metric", pa.string()), ("pruned_at_step", pa.int64()),
        ("error", pa.string()), ("wall_seconds", pa.float64()), ("compute_seconds", pa.float64()),
        ("cpus", pa.float64()), ("gpus", pa.float64()), ("resources", pa.string()), ("seed", pa.int64()),
-       ("versions", pa.string()), ("updated", pa.timestamp("ms", tz="UTC"))]
+       ("versions", pa.string()), ("updated", pa.timestamp("ms", tz="UTC")), (store.ATTEMPT, pa.int64()),
+       (store.VERSION, pa.int64())]
 )
 
 
-# ----------------------------------------------------------------------------- storage
-def _exists(fs: pafs.FileSystem, path: str) -> bool:
-    return fs.get_file_info(path).type != pafs.FileType.NotFound
+# ----------------------------------------------------------------------------- reading
+def read_trials(run_dir: str, columns: list[str] | None = None, filter: pc.Expression | None = None) -> pa.Table:
+    """The trials table, one row per trial (empty if nothing was written yet)."""
+    return store.read_table(run_dir, "trials", None, columns, filter)
 
 
-def write_table_atomic(fs: pafs.FileSystem, path: str, table: pa.Table) -> None:
-    """Readers see the old file or the new one, never a half-written one."""
-    atomic_write(fs, path, lambda target: pq.write_table(table, target, filesystem=fs, compression="zstd"))
+def read_metrics(run_dir: str, columns: list[str] | None = None, filter: pc.Expression | None = None) -> pa.Table:
+    """The per-language metrics table; ``columns`` and ``filter`` are pushed down to the files."""
+    table = store.read_table(run_dir, "metrics", METRICS_SCHEMA, columns, filter)
+    return store.with_roles(table) if columns is None or "role" in columns else table
 
 
-def _read(run_dir: str, name: str, schema: pa.Schema | None, columns: list[str] | None) -> pa.Table:
-    fs, root = resolve(run_dir)
-    path = f"{root}/{RESULTS_DIR}/{name}.parquet"
-    if not _exists(fs, path):
-        return schema.empty_table() if schema is not None else pa.table({})
-    pf = pq.ParquetFile(path, filesystem=fs)
-    version = int((pf.schema_arrow.metadata or {}).get(_META_KEY, b"0") or 0)
-    if version > SCHEMA_VERSION:
-        raise UsageError(
-            f"{run_dir}/{RESULTS_DIR}/{name}.parquet: schema version {version} is newer than this "
-            f"alchemy-tune reads ({SCHEMA_VERSION}); upgrade alchemy-tune"
-        )
-    if columns is not None:
-        columns = [c for c in columns if c in pf.schema_arrow.names]
-    return pf.read(columns=columns)
-
-
-def read_trials(run_dir: str, columns: list[str] | None = None) -> pa.Table:
-    """The trials table (empty if nothing was written yet)."""
-    return _read(run_dir, "trials", None, columns)
-
-
-def read_metrics(run_dir: str, columns: list[str] | None = None) -> pa.Table:
-    """The per-language metrics table (empty if nothing was written yet)."""
-    return _read(run_dir, "metrics", METRICS_SCHEMA, columns)
-
-
-def read_steps(run_dir: str, columns: list[str] | None = None) -> pa.Table:
+def read_steps(run_dir: str, columns: list[str] | None = None, filter: pc.Expression | None = None) -> pa.Table:
     """The per-evaluation averages table (empty if nothing was written yet)."""
-    return _read(run_dir, "steps", STEPS_SCHEMA, columns)
+    return store.read_table(run_dir, "steps", STEPS_SCHEMA, columns, filter)
 
 
-def _with_meta(table: pa.Table, name: str) -> pa.Table:
-    meta = dict(table.schema.metadata or {})
-    meta.update({_META_KEY: str(SCHEMA_VERSION).encode(), b"table": name.encode()})
-    return table.replace_schema_metadata(meta)
+def values_at_steps(run_dir: str, picks: pa.Table, split: str) -> pa.Table:
+    """Per-language values of each trial at its chosen step (``picks``: run_id, trial_id, step, metric),
+    streamed from the metrics files (see :func:`alchemy_tune.result_store.scan_values`)."""
+    return store.scan_values(run_dir, picks, split, METRICS_SCHEMA)
+
+
+def compact(run_dir: str) -> dict[str, int]:
+    """Merge the run's part files into one file per table; readers see the same rows before and after."""
+    return store.compact(run_dir, {"trials": None, "steps": STEPS_SCHEMA, "metrics": METRICS_SCHEMA})
 
 
 def _float(value: Any) -> float | None:
@@ -201,17 +187,39 @@ def _full_config(config: Mapping) -> dict:
         return dict(config)
 
 
-class ResultsWriter:
-    """Collects trial reports in memory and (re)writes the run's tables atomically on ``flush``.
+@dataclass
+class _Trial:
+    """What the writer holds for one trial it has seen in this process: its unwritten rows and its curve."""
 
-    ``add_report`` only builds one small Arrow table (a few hundred rows); it flushes by itself at most
-    every ``flush_interval_s`` seconds, and ``end_trial`` flushes too (``math.inf``: only explicit
-    ``flush``). A new writer on an existing run reads its tables first, so a resumed driver keeps the
-    earlier rows.
+    attempt: int = 0
+    on_disk: bool = False  # rows of this attempt are stored (a restart starts a new attempt)
+    files: list[str] = field(default_factory=list)  # metrics parts holding rows of this attempt
+    restart: bool = False  # the next report starts a new attempt (a stored trial continued by this writer)
+    last_step: int | None = None
+    history: dict[int, dict] = field(default_factory=dict)  # step -> steps row, this attempt (for best/final)
+    metrics: list[pa.Table] = field(default_factory=list)  # unwritten metric rows
+    steps: list[int] = field(default_factory=list)  # steps whose rows are unwritten
+    row: dict[str, Any] = field(default_factory=dict)  # status, error, resources, ...
+    config: dict[str, Any] | None = None
+    dirty: bool = False  # the trials row changed
+    ended: bool = False
+
+
+class ResultsWriter:
+    """Records trial reports and writes them as new Parquet parts (see :mod:`alchemy_tune.result_store`).
+
+    ``add_report`` builds one small Arrow table per report and keeps it until it is written; a flush writes
+    everything unwritten as one new file per table, and a trial that has ended and been written is forgotten,
+    so memory and the cost of a report or a trial end do not grow with the number of trials before it.
+    Flushes happen explicitly, at most every ``flush_interval_s`` seconds, and at each trial end
+    (``math.inf``: only explicit ones). With ``background=True`` (the search driver) a thread writes, so Ray
+    Tune's event loop never waits for storage, and trial ends arriving while it writes go out together in
+    its next file; ``close`` writes what is left and stops it. A writer opened on a run with stored rows (a
+    resumed driver) indexes them first, so a trial it continues starts a new attempt with its kept rows.
     """
 
     def __init__(self, run_dir: str, run_id: str, *, metric: str | None = None, mode: str | None = None,
-                 flush_interval_s: float = 30.0):
+                 flush_interval_s: float = 30.0, background: bool = False):
         if not run_id or not isinstance(run_id, str):
             raise UsageError(f"run_id: expected a non-empty string, got {run_id!r}")
         self.run_dir, self.run_id = str(run_dir), run_id
@@ -225,15 +233,34 @@ class ResultsWriter:
             raise UsageError(f"mode: {self.mode!r} is not one of max, min")
         self._versions = json.dumps(meta.get("versions") or {}, sort_keys=True)
         self.flush_interval_s = float(flush_interval_s)
+        self.min_gap_s = 1.0  # background: a trial end is on storage within about a second
         self._cfg_types = _config_types()
-        self._trials: dict[str, dict[str, Any]] = {}
-        self._configs: dict[str, dict[str, Any]] = {}
-        self._steps: dict[str, dict[int, dict[str, Any]]] = {}  # trial -> step -> averages row
-        self._pending: dict[tuple[str, int], pa.Table] = {}  # new metric rows by (trial, step)
-        self._truncate: dict[str, int] = {}  # trial -> drop stored metric rows with step >= this
-        self._dirty = False
+        self._trials: dict[str, _Trial] = {}
+        self._lock = threading.RLock()  # the in-memory state
+        self._io = threading.Lock()  # one flush at a time; a restart waits for the write in flight
+        self._ended: set[str] = set()  # ended trials not yet written
+        self._token, self._seq = f"{time.time_ns():x}", 0  # part names: <writer>-<n>, fixed before writing
         self._last_flush = time.monotonic()
-        self._load()
+        self._last_version = 0
+        self.flush_seconds = 0.0  # wall and CPU time spent writing (the benchmark reports them)
+        self.flush_cpu_seconds = 0.0
+        self._forgotten: dict[str, tuple[int, list[str]]] = {}  # ended and written: (attempt, metrics parts)
+        self._index: dict[str, tuple[int, list[str]]] | None = None
+        if store.has_rows(self._fs, self._root):
+            if any(self._fs.get_file_info(store.v1_path(self._root, t)).type.name == "File" for t in store.TABLES):
+                compact(self.run_dir)  # a version-1 run continued by this version: convert it once
+            self._index = store.index_trials(self._fs, self._root, "metrics", run_id)
+            stored = read_trials(self.run_dir, columns=["run_id", "trial_id"])
+            for rid, tid in zip(stored.column("run_id").to_pylist(), stored.column("trial_id").to_pylist()):
+                if rid == run_id:
+                    self._index.setdefault(tid, (None, []))
+        self._error: BaseException | None = None
+        self._stop = False
+        self._wake = threading.Event()
+        self._thread = None
+        if background:
+            self._thread = threading.Thread(target=self._flush_loop, name="alchemy-results", daemon=True)
+            self._thread.start()
 
     def _meta(self) -> dict:
         try:
@@ -241,27 +268,56 @@ class ResultsWriter:
         except UsageError:
             return {}  # a writer may start before the run's metadata exists
 
-    def _load(self) -> None:
-        trials = read_trials(self.run_dir)
-        self._stored_metrics = read_metrics(self.run_dir)
-        steps = read_steps(self.run_dir)
-        for row in trials.to_pylist():
-            if row.get("run_id") != self.run_id:
-                continue
-            tid = row["trial_id"]
-            self._configs[tid] = {k[4:]: v for k, v in row.items() if k.startswith("cfg_")}
-            self._trials[tid] = {k: v for k, v in row.items() if not k.startswith("cfg_")}
-        for row in steps.to_pylist():
-            if row.get("run_id") == self.run_id:
-                self._steps.setdefault(row["trial_id"], {})[row["step"]] = row
-        self._other_trials = trials.filter(pc.field("run_id") != self.run_id) if trials.num_rows else None
-        self._other_steps = steps.filter(pc.field("run_id") != self.run_id) if steps.num_rows else None
+    # ------------------------------------------------------------------ state
+    def _state(self, tid: str) -> _Trial:
+        st = self._trials.get(tid)
+        if st is None:
+            st = self._trials[tid] = _Trial()
+            if tid in (self._index or {}) or tid in self._forgotten:
+                self._load(tid, st)
+        return st
+
+    def _load(self, tid: str, st: _Trial) -> None:
+        """A trial stored by an earlier writer (a resumed driver) or by this one before it ended."""
+        attempt, files = self._forgotten.pop(tid, None) or (self._index or {}).get(tid, (None, []))
+        mine = (pc.field("run_id") == self.run_id) & (pc.field("trial_id") == tid)
+        rows = read_trials(self.run_dir, filter=mine).to_pylist()
+        if attempt is None and not rows:
+            return
+        row = rows[0] if rows else {}
+        steps = read_steps(self.run_dir, filter=mine)
+        st.attempt = max(a for a in (attempt, row.get(store.ATTEMPT), 0) if a is not None)
+        st.on_disk = st.restart = True
+        st.files = files if attempt == st.attempt else []
+        st.history = {r["step"]: r for r in steps.to_pylist()}
+        st.last_step = max(st.history) if st.history else None
+        if row:
+            st.config = {k[4:]: v for k, v in row.items() if k.startswith("cfg_")}
+            st.row = {k: v for k, v in row.items() if not k.startswith("cfg_") and v is not None}
+
+    def _restart(self, tid: str, st: _Trial, step: int) -> None:
+        """The trial reports ``step`` again (restored from an earlier checkpoint, or resumed by a new driver):
+        a new attempt, holding the rows before ``step``; the later ones are superseded."""
+        if st.on_disk:  # rows of this attempt are stored: carry the kept ones into the new attempt
+            stored = store.trial_rows(self._fs, st.files, METRICS_SCHEMA, self.run_id, tid, st.attempt)
+            kept = stored.filter(pc.field("step") < step).drop_columns([store.ATTEMPT])
+            st.metrics = [kept.cast(METRICS_SCHEMA)] + st.metrics
+            st.attempt, st.on_disk, st.files = st.attempt + 1, False, []
+        st.metrics = [t if t.num_rows == 0 or pc.max(t.column("step")).as_py() < step
+                      else t.filter(pc.field("step") < step) for t in st.metrics]
+        st.history = {k: v for k, v in st.history.items() if k < step}
+        st.steps = sorted(st.history)
+        st.last_step = max(st.history) if st.history else None
+        st.restart = False
+        st.dirty = True
 
     # ------------------------------------------------------------------ recording
     def set_identity(self, trial_id: str, config_id: str, replicate: int) -> None:
         """The configuration ``trial_id`` runs and its replicate index (default: its own id, 0)."""
-        trial = self._trials.setdefault(str(trial_id), {})
-        trial["config_id"], trial["replicate"] = str(config_id), int(replicate)
+        with self._lock:
+            st = self._state(str(trial_id))
+            st.row["config_id"], st.row["replicate"] = str(config_id), int(replicate)
+            st.dirty = True
 
     def add_report(self, trial_id: str, config: Mapping, metrics: Mapping) -> None:
         """Record one evaluation of ``trial_id`` (a report dict in the constants.py format)."""
@@ -269,14 +325,36 @@ class ResultsWriter:
         if isinstance(step, bool) or not isinstance(step, int):
             raise ValueError(f"report of trial {trial_id}: 'step' must be an int, got {step!r}")
         trial_id = str(trial_id)
-        history = self._steps.setdefault(trial_id, {})
-        if history and step <= max(history):  # a restart from an earlier checkpoint: its history wins
-            for old in [s for s in history if s >= step]:
-                del history[old]
-            for key in [k for k in self._pending if k[0] == trial_id and k[1] >= step]:
-                del self._pending[key]
-            self._truncate[trial_id] = min(step, self._truncate.get(trial_id, step))
-        self._configs[trial_id] = _full_config(config)
+        table = self._metric_rows(trial_id, step, metrics)
+        examples = metrics.get(C.EXAMPLES_SEEN)
+        steps_row = {"run_id": self.run_id, "trial_id": trial_id, "step": step,
+                     "examples_seen": examples if isinstance(examples, int) else None,
+                     **{k: _float(metrics.get(k)) for k in _STEP_FLOATS},
+                     "status": str(metrics.get(C.STATUS, C.RUNNING))}
+        with self._lock:
+            st = self._state(trial_id)
+            restart = st.restart or (st.last_step is not None and step <= st.last_step)
+        if restart:
+            with self._io, self._lock:  # no write of this trial in flight while its attempt changes
+                self._restart(trial_id, st, step)
+        with self._lock:
+            if st.config is None or not st.history:
+                st.config = _full_config(config)
+            st.metrics.append(table)
+            st.history[step] = steps_row
+            st.steps.append(step)
+            st.last_step = step
+            status = metrics.get(C.STATUS, C.RUNNING)
+            st.row["status"] = status if status in STATUSES else C.RUNNING  # a retried trial runs again
+            if metrics.get(C.REASON):
+                st.row["error"] = str(metrics[C.REASON])
+            st.row["primary_metric"] = metrics.get(C.PRIMARY_METRIC)
+            st.ended, st.dirty = False, True
+        if self._thread is None and time.monotonic() - self._last_flush >= self.flush_interval_s:
+            self.flush()
+
+    def _metric_rows(self, trial_id: str, step: int, metrics: Mapping) -> pa.Table:
+        """One report's tidy rows as a small Arrow table (a few hundred rows)."""
         shared = tuple(_float(metrics.get(k)) for k in (C.LAMBDA, C.TRAIN_LOSS, C.TASK_LOSS, C.URIEL_LOSS,
                                                         C.TRAIN_SECONDS))
         epoch = _float(metrics.get(C.EPOCH))
@@ -288,96 +366,149 @@ class ResultsWriter:
                     split_c.append(split), lang_c.append(lang), uriel_c.append(uriel), seen_c.append(seen)
                     metric_c.append(name), value_c.append(_float(value)), role_c.append(role)
         n = len(value_c)
-        # One small Arrow table per report: flush then only concatenates, whatever the run's size.
-        self._pending[(trial_id, step)] = pa.Table.from_arrays(
+        return pa.Table.from_arrays(
             [pa.array([v] * n, f.type) for v, f in zip((self.run_id, trial_id, step, epoch), METRICS_SCHEMA)]
             + [pa.array(c, f.type) for c, f in zip((split_c, lang_c, uriel_c, seen_c, metric_c, value_c),
                                                      list(METRICS_SCHEMA)[4:10])]
             + [pa.array([v] * n, pa.float64()) for v in shared] + [pa.array(role_c, pa.string())],
             schema=METRICS_SCHEMA)
-        examples = metrics.get(C.EXAMPLES_SEEN)
-        history[step] = {"run_id": self.run_id, "trial_id": trial_id, "step": step,
-                         "examples_seen": examples if isinstance(examples, int) else None,
-                         **{k: _float(metrics.get(k)) for k in _STEP_FLOATS},
-                         "status": str(metrics.get(C.STATUS, C.RUNNING))}
-        trial = self._trials.setdefault(trial_id, {})
-        status = metrics.get(C.STATUS, C.RUNNING)
-        trial["status"] = status if status in STATUSES else C.RUNNING  # a retried trial runs again
-        if metrics.get(C.REASON):
-            trial["error"] = str(metrics[C.REASON])
-        trial["primary_metric"] = metrics.get(C.PRIMARY_METRIC)
-        self._dirty = True
-        if time.monotonic() - self._last_flush >= self.flush_interval_s:
-            self.flush()
 
     def end_trial(self, trial_id: str, status: str, *, error: str = "", pruned_at_step: int | None = None,
                   resources: Mapping | None = None, wall_seconds: float | None = None) -> None:
-        """Record how ``trial_id`` ended, then flush."""
+        """Record how ``trial_id`` ended; it is written at once (by the thread, with ``background``)."""
         if status not in STATUSES:
             raise ValueError(f"status: {status!r} is not one of {', '.join(STATUSES)}")
-        trial = self._trials.setdefault(str(trial_id), {})
-        trial["status"] = status
-        if error:
-            trial["error"] = str(error).strip()
-        if pruned_at_step is not None:
-            trial["pruned_at_step"] = int(pruned_at_step)
-        if resources is not None:
-            res = {str(k): v for k, v in resources.items()}
-            trial["resources"] = json.dumps(res, sort_keys=True, default=str)
-            trial["cpus"] = _float(res.get("CPU", res.get("cpu")))
-            trial["gpus"] = _float(res.get("GPU", res.get("gpu")))
-        if wall_seconds is not None:
-            trial["wall_seconds"] = float(wall_seconds)
-        self._dirty = True
-        if math.isfinite(self.flush_interval_s):
+        trial_id = str(trial_id)
+        with self._lock:
+            st = self._state(trial_id)
+            trial = st.row
+            trial["status"] = status
+            if error:
+                trial["error"] = str(error).strip()
+            if pruned_at_step is not None:
+                trial["pruned_at_step"] = int(pruned_at_step)
+            if resources is not None:
+                res = {str(k): v for k, v in resources.items()}
+                trial["resources"] = json.dumps(res, sort_keys=True, default=str)
+                trial["cpus"] = _float(res.get("CPU", res.get("cpu")))
+                trial["gpus"] = _float(res.get("GPU", res.get("gpu")))
+            if wall_seconds is not None:
+                trial["wall_seconds"] = float(wall_seconds)
+            st.dirty = st.ended = True
+            self._ended.add(trial_id)
+        if self._thread is not None:
+            self._wake.set()
+        elif math.isfinite(self.flush_interval_s):
             self.flush()
 
     # ------------------------------------------------------------------ writing
     def flush(self) -> None:
-        """Atomically rewrite the three tables if anything changed since the last flush."""
-        if not self._dirty:
-            return
-        base = f"{self._root}/{RESULTS_DIR}"
-        write_table_atomic(self._fs, f"{base}/metrics.parquet", _with_meta(self._metrics_table(), "metrics"))
-        write_table_atomic(self._fs, f"{base}/steps.parquet", _with_meta(self._steps_table(), "steps"))
-        write_table_atomic(self._fs, f"{base}/trials.parquet", _with_meta(self._trials_table(), "trials"))
-        self._dirty = False
-        self._last_flush = time.monotonic()
+        """Write every unwritten row now (each trial's rows as new part files, its trials row replaced)."""
+        self._flush(None)
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
-    def _metrics_table(self) -> pa.Table:
-        stored = self._stored_metrics
-        if self._truncate and stored.num_rows:
-            drop = None
-            for tid, step in self._truncate.items():
-                cond = ((pc.field("run_id") == self.run_id) & (pc.field("trial_id") == tid)
-                        & (pc.field("step") >= step))
-                drop = cond if drop is None else drop | cond
-            stored = stored.filter(~drop)
-        if "role" not in stored.column_names:  # written before language roles: seen or unseen
-            stored = stored.append_column("role", pc.if_else(stored["seen"], "seen", "unseen"))
-        stored = stored.cast(METRICS_SCHEMA) if stored.schema != METRICS_SCHEMA else stored
-        stored = pa.concat_tables([stored, *self._pending.values()])
-        self._stored_metrics, self._pending, self._truncate = stored.combine_chunks(), {}, {}
-        return self._stored_metrics
+    def close(self, *, compact_after: bool = False) -> None:
+        """Write what is left, stop the writing thread, and optionally compact the run's tables."""
+        if self._thread is not None:
+            self._stop = True
+            self._wake.set()
+            self._thread.join()
+            self._thread = None
+        self.flush()
+        if compact_after:
+            compact(self.run_dir)
 
-    def _steps_table(self) -> pa.Table:
-        rows = [row for tid in sorted(self._steps) for _, row in sorted(self._steps[tid].items())]
-        table = pa.Table.from_pylist([{f.name: r.get(f.name) for f in STEPS_SCHEMA} for r in rows],
-                                     schema=STEPS_SCHEMA)
-        if self._other_steps is not None:
-            table = pa.concat_tables([self._other_steps.cast(STEPS_SCHEMA), table])
-        return table
+    def _flush_loop(self) -> None:
+        while not self._stop:
+            timeout = self.flush_interval_s if math.isfinite(self.flush_interval_s) else None
+            self._wake.wait(timeout)
+            # Trial ends within the next moment go into the same files: fewer, larger parts when many end.
+            time.sleep(self.min_gap_s)
+            self._wake.clear()
+            if self._stop:
+                return
+            due = time.monotonic() - self._last_flush >= self.flush_interval_s
+            with self._lock:
+                ended = set(self._ended)
+            try:
+                self._flush(None if due else ended)
+            except Exception as exc:  # storage hiccup: keep the rows, retry at the next flush
+                logger.warning("writing results failed (will retry): %s", exc)
+                self._error = exc
 
-    def _trial_row(self, tid: str) -> dict[str, Any]:
+    def _flush(self, only: set[str] | None) -> None:
+        with self._io:
+            started, cpu = time.perf_counter(), time.thread_time()
+            with self._lock:
+                jobs = []
+                for tid, st in list(self._trials.items()):
+                    if (only is not None and tid not in only) or not (st.metrics or st.steps or st.dirty):
+                        continue
+                    rows = [st.history[s] for s in st.steps if s in st.history]
+                    jobs.append((tid, st, st.metrics, st.steps, rows, self._trial_row(tid, st) if st.dirty else None))
+                    st.metrics, st.steps, st.dirty = [], [], False
+                if only is None:
+                    self._last_flush = time.monotonic()
+            if jobs:
+                try:
+                    written = self._write(jobs)
+                    with self._lock:
+                        self._record(jobs, written)
+                except BaseException:
+                    with self._lock:  # unwritten or unrecorded: the next flush writes them again (same names)
+                        for tid, st, metrics, steps, _, trial_row in jobs:
+                            st.metrics = metrics + st.metrics
+                            st.steps = sorted(set(steps) | set(st.steps))
+                            st.dirty = st.dirty or trial_row is not None
+                    raise
+            self.flush_seconds += time.perf_counter() - started
+            self.flush_cpu_seconds += time.thread_time() - cpu
+
+    def _write(self, jobs: list) -> str | None:
+        """One new part per table for everything in ``jobs``; returns the metrics part's path (if any)."""
+        name = f"{self._token}-{self._seq:06d}"
+        metrics, steps, trials = [], [], []
+        for tid, st, pending, _, rows, trial_row in jobs:
+            for table in pending:
+                metrics.append(table.append_column(store.ATTEMPT, pa.array([st.attempt] * table.num_rows, pa.int64())))
+            steps += [{**{f.name: r.get(f.name) for f in STEPS_SCHEMA}, store.ATTEMPT: st.attempt} for r in rows]
+            if trial_row is not None:
+                trials.append(trial_row)
+        path = None
+        if metrics:
+            path = store.write_part(self._fs, self._root, "metrics", self.run_id, name, pa.concat_tables(metrics))
+        if steps:
+            store.write_part(self._fs, self._root, "steps", self.run_id, name,
+                             pa.Table.from_pylist(steps, schema=store.stored_schema(STEPS_SCHEMA)))
+        if trials:
+            store.write_part(self._fs, self._root, "trials", self.run_id, name, self._trials_table(trials))
+        return path
+
+    def _record(self, jobs: list, metrics_path: str | None) -> None:
+        """The parts are stored: the next flush gets a new name; ended, fully written trials are forgotten."""
+        self._seq += 1
+        for tid, st, pending, _, rows, _ in jobs:
+            if pending or rows:
+                st.on_disk = True
+            if pending and metrics_path:
+                st.files.append(metrics_path)
+            if st.ended and not (st.metrics or st.steps or st.dirty) and self._trials.get(tid) is st:
+                del self._trials[tid]
+                self._ended.discard(tid)
+                self._forgotten[tid] = (st.attempt, st.files)
+
+    def _trial_row(self, tid: str, st: _Trial) -> dict[str, Any]:
         row = {name: None for name, _ in _TRIAL_COLUMNS}
-        row.update({k: v for k, v in self._trials.get(tid, {}).items() if k in row})
+        row.update({k: v for k, v in st.row.items() if k in row})
         row.update(run_id=self.run_id, trial_id=tid, versions=self._versions)
         row["status"] = row["status"] or C.RUNNING
         row["error"] = row["error"] or ""
         row["config_id"] = row["config_id"] or tid
         row["replicate"] = row["replicate"] or 0
         row["selection_metric"], row["oracle"] = self.metric, C.selects_on_test(self.metric)
-        history = self._steps.get(tid, {})
+        history = st.history
         if history:
             steps = sorted(history)
             last = history[steps[-1]]
@@ -392,25 +523,21 @@ class ResultsWriter:
             for key in C.AVERAGE_KEYS:
                 row[f"final_{key}"] = last.get(key)
                 row[f"best_{key}"] = history[best].get(key)
-        seed = self._configs.get(tid, {}).get("seed")
+        seed = (st.config or {}).get("seed")
         row["seed"] = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+        row["updated"] = _dt.datetime.now(_dt.timezone.utc)
+        row[store.ATTEMPT] = st.attempt
+        self._last_version = row[store.VERSION] = max(time.time_ns(), self._last_version + 1)
+        row["_config"] = dict(st.config or {})
         return row
 
-    def _trials_table(self) -> pa.Table:
-        tids = sorted(set(self._trials) | set(self._steps))
-        rows = [self._trial_row(t) for t in tids]
-        now = _dt.datetime.now(_dt.timezone.utc)
-        for row in rows:
-            row["updated"] = now
-        cfg_names = sorted({k for t in tids for k in self._configs.get(t, {})})
+    def _trials_table(self, rows: list[dict]) -> pa.Table:
+        cfg_names = sorted({k for r in rows for k in r["_config"]})
         schema = list(_TRIAL_COLUMNS)
         columns = {name: [r[name] for r in rows] for name, _ in _TRIAL_COLUMNS}
         for name in cfg_names:
-            values = [self._configs.get(t, {}).get(name) for t in tids]
+            values = [r["_config"].get(name) for r in rows]
             kind, values = _config_column(self._cfg_types.get(name), values)
             schema.append((f"cfg_{name}", kind))
             columns[f"cfg_{name}"] = values
-        table = pa.Table.from_pydict(columns, schema=pa.schema(schema))
-        if self._other_trials is not None:
-            table = pa.concat_tables([self._other_trials, table], promote_options="permissive")
-        return table
+        return pa.Table.from_pydict(columns, schema=pa.schema(schema))

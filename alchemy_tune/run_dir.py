@@ -139,5 +139,5 @@ class TrainRunSink:
     def close(self, outcome) -> None:
         self.writer.end_trial(self.trial_id, outcome.status, error=outcome.reason,
                               wall_seconds=time.time() - self.started)
-        self.writer.flush()
+        self.writer.close(compact_after=True)
         self.tb.close()

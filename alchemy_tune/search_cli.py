@@ -72,7 +72,7 @@ def print_outcome(outcome) -> None:
         else:
             print(f"{label}: {best['ray_trial_id']} (optuna #{best['number']}) value(s) {values}")
         print(json.dumps(best["config"], indent=2, sort_keys=True))
-    print(f"results: {outcome.run_dir}  (results/trials.parquet, study.journal; "
+    print(f"results: {outcome.run_dir}  (results/, study.journal; "
           f"`alchemy-tune analyze {outcome.run_dir}`, `optuna-dashboard {outcome.run_dir}/study.journal`)")
 
 

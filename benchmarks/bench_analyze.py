@@ -11,6 +11,7 @@ memory is the child's maximum resident set size.
 from __future__ import annotations
 
 import argparse
+import glob
 import os
 import subprocess
 import sys
@@ -42,7 +43,7 @@ def build(run_dir: str, trials: int, evals: int, langs: int) -> tuple[float, flo
             add_time += time.perf_counter() - t0
         writer.end_trial(f"t{i:04d}", "completed", wall_seconds=1.0)
     t0 = time.perf_counter()
-    writer.flush()
+    writer.close(compact_after=True)  # as a search ends: one file per table
     return add_time / (trials * evals), time.perf_counter() - t0
 
 
@@ -73,13 +74,14 @@ def main() -> None:
     root = args.keep or tempfile.mkdtemp(prefix="bench-analyze-")
     run_dir = os.path.join(root, "run")
     per_add, flush_s = build(run_dir, args.trials, args.evals, args.langs)
-    rows = pq.ParquetFile(os.path.join(run_dir, "results", "metrics.parquet")).metadata.num_rows
-    size = os.path.getsize(os.path.join(run_dir, "results", "metrics.parquet")) / 2**20
+    (metrics_file,) = glob.glob(os.path.join(run_dir, "results", "metrics", "*.parquet"))
+    rows = pq.ParquetFile(metrics_file).metadata.num_rows
+    size = os.path.getsize(metrics_file) / 2**20
     pin = ["taskset", "-c", "0,1"] if os.cpu_count() and os.cpu_count() > 2 else []
     base = [*pin, sys.executable, "-c", _CHILD, "analyze", run_dir]
     print(f"metrics rows: {rows:,} ({size:.1f} MB Parquet); trials: {args.trials}")
     print(f"ResultsWriter: add_report {per_add * 1e3:.2f} ms/call "
-          f"({args.langs * 4} rows), full flush {flush_s:.2f} s")
+          f"({args.langs * 4} rows), final flush and compaction {flush_s:.2f} s")
     for label, extra in (("tables only (--no-report)", ["--no-report"]),
                          ("tables + report (8 PNGs)", ["--out", os.path.join(root, "report")])):
         results = [timed(base + extra) for _ in range(args.repeat)]

@@ -15,6 +15,15 @@
     ``--real-b`` runs (b) on real tiny-encoder trials instead.
 
     python benchmarks/bench_search.py [--trials-b 30] [--real-b] [--pruners-b median percentile ...]
+
+(c) ``--simulate``: orchestration efficiency at cluster scale, by simulation on this machine. A loopback Ray
+    cluster of 4 nodes that each declare 8 CPUs and 2 GPUs (bookkeeping only: no GPU is used) runs 1,000
+    trials at 1 CPU + 0.25 GPU each (32 slots) through the real searcher (random sampler), scheduler
+    (median pruner), results writer and study journal. Each trial (``sim_trial``) sleeps ~2 s in all and
+    sends ``--sim-evals`` reports of the real size (52 languages × dev/test × 2 metrics). Prints Σ busy ÷
+    (wall × slots), busy and wall as in (a).
+
+    python benchmarks/bench_search.py --simulate [--sim-trials 1000] [--sim-seconds 2] [--storage /dev/shm]
 """
 
 from __future__ import annotations
@@ -52,6 +61,56 @@ def curve_trial(config, report, *, resume_from=None):
         with tempfile.TemporaryDirectory() as ckpt:
             Path(ckpt, "s.json").write_text(json.dumps({"step": step}))
             report(metrics, ckpt)
+
+
+def sim_trial(config, report, *, resume_from=None):
+    """Sleeps ``sim_seconds`` in all and reports ``sim_evals`` times, each report of the real size."""
+    import random as _random
+
+    from alchemy_tune import synthetic
+
+    seconds, evals, n_langs = os.environ["ALCHEMY_BENCH_SIM"].split(",")  # set before the nodes start
+    seconds, evals = float(seconds), int(evals)
+    rng, langs = _random.Random(config["lr"]), synthetic.languages(int(n_langs))
+    cfg = {"lambda": 10.0, "uriel_features": "syntax_knn", "train_size": 100, "batch_size": 16}
+    for step in range(1, evals + 1):
+        time.sleep(seconds / evals)
+        metrics = synthetic.report(cfg, step, evals, langs, rng)
+        metrics["status"] = "completed" if step == evals else "running"
+        report(metrics, None)
+
+
+def simulate(storage: str, trials: int, seconds: float, evals: int, langs: int) -> None:
+    """(c): 1,000 sleeping trials on a 4-node loopback cluster with 32 GPU-fraction slots."""
+    import ray
+    from loopback import start_cluster
+    from ray.tune import ExperimentAnalysis
+
+    from alchemy_tune.search import SearchRequest, run_search
+    from alchemy_tune.trainable import BUSY_SECONDS
+
+    os.environ["ALCHEMY_BENCH_SIM"] = f"{seconds},{evals},{langs}"  # the nodes' workers inherit it
+    cluster, _ = start_cluster({"num_cpus": 8, "num_gpus": 2}, [{"num_cpus": 8, "num_gpus": 2}] * 3)
+    space = write_space(Path(storage) / "sim.yaml", f"""
+search: {{sampler: random, pruner: median, max_concurrent: 32, cpus_per_trial: 1, gpus_per_trial: 0.25, seed: 0}}
+lr: {{type: float, low: 1.0e-5, high: 1.0e-3, log: true}}
+""")
+    try:
+        start = time.perf_counter()
+        outcome = run_search(SearchRequest(space_path=space, storage=storage, name="simulate", address=cluster.address,
+                                           settings={"trials": trials}, trial_fn="bench_search:sim_trial",
+                                           progress_interval_s=30))
+        wall = time.perf_counter() - start
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    done = ExperimentAnalysis(outcome.run_dir).trials
+    busy = sum((t.last_result or {}).get(BUSY_SECONDS, 0.0) for t in done)
+    fit = outcome.wall_seconds or wall
+    print(f"(c) simulated cluster: {len(done)} trials, {outcome.counts}; busy {busy:.0f} s over Tuner.fit wall "
+          f"{fit:.0f} s x 32 slots; run_search wall {wall:.0f} s (with Ray start-up of the trials' workers)")
+    print(f"orchestration_efficiency_32_slots={busy / (fit * 32):.3f} (target >= 0.85; mean trial "
+          f"{busy / max(1, len(done)):.2f} s, {evals} reports of {langs} languages each)")
 
 
 def write_space(path: Path, body: str) -> str:
@@ -182,11 +241,21 @@ def main() -> int:
     parser.add_argument("--pruners-b", nargs="+", default=["successive-halving", "median", "percentile"],
                         help="pruners compared with no pruning in (b); median is the shipped default")
     parser.add_argument("--only", choices=("a", "b"))
+    parser.add_argument("--simulate", action="store_true", help="run (c) only: 1,000 trials on a simulated cluster")
+    parser.add_argument("--sim-trials", type=int, default=1000)
+    parser.add_argument("--sim-seconds", type=float, default=2.0)
+    parser.add_argument("--sim-evals", type=int, default=4)
+    parser.add_argument("--sim-langs", type=int, default=52)
+    parser.add_argument("--storage", default=None, help="(c): folder for the run (default: a temporary one)")
     parser.add_argument("--epochs-a", type=int, nargs="+", default=[4, 16],
                         help="trial lengths for (a): 4 epochs ~ 2 s per trial here, 16 ~ 9 s")
     args = parser.parse_args()
     # Ray workers import this file's curve_trial by module name.
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+    if args.simulate:
+        with tempfile.TemporaryDirectory(prefix="bench-sim-", dir=args.storage) as tmp:
+            simulate(tmp, args.sim_trials, args.sim_seconds, args.sim_evals, args.sim_langs)
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         if args.only in (None, "a"):
             for epochs in args.epochs_a:

@@ -79,8 +79,8 @@ def test_leaderboard_matches_an_independent_query(two_seeds):
 
     runs = A.load_runs([two_seeds[0]], metric="dev_unseen")
     board = A.leaderboard(runs, top=5)
-    path = os.path.join(two_seeds[0], "results", "trials.parquet")
-    expected = duckdb.sql(f"select trial_id from '{path}' order by best_dev_unseen desc limit 5").fetchall()
+    path = os.path.join(two_seeds[0], "results", "trials", "**", "*.parquet")
+    expected = duckdb.sql(f"select trial_id from read_parquet('{path}') order by best_dev_unseen desc limit 5").fetchall()
     assert board["trial"].tolist() == [r[0] for r in expected]
     assert board["dev_unseen"].is_monotonic_decreasing
 
@@ -153,7 +153,7 @@ def test_bad_input_is_a_one_line_error_with_exit_2(tmp_path, capsys, case, messa
         (target / "alchemy_run.json").write_text(json.dumps({"schema": 1, "run_id": "r"}))
     if case == "newer":
         (target / "results").mkdir()
-        table = pa.table({"run_id": ["r"]}).replace_schema_metadata({b"schema_version": b"2"})
+        table = pa.table({"run_id": ["r"]}).replace_schema_metadata({b"schema_version": b"3"})
         pq.write_table(table, target / "results" / "trials.parquet")
     assert main(["analyze", str(target)]) == 2
     err = capsys.readouterr().err

@@ -41,8 +41,8 @@ def test_two_trials_of_the_paper_massive_space(tmp_path, tiny_encoder_dir):
                  "--cpus-per-trial", "1", "--num-cpus", "2", "--storage", str(tmp_path / "runs"), "--name", "paper")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "search finished" in result.stdout
-    trials = pq.read_table(tmp_path / "runs" / "paper" / "results" / "trials.parquet").to_pylist()
+    trials = pq.read_table(tmp_path / "runs" / "paper" / "results" / "trials").to_pylist()
     assert len(trials) == 2 and all(t["status"] == "completed" for t in trials)
     assert {t["cfg_task"] for t in trials} == {"massive"} and {t["cfg_max_length"] for t in trials} == {80}
-    metrics = pq.read_table(tmp_path / "runs" / "paper" / "results" / "metrics.parquet")
+    metrics = pq.read_table(tmp_path / "runs" / "paper" / "results" / "metrics")
     assert len(set(metrics.column("lang").to_pylist())) == 52

@@ -1,4 +1,5 @@
-"""Parquet result tables: schema, readers other than pyarrow, resume/retry without duplicates, atomicity."""
+"""Parquet result tables: schema, readers other than pyarrow, resume/retry without duplicates, atomicity,
+append-only parts and compaction (schema version 2), version-1 runs."""
 
 from __future__ import annotations
 
@@ -7,16 +8,18 @@ import math
 import os
 
 import duckdb
+import pandas as pd
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from alchemy_tune import constants as C
 from alchemy_tune.config import TrialConfig
 from alchemy_tune.errors import UsageError
-from alchemy_tune.results import (METRICS_SCHEMA, SCHEMA_VERSION, ResultsWriter, read_metrics, read_run_meta,
-                                  read_steps, read_trials)
+from alchemy_tune.results import (METRICS_SCHEMA, SCHEMA_VERSION, ResultsWriter, compact, read_metrics,
+                                  read_run_meta, read_steps, read_trials)
 
 LANGS = {"eng": ("eng", True), "fra": ("fra", True), "sw-KE": ("swh", False), "ja-JP": ("jpn", False)}
 
@@ -68,9 +71,12 @@ def test_tables_have_the_documented_schema_and_version(run_dir):
     assert types["cfg_freeze_embeddings"] == pa.bool_() and types["cfg_seen"] == pa.list_(pa.string())
     assert row["cfg_seen"] == ["eng", "fra"] and row["cfg_train_size"] is None
     assert {f"cfg_{k}" for k in CONFIG} <= set(trials.column_names)
-    for path in ("trials", "metrics", "steps"):
-        meta = pq.read_schema(os.path.join(run_dir, "results", f"{path}.parquet")).metadata
-        assert meta[b"schema_version"] == str(SCHEMA_VERSION).encode() and meta[b"table"] == path.encode()
+    for table in ("trials", "metrics", "steps"):
+        files = all_files(run_dir, table)
+        assert files
+        for path in files:
+            meta = pq.read_schema(path).metadata
+            assert meta[b"schema_version"] == b"2" == str(SCHEMA_VERSION).encode() and meta[b"table"] == table.encode()
 
     metrics = read_metrics(run_dir)
     assert metrics.schema.equals(METRICS_SCHEMA, check_metadata=False)
@@ -113,7 +119,48 @@ def test_configuration_replicate_role_and_oracle_columns(tmp_path):
     roles = metrics[metrics["trial_id"] != "c"].groupby("lang")["role"].unique()
     assert {lang: list(r) for lang, r in roles.items()} == {"eng": ["seen"], "fra": ["seen"], "ja-JP": ["val"],
                                                             "sw-KE": ["unseen"]}
-    assert not ResultsWriter(str(tmp_path), "r2", metric=C.SELECT)._trial_row("x")["oracle"]
+    other = ResultsWriter(str(tmp_path), "r2", metric=C.SELECT)
+    other.add_report("x", CONFIG, make_report(1))
+    other.flush()
+    (row,) = read_trials(str(tmp_path), filter=pc.field("run_id") == "r2").to_pylist()
+    assert row["selection_metric"] == C.SELECT and row["oracle"] is False
+
+
+def all_files(run_dir: str, table: str) -> list[str]:
+    base = os.path.join(run_dir, "results", table)
+    return sorted(os.path.join(d, f) for d, _, names in os.walk(base) for f in names if f.endswith(".parquet"))
+
+
+# The README's one-liners for readers without this package (kept verbatim there).
+def duckdb_metrics(run: str):
+    return duckdb.sql(f"select * from read_parquet('{run}/results/metrics/**/*.parquet', union_by_name = true) "
+                      "qualify attempt = max(attempt) over (partition by run_id, trial_id)").df()
+
+
+def duckdb_trials(run: str):
+    return duckdb.sql(f"select * from read_parquet('{run}/results/trials/**/*.parquet', union_by_name = true) "
+                      "qualify version = max(version) over (partition by run_id, trial_id)").df()
+
+
+def polars_metrics(run: str):
+    return pl.scan_parquet(f"{run}/results/metrics/**/*.parquet").filter(
+        pl.col("attempt") == pl.col("attempt").max().over("run_id", "trial_id")).collect().to_pandas()
+
+
+def pandas_metrics(run: str):
+    m = pd.read_parquet(f"{run}/results/metrics")
+    return m[m.attempt == m.groupby(["run_id", "trial_id"]).attempt.transform("max")]
+
+
+METRIC_KEY = ["run_id", "trial_id", "step", "split", "lang", "metric"]
+
+
+def metric_rows_by_reader(run: str) -> dict[str, list[tuple]]:
+    """(key..., value) rows, sorted, as each reader sees the metrics table."""
+    frames = {"pyarrow": read_metrics(run).to_pandas(), "duckdb": duckdb_metrics(run),
+              "polars": polars_metrics(run), "pandas": pandas_metrics(run)}
+    return {name: sorted(tuple(r) for r in f[METRIC_KEY + ["value"]].itertuples(index=False))
+            for name, f in frames.items()}
 
 
 def test_readable_by_duckdb_and_polars_without_this_package(run_dir):
@@ -122,15 +169,15 @@ def test_readable_by_duckdb_and_polars_without_this_package(run_dir):
         for step in (1, 2):
             writer.add_report(tid, CONFIG, make_report(step))
         writer.end_trial(tid, C.COMPLETED)
-    metrics_path = os.path.join(run_dir, "results", "metrics.parquet")
-    trials_path = os.path.join(run_dir, "results", "trials.parquet")
-    n, mean = duckdb.sql(
-        f"select count(*), avg(value) from '{metrics_path}' where split='dev' and metric='accuracy' "
-        "and not seen").fetchall()[0]
-    assert n == 2 * 2 * 2 and mean == pytest.approx((0.12 + 0.13 + 0.22 + 0.23) / 4)
-    frame = pl.read_parquet(trials_path)
+    metrics = duckdb_metrics(run_dir)
+    unseen_dev = metrics[(metrics.split == "dev") & (metrics.metric == "accuracy") & ~metrics.seen]
+    assert len(unseen_dev) == 2 * 2 * 2
+    assert unseen_dev.value.mean() == pytest.approx((0.12 + 0.13 + 0.22 + 0.23) / 4)
+    frame = pl.read_parquet(f"{run_dir}/results/trials/**/*.parquet").sort("trial_id")
     assert frame["trial_id"].to_list() == ["t0", "t1"] and frame["cfg_lambda"].dtype == pl.Float64
-    version = duckdb.sql(f"select value from parquet_kv_metadata('{trials_path}') where key='schema_version'")
+    assert sorted(duckdb_trials(run_dir).trial_id) == ["t0", "t1"]
+    path = all_files(run_dir, "trials")[0]
+    version = duckdb.sql(f"select value from parquet_kv_metadata('{path}') where key='schema_version'")
     assert version.fetchall()[0][0] == str(SCHEMA_VERSION).encode()
 
 
@@ -198,13 +245,16 @@ def test_failed_write_leaves_the_previous_file_intact(run_dir, monkeypatch):
             out.write(b"PAR1 partial")
         raise OSError("disk full")
 
+    files = {t: all_files(run_dir, t) for t in ("trials", "steps", "metrics")}
     monkeypatch.setattr(pq, "write_table", broken_write)
     with pytest.raises(OSError, match="disk full"):
         writer.flush()
     monkeypatch.undo()
     assert read_metrics(run_dir).equals(before)
-    assert sorted(os.listdir(os.path.join(run_dir, "results"))) == ["metrics.parquet", "steps.parquet",
-                                                                     "trials.parquet"]
+    assert {t: all_files(run_dir, t) for t in files} == files  # no partial file left behind
+    assert not [f for d, _, names in os.walk(run_dir) for f in names if f.endswith(".tmp")]
+    writer.flush()  # the rows were kept and go out with the next flush
+    assert read_metrics(run_dir).num_rows == 2 * len(LANGS) * 4
 
 
 def test_uri_storage_goes_through_pyarrow_filesystems(tmp_path):
@@ -212,7 +262,7 @@ def test_uri_storage_goes_through_pyarrow_filesystems(tmp_path):
     writer = ResultsWriter(uri, "r1")
     writer.add_report("t0", CONFIG, make_report(1))
     writer.end_trial("t0", C.DIVERGED, error="loss is NaN")
-    assert (tmp_path / "run" / "results" / "trials.parquet").exists()
+    assert all_files(str(tmp_path / "run"), "trials")
     assert read_trials(uri).column("error").to_pylist() == ["loss is NaN"]
 
 
@@ -248,3 +298,189 @@ def test_a_trial_that_never_reported_still_gets_a_row(run_dir):
     row = read_trials(run_dir).to_pylist()[0]
     assert (row["trial_id"], row["status"], row["error"], row["final_step"]) == ("t9", C.FAILED, "worker died", None)
     assert read_metrics(run_dir).num_rows == 0
+
+
+def restarted_run(run_dir: str) -> None:
+    """t0 reports 1..4, a new driver restores it from its step-2 checkpoint (3, 4 again, then pruned at 4);
+    t1 restarts in the same driver from its step-1 checkpoint after a write; t2 runs plainly."""
+    first = ResultsWriter(run_dir, "r1")
+    for step in (1, 2, 3, 4):
+        first.add_report("t0", CONFIG, make_report(step))
+    for step in (1, 2, 3):
+        first.add_report("t1", CONFIG, make_report(step))
+    first.flush()
+    first.add_report("t1", CONFIG, make_report(2, offset=0.07))  # restored from step 1, same driver
+    first.end_trial("t1", C.COMPLETED)
+    second = ResultsWriter(run_dir, "r1")
+    for step in (3, 4):
+        second.add_report("t0", CONFIG, make_report(step, offset=0.05))
+    second.end_trial("t0", C.PRUNED, pruned_at_step=4)
+    for step in (1, 2):
+        second.add_report("t2", CONFIG, make_report(step))
+    second.end_trial("t2", C.COMPLETED)
+
+
+def expected_rows() -> list[tuple]:
+    rows = []
+    for tid, steps in (("t0", [(1, 0), (2, 0), (3, 0.05), (4, 0.05)]), ("t1", [(1, 0), (2, 0.07)]),
+                       ("t2", [(1, 0), (2, 0)])):
+        for step, offset in steps:
+            for lang, info in make_report(step, offset=offset)[C.LANGS].items():
+                for split in ("dev", "test"):
+                    for metric, value in info[split].items():
+                        rows.append(("r1", tid, step, split, lang, metric, value))
+    return sorted(rows)
+
+
+def test_restarted_trials_rows_appear_once_to_every_reader_before_and_after_compact(run_dir):
+    restarted_run(run_dir)
+    want = expected_rows()
+    assert len(all_files(run_dir, "metrics")) == 4  # one part per flush, whatever the trials in it
+    for stage in ("parts", "compacted"):
+        seen = metric_rows_by_reader(run_dir)
+        for reader, rows in seen.items():
+            assert [r[:6] for r in rows] == [w[:6] for w in want], (stage, reader)
+            assert [r[6] for r in rows] == pytest.approx([w[6] for w in want]), (stage, reader)
+        steps = read_steps(run_dir).to_pandas()
+        assert sorted(zip(steps.trial_id, steps.step)) == [("t0", 1), ("t0", 2), ("t0", 3), ("t0", 4),
+                                                          ("t1", 1), ("t1", 2), ("t2", 1), ("t2", 2)]
+        trials = {r["trial_id"]: r for r in read_trials(run_dir).to_pylist()}
+        assert {t: (r["status"], r["final_step"]) for t, r in trials.items()} == {
+            "t0": (C.PRUNED, 4), "t1": (C.COMPLETED, 2), "t2": (C.COMPLETED, 2)}
+        assert sorted(duckdb_trials(run_dir).trial_id) == ["t0", "t1", "t2"]
+        if stage == "parts":
+            assert compact(run_dir) == {"trials": 4, "steps": 4, "metrics": 4}  # one part per flush
+            assert [len(all_files(run_dir, t)) for t in ("trials", "steps", "metrics")] == [1, 1, 1]
+    # a driver resumed after compaction restarts t0 once more: still one row per key everywhere
+    third = ResultsWriter(run_dir, "r1")
+    third.add_report("t0", CONFIG, make_report(4, offset=0.09))
+    third.end_trial("t0", C.COMPLETED)
+    for rows in metric_rows_by_reader(run_dir).values():
+        keys = [r[:6] for r in rows]
+        assert keys == [w[:6] for w in want]
+    assert len(duckdb_trials(run_dir)) == 3 and read_trials(run_dir).num_rows == 3
+
+
+def test_crash_between_writing_a_part_and_recording_it_loses_and_duplicates_nothing(run_dir, monkeypatch):
+    # in the same driver: the part is on storage, then recording it fails; the next flush rewrites that part
+    writer = ResultsWriter(run_dir, "r1")
+    writer.add_report("t0", CONFIG, make_report(1))
+    original = ResultsWriter._record
+    calls = []
+
+    def fail_once(self, *args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("killed after the write")
+        return original(self, *args)
+
+    monkeypatch.setattr(ResultsWriter, "_record", fail_once)
+    with pytest.raises(RuntimeError, match="killed after the write"):
+        writer.flush()
+    writer.add_report("t0", CONFIG, make_report(2))
+    writer.flush()
+    monkeypatch.undo()
+    # a driver dies after writing t0's metric part but before its trials row; a new one resumes t0 at step 4
+    # (Ray restored the step-3 checkpoint) and t0 also reports step 3 rows nobody recorded
+    writer.add_report("t0", CONFIG, make_report(3))
+
+    def die(*args, **kwargs):
+        raise SystemExit("driver killed")
+
+    monkeypatch.setattr(ResultsWriter, "_trials_table", die)
+    with pytest.raises(SystemExit):
+        writer.flush()
+    monkeypatch.undo()
+    resumed = ResultsWriter(run_dir, "r1")
+    resumed.add_report("t0", CONFIG, make_report(4))
+    resumed.end_trial("t0", C.COMPLETED)
+    for reader, rows in metric_rows_by_reader(run_dir).items():
+        keys = [r[:6] for r in rows]
+        assert len(keys) == len(set(keys)) == 4 * len(LANGS) * 4, reader
+        assert sorted({k[2] for k in keys}) == [1, 2, 3, 4], reader
+    row = read_trials(run_dir).to_pylist()[0]
+    assert (row["n_reports"], row["final_step"], row["status"]) == (4, 4, C.COMPLETED)
+
+
+def test_background_writer_keeps_the_event_loop_free_and_close_writes_everything(run_dir):
+    writer = ResultsWriter(run_dir, "r1", background=True, flush_interval_s=3600)
+    for tid in ("t0", "t1"):
+        for step in (1, 2):
+            writer.add_report(tid, CONFIG, make_report(step))
+    writer.end_trial("t0", C.COMPLETED)  # written by the thread, promptly
+    for _ in range(200):
+        if read_trials(run_dir).num_rows:
+            break
+        import time
+
+        time.sleep(0.02)
+    assert read_trials(run_dir).column("trial_id").to_pylist() == ["t0"]
+    writer.close(compact_after=True)
+    assert sorted(read_trials(run_dir).column("status").to_pylist()) == [C.COMPLETED, C.RUNNING]
+    assert read_metrics(run_dir).num_rows == 2 * 2 * len(LANGS) * 4
+    assert [len(all_files(run_dir, t)) for t in ("trials", "steps", "metrics")] == [1, 1, 1]
+
+
+def write_v1_run(run_dir: str) -> None:
+    """A run as alchemy-tune wrote it before schema version 2: one file per table, schema_version 1."""
+    from alchemy_tune.synthetic import make_run
+
+    make_run(run_dir, n_trials=8, n_langs=6, n_evals=3, seed=1)
+    tables = {"trials": read_trials(run_dir).drop_columns(["attempt", "version"]),
+              "steps": read_steps(run_dir), "metrics": read_metrics(run_dir)}
+    import shutil
+
+    for name, table in tables.items():
+        shutil.rmtree(os.path.join(run_dir, "results", name))
+        pq.write_table(table.replace_schema_metadata({b"schema_version": b"1", b"table": name.encode()}),
+                       os.path.join(run_dir, "results", f"{name}.parquet"))
+
+
+def test_a_schema_1_run_is_still_read_by_analyze_and_converted_when_continued(tmp_path):
+    from alchemy_tune.analyze import load_runs, leaderboard
+
+    run = str(tmp_path / "old")
+    write_v1_run(run)
+    runs = load_runs([run])
+    assert len(runs.trials) == 8 and len(leaderboard(runs)) == 8
+    assert len(runs.langs) == 8 * 6 and runs.langs.value.notna().all()
+    # a writer continuing a version-1 run converts it first; readers then see the same rows plus the new
+    before = read_metrics(run).num_rows
+    writer = ResultsWriter(run, "synthetic-1")
+    writer.add_report("extra", CONFIG, make_report(1))
+    writer.end_trial("extra", C.COMPLETED)
+    assert not os.path.exists(os.path.join(run, "results", "metrics.parquet"))
+    assert read_metrics(run).num_rows == before + len(LANGS) * 4
+    assert len(load_runs([run]).trials) == 9
+
+
+def test_compact_command(run_dir, tmp_path, capsys):
+    from alchemy_tune.cli import main
+
+    run = run_dir
+    restarted_run(run)
+    before = read_metrics(run).sort_by([(c, "ascending") for c in METRIC_KEY])
+    assert main(["compact", run]) == 0
+    assert "metrics: 4 files -> 1" in capsys.readouterr().out
+    assert read_metrics(run).sort_by([(c, "ascending") for c in METRIC_KEY]).equals(before)
+    assert main(["compact", run]) == 0 and "metrics: already one file" in capsys.readouterr().out
+    assert main(["compact", str(tmp_path / "nope")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+
+
+def test_rows_are_stored_before_tune_saves_its_experiment_state(run_dir):
+    """Tune calls callbacks' get_state when it saves experiment state; a resumed search continues trials from
+    the checkpoints that state names, so every row reported before it must already be on storage."""
+    from types import SimpleNamespace
+
+    from alchemy_tune.progress import ResultsCallback
+    from alchemy_tune.pruning import EVAL_INDEX
+
+    callback = ResultsCallback(run_dir, "r1", handle=None, metric="dev_unseen", mode="max")
+    trial = SimpleNamespace(trial_id="t0", config=CONFIG)
+    for step in (1, 2):
+        callback.on_trial_result(step, [trial], trial, {**make_report(step), EVAL_INDEX: step})
+    assert callback.get_state() is None  # Tune keeps no callback state for it
+    assert read_steps(run_dir).column("step").to_pylist() == [1, 2]
+    assert read_metrics(run_dir).num_rows == 2 * len(LANGS) * 4
+    callback.writer.close()

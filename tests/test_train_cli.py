@@ -59,8 +59,8 @@ def test_train_prints_table_and_writes_a_run(tiny_encoder_dir, tmp_path):
     rows = {line.split()[0]: line.split()[2] for line in text.splitlines() if line[:3] in ("eng", "spa", "rus")}
     assert rows == {"eng": "seen", "rus": "val", "spa": "TEST"}
     assert (out / "alchemy_run.json").exists()
-    trials = pq.read_table(out / "results" / "trials.parquet").to_pylist()
+    trials = pq.read_table(out / "results" / "trials").to_pylist()
     assert len(trials) == 1 and trials[0]["status"] == "completed"
     assert trials[0]["selection_metric"] == "dev_select" and trials[0]["oracle"] is False
-    metrics = pq.read_table(out / "results" / "metrics.parquet")
+    metrics = pq.read_table(out / "results" / "metrics")
     assert set(metrics.column("lang").to_pylist()) == {"eng", "fra", "spa", "rus"}
