@@ -103,7 +103,8 @@ class TrialConfig:
     scale_interval: int = 100
     """``alchemyscale``: steps between weight updates (paper: 100)."""
     tune_lr: float = 0.01
-    """``alchemytune``: learning rate of the learnable log-variances (own group: no weight decay, no LR decay)."""
+    """``alchemytune``: learning rate of the learnable log-variances (own group: no weight decay, no LR
+    decay)."""
     tune_floor: float = 0.01
     """``alchemytune``: added to the URIEL loss in the weighting, so its weight stays <= 1/tune_floor."""
 

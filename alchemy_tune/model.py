@@ -39,7 +39,8 @@ def build_projection(hidden: int, uriel_dim: int, config: TrialConfig) -> nn.Mod
     return nn.Sequential(*layers)
 
 
-def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str, pooler_output: torch.Tensor | None = None) -> torch.Tensor:
+def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str,
+         pooler_output: torch.Tensor | None = None) -> torch.Tensor:
     """First-token state (``cls``), the mask-weighted mean over tokens (``mean``), or the encoder's
     pooler output (``pooler``: tanh-dense on the first token, loaded with the encoder)."""
     if how == "pooler":

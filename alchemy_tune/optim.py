@@ -41,7 +41,8 @@ def no_decay_names(model: nn.Module) -> set[str]:
     """Parameter names that take no weight decay: biases and the weights of normalisation layers."""
     names = set()
     for module_name, module in model.named_modules():
-        is_norm = isinstance(module, (nn.LayerNorm, nn.GroupNorm)) or "layernorm" in type(module).__name__.lower()
+        kind = type(module).__name__.lower()
+        is_norm = isinstance(module, (nn.LayerNorm, nn.GroupNorm)) or "layernorm" in kind
         for name, _ in module.named_parameters(recurse=False):
             full = f"{module_name}.{name}" if module_name else name
             if is_norm or name == "bias":
@@ -54,7 +55,8 @@ def param_groups(model: nn.Module, schedule: nn.Module, config: TrialConfig) -> 
     skip = no_decay_names(model)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     groups = [
-        {"params": [p for n, p in trainable if n not in skip], "weight_decay": config.weight_decay, "lr": config.lr},
+        {"params": [p for n, p in trainable if n not in skip], "weight_decay": config.weight_decay,
+         "lr": config.lr},
         {"params": [p for n, p in trainable if n in skip], "weight_decay": 0.0, "lr": config.lr},
     ]
     own = list(schedule.parameters())

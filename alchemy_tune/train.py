@@ -163,7 +163,8 @@ def evaluate(p: Prepared) -> dict:
             mask = data.lang_index == i
             if mask.any():
                 langs[lang][split] = score(p.task.kind, data.labels[mask], pred[mask])
-                notes += [f"{split} {lang}: {n}" for n in metric_notes(p.task.kind, data.labels[mask], pred[mask])]
+                why = metric_notes(p.task.kind, data.labels[mask], pred[mask])
+                notes += [f"{split} {lang}: {n}" for n in why]
     result.update(averages(langs, primary))
     result[K.LANGS] = langs
     result[K.PRIMARY_METRIC] = primary

@@ -41,7 +41,8 @@ def test_warmup_starts_at_zero_then_decays_linearly_to_zero():
 def test_weight_decay_skips_biases_and_layernorm_weights():
     model = small_model()
     skip = no_decay_names(model)
-    assert "encoder.embeddings.LayerNorm.weight" in skip and "encoder.encoder.layer.0.output.LayerNorm.weight" in skip
+    assert "encoder.embeddings.LayerNorm.weight" in skip
+    assert "encoder.encoder.layer.0.output.LayerNorm.weight" in skip
     assert "projection.1.weight" in skip  # the projection's own LayerNorm (proj_layernorm)
     assert "task_head.bias" in skip and "encoder.encoder.layer.0.attention.self.query.bias" in skip
     assert "task_head.weight" not in skip and "encoder.encoder.layer.0.attention.self.query.weight" not in skip
@@ -58,7 +59,7 @@ def test_weight_decay_skips_biases_and_layernorm_weights():
 
 
 def test_alchemytune_log_variances_have_their_own_group():
-    config = TrialConfig(lr=1e-4, tune_lr=0.02, weight_decay=0.01, warmup_ratio=0.0, lambda_schedule="alchemytune")
+    config = TrialConfig(lr=1e-4, tune_lr=0.02, weight_decay=0.01, lambda_schedule="alchemytune")
     schedule = LambdaSchedule("alchemytune", 10, 100)
     optimizer, scheduler = build_optimizer(small_model(), schedule, config, total=100)
     groups = optimizer.param_groups
