@@ -41,8 +41,11 @@ class LambdaSchedule(nn.Module):
         # AlchemyScale weights are running statistics, not parameters: a buffer checkpoints them.
         self.register_buffer("scale_weights", torch.zeros(2))
         self.log_vars = nn.Parameter(torch.zeros(2)) if name == "alchemytune" else None
-        # Whether log_vars were set from the first batch (a buffer, so a resumed trial does not redo it).
+        # Whether log_vars were set from the first batch (a buffer, so a resumed trial does not redo it),
+        # mirrored in a Python flag so a step does not read the buffer back from the GPU.
         self.register_buffer("tune_started", torch.zeros((), dtype=torch.bool))
+        self._started_known = False
+        self.register_load_state_dict_post_hook(lambda module, keys: setattr(module, "_started_known", False))
 
     def lambda_at(self, step: int) -> float:
         """λ of the static schedules at an optimiser step (0-based)."""
@@ -62,10 +65,13 @@ class LambdaSchedule(nn.Module):
             return self.scale_weights[0] * l_task + self.scale_weights[1] * l_uriel
         if self.name == "alchemytune":
             l_floored = l_uriel + self.floor
-            if not bool(self.tune_started):
-                with torch.no_grad():  # start at the rule's optimum for the first batch: s = log L
-                    self.log_vars.copy_(torch.stack([l_task.float(), l_floored.float()]).clamp_min(1e-12).log())
-                    self.tune_started.fill_(True)
+            if not self._started_known:
+                if not bool(self.tune_started):
+                    with torch.no_grad():  # start at the rule's optimum for the first batch: s = log L
+                        losses = torch.stack([l_task.float(), l_floored.float()])
+                        self.log_vars.copy_(losses.clamp_min(1e-12).log())
+                        self.tune_started.fill_(True)
+                self._started_known = True
             s = self.log_vars
             return torch.exp(-s[0]) * l_task + s[0] + torch.exp(-s[1]) * l_floored + s[1]
         lam = self.lambda_at(step)

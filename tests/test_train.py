@@ -64,8 +64,10 @@ def test_trial_reports_per_language_metrics(tiny_encoder_dir):
     assert last[K.TRAIN_SECONDS] > 0
 
 
-def test_resume_ends_with_the_same_metrics(tiny_encoder_dir, tmp_path):
-    config = tiny(tiny_encoder_dir, dropout=0.1)
+@pytest.mark.parametrize("schedule", ["constant", "alchemytune"])
+def test_resume_ends_with_the_same_metrics(tiny_encoder_dir, tmp_path, schedule):
+    # alchemytune: the learnt weights, their start and their own optimiser group come back too
+    config = tiny(tiny_encoder_dir, dropout=0.1, lambda_schedule=schedule, projection="mlp", proj_dropout=0.2)
     full = Recorder()
     run_trial(config, full)
     crashed = Recorder(keep_dir=tmp_path, crash_after=1)
@@ -75,7 +77,7 @@ def test_resume_ends_with_the_same_metrics(tiny_encoder_dir, tmp_path):
     run_trial(config, resumed, resume_from=str(crashed.checkpoints[0]))
     assert [r[K.STEP] for r in resumed.reports] == [6, 9]
     a, b = full.reports[-1], resumed.reports[-1]
-    for key in K.AVERAGE_KEYS + (K.TRAIN_LOSS, K.URIEL_LOSS):
+    for key in K.AVERAGE_KEYS + (K.TRAIN_LOSS, K.URIEL_LOSS, K.TASK_WEIGHT, K.URIEL_WEIGHT):
         assert a[key] == pytest.approx(b[key], abs=1e-6, nan_ok=True), key
     assert a[K.LANGS] == b[K.LANGS]
 
