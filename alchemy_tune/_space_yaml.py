@@ -16,8 +16,8 @@ import yaml
 
 from .errors import UsageError
 from .space import (KINDS, MAX_SUBSET_MEMBERS, METRICS, MODES, PRUNERS, SAMPLERS, _DEFAULTS, _FIELD_KIND,
-                    Param, SearchSettings, _coerce_float, _family, _hint, _is_number, _normalize, _same,
-                    _value_problems)
+                    Param, SearchSettings, _coerce_float, _config_problems, _family, _hint, _is_number,
+                    _normalize, _same, _value_problems)
 
 _KEYS = {
     "fixed": ("type", "value", "when"),
@@ -369,3 +369,57 @@ def _dependency_order(params: dict[str, Param], problems: list) -> dict[str, Par
     for name in params:
         visit(name)
     return ordered
+
+
+# ------------------------------------------------------------------------------------------ combinations
+
+_MAX_COMBINATIONS = 10_000
+
+
+def _representatives(p: Param, readers: list[Param]) -> list:
+    """Values of ``p`` that cover every outcome the coupled rules and the conditions on ``p`` can see."""
+    values = p.values()
+    if values is not None and len(values) <= 1_000:
+        return list(values)
+    # a range: its ends, an inner point, and any value a condition compares it with
+    named = [a for q in readers for a in q.when.get(p.name, ()) if p.can_take(a)]
+    inner = (p.low + p.high) / 2 if p.kind == "float" else (p.low + p.high) // 2
+    return list(dict.fromkeys([p.low, p.high, inner, *named]))
+
+
+def _check_combinations(params: dict[str, Param], problems: list) -> None:
+    """Every combination of the coupled fields (``config.COUPLED_FIELDS``) a trial can draw is valid.
+
+    Only combinations that can occur count: conditions are honoured (e.g. ``lambda`` active only when
+    ``lambda_schedule: constant``), and an inactive parameter reads TrialConfig's default.
+    """
+    from .config import COUPLED_FIELDS
+
+    closure: list[str] = []
+    stack = [n for n in COUPLED_FIELDS if n in params]
+    while stack:
+        name = stack.pop()
+        if name in params and name not in closure:
+            closure.append(name)
+            stack.extend(params[name].when)
+    if not closure:
+        return
+    readers = [params[n] for n in closure]
+    combos: list[dict] = [{}]
+    for name in (n for n in params if n in closure):  # params is in dependency order
+        p, grown = params[name], []
+        options = _representatives(p, readers)
+        for combo in combos:
+            grown.extend([combo] if not p.is_active(combo) else ({**combo, name: v} for v in options))
+        if len(grown) > _MAX_COMBINATIONS:
+            return  # too many to enumerate; each trial config is still checked when it is drawn
+        combos = grown
+    reported: set[str] = set()
+    for combo in combos:
+        for problem in _config_problems(combo):
+            if problem not in reported:
+                reported.add(problem)
+                shown = ", ".join(f"{k}={v!r}" for k, v in combo.items())
+                problems.append((problem.split(": ", 1)[0], f"{problem.split(': ', 1)[-1]} (a combination "
+                                 f"this space can draw: {shown})"))
+

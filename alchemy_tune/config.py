@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
+from .encoder import BUNDLED_MODELS, POOLERLESS_BUNDLED
 from .errors import UsageError
 from .language_vectors import DEFAULT_FEATURES as SOURCE_DEFAULT_FEATURES
 from .language_vectors import SOURCES as URIEL_SOURCES
@@ -17,8 +18,12 @@ from .language_vectors import missing_policies, parse_features
 
 PROJECTIONS = ("linear", "mlp")
 ACTIVATIONS = ("gelu", "relu", "tanh", "silu")
-POOLINGS = ("cls", "mean")
+POOLINGS = ("cls", "mean", "pooler")
 LAMBDA_SCHEDULES = ("constant", "warmup", "linear_decay", "cosine_decay", "alchemyscale", "alchemytune")
+DYNAMIC_SCHEDULES = ("alchemyscale", "alchemytune")
+"""Schedules that set the URIEL weight themselves and ignore λ."""
+COUPLED_FIELDS = ("lambda", "lambda_schedule", "model", "pooling")
+"""Fields a cross-field rule of TrialConfig reads together: a search space checks their combinations."""
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_FEATURES = SOURCE_DEFAULT_FEATURES["lang2vec"]
 
@@ -64,7 +69,8 @@ class TrialConfig:
     freeze_embeddings: bool = True
     """Freeze the (large) word-embedding matrix: most of the CPU cost of a step otherwise."""
     pooling: str = "mean"
-    """``mean`` over tokens (how e5 is used) or ``cls`` (first token)."""
+    """``mean`` over tokens (how e5 is used), ``cls`` (first token's state) or ``pooler`` (the encoder's
+    pretrained pooler, tanh-dense on the first token, as the paper; only models whose checkpoint has one)."""
     dropout: float = 0.1
     """Dropout on the pooled representation before the heads."""
 
@@ -96,6 +102,11 @@ class TrialConfig:
     """``warmup``: fraction of training over which λ rises linearly from 0."""
     scale_interval: int = 100
     """``alchemyscale``: steps between weight updates (paper: 100)."""
+    tune_lr: float = 0.01
+    """``alchemytune``: learning rate of the learnable log-variances (own group: no weight decay, no LR
+    decay)."""
+    tune_floor: float = 0.01
+    """``alchemytune``: added to the URIEL loss in the weighting, so its weight stays <= 1/tune_floor."""
 
     # --- optimisation
     epochs: float = 2.0
@@ -108,6 +119,9 @@ class TrialConfig:
     grad_clip: float = 1.0
     batch_size: int = 32
     evals_per_epoch: int = 1
+    eval_every: int | None = None
+    """Evaluate every this many optimiser steps (overrides ``evals_per_epoch``); with ``max_steps`` it keeps
+    the number of evaluations equal across training sizes."""
     seed: int = 42
 
     # --- execution
@@ -124,8 +138,13 @@ class TrialConfig:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any], *, source: str = "config") -> "TrialConfig":
-        """Build and validate; ``lambda`` is accepted for ``lambda_``. Unknown keys are errors."""
+    def from_dict(cls, values: Mapping[str, Any], *, source: str = "config",
+                  combinations: bool = True) -> "TrialConfig":
+        """Build and validate; ``lambda`` is accepted for ``lambda_``. Unknown keys are errors.
+
+        ``combinations=False`` checks each value on its own, not the rules between fields
+        (``COUPLED_FIELDS``): how a search space judges one entry before it checks their combinations.
+        """
         names = {f.name for f in fields(cls)}
         kwargs, problems = {}, []
         for key, value in values.items():
@@ -142,7 +161,7 @@ class TrialConfig:
                 kwargs[key] = tuple(v for v in value.split(",") if v)
             elif isinstance(value, list):
                 kwargs[key] = tuple(value)
-        return cls(**kwargs)._validated(source)
+        return cls(**kwargs)._validated(source, combinations)
 
     def replace(self, **changes: Any) -> "TrialConfig":
         return dataclasses.replace(self, **changes)._validated("config")
@@ -155,8 +174,10 @@ class TrialConfig:
             out["lambda" if f.name == "lambda_" else f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
-    def _validated(self, source: str) -> "TrialConfig":
+    def _validated(self, source: str, combinations: bool = True) -> "TrialConfig":
         problems = list(_problems(self))
+        if combinations and not problems:
+            problems = list(_combination_problems(self))
         if problems:
             raise UsageError("; ".join(f"{source}: {p}" for p in problems))
         return self
@@ -206,7 +227,7 @@ def _problems(c: TrialConfig):
             yield f"{name}: must be {text}, got {value!r}"
 
     yield from num("lambda", c.lambda_, lambda v: v >= 0, ">= 0")
-    for name in ("train_size", "dev_size", "test_size", "max_steps", "num_layers", "threads"):
+    for name in ("train_size", "dev_size", "test_size", "max_steps", "num_layers", "threads", "eval_every"):
         value = getattr(c, name)
         if value is not None:
             yield from num(name, value, lambda v: v >= 1, "a positive integer")
@@ -218,6 +239,8 @@ def _problems(c: TrialConfig):
     yield from num("lr", c.lr, lambda v: 0 < v < 1, "in (0, 1)")
     yield from num("weight_decay", c.weight_decay, lambda v: v >= 0, ">= 0")
     yield from num("grad_clip", c.grad_clip, lambda v: v > 0, "> 0")
+    yield from num("tune_lr", c.tune_lr, lambda v: 0 < v < 10, "in (0, 10)")
+    yield from num("tune_floor", c.tune_floor, lambda v: v >= 0, ">= 0")
     for name in ("dropout", "proj_dropout"):
         yield from num(name, getattr(c, name), lambda v: 0 <= v < 1, "in [0, 1)")
     for name in ("warmup_ratio", "lambda_warmup"):
@@ -243,3 +266,13 @@ def _uriel_problems(c: TrialConfig):
         parse_features(c.uriel_features, c.uriel_source)
     except UsageError as exc:
         yield f"uriel_features: {exc}"
+
+
+def _combination_problems(c: TrialConfig):
+    """Rules between fields (all in ``COUPLED_FIELDS``), checked once every field is valid on its own."""
+    if c.pooling == "pooler" and c.model in BUNDLED_MODELS:  # known without loading the model
+        yield POOLERLESS_BUNDLED.format(c.model)
+    if c.lambda_schedule in DYNAMIC_SCHEDULES and c.lambda_ == 0:
+        # analyze counts every λ = 0 trial as the plain fine-tuning baseline, but these train with L_uriel
+        yield (f"lambda: 0 with lambda_schedule {c.lambda_schedule!r} would still train with the URIEL loss "
+               "(the dynamic schedules ignore λ); the λ = 0 baseline takes lambda_schedule constant")

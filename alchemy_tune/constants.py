@@ -5,13 +5,15 @@ Scalar keys are plain floats/ints/strings; ``LANGS`` holds the per-language metr
 
     {
       "step": 120, "epoch": 1.5, "examples_seen": 3840,
-      "lambda": 10.0, "train_loss": 1.31, "task_loss": 1.22, "uriel_loss": 0.009,
+      "lambda": 10.0, "task_weight": 1.0, "uriel_weight": 10.0,   # λ = uriel_weight / task_weight
+      "train_loss": 1.31, "task_loss": 1.22, "uriel_loss": 0.009,
       "dev_seen": 0.61, "dev_val": 0.55, "dev_unseen": 0.52, "dev_all": 0.57, "dev_select": 0.59,
       "test_seen": 0.60, "test_val": 0.54, "test_unseen": 0.50, "test_all": 0.56,
       "langs": {"eng": {"uriel": "eng", "seen": True, "role": "seen",
                         "dev": {"accuracy": 0.7, "macro_f1": 0.6},
                         "test": {"accuracy": 0.68, "macro_f1": 0.59}}, ...},
       "primary_metric": "accuracy",
+      "notes": [],                   # e.g. why a metric is NaN ("dev pearson of eng: constant prediction")
       "status": "running",           # "running" | "completed" | "diverged"
       "reason": "",                  # why it diverged, else ""
       "train_seconds": 41.2,         # compute seconds spent by this trial so far (resumes included)
@@ -30,11 +32,14 @@ STEP = "step"
 EPOCH = "epoch"
 EXAMPLES_SEEN = "examples_seen"
 LAMBDA = "lambda"
+TASK_WEIGHT = "task_weight"
+URIEL_WEIGHT = "uriel_weight"
 TRAIN_LOSS = "train_loss"
 TASK_LOSS = "task_loss"
 URIEL_LOSS = "uriel_loss"
 LANGS = "langs"
 PRIMARY_METRIC = "primary_metric"
+NOTES = "notes"
 STATUS = "status"
 REASON = "reason"
 TRAIN_SECONDS = "train_seconds"

@@ -171,12 +171,17 @@ def _usage(value: str, why: str) -> UsageError:
     )
 
 
-def load_encoder(name_or_path: str, *, num_layers: int | None = None, freeze_embeddings: bool = False):
+def load_encoder(name_or_path: str, *, num_layers: int | None = None, freeze_embeddings: bool = False,
+                 pooler: bool = False):
     """``(model, tokenizer)`` for a bundled name, a local folder or a hub id; see the module docstring.
 
     ``num_layers=k`` keeps the first k transformer layers; ``freeze_embeddings`` stops gradients to
     the word-embedding matrix only (by far the largest tensor; positions and LayerNorm still train).
+    ``pooler`` loads the model's pretrained pooler (trained with the rest); a model without one, or whose
+    checkpoint has no pooler weights (e5), is a UsageError rather than a silently random pooler.
     """
+    if pooler and name_or_path in BUNDLED_MODELS:
+        raise UsageError(POOLERLESS_BUNDLED.format(name_or_path))
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     if num_layers is not None and (type(num_layers) is not int or num_layers < 1):
@@ -189,14 +194,17 @@ def load_encoder(name_or_path: str, *, num_layers: int | None = None, freeze_emb
         raise _usage(name_or_path, "no such folder")
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=False)
-        # The pooler is unused (we mean-pool) and e5 ships none; skip it where the class allows.
-        no_pooler = config.model_type in ("bert", "roberta", "xlm-roberta")
-        extra = {"add_pooling_layer": False} if no_pooler else {}
-        model = AutoModel.from_pretrained(path, config=config, trust_remote_code=False, **extra)
+        # Without pooling: pooler, skip the pooler where the class allows (e5 ships none).
+        optional_pooler = config.model_type in ("bert", "roberta", "xlm-roberta")
+        extra = {"add_pooling_layer": pooler} if optional_pooler else {}
+        model, info = AutoModel.from_pretrained(path, config=config, trust_remote_code=False,
+                                                output_loading_info=True, **extra)
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     except (OSError, ValueError, KeyError) as exc:
         detail = (str(exc).strip().splitlines() or [""])[0][:160]
         raise _usage(name_or_path, f"cannot be loaded ({type(exc).__name__}: {detail})") from None
+    if pooler:
+        _check_pooler(model, info, name_or_path)
 
     if num_layers is not None:
         layers = getattr(getattr(model, "encoder", None), "layer", None)
@@ -215,6 +223,20 @@ def load_encoder(name_or_path: str, *, num_layers: int | None = None, freeze_emb
     if freeze_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
     return model, tokenizer
+
+
+POOLERLESS_BUNDLED = ("pooling 'pooler': model {!r} (multilingual-e5) has no pretrained pooler; use pooling "
+                      "cls (first token) or mean")
+
+
+def _check_pooler(model, info: dict, name: str) -> None:
+    if getattr(model, "pooler", None) is None:
+        raise UsageError(f"pooling 'pooler': model {name!r} ({model.config.model_type}) has no pooler layer; "
+                         "use pooling cls or mean")
+    missing = [k for k in info.get("missing_keys", ()) if k.split(".")[0] == "pooler"]
+    if missing:
+        raise UsageError(f"pooling 'pooler': the checkpoint of model {name!r} has no pooler weights "
+                         f"({', '.join(sorted(missing))}), so the pooler would be random; use pooling cls or mean")
 
 
 # --------------------------------------------------------------------------- tiny test encoder
@@ -236,8 +258,10 @@ def _tiny_tokenizer_dir() -> Path:
     return final
 
 
-def make_tiny_encoder(folder: Path, *, hidden: int = 32, layers: int = 2, heads: int = 2) -> Path:
-    """A tiny seeded random BERT with a real (trimmed) multilingual tokenizer, saved in ``folder``."""
+def make_tiny_encoder(folder: Path, *, hidden: int = 32, layers: int = 2, heads: int = 2,
+                      pooler: bool = False) -> Path:
+    """A tiny seeded random BERT with a real (trimmed) multilingual tokenizer, saved in ``folder``
+    (with a pooler layer when ``pooler``, as mBERT and XLM-R checkpoints have)."""
     import shutil
 
     import torch
@@ -258,6 +282,6 @@ def make_tiny_encoder(folder: Path, *, hidden: int = 32, layers: int = 2, heads:
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = BertModel(config, add_pooling_layer=False)
+        model = BertModel(config, add_pooling_layer=pooler)
     model.save_pretrained(folder)
     return folder

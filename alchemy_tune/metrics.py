@@ -30,8 +30,9 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
         return math.nan
     x, y = x - x.mean(), y - y.mean()
     denom = math.sqrt(float(np.dot(x, x)) * float(np.dot(y, y)))
-    # A constant prediction has no correlation; report 0 rather than NaN so averages stay defined.
-    return float(np.dot(x, y) / denom) if denom > 0 else 0.0
+    # Undefined for a constant input: NaN, not 0, which would hide a collapsed regressor in an average
+    # (``notes`` says why in words).
+    return float(np.dot(x, y) / denom) if denom > 0 else math.nan
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
@@ -58,3 +59,14 @@ def score(kind: str, gold: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     if kind == "classification":
         return {"accuracy": accuracy(gold, pred), "macro_f1": macro_f1(gold, pred)}
     return {"pearson": pearson(gold, pred), "spearman": spearman(gold, pred)}
+
+
+def notes(kind: str, gold: np.ndarray, pred: np.ndarray) -> list[str]:
+    """Why a metric of :func:`score` is NaN although there are examples, in words."""
+    if kind == "classification" or len(gold) < 2:
+        return []
+    if np.ptp(np.asarray(pred, dtype=np.float64)) == 0:
+        return ["every prediction is the same value (a collapsed regressor): pearson and spearman are NaN"]
+    if np.ptp(np.asarray(gold, dtype=np.float64)) == 0:
+        return ["every gold score is the same value: pearson and spearman are NaN"]
+    return []

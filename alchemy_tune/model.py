@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import TrialConfig
+from .tasks.base import stable_seed
 
 _ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
 
@@ -38,8 +39,14 @@ def build_projection(hidden: int, uriel_dim: int, config: TrialConfig) -> nn.Mod
     return nn.Sequential(*layers)
 
 
-def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
-    """First-token state (``cls``) or the mask-weighted mean over tokens (``mean``)."""
+def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str,
+         pooler_output: torch.Tensor | None = None) -> torch.Tensor:
+    """First-token state (``cls``), the mask-weighted mean over tokens (``mean``), or the encoder's
+    pooler output (``pooler``: tanh-dense on the first token, loaded with the encoder)."""
+    if how == "pooler":
+        if pooler_output is None:
+            raise ValueError("pooling 'pooler' needs an encoder loaded with its pooler (load_encoder(pooler=True))")
+        return pooler_output
     if how == "cls":
         return hidden[:, 0]
     weights = mask.unsqueeze(-1).to(hidden.dtype)
@@ -57,14 +64,34 @@ class AlchemyModel(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.task_head = nn.Linear(hidden, num_outputs)
         self.projection = build_projection(hidden, uriel_dim, config)
+        self._projection_draws = config.projection == "mlp" and config.proj_dropout > 0
+        self._seed = config.seed
 
-    def forward(self, input_ids, attention_mask, token_type_ids=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, input_ids, attention_mask, token_type_ids=None, *, project: bool = True,
+                step: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(task logits, URIEL projection or None when ``project`` is False)."""
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
-        hidden = self.encoder(**kwargs).last_hidden_state
-        pooled = self.dropout(pool(hidden, attention_mask, self.pooling))
-        return self.task_head(pooled), self.projection(pooled)
+        out = self.encoder(**kwargs)
+        pooled = pool(out.last_hidden_state, attention_mask, self.pooling, getattr(out, "pooler_output", None))
+        pooled = self.dropout(pooled)
+        return self.task_head(pooled), self._project(pooled, step) if project else None
+
+    def _project(self, pooled: torch.Tensor, step: int) -> torch.Tensor:
+        if not (self.training and self._projection_draws):
+            return self.projection(pooled)
+        # The projection's dropout draws from a stream of its own, a function of (seed, step): trials that
+        # differ only in λ or the projection then share every other dropout mask (matched baselines), and a
+        # resumed trial replays the same masks.
+        cuda = pooled.device.type == "cuda"
+        with torch.random.fork_rng(devices=[pooled.device] if cuda else []):
+            seed = stable_seed("projection-dropout", self._seed, step)
+            if cuda:
+                torch.cuda.manual_seed(seed)
+            else:
+                torch.default_generator.manual_seed(seed)
+            return self.projection(pooled)
 
 
 def task_loss(kind: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -134,7 +134,8 @@ def print_plan(space, trials: int | None = None, show: int = 60) -> int:
     else:
         print(f"trials: {n if n else 'as given by --trials'} (sampled; the space has continuous parameters)")
 
-    base = check_trial_config(grid[0] if grid else space.fixed())
+    # without a grid only the shared values are known: rules between fields wait for whole trial configs
+    base = check_trial_config(grid[0]) if grid else TrialConfig.from_dict(space.fixed(), combinations=False)
     seen, val, unseen, source, notes = task_languages(base.task, base)
     if grid is not None:
         specs = {c.get("uriel_features", base.uriel_features) for c in grid}

@@ -45,7 +45,8 @@ val or unseen: trained on, validation, test); metric
 (accuracy, macro_f1, pearson, ...); value (float64); lambda, train_loss, task_loss, uriel_loss,
 train_seconds (float64, the values at that step); attempt (int64).
 
-``steps.parquet`` — one row per (run_id, trial_id, step): epoch, examples_seen, lambda, the losses,
+``steps.parquet`` — one row per (run_id, trial_id, step): epoch, examples_seen, lambda, task_weight and
+uriel_weight (the effective weights of the two losses; lambda = uriel_weight / task_weight), the losses,
 the averages (dev_seen ... test_all, dev_select), train_seconds, status, attempt: the learning curves.
 
 A trial that restarts from a checkpoint and reports step s again starts a new ``attempt`` holding its rows
@@ -87,7 +88,8 @@ METRICS_SCHEMA = pa.schema([
     ("train_loss", pa.float64()), ("task_loss", pa.float64()), ("uriel_loss", pa.float64()),
     ("train_seconds", pa.float64()), ("role", pa.string()),
 ])
-_STEP_FLOATS = ("epoch", C.LAMBDA, C.TRAIN_LOSS, C.TASK_LOSS, C.URIEL_LOSS, *C.AVERAGE_KEYS, C.TRAIN_SECONDS)
+_STEP_FLOATS = ("epoch", C.LAMBDA, C.TASK_WEIGHT, C.URIEL_WEIGHT, C.TRAIN_LOSS, C.TASK_LOSS, C.URIEL_LOSS,
+                *C.AVERAGE_KEYS, C.TRAIN_SECONDS)
 STEPS_SCHEMA = pa.schema(
     [("run_id", pa.string()), ("trial_id", pa.string()), ("step", pa.int64()), ("examples_seen", pa.int64())]
     + [(name, pa.float64()) for name in _STEP_FLOATS] + [("status", pa.string())]

@@ -224,8 +224,8 @@ def load_space(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
     """
     where = str(path)
     # imported here, not at the top: _space_yaml needs this module's types and value helpers
-    from ._space_yaml import (_check_conditions, _dependency_order, _param_name, _parse_param,
-                              _parse_settings, _read_yaml)
+    from ._space_yaml import (_check_combinations, _check_conditions, _dependency_order, _param_name,
+                              _parse_param, _parse_settings, _read_yaml)
 
     data = _read_yaml(Path(path), where)
     problems: list[tuple[str, str]] = []
@@ -259,6 +259,8 @@ def load_space(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
             if len(problems) == before:
                 # an existing entry keeps its place: dropping its condition keeps the order valid
                 ordered[name] = Param(name=name, kind="fixed", value=value)
+    if not problems:  # each entry is valid on its own: now the rules between fields
+        _check_combinations(ordered, problems)
     if settings.sampler in ("grid", "bruteforce"):
         for p in ordered.values():
             if p.values() is None:
@@ -275,6 +277,15 @@ def load_space(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
 _TAG = "\x1f"  # marks where TrialConfig's "source: " prefix ends, so its messages can be re-keyed
 
 
+def _config_problems(values: Mapping[str, Any], *, combinations: bool = True) -> list[str]:
+    """TrialConfig's verdict on a (partial) configuration: one ``field: message`` per problem."""
+    try:
+        TrialConfig.from_dict(values, source=_TAG, combinations=combinations)
+    except UsageError as exc:
+        return str(exc).removeprefix(f"{_TAG}: ").split(f"; {_TAG}: ")
+    return []
+
+
 def _value_problems(name: str, value: Any) -> list[str]:
     """TrialConfig's own verdict on one value, without its prefixes. A feature spec is checked on its own
     against every URIEL source (which source a trial uses is checked with its whole configuration)."""
@@ -283,12 +294,10 @@ def _value_problems(name: str, value: Any) -> list[str]:
     attempts = [{name: value, "uriel_source": s} for s in SOURCES] if name == "uriel_features" else [{name: value}]
     problems: list[str] = []
     for values in attempts:
-        try:
-            TrialConfig.from_dict(values, source=_TAG)
+        found = _config_problems(values, combinations=False)
+        if not found:
             return []
-        except UsageError as exc:
-            parts = str(exc).removeprefix(f"{_TAG}: ").split(f"; {_TAG}: ")
-            problems = problems or [p.removeprefix(f"{name}: ") for p in parts]
+        problems = problems or [p.removeprefix(f"{name}: ") for p in found]
     return problems
 
 

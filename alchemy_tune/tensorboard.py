@@ -3,7 +3,8 @@
 Each trial writes under its own folder inside RUN_DIR, so ``tensorboard --logdir RUN_DIR`` lists every
 trial as a separate run. Scalar tags:
 
-- ``loss/train``, ``loss/task``, ``loss/uriel``, ``lambda``, ``epoch``
+- ``loss/train``, ``loss/task``, ``loss/uriel``, ``lambda``, ``weight/task``, ``weight/uriel`` (the
+  effective weights of the two losses; λ is their ratio), ``epoch``
 - ``<split>/<group>`` for the averages (``dev/unseen``, ``test/seen``, ...)
 - ``<split>_<metric>/<seen|unseen>/<lang>`` per language (``dev_accuracy/unseen/sw-KE``), so
   TensorBoard's tag filter groups seen and unseen languages.
@@ -17,7 +18,8 @@ from typing import Mapping
 from . import constants as C
 
 _SCALARS = {C.TRAIN_LOSS: "loss/train", C.TASK_LOSS: "loss/task", C.URIEL_LOSS: "loss/uriel",
-            C.LAMBDA: "lambda", C.EPOCH: "epoch", C.TRAIN_SECONDS: "train_seconds"}
+            C.LAMBDA: "lambda", C.TASK_WEIGHT: "weight/task", C.URIEL_WEIGHT: "weight/uriel", C.EPOCH: "epoch",
+            C.TRAIN_SECONDS: "train_seconds"}
 
 
 def scalars_of(report: Mapping) -> dict[str, float]:

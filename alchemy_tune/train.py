@@ -20,11 +20,13 @@ import numpy as np
 import torch
 
 from . import constants as K
+from . import optim
 from .batching import Encoded, collate, concat, encode, epoch_batches, eval_batches
 from .config import TrialConfig
 from .encoder import load_encoder
 from .errors import UsageError
 from .lambdas import LambdaSchedule
+from .metrics import notes as metric_notes
 from .metrics import score
 from .model import AlchemyModel, task_loss, uriel_loss
 from .tasks import Task, TaskOptions, load_task
@@ -81,11 +83,9 @@ def prepare(config: TrialConfig) -> Prepared:
     uriel = torch.as_tensor(table.vectors(config.uriel_features, codes, missing=config.missing))
 
     encoder, tokenizer = load_encoder(config.model, num_layers=config.num_layers,
-                                      freeze_embeddings=config.freeze_embeddings)
-    # Seed before the heads are created so a seed fixes their initialisation too.
-    torch.manual_seed(config.seed)
-    random.seed(config.seed)
-    model = AlchemyModel(encoder, task.num_labels, uriel.shape[1], config).to(device)
+                                      freeze_embeddings=config.freeze_embeddings,
+                                      pooler=config.pooling == "pooler")
+    model = build_model(encoder, task.num_labels, uriel.shape[1], config).to(device)
 
     index = {lang: i for i, lang in enumerate(languages)}
 
@@ -97,6 +97,21 @@ def prepare(config: TrialConfig) -> Prepared:
     train = encode_split("train", task.seen)
     evals = {split: encode_split(split, languages) for split in K.SPLITS_EVALUATED}
     return Prepared(config, task, languages, codes, uriel.to(device), model, tokenizer, train, evals, device)
+
+
+def build_model(encoder, num_labels: int, uriel_dim: int, config: TrialConfig) -> AlchemyModel:
+    """The heads seeded by ``seed`` on a forked RNG, then the training stream seeded by ``seed`` alone.
+
+    Initialising the projection draws from the RNG in proportion to its size (URIEL dims, MLP or linear):
+    without the fork, a λ = 0 baseline and a λ > 0 trial of the same seed would see different dropout
+    masks, and the pair would be less matched than it looks.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        model = AlchemyModel(encoder, num_labels, uriel_dim, config)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    return model
 
 
 def _autocast(device: torch.device, enabled: bool):
@@ -118,7 +133,8 @@ def predict(p: Prepared, data: Encoded, batch_size: int) -> np.ndarray:
     for indices in eval_batches(data, batch_size):
         batch = _to(collate(data, indices, pad_id), p.device)
         with _autocast(p.device, p.config.bf16):
-            logits, _ = p.model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+            logits, _ = p.model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
+                                project=False)
         logits = logits.float()
         pred = logits.argmax(-1) if p.task.kind == "classification" else logits.squeeze(-1)
         out[np.asarray(indices)] = pred.cpu().numpy()
@@ -137,6 +153,7 @@ def evaluate(p: Prepared) -> dict:
         for lang, code in zip(p.languages, p.uriel_codes)
     }
     result: dict[str, Any] = {}
+    notes: list[str] = []
     primary = p.task.primary_metric
     for split, data in p.evals.items():
         if not len(data):
@@ -146,9 +163,12 @@ def evaluate(p: Prepared) -> dict:
             mask = data.lang_index == i
             if mask.any():
                 langs[lang][split] = score(p.task.kind, data.labels[mask], pred[mask])
+                why = metric_notes(p.task.kind, data.labels[mask], pred[mask])
+                notes += [f"{split} {lang}: {n}" for n in why]
     result.update(averages(langs, primary))
     result[K.LANGS] = langs
     result[K.PRIMARY_METRIC] = primary
+    result[K.NOTES] = notes
     return result
 
 
@@ -172,9 +192,11 @@ def _mean(langs: Mapping[str, Mapping], split: str, primary: str, roles) -> floa
 def compute_losses(p: Prepared, batch: dict, schedule: LambdaSchedule, step: int):
     """(combined loss, task loss, URIEL loss or None when λ is 0) for one training batch."""
     with _autocast(p.device, p.config.bf16):
-        logits, projected = p.model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
+        # λ = 0: the projection is not even run (the baseline is plain fine-tuning)
+        logits, projected = p.model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
+                                    project=schedule.uses_uriel, step=step)
     l_task = task_loss(p.task.kind, logits, batch["labels"])
-    if not schedule.uses_uriel:
+    if projected is None:
         return l_task, l_task, None
     l_uriel = uriel_loss(projected, p.uriel[batch["lang_index"]])
     return schedule.combine(l_task, l_uriel, step), l_task, l_uriel
@@ -194,27 +216,13 @@ def run_trial(config: TrialConfig | Mapping, report: Report, *, resume_from: str
     p = prepare(config)
     model, device = p.model, p.device
 
-    steps_per_epoch = math.ceil(len(p.train) / config.batch_size)
-    total_steps = max(1, math.ceil(config.epochs * steps_per_epoch))
-    if config.max_steps:
-        total_steps = min(total_steps, config.max_steps)
-    eval_every = max(1, math.ceil(steps_per_epoch / config.evals_per_epoch))
+    total_steps, steps_per_epoch = optim.total_steps(config, len(p.train))
+    eval_every = optim.eval_interval(config, steps_per_epoch)
 
     schedule = LambdaSchedule(config.lambda_schedule, config.lambda_, total_steps,
-                              config.lambda_warmup, config.scale_interval).to(device)
+                              config.lambda_warmup, config.scale_interval, config.tune_floor).to(device)
     params = [prm for prm in model.parameters() if prm.requires_grad]
-    groups = [{"params": params, "weight_decay": config.weight_decay}]
-    if any(True for _ in schedule.parameters()):
-        groups.append({"params": list(schedule.parameters()), "weight_decay": 0.0})
-    optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    warmup_steps = int(config.warmup_ratio * total_steps)
-
-    def lr_factor(step: int) -> float:  # linear warm-up, then linear decay to 0
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
-    lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    optimizer, lr_schedule = optim.build_optimizer(model, schedule, config, total_steps)
 
     step, prior_seconds = 0, 0.0
     if resume_from:
@@ -277,6 +285,7 @@ def run_trial(config: TrialConfig | Mapping, report: Report, *, resume_from: str
                 K.STEP: step, K.EPOCH: step / steps_per_epoch,
                 K.EXAMPLES_SEEN: min(step * config.batch_size, int(config.epochs * len(p.train))),
                 K.LAMBDA: schedule.effective_lambda(step - 1),
+                **dict(zip((K.TASK_WEIGHT, K.URIEL_WEIGHT), schedule.weights(step - 1))),
                 K.TRAIN_LOSS: sums[0] / n_since, K.TASK_LOSS: sums[1] / n_since, K.URIEL_LOSS: sums[2] / n_since,
                 K.STATUS: K.COMPLETED if step == total_steps else K.RUNNING, K.REASON: "",
                 K.TRAIN_SECONDS: prior_seconds + time.perf_counter() - started,

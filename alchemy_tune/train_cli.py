@@ -142,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"task {config.task}  model {config.model}  λ={config.lambda_} ({config.lambda_schedule})  "
           f"URIEL {config.uriel_features}  {time.perf_counter() - started:.0f}s")
     print(format_table(outcome.metrics))
+    for note in outcome.metrics.get(K.NOTES, []):
+        print(f"note: {note}")
     if args.out:
         print(f"\nresults: {Path(args.out).resolve()}")
     return 0

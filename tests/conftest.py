@@ -27,3 +27,11 @@ def tiny_encoder_dir(tmp_path_factory) -> str:
     from alchemy_tune.encoder import make_tiny_encoder
 
     return str(make_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder")))
+
+
+@pytest.fixture(scope="session")
+def tiny_pooler_encoder_dir(tmp_path_factory) -> str:
+    """The tiny BERT with a (pretrained-style, saved) pooler layer, as mBERT and XLM-R checkpoints have."""
+    from alchemy_tune.encoder import make_tiny_encoder
+
+    return str(make_tiny_encoder(tmp_path_factory.mktemp("tiny-pooler-encoder"), pooler=True))

@@ -190,6 +190,24 @@ def test_tiny_encoder_loads_and_runs(tiny_encoder_dir, tmp_path):
     torch.testing.assert_close(again.state_dict(), model.state_dict())
 
 
+def test_pooler_is_loaded_from_a_checkpoint_that_has_one(tiny_pooler_encoder_dir):
+    from safetensors.torch import load_file
+
+    saved = load_file(str(Path(tiny_pooler_encoder_dir) / "model.safetensors"))
+    model, _ = encoder.load_encoder(tiny_pooler_encoder_dir, pooler=True)
+    torch.testing.assert_close(model.pooler.dense.weight, saved["pooler.dense.weight"], rtol=0, atol=0)
+    without, _ = encoder.load_encoder(tiny_pooler_encoder_dir)  # other poolings skip it
+    assert getattr(without, "pooler", None) is None
+
+
+def test_pooler_of_a_model_without_one_is_a_usage_error(tiny_encoder_dir):
+    with pytest.raises(UsageError, match="no pooler weights") as info:
+        encoder.load_encoder(tiny_encoder_dir, pooler=True)  # a BERT class, but its checkpoint has none
+    assert "pooler.dense.weight" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(UsageError, match="has no pretrained pooler; use pooling cls"):
+        encoder.load_encoder("e5-small", pooler=True)  # known without converting or loading it
+
+
 def test_resolve_model_is_idempotent_and_passes_other_values_through(e5_dir, tmp_path):
     weights = e5_dir / "model.safetensors"
     before = weights.stat()

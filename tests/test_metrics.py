@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from alchemy_tune.metrics import accuracy, macro_f1, pearson, score, spearman
+from alchemy_tune.metrics import accuracy, macro_f1, notes, pearson, score, spearman
 
 
 def test_accuracy_and_macro_f1_by_hand():
@@ -26,5 +26,11 @@ def test_correlations_match_scipy():
 
 def test_degenerate_inputs():
     assert math.isnan(accuracy(np.array([]), np.array([])))
-    assert pearson(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 1.0])) == 0.0
+    # a constant prediction has no defined correlation: NaN (a 0 would hide a collapsed regressor)
+    gold, flat = np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 1.0])
+    assert math.isnan(pearson(gold, flat)) and math.isnan(spearman(gold, flat))
+    assert all(math.isnan(v) for v in score("pair_regression", gold, flat).values())
+    assert "collapsed regressor" in notes("pair_regression", gold, flat)[0]
+    assert "gold" in notes("pair_regression", flat, gold)[0]
+    assert notes("pair_regression", gold, gold) == [] and notes("classification", gold, flat) == []
     assert set(score("pair_regression", np.arange(4.0), np.arange(4.0))) == {"pearson", "spearman"}

@@ -34,10 +34,11 @@ def test_train_on_massive_release_files(tmp_path, tiny_encoder_dir):
 
 
 @pytest.mark.slow
-def test_two_trials_of_the_paper_massive_space(tmp_path, tiny_encoder_dir):
+def test_two_trials_of_the_paper_massive_space(tmp_path, tiny_pooler_encoder_dir):
     data = write_massive(tmp_path / "massive")
+    # the paper space pools with the pretrained pooler: a tiny BERT that has one stands in for mBERT
     result = cli("--trials", "2", "--space", "search_spaces/paper-massive.yaml", "--data-dir", str(data),
-                 "--model", tiny_encoder_dir, "--set", "num_layers=null", "--gpus-per-trial", "0",
+                 "--model", tiny_pooler_encoder_dir, "--set", "num_layers=null", "--gpus-per-trial", "0",
                  "--cpus-per-trial", "1", "--num-cpus", "2", "--storage", str(tmp_path / "runs"), "--name", "paper")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "search finished" in result.stdout

@@ -102,3 +102,12 @@ def test_plan_of_every_shipped_space_prints_the_three_groups_and_the_selection_m
     oracle.write_text("search: {metric: oracle_dev_unseen, trials: 2}\ntask: bible-genre\n")
     print_plan(load_space(oracle))
     assert "selection metric: oracle_dev_unseen — ORACLE" in capsys.readouterr().out
+
+
+def test_plan_refuses_lambda_zero_with_a_dynamic_schedule(tmp_path):
+    bad = tmp_path / "x.yaml"
+    bad.write_text("lambda: 0\nlambda_schedule: {type: categorical, choices: [constant, alchemytune]}\n")
+    result = cli("plan", "--space", str(bad))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "lambda: 0 with lambda_schedule 'alchemytune' would still train with the URIEL loss" in result.stderr

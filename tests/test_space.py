@@ -108,7 +108,9 @@ def test_paper_task_grids_add_one_baseline_per_model(name):
     cells = {(c["model"], c["lambda_schedule"], c.get("lambda"), c.get("uriel_features")) for c in grid}
     assert len(grid) == 100 and cells == expected
     assert (space.settings.gpus_per_trial, space.settings.cpus_per_trial) == (1, 4)
-    fixed = check_trial_config(space.fixed())
+    # the shared values alone (the model is sampled: rules between fields wait for a whole trial config)
+    fixed = TrialConfig.from_dict(space.fixed(), combinations=False)
+    assert fixed.pooling == "pooler" and all(check_trial_config(c).pooling == "pooler" for c in grid)
     assert fixed.lr == 5e-5 and fixed.train_size is None
     assert fixed.batch_size == (32 if name == "paper-semrel.yaml" else 128)
     # the models need the hub or a local copy: pinning model to a folder must work
@@ -132,6 +134,21 @@ def test_ablation_scaling_and_lambda_grids():
                             "alchemyscale": 3, "alchemytune": 1}
     assert all(("scale_interval" in c) == (c["lambda_schedule"] == "alchemyscale") for c in lam)
     assert all("lambda" not in c for c in lam if c["lambda_schedule"].startswith("alchemy"))
+
+
+def test_scaling_space_holds_the_step_budget_fixed_across_train_sizes():
+    from alchemy_tune.optim import eval_interval, total_steps
+    from alchemy_tune.tasks.bible import DEFAULT_SEEN
+
+    header = (SPACES / "scaling.yaml").read_text().split("\ndescription:")[0]
+    assert "FIXED STEP BUDGET" in header and "max_steps" in header
+    budgets = set()
+    for values in load_space(SPACES / "scaling.yaml").grid():
+        config = check_trial_config(values)
+        steps, per_epoch = total_steps(config, config.train_size * len(DEFAULT_SEEN))
+        every = eval_interval(config, per_epoch)
+        budgets.add((steps, tuple(range(every, steps + 1, every))))
+    assert budgets == {(500, (125, 250, 375, 500))}  # same updates and evaluations for 50 ... 800 per language
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -202,6 +219,47 @@ def test_condition_values_must_be_reachable(tmp_path):
     ]
 
 
+DYNAMIC_LAMBDA_0 = "lambda: 0 with lambda_schedule '{}' would still train with the URIEL loss"
+
+
+@pytest.mark.parametrize("text, schedule", [
+    # λ sampled, schedule categorical: λ = 0 with a dynamic schedule can be drawn
+    ("""
+     lambda_schedule: {type: categorical, choices: [constant, alchemytune]}
+     lambda: {type: categorical, choices: [0, 10]}
+     """, "alchemytune"),
+    # a continuous λ whose range starts at 0, with a fixed dynamic schedule
+    ("""
+     lambda_schedule: alchemyscale
+     lambda: {type: float, low: 0.0, high: 25.0}
+     """, "alchemyscale"),
+    # a condition that admits the dynamic schedules too
+    ("""
+     lambda_schedule: {type: categorical, choices: [constant, alchemyscale, alchemytune]}
+     lambda: {type: categorical, choices: [0, 10], when: {lambda_schedule: [constant, alchemyscale]}}
+     """, "alchemyscale"),
+])
+def test_lambda_zero_with_a_dynamic_schedule_is_refused_where_it_can_occur(tmp_path, text, schedule):
+    path = write(tmp_path, text)
+    problems = problems_of(path)
+    assert len(problems) == 1 and DYNAMIC_LAMBDA_0.format(schedule) in problems[0], problems
+    assert f"lambda_schedule={schedule!r}" in problems[0]  # names the combination
+
+
+def test_lambda_zero_with_a_dynamic_schedule_that_cannot_occur_is_fine(tmp_path):
+    # the paper spaces' shape: λ (0 included) only for the constant schedule; the dynamic ones read λ's
+    # default (10). Also: λ = 0 with a static schedule, and a dynamic schedule pinned by an override.
+    path = write(tmp_path, """
+        lambda_schedule: {type: categorical, choices: [constant, warmup, alchemyscale, alchemytune]}
+        lambda: {type: categorical, choices: [0, 1, 10], when: {lambda_schedule: [constant, warmup]}}
+    """)
+    grid = load_space(path).grid()
+    assert {(c["lambda_schedule"], c.get("lambda")) for c in grid} >= {("constant", 0), ("alchemytune", None)}
+    fixed = write(tmp_path, "lambda: {type: categorical, choices: [0, 10]}\n", name="y.yaml")
+    assert load_space(fixed).grid()
+    assert DYNAMIC_LAMBDA_0.format("alchemytune") in problems_of(fixed, {"lambda_schedule": "alchemytune"})[0]
+
+
 def test_condition_cycles_are_errors(tmp_path):
     path = write(tmp_path, """
         projection: {type: categorical, choices: [linear, mlp], when: {pooling: mean}}
@@ -269,7 +327,7 @@ def test_fixed_values_lists_and_grid_sampler_need(tmp_path):
 
 CONDITIONAL = """
     lr: {type: float, low: 1e-5, high: 1e-3, log: true}
-    lambda: {type: float, low: 0, high: 50, step: 5}
+    lambda: {type: float, low: 5, high: 50, step: 5}
     projection: {type: categorical, choices: [linear, mlp]}
     proj_width: {type: int, low: 64, high: 512, log: true, when: {projection: mlp}}
     proj_activation: {type: categorical, choices: [gelu, relu], when: {proj_width: [64, 65, 66]}}

@@ -64,8 +64,10 @@ def test_trial_reports_per_language_metrics(tiny_encoder_dir):
     assert last[K.TRAIN_SECONDS] > 0
 
 
-def test_resume_ends_with_the_same_metrics(tiny_encoder_dir, tmp_path):
-    config = tiny(tiny_encoder_dir, dropout=0.1)
+@pytest.mark.parametrize("schedule", ["constant", "alchemytune"])
+def test_resume_ends_with_the_same_metrics(tiny_encoder_dir, tmp_path, schedule):
+    # alchemytune: the learnt weights, their start and their own optimiser group come back too
+    config = tiny(tiny_encoder_dir, dropout=0.1, lambda_schedule=schedule, projection="mlp", proj_dropout=0.2)
     full = Recorder()
     run_trial(config, full)
     crashed = Recorder(keep_dir=tmp_path, crash_after=1)
@@ -75,7 +77,7 @@ def test_resume_ends_with_the_same_metrics(tiny_encoder_dir, tmp_path):
     run_trial(config, resumed, resume_from=str(crashed.checkpoints[0]))
     assert [r[K.STEP] for r in resumed.reports] == [6, 9]
     a, b = full.reports[-1], resumed.reports[-1]
-    for key in K.AVERAGE_KEYS + (K.TRAIN_LOSS, K.URIEL_LOSS):
+    for key in K.AVERAGE_KEYS + (K.TRAIN_LOSS, K.URIEL_LOSS, K.TASK_WEIGHT, K.URIEL_WEIGHT):
         assert a[key] == pytest.approx(b[key], abs=1e-6, nan_ok=True), key
     assert a[K.LANGS] == b[K.LANGS]
 
@@ -128,3 +130,108 @@ def test_pair_regression_trial(tiny_encoder_dir):
     assert last[K.PRIMARY_METRIC] == "pearson"
     assert set(last[K.LANGS]["rus"]["test"]) == {"pearson", "spearman"}
     assert -1.0 <= last["test_unseen"] <= 1.0
+
+
+def test_alchemytune_weight_learns_within_200_steps_and_is_logged(tiny_encoder_dir, tmp_path):
+    """Issue 9 acceptance 1: unbalanced losses (CE ~1.8 vs URIEL MSE falling from ~0.3 to ~0.03)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from alchemy_tune.run_dir import TrainRunSink
+    from alchemy_tune.results import read_steps
+
+    config = tiny(tiny_encoder_dir, lambda_schedule="alchemytune", epochs=100.0, max_steps=200, eval_every=50)
+    first = Recorder()
+    run_trial(config.replace(max_steps=1), first)  # the same first batch: the weights' start (1 update)
+    start = first.reports[0][K.URIEL_WEIGHT]
+    sink = TrainRunSink(str(tmp_path / "run"), config)
+    outcome = run_trial(config, lambda metrics, _: sink.report(metrics))
+    sink.close(outcome)
+    steps = read_steps(str(tmp_path / "run")).to_pylist()
+    assert [s["step"] for s in steps] == [50, 100, 150, 200]
+    uriel = [s[K.URIEL_WEIGHT] for s in steps]
+    assert all(math.isfinite(w) and w > 0 for w in uriel + [s[K.TASK_WEIGHT] for s in steps])
+    assert uriel[-1] > 2 * start, (start, uriel)
+    for s in steps:  # λ is the ratio of the two weights
+        assert s[K.LAMBDA] == pytest.approx(s[K.URIEL_WEIGHT] / s[K.TASK_WEIGHT], rel=1e-6)
+    acc = EventAccumulator(str(tmp_path / "run" / "tensorboard" / "train"), size_guidance={"scalars": 0})
+    acc.Reload()
+    logged = {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in ("weight/task", "weight/uriel")}
+    assert logged["weight/uriel"] == [(s["step"], pytest.approx(s[K.URIEL_WEIGHT], rel=1e-6)) for s in steps]
+    assert [step for step, _ in logged["weight/task"]] == [50, 100, 150, 200]
+
+
+def _record_training(monkeypatch, config: TrialConfig) -> dict:
+    """Run a trial and keep, per training forward pass: the batch, the RNG state, every dropout mask."""
+    from alchemy_tune import train
+
+    log = {"batches": [], "rng": [], "masks": [], "projections": 0}
+
+    def instrumented(c):
+        p = prepare(c)
+
+        def before(module, args):
+            if module.training:
+                log["batches"].append(args[0].clone())
+                log["rng"].append(torch.get_rng_state().clone())
+
+        def mask(module, inputs, output):
+            if module.training:
+                log["masks"].append((output == 0) & (inputs[0] != 0))
+
+        def projected(module, inputs, output):
+            log["projections"] += module.training
+
+        p.model.register_forward_pre_hook(before)
+        p.model.projection.register_forward_hook(projected)
+        for m in p.model.modules():
+            if isinstance(m, torch.nn.Dropout) and m.p > 0 and m not in list(p.model.projection.modules()):
+                m.register_forward_hook(mask)
+        return p
+
+    monkeypatch.setattr(train, "prepare", instrumented)
+    assert run_trial(config, Recorder()).status == K.COMPLETED
+    return log
+
+
+def test_matched_baselines_see_the_same_batches_and_dropout_masks(tiny_encoder_dir, monkeypatch):
+    """Issue 9 item 4: trials that differ only in λ / URIEL set / projection share every random draw."""
+    base = tiny(tiny_encoder_dir, **{"lambda": 0.0}, dropout=0.2, evals_per_epoch=1)
+    variants = [base.replace(lambda_=10.0),
+                base.replace(lambda_=1.0, uriel_features="geo", projection="mlp", proj_dropout=0.3)]
+    reference = _record_training(monkeypatch, base)
+    assert len(reference["batches"]) == 9 and len(reference["masks"]) >= 9
+    assert reference["projections"] == 0  # λ = 0: the projection is not even run
+    for config in variants:
+        other = _record_training(monkeypatch, config)
+        assert other["projections"] == 9
+        assert all(torch.equal(a, b) for a, b in zip(reference["batches"], other["batches"], strict=True))
+        assert all(torch.equal(a, b) for a, b in zip(reference["rng"], other["rng"], strict=True))
+        assert all(torch.equal(a, b) for a, b in zip(reference["masks"], other["masks"], strict=True))
+
+
+def test_pooler_is_loaded_and_trained(tiny_pooler_encoder_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    saved = {k: v for k, v in load_file(str(Path(tiny_pooler_encoder_dir) / "model.safetensors")).items()
+             if k.startswith("pooler.")}
+    assert saved  # the checkpoint has a pooler
+    config = tiny(tiny_pooler_encoder_dir, pooling="pooler")
+    loaded = prepare(config).model.encoder.pooler.state_dict()
+    assert all(torch.equal(loaded[k.removeprefix("pooler.")], v) for k, v in saved.items())
+    rec = Recorder(keep_dir=tmp_path)
+    assert run_trial(config, rec).status == K.COMPLETED
+    state = torch.load(rec.checkpoints[-1] / CHECKPOINT_FILE, weights_only=True)["model"]
+    trained = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.pooler.")}
+    assert trained.keys() == saved.keys()
+    assert all(not torch.equal(trained[k], saved[k]) for k in saved)
+
+
+def test_the_first_update_of_a_warmup_has_lr_zero(tiny_encoder_dir, tmp_path):
+    config = tiny(tiny_encoder_dir, warmup_ratio=0.5, evals_per_epoch=9, max_steps=2)  # 9 steps an epoch
+    initial = {k: v.clone() for k, v in prepare(config).model.state_dict().items()}
+    rec = Recorder(keep_dir=tmp_path)
+    run_trial(config, rec)
+    after_first = torch.load(rec.checkpoints[0] / CHECKPOINT_FILE, weights_only=True)["model"]
+    after_second = torch.load(rec.checkpoints[1] / CHECKPOINT_FILE, weights_only=True)["model"]
+    assert all(torch.equal(after_first[k], initial[k]) for k in after_first)
+    assert any(not torch.equal(after_second[k], initial[k]) for k in after_second)

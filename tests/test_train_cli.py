@@ -28,6 +28,10 @@ def cli(*args, timeout=300):
     (["--model", "/nonexistent/model-dir"], "/nonexistent/model-dir"),
     (["--seen", "eng,xx-QQ"], "xx-QQ"),
     (["--lambda-schedule", "exp"], "lambda_schedule: 'exp' is not one of constant"),
+    (["--lambda", "0", "--lambda-schedule", "alchemytune"],
+     "lambda: 0 with lambda_schedule 'alchemytune' would still train with the URIEL loss"),
+    (["--lambda", "0", "--lambda-schedule", "alchemyscale"], "the λ = 0 baseline takes lambda_schedule constant"),
+    (["--pooling", "pooler", "--model", "e5-small"], "model 'e5-small' (multilingual-e5) has no pretrained pooler"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, needle, tiny_encoder_dir):
     model = [] if "--model" in args else ["--model", tiny_encoder_dir]
