@@ -42,6 +42,8 @@ class Runs:
     notes: list[str] = field(default_factory=list)
     kinds: dict[str, str] = field(default_factory=dict)
     """run_id -> the run's kind in alchemy_run.json (search, confirm, train)."""
+    selections: list[str] = field(default_factory=list)
+    """The selection metric of each run (alchemy_run.json ``metric``)."""
 
     @property
     def average(self) -> str:
@@ -66,8 +68,10 @@ class Runs:
         t = self.trials
         flagged = bool(t["oracle"].fillna(False).astype(bool).any()) if "oracle" in t else False
         names = t["selection_metric"].dropna().astype(str) if "selection_metric" in t else pd.Series([], dtype=str)
-        return (flagged or names.str.startswith(ORACLE_PREFIX).any() or self.metric.startswith(ORACLE_PREFIX)
-                or self.average.endswith("_unseen"))
+        chosen = [*names, *self.selections, self.metric]
+        # the test languages' own dev sets (in dev_unseen, dev_all) choosing anything makes these oracle results
+        return flagged or any(str(m).startswith(ORACLE_PREFIX) or str(m).endswith(("_unseen", "_all"))
+                              for m in chosen)
 
     @property
     def confirm_runs(self) -> list[str]:
@@ -111,7 +115,7 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
     averages = sorted(c.removeprefix(f"{at}_") for c in frame.columns if c.startswith(f"{at}_") and c != f"{at}_step")
     if f"{at}_{metric.removeprefix(ORACLE_PREFIX)}" not in frame:
         raise UsageError(f"--metric: {metric!r} is not an average of these runs; valid: {', '.join(averages)}")
-    runs = Runs(list(run_dirs), metric, at, frame, lang_frame, notes, kinds)
+    runs = Runs(list(run_dirs), metric, at, frame, lang_frame, notes, kinds, [m for m in selections if m])
     runs.notes += status_notes(runs)
     if runs.oracle:
         runs.notes.insert(0, "ORACLE: trials were selected or ranked on test-language dev data "

@@ -86,11 +86,11 @@ def grid(n_trials: int, repeats: int = 3, first_seed: int = 42) -> Iterator[dict
 SELECTION = "dev_select"  # the default selection metric: seen + validation languages' dev sets
 
 
-def write_meta(run_dir: str, run_id: str, kind: str = "search") -> None:
+def write_meta(run_dir: str, run_id: str, kind: str = "search", metric: str | None = None) -> None:
     """The run's alchemy_run.json, as the search writes it."""
     fs, root = resolve(run_dir)
     fs.create_dir(root, recursive=True)
-    metric = SELECTION if SELECTION in C.AVERAGE_KEYS else "dev_unseen"
+    metric = metric or (SELECTION if SELECTION in C.AVERAGE_KEYS else "dev_unseen")
     meta = {"schema": 1, "run_id": run_id, "kind": kind, "task": "bible-genre",
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(), "space": None, "metric": metric,
             "mode": "max", "objectives": [[metric, "max"]], "sampler": "tpe", "pruner": "none",
@@ -101,13 +101,13 @@ def write_meta(run_dir: str, run_id: str, kind: str = "search") -> None:
 
 def make_run(run_dir: str, *, n_trials: int = 8, n_langs: int = 8, n_evals: int = 4, seed: int = 0,
              run_id: str | None = None, failed: int = 0, running: int = 0, repeats: int = 3,
-             kind: str = "search", first_seed: int = 42) -> str:
+             kind: str = "search", first_seed: int = 42, metric: str | None = None) -> str:
     """Write a complete run folder (alchemy_run.json + results) and return its path.
 
     The last ``running`` trials stop half-way without ending; the ``failed`` ones before them fail half-way.
     """
     run_id = run_id or f"synthetic-{seed}"
-    write_meta(run_dir, run_id, kind)
+    write_meta(run_dir, run_id, kind, metric)
     rng, langs = random.Random(seed), languages(n_langs)
     writer = ResultsWriter(run_dir, run_id, flush_interval_s=math.inf)
     for i, cfg in enumerate(grid(n_trials, repeats, first_seed)):
