@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("alchemy_tune.train_cli", "run one LinguAlchemy trial without Ray and print per-language scores"),
     "plan": ("alchemy_tune.plan_cli", "dry run: print trials, languages and URIEL coverage without training"),
     "analyze": ("alchemy_tune.analyze_cli", "leaderboard, ablations, plots and a Markdown report for run(s)"),
+    "confirm": ("alchemy_tune.confirm_cli", "re-run a search's best configurations and baselines on fresh seeds"),
 }
 DEFAULT_COMMAND = "search"
 
