@@ -55,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
     space_path = f"{run_dir}/{SPACE_FILE}"
     created = not is_uri(run_dir) and not os.path.exists(run_dir)
     write_bytes_atomic(space_path, json.dumps(space_document(p, settings), indent=1).encode())  # JSON is YAML
-    link = {"source_run": p.source, "top": args.top, "repeats": args.repeats, "seeds": p.seeds,
-            "confirmed": [c["config"] for c in p.chosen], "baselines": p.baselines}
+    link = {"source_run": p.source, "confirm": {"top": args.top, "repeats": args.repeats, "seeds": p.seeds,
+                                                "configurations": [c["config"] for c in p.chosen],
+                                                "baselines": p.baselines}}
     request = SearchRequest(space_path=space_path if not is_uri(space_path) else _local_copy(space_path, p),
                             storage=storage, name=name, address=args.address, num_cpus=args.num_cpus,
                             max_failures=args.max_failures, configs=tuple(p.configs), kind="confirm", meta=link)

@@ -79,8 +79,8 @@ def test_confirm_runs_the_best_configuration_and_its_baseline_end_to_end(tmp_pat
     confirm_dir = tmp_path / "confirm-search-1"
     meta = json.loads((confirm_dir / "alchemy_run.json").read_text())
     assert meta["kind"] == "confirm" and meta["source_run"]["run_id"] == "search-1"
-    assert meta["source_run"]["run_dir"] == run and meta["seeds"] == [3, 4]
-    assert [c["lambda"] for c in meta["confirmed"]] == [3.0]
+    assert meta["source_run"]["run_dir"] == run and meta["confirm"]["seeds"] == [3, 4]
+    assert [c["lambda"] for c in meta["confirm"]["configurations"]] == [3.0]
     rows = read_trials(str(confirm_dir)).to_pylist()
     assert sorted((r["cfg_lambda"], r["cfg_seed"], r["status"]) for r in rows) == [
         (0.0, 3, C.COMPLETED), (0.0, 4, C.COMPLETED), (3.0, 3, C.COMPLETED), (3.0, 4, C.COMPLETED)]
