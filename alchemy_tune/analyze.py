@@ -291,17 +291,7 @@ def comparisons(u: P.Units) -> tuple[pd.DataFrame, str | None]:
 
 def dimensions(u: P.Units) -> dict[str, tuple[pd.DataFrame, str | None]]:
     """For every searched setting but λ (compared in ``comparisons``): its values against the reference."""
-    return {P._short(c): P.dimension_comparisons(u, c) for c in u.searched if c != "cfg_lambda"}
-
-
-def focus(table: pd.DataFrame) -> pd.Series | None:
-    """The configuration the report details: the best by the selection score among those with a Δ."""
-    if table.empty or "Δunseen" not in table:
-        return None
-    rows = table[table["Δunseen"].notna()]
-    if rows.empty:
-        return None
-    return rows.loc[rows["selection_score"].idxmax()] if rows["selection_score"].notna().any() else rows.iloc[0]
+    return {P.short(c): P.dimension_comparisons(u, c) for c in u.searched if c != "cfg_lambda"}
 
 
 def config_key(u: P.Units, row: pd.Series) -> str | None:

@@ -63,7 +63,7 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
     verdict = P.verdict(v_table, confirmed=bool(confirmed), oracle=runs.oracle)
     if confirmed:
         tables["confirmed"] = v_table
-    best = A.focus(v_table)
+    best = P.focus(v_table)
     key = A.config_key(v_units, best) if best is not None else None
     name = best["configuration"] if best is not None else ""
     tables["language_deltas"] = P.language_table(v_units, key) if key else pd.DataFrame()

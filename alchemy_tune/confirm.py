@@ -82,7 +82,7 @@ def plan(run_dir: str, *, top: int, repeats: int, first_seed: int | None = None)
     if done.empty:
         raise UsageError(f"{run_dir}: no completed trial with a {metric} score: nothing to confirm")
     identity = P.identity_columns(done)
-    done = done.assign(_config=P._key(done, identity), _score=done[score].astype(float))
+    done = done.assign(_config=P.config_keys(done, identity), _score=done[score].astype(float))
     treated = done[~P.is_plain(done).astype(bool)]
     if treated.empty:
         raise UsageError(f"{run_dir}: every completed trial is plain fine-tuning (λ=0): nothing to confirm")
@@ -188,7 +188,7 @@ def summary_lines(run_dir: str) -> list[str]:
              "Holm-corrected Wilcoxon p):"]
     scored = A._scored(runs)
     for key, first in u.configs.iterrows():
-        mine = scored[P._key(scored, u.identity) == key]
+        mine = scored[P.config_keys(scored, u.identity) == key]
         name = P.PLAIN if u.plain[key] else P.label(first, u.searched)
         line = (f"  {name}: test_unseen {mine['best_test_unseen'].mean():.4f}, "
                 f"test_seen {mine['best_test_seen'].mean():.4f} over {len(mine)} seed(s)")

@@ -68,7 +68,7 @@ def is_plain(trials: pd.DataFrame) -> pd.Series:
     return plain
 
 
-def _key(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
+def config_keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     """One text key per row of the values in ``columns`` (text groups and compares simply in pandas)."""
     if not columns:
         return pd.Series("()", index=frame.index, dtype=object)
@@ -76,7 +76,7 @@ def _key(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
                      dtype=object)
 
 
-def _short(column: str) -> str:
+def short(column: str) -> str:
     return column.removeprefix("cfg_")
 
 
@@ -94,7 +94,7 @@ def label(row: pd.Series | dict, columns: list[str]) -> str:
         return "the only configuration"
     parts = []
     for c in columns:
-        name = "λ" if c == "cfg_lambda" else _short(c)
+        name = "λ" if c == "cfg_lambda" else short(c)
         parts.append(f"{name}={_value_text(hashable(row[c]))}")
     return ", ".join(parts)
 
@@ -108,8 +108,8 @@ class Units:
         self.trials = trials
         self.identity = identity_columns(trials)
         self.searched = searched_columns(trials)
-        baseline_cols = [c for c in self.identity if _short(c) not in URIEL_KEYS]
-        t = trials.assign(_config=_key(trials, self.identity), _base=_key(trials, baseline_cols),
+        baseline_cols = [c for c in self.identity if short(c) not in URIEL_KEYS]
+        t = trials.assign(_config=config_keys(trials, self.identity), _base=config_keys(trials, baseline_cols),
                           _plain=is_plain(trials),
                           _seed=trials["cfg_seed"] if "cfg_seed" in trials else trials.get("seed", 0))
         self.configs = t.drop_duplicates("_config").set_index("_config")
@@ -170,7 +170,7 @@ def _holm_columns(table: pd.DataFrame, roles) -> pd.DataFrame:
 
 def _row(units: Units, config: str) -> dict:
     first = units.configs.loc[config]
-    row = {_short(c): hashable(first[c]) for c in units.searched}
+    row = {short(c): hashable(first[c]) for c in units.searched}
     row["configuration"] = label(first, units.searched)
     row["selection_score"] = float(units.score.get(config, math.nan))
     return row
@@ -212,7 +212,7 @@ def baseline_comparisons(units: Units, roles=ROLES) -> pd.DataFrame:
 def _reference_value(values: list, column: str):
     from .config import TrialConfig
 
-    default = TrialConfig().to_dict().get(_short(column))
+    default = TrialConfig().to_dict().get(short(column))
     default = hashable(default)
     return default if default in values else sorted(values, key=lambda v: (v is None, str(v)))[0]
 
@@ -223,12 +223,12 @@ def dimension_comparisons(units: Units, column: str, roles=ROLES) -> tuple[pd.Da
     Settings of the URIEL loss are compared among λ > 0 configurations only (plain fine-tuning ignores them).
     """
     if column not in units.searched:
-        return pd.DataFrame(), f"{_short(column)} was not varied"
+        return pd.DataFrame(), f"{short(column)} was not varied"
     configs = units.configs
-    candidates = configs[~units.plain] if _short(column) in URIEL_KEYS else configs
+    candidates = configs[~units.plain] if short(column) in URIEL_KEYS else configs
     values = sorted({hashable(v) for v in candidates[column]}, key=lambda v: (v is None, str(v)))
     if len(values) < 2:
-        return pd.DataFrame(), f"{_short(column)} takes one value among the configurations it applies to"
+        return pd.DataFrame(), f"{short(column)} takes one value among the configurations it applies to"
     ref = _reference_value(values, column)
     others = [c for c in units.identity if c != column]
     by_rest = {}
@@ -240,7 +240,7 @@ def dimension_comparisons(units: Units, column: str, roles=ROLES) -> tuple[pd.Da
         if hashable(first[column]) == ref:
             continue
         row = _row(units, config)
-        row["reference"] = f"{_short(column)}={_value_text(ref)}"
+        row["reference"] = f"{short(column)}={_value_text(ref)}"
         partner = by_rest.get(tuple(hashable(first[c]) for c in others))
         if partner is None:
             row["paired"] = "none: no run of the same configuration at the reference value"
@@ -304,6 +304,16 @@ def beats(row: pd.Series, role: str) -> bool:
     return (row.get(f"p_holm_{role}", math.nan) < ALPHA and row.get(f"Δ{role}_lo", math.nan) > 0)
 
 
+def focus(table: pd.DataFrame) -> pd.Series | None:
+    """The configuration a report details: the best by the selection score among those with a Δ."""
+    if table.empty or "Δunseen" not in table:
+        return None
+    rows = table[table["Δunseen"].notna()]
+    if rows.empty:
+        return None
+    return rows.loc[rows["selection_score"].idxmax()] if rows["selection_score"].notna().any() else rows.iloc[0]
+
+
 def verdict(table: pd.DataFrame, *, confirmed: bool, oracle: bool = False) -> list[str]:
     """Plain sentences: per role, the best configuration (by the selection score, never test) against
     plain fine-tuning, with its CI and Holm-corrected p, or that none beats it at the 95% level."""
@@ -312,8 +322,7 @@ def verdict(table: pd.DataFrame, *, confirmed: bool, oracle: bool = False) -> li
     if table.empty or "Δunseen" not in table or table["Δunseen"].notna().sum() == 0:
         return [prefix + "No verdict: no configuration has a matched plain fine-tuning baseline "
                 "(λ=0, same other settings, same seeds) in these runs."]
-    scored = table[table["Δunseen"].notna() | table.get("Δseen", pd.Series(dtype=float)).notna()]
-    best = scored.iloc[0] if "selection_score" not in scored else scored.loc[scored["selection_score"].idxmax()]
+    best = focus(table)
     out = []
     for role in ROLES:
         if f"Δ{role}" not in table or math.isnan(best[f"Δ{role}"]):

@@ -118,7 +118,7 @@ def test_every_row_is_one_configuration_and_every_searched_setting_gets_a_table(
     u = A.units(runs)
     table, _ = A.comparisons(u)
     dims = ["lambda", "projection", "uriel_features"]
-    assert [P._short(c) for c in u.searched] == dims
+    assert [P.short(c) for c in u.searched] == dims
     assert not table.duplicated(dims).any()  # no row pools two values of a searched setting
     assert len(table) == 9 * 2  # λ>0 × subsets × projections; plain fine-tuning is the baseline
     assert table["seeds"].max() == 6 and table["seeds"].min() == 4  # 3 seeds from each run; 2 did not finish
@@ -136,7 +136,7 @@ def test_language_and_family_gains_keep_their_cis(lambdas):
     runs = A.load_runs([lambdas])
     u = A.units(runs)
     table = A.comparisons(u)[0]
-    best = A.focus(table)
+    best = P.focus(table)
     # the detailed configuration is the best by the selection metric (dev_seen here), never by test
     assert best["selection_score"] == table["selection_score"].max()
     dev = A._scored(runs).groupby("cfg_lambda")["best_dev_seen"].mean()
