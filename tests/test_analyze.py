@@ -19,7 +19,7 @@ from alchemy_tune import paired as P
 from alchemy_tune.cli import main
 from alchemy_tune.config import TrialConfig
 from alchemy_tune.importance import param_importance
-from alchemy_tune.results import ResultsWriter, read_trials
+from alchemy_tune.results import ResultsWriter, read_metrics, read_trials
 from alchemy_tune.synthetic import make_run
 from test_results import make_report
 
@@ -43,16 +43,13 @@ def lambdas(tmp_path_factory):
 
 
 def _raw_scores(run_dir: str) -> pd.DataFrame:
-    """Per-language test accuracy at each trial's best step, read with duckdb (independently of analyze)."""
-    import duckdb
-
-    trials = os.path.join(run_dir, "results", "trials.parquet")
-    metrics = os.path.join(run_dir, "results", "metrics.parquet")
-    return duckdb.sql(f"""
-        select t.cfg_lambda as lam, t.cfg_seed as seed, m.lang, m.seen, m.value
-        from '{trials}' t join '{metrics}' m on m.run_id = t.run_id and m.trial_id = t.trial_id
-             and m.step = t.best_step
-        where m.split = 'test' and m.metric = 'accuracy' and t.status = 'completed'""").df()
+    """Per-language test accuracy at each trial's best step, joined by hand (independently of analyze)."""
+    trials = read_trials(run_dir).to_pandas()
+    metrics = read_metrics(run_dir).to_pandas()
+    trials = trials[trials["status"] == "completed"][["run_id", "trial_id", "best_step", "cfg_lambda", "cfg_seed"]]
+    metrics = metrics[(metrics["split"] == "test") & (metrics["metric"] == "accuracy")]
+    joined = metrics.merge(trials, left_on=["run_id", "trial_id", "step"], right_on=["run_id", "trial_id", "best_step"])
+    return joined.rename(columns={"cfg_lambda": "lam", "cfg_seed": "seed"})[["lam", "seed", "lang", "seen", "value"]]
 
 
 def test_paired_delta_p_and_holm_match_an_independent_computation(lambdas):
