@@ -76,6 +76,10 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
     put("scaling", A.scaling(runs))
     put("importance", param_importance(runs.trials, runs.score, importance))
     tables["pareto_front"] = A.pareto_front(runs)
+    if runs.oracle:  # every table says so, in every format
+        for table in tables.values():
+            if not table.empty and "selection" not in table:
+                table.insert(0, "selection", "oracle")
     return tables, notes, verdict
 
 
@@ -166,7 +170,8 @@ def compact(table: pd.DataFrame) -> pd.DataFrame:
             cols.insert(cols.index(f"p_{role}") + 1, f"p_holm_{role}")
             out = out[cols]
     if "configuration" in out:  # the searched settings come first; the label says the same in one cell
-        out = out[list(out.columns[list(out.columns).index("configuration"):])]
+        keep = ["selection"] if "selection" in out else []
+        out = out[keep + list(out.columns[list(out.columns).index("configuration"):])]
     return out.drop(columns=[c for c in out.columns if c.startswith("languages_")])
 
 

@@ -184,8 +184,8 @@ def summary_lines(run_dir: str) -> list[str]:
     runs = A.load_runs([run_dir])
     u = A.units(runs)
     table, note = A.comparisons(u)
-    lines = ["", "confirmed test scores (fresh seeds; Δ vs matched plain fine-tuning, 95% bootstrap CI, "
-             "Holm-corrected Wilcoxon p):"]
+    lines = ["", ("[ORACLE selection] " if runs.oracle else "") + "confirmed test scores (fresh seeds; Δ vs "
+             "matched plain fine-tuning, 95% bootstrap CI, Holm-corrected Wilcoxon p):"]
     scored = A._scored(runs)
     for key, first in u.configs.iterrows():
         mine = scored[P.config_keys(scored, u.identity) == key]

@@ -69,8 +69,8 @@ def report(config: dict, step: int, n_steps: int, langs, rng: random.Random) -> 
 
 def grid(n_trials: int, repeats: int = 3, first_seed: int = 42) -> Iterator[dict]:
     """Configurations cycling through λ, URIEL subsets, schedules and projections at two training sizes,
-    each run with ``repeats`` seeds (``first_seed``, ``first_seed`` + 1, ...) one after the other; λ = 0 is plain fine-tuning
-    (constant schedule, default URIEL settings)."""
+    each run with ``repeats`` seeds (``first_seed``, ``first_seed`` + 1, ...) one after the other;
+    λ = 0 is plain fine-tuning (constant schedule, default URIEL settings)."""
     lambdas, subsets = (0.0, 1.0, 10.0, 25.0), ("syntax_knn", "geo", "syntax_knn+syntax_average+geo")
     schedules, projections, sizes = ("constant", "warmup"), ("linear", "mlp"), (100, 400)
     for i in range(n_trials):

@@ -188,7 +188,10 @@ def test_oracle_selection_is_marked_everywhere(tmp_path, capsys):
     assert "note: ORACLE" in text and " oracle " in text  # the leaderboard's selection column
     report = (out / "report.md").read_text()
     assert report.startswith("# alchemy-tune analysis — ORACLE selection")
-    assert json.loads((out / "tables.json").read_text())["oracle"] is True
+    saved = json.loads((out / "tables.json").read_text())
+    assert saved["oracle"] is True
+    assert all(row["selection"] == "oracle" for rows in saved["tables"].values() for row in rows)
+    assert saved["tables"]["comparisons"] and saved["tables"]["language_deltas"]
 
 
 def test_leaderboard_matches_an_independent_query(two_seeds):
