@@ -78,7 +78,9 @@ def plan(run_dir: str, *, top: int, repeats: int, first_seed: int | None = None)
     if metric.removeprefix(ORACLE_PREFIX).startswith("test_"):
         raise UsageError(f"{run_dir}: selection metric {metric!r} is test data; cannot choose with it")
     score = f"best_{metric.removeprefix(ORACLE_PREFIX)}"
-    done = trials[(trials["status"] == "completed") & trials[score].notna()] if score in trials else trials[:0]
+    done = trials[:0]
+    if score in trials:
+        done = trials[(trials["status"] == "completed") & trials[score].notna()]
     if done.empty:
         raise UsageError(f"{run_dir}: no completed trial with a {metric} score: nothing to confirm")
     identity = P.identity_columns(done)
@@ -164,13 +166,15 @@ def _same(a, b) -> bool:
 
 
 def describe(p: Plan) -> list[str]:
+    oracle = " [ORACLE selection]" if p.source["oracle"] else ""
     lines = [f"confirming the top {len(p.chosen)} configuration(s) of {p.source['run_id']} by {p.metric} "
-             f"with seeds {', '.join(map(str, p.seeds))}" + (" [ORACLE selection]" if p.source["oracle"] else "")]
-    varying = [k for k in p.configs[0] if k != "seed" and len({json.dumps(c.get(k), sort_keys=True, default=str)
-                                                              for c in p.configs}) > 1]
+             f"with seeds {', '.join(map(str, p.seeds))}{oracle}"]
+    varying = [k for k in p.configs[0] if k != "seed"
+               and len({json.dumps(c.get(k), sort_keys=True, default=str) for c in p.configs}) > 1]
     for i, c in enumerate(p.chosen, 1):
         shown = ", ".join(f"{k}={c['config'].get(k)}" for k in varying) or "the only configuration"
-        lines.append(f"  #{i}: {shown}  ({p.metric} {c['score']:.4f}, mean of {c['replicates']} source trial(s))")
+        lines.append(f"  #{i}: {shown}  ({p.metric} {c['score']:.4f}, "
+                     f"mean of {c['replicates']} source trial(s))")
     for b in p.baselines:
         shown = ", ".join(f"{k}={b.get(k)}" for k in varying if k not in P.URIEL_KEYS or k == "lambda")
         lines.append(f"  baseline: plain fine-tuning ({shown or 'λ=0'})")

@@ -11,9 +11,11 @@ from .errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="the search run whose best configurations to confirm")
-    parser.add_argument("--top", type=int, default=1, help="how many of the best configurations (by the run's "
-                        "selection metric, never test) to re-run, each with its matched baseline")
+    parser.add_argument("run_dir", metavar="RUN_DIR",
+                        help="the search run whose best configurations to confirm")
+    parser.add_argument("--top", type=int, default=1,
+                        help="how many of the best configurations (by the run's selection metric, never "
+                             "test) to re-run, each with its matched baseline")
     parser.add_argument("--repeats", type=int, default=3, help="fresh training seeds per configuration")
     parser.add_argument("--seed", type=int, help="first seed (default: one above the source run's largest)")
     parser.add_argument("--storage", help="results root (default: the folder holding RUN_DIR)")
@@ -48,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise UsageError(f"--name {name}: {run_dir} already holds a run; choose another --name")
     resources = source.get("resources") or {}
-    settings = {"cpus_per_trial": args.cpus_per_trial or resources.get("cpu") or 1,
-                "gpus_per_trial": args.gpus_per_trial if args.gpus_per_trial is not None else resources.get("gpu", 0),
+    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else resources.get("gpu", 0)
+    settings = {"cpus_per_trial": args.cpus_per_trial or resources.get("cpu") or 1, "gpus_per_trial": gpus,
                 "max_concurrent": args.max_concurrent or source.get("max_concurrent")}
     settings = {k: v for k, v in settings.items() if v is not None}
     space_path = f"{run_dir}/{SPACE_FILE}"
@@ -60,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
                                                 "baselines": p.baselines}}
     request = SearchRequest(space_path=space_path if not is_uri(space_path) else _local_copy(space_path, p),
                             storage=storage, name=name, address=args.address, num_cpus=args.num_cpus,
-                            max_failures=args.max_failures, configs=tuple(p.configs), kind="confirm", meta=link)
+                            max_failures=args.max_failures, configs=tuple(p.configs), kind="confirm",
+                            meta=link)
     try:
         outcome = run_search(request)
     except UsageError:

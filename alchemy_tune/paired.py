@@ -30,8 +30,8 @@ from .stats import bootstrap_ci, holm, wilcoxon_p
 EXECUTION_KEYS = frozenset({"seed", "device", "threads", "bf16", "data_dir"})
 """Settings that do not change what a configuration is (seed: the replicate)."""
 URIEL_KEYS = frozenset({"lambda", "lambda_schedule", "lambda_warmup", "scale_interval", "uriel_features",
-                        "missing", "projection", "proj_depth", "proj_width", "proj_activation", "proj_dropout",
-                        "proj_layernorm", "proj_sigmoid"})
+                        "missing", "projection", "proj_depth", "proj_width", "proj_activation",
+                        "proj_dropout", "proj_layernorm", "proj_sigmoid"})
 """Settings that only shape the URIEL loss: a matched baseline may differ in them (it has no URIEL loss)."""
 ROLES = ("unseen", "seen")
 ROLE_NAMES = {"unseen": "test languages", "seen": "seen languages", "val": "validation languages"}
@@ -109,8 +109,8 @@ class Units:
         self.identity = identity_columns(trials)
         self.searched = searched_columns(trials)
         baseline_cols = [c for c in self.identity if short(c) not in URIEL_KEYS]
-        t = trials.assign(_config=config_keys(trials, self.identity), _base=config_keys(trials, baseline_cols),
-                          _plain=is_plain(trials),
+        t = trials.assign(_config=config_keys(trials, self.identity),
+                          _base=config_keys(trials, baseline_cols), _plain=is_plain(trials),
                           _seed=trials["cfg_seed"] if "cfg_seed" in trials else trials.get("seed", 0))
         self.configs = t.drop_duplicates("_config").set_index("_config")
         merged = scores.merge(t[["run_id", "trial_id", "_config", "_base", "_plain", "_seed"]],
@@ -311,7 +311,9 @@ def focus(table: pd.DataFrame) -> pd.Series | None:
     rows = table[table["Δunseen"].notna()]
     if rows.empty:
         return None
-    return rows.loc[rows["selection_score"].idxmax()] if rows["selection_score"].notna().any() else rows.iloc[0]
+    if rows["selection_score"].notna().any():
+        return rows.loc[rows["selection_score"].idxmax()]
+    return rows.iloc[0]
 
 
 def verdict(table: pd.DataFrame, *, confirmed: bool, oracle: bool = False) -> list[str]:
@@ -329,21 +331,22 @@ def verdict(table: pd.DataFrame, *, confirmed: bool, oracle: bool = False) -> li
             continue
         where = ROLE_NAMES[role]
         stats_text = (f"Δ = {_fmt(best[f'Δ{role}'])} [95% CI {_fmt(best[f'Δ{role}_lo'])}, "
-                      f"{_fmt(best[f'Δ{role}_hi'])}], Holm-corrected Wilcoxon p = {_p(best[f'p_holm_{role}'])} "
-                      f"({int(best[f'languages_{role}'])} languages × {int(best['seeds'])} seeds)")
+                      f"{_fmt(best[f'Δ{role}_hi'])}], Holm-corrected Wilcoxon "
+                      f"p = {_p(best[f'p_holm_{role}'])} ({int(best[f'languages_{role}'])} languages × "
+                      f"{int(best['seeds'])} seeds)")
         winners = table[table.apply(lambda r: beats(r, role), axis=1)]
         if beats(best, role):
             sentence = (f"On {where}, the best {which} configuration ({best['configuration']}) beats plain "
                         f"fine-tuning: {stats_text}.")
         else:
-            sentence = (f"On {where}, no configuration beats plain fine-tuning at the 95% level" if winners.empty
-                        else f"On {where}, the best {which} configuration does not beat plain fine-tuning at "
-                             f"the 95% level")
+            sentence = (f"On {where}, no configuration beats plain fine-tuning at the 95% level"
+                        if winners.empty else f"On {where}, the best {which} configuration does not beat "
+                                              "plain fine-tuning at the 95% level")
             sentence += f": the best {which} configuration ({best['configuration']}) has {stats_text}."
             if not winners.empty:
                 top = winners.loc[winners[f"Δ{role}"].idxmax()]
-                sentence += (f" {len(winners)} other configuration(s) do, the largest being {top['configuration']}"
-                             f" (Δ = {_fmt(top[f'Δ{role}'])} [{_fmt(top[f'Δ{role}_lo'])}, "
+                sentence += (f" {len(winners)} other configuration(s) do, the largest being "
+                             f"{top['configuration']} (Δ = {_fmt(top[f'Δ{role}'])} [{_fmt(top[f'Δ{role}_lo'])}, "
                              f"{_fmt(top[f'Δ{role}_hi'])}], p = {_p(top[f'p_holm_{role}'])}).")
         out.append(prefix + sentence)
     return out
