@@ -87,6 +87,10 @@ def test_confirm_runs_the_best_configuration_and_its_baseline_end_to_end(tmp_pat
     assert all(r["cfg_model"] == tiny_encoder_dir for r in rows)
     # the test-language scores and the verdict are reported
     assert "confirmed test scores" in out and "test_unseen" in out and "On test languages" in out
-    assert main(["analyze", str(confirm_dir), "--no-report", "--format", "json"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    assert "confirmed" in result["verdict"][0] and len(result["tables"]["confirmed"]) == 1
+    # analyze bases its verdict on the confirmation run
+    from alchemy_tune import analyze as A
+    from alchemy_tune.analyze_cli import compute
+
+    tables, _, verdict = compute(A.load_runs([str(confirm_dir)]), top=5, importance="ped-anova")
+    assert "confirmed" in verdict[0], verdict
+    assert len(tables["confirmed"]) == 1 and tables["confirmed"]["seeds"].tolist() == [2]
