@@ -29,9 +29,9 @@ from .stats import bootstrap_ci, holm, wilcoxon_p
 
 EXECUTION_KEYS = frozenset({"seed", "device", "threads", "bf16", "data_dir"})
 """Settings that do not change what a configuration is (seed: the replicate)."""
-URIEL_KEYS = frozenset({"lambda", "lambda_schedule", "lambda_warmup", "scale_interval", "uriel_features",
-                        "missing", "projection", "proj_depth", "proj_width", "proj_activation",
-                        "proj_dropout", "proj_layernorm", "proj_sigmoid"})
+URIEL_KEYS = frozenset({"lambda", "lambda_schedule", "lambda_warmup", "scale_interval", "uriel_source",
+                        "uriel_features", "missing", "projection", "proj_depth", "proj_width",
+                        "proj_activation", "proj_dropout", "proj_layernorm", "proj_sigmoid"})
 """Settings that only shape the URIEL loss: a matched baseline may differ in them (it has no URIEL loss)."""
 ROLES = ("unseen", "seen")
 ROLE_NAMES = {"unseen": "test languages", "seen": "seen languages", "val": "validation languages"}
