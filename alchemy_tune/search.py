@@ -293,8 +293,8 @@ def run_search(request: SearchRequest) -> SearchOutcome:
     objectives = [list(o) for o in (settings.objectives or ((settings.metric, settings.mode),))]
     metric, mode = watched(settings)
     meta = write_metadata(
-        run_dir, request.kind, **request.meta, task=space.fixed().get("task"), space=space.path, metric=metric, mode=mode,
-        objectives=objectives, sampler=settings.sampler, pruner=settings.pruner,
+        run_dir, request.kind, **request.meta, task=space.fixed().get("task"), space=space.path, metric=metric,
+        mode=mode, objectives=objectives, sampler=settings.sampler, pruner=settings.pruner,
         oracle=any(C.is_oracle(m) for m, _ in objectives), repeats=settings.repeats,
         trials=settings.trials, seed=settings.seed, trial_fn=request.trial_fn,
         resources=trial_resources(settings), max_concurrent=settings.max_concurrent,
