@@ -2,8 +2,10 @@
 
 Every function takes the loaded :class:`Runs` and returns a pandas DataFrame (possibly empty) plus,
 where something could not be computed, a note saying why. Scores are higher-is-better averages
-(accuracy, Pearson) taken at each trial's selected evaluation (``best_step``: the best dev objective;
-``--at final`` uses the last one). Plots live in ``plots.py``, the report and CLI in ``analyze_cli.py``.
+(accuracy, Pearson) taken at each trial's selected evaluation (``best_step``: chosen by the run's selection
+metric, never by test data; ``--at final`` uses the last one). Configurations are compared with their
+matched baselines in :mod:`alchemy_tune.paired`; plots live in ``plots.py``, the report and CLI in
+``analyze_cli.py``.
 """
 
 from __future__ import annotations
@@ -18,14 +20,11 @@ import pyarrow.compute as pc
 
 from . import constants as C
 from . import langinfo
+from . import paired as P
 from .errors import UsageError
 from .results import read_run_meta, read_trials, values_at_steps
 
-# Settings that do not change what a λ=0 baseline trains (they only shape the URIEL loss or the run).
-_NOT_BASELINE_KEYS = {"lambda", "lambda_schedule", "lambda_warmup", "scale_interval", "uriel_features",
-                      "missing", "projection", "proj_depth", "proj_width", "proj_activation", "proj_dropout",
-                      "proj_layernorm", "proj_sigmoid", "seed", "device", "threads", "bf16", "data_dir"}
-NO_MATCH = "no baseline with matching settings (λ=0, same everything except λ, URIEL and seed)"
+ORACLE_PREFIX = "oracle_"  # a selection metric named oracle_<average> chose on test-language dev data
 
 
 @dataclass
@@ -37,12 +36,21 @@ class Runs:
     at: str
     trials: pd.DataFrame
     langs: pd.DataFrame
-    """run_id, trial_id, lang, uriel_code, seen, value (primary metric, the metric's split, selected step)."""
+    """run_id, trial_id, split, lang, uriel_code, seen, role, value (primary metric at the selected step)."""
     notes: list[str] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)
+    """run_id -> the run's kind in alchemy_run.json (search, confirm, train)."""
+    selections: list[str] = field(default_factory=list)
+    """The selection metric of each run (alchemy_run.json ``metric``)."""
+
+    @property
+    def average(self) -> str:
+        """The average that ranks trials (``oracle_dev_unseen`` ranks by ``dev_unseen``)."""
+        return self.metric.removeprefix(ORACLE_PREFIX)
 
     @property
     def split(self) -> str:
-        return self.metric.split("_")[0]
+        return self.average.split("_")[0]
 
     def col(self, key: str) -> str:
         """Trials column of an average at the selected evaluation: ``col("dev_unseen")``."""
@@ -50,19 +58,41 @@ class Runs:
 
     @property
     def score(self) -> str:
-        return self.col(self.metric)
+        return self.col(self.average)
+
+    @property
+    def oracle(self) -> bool:
+        """Whether any trial (or the ranking asked for) selected on test-language dev data."""
+        t = self.trials
+        flagged = bool(t["oracle"].fillna(False).astype(bool).any()) if "oracle" in t else False
+        names = t["selection_metric"].dropna().astype(str) if "selection_metric" in t else pd.Series([], dtype=str)
+        chosen = [*names, *self.selections, self.metric]
+        # the test languages' own dev sets (in dev_unseen, dev_all) choosing anything makes these oracle results
+        return flagged or any(str(m).startswith(ORACLE_PREFIX) or str(m).endswith(("_unseen", "_all"))
+                              for m in chosen)
+
+    @property
+    def confirm_runs(self) -> list[str]:
+        return [run for run, kind in self.kinds.items() if kind == "confirm"]
+
+    def scores(self, split: str) -> pd.DataFrame:
+        """Per-language values of one split (``test``, ``dev``)."""
+        return self.langs[self.langs["split"] == split] if "split" in self.langs else self.langs
 
 
 # ----------------------------------------------------------------------------- loading
-def load_runs(run_dirs: list[str], *, metric: str = "dev_unseen", at: str = "best") -> Runs:
-    """Read every run; UsageError (one line) for a missing folder, a non-run, a newer schema, no trials."""
-    if metric not in C.AVERAGE_KEYS:
-        raise UsageError(f"--metric: {metric!r} is not one of {', '.join(C.AVERAGE_KEYS)}")
+def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best") -> Runs:
+    """Read every run; UsageError (one line) for a missing folder, a non-run, a newer schema, no trials.
+
+    ``metric`` ranks trials and configurations; None = the runs' own selection metric.
+    """
     if at not in ("best", "final"):
         raise UsageError(f"--at: {at!r} is not one of best, final")
-    trials, langs, notes = [], [], []
+    trials, langs, notes, kinds, selections = [], [], [], {}, []
     for run_dir in run_dirs:
         meta = read_run_meta(run_dir)
+        kinds[meta.get("run_id", run_dir)] = meta.get("kind", "search")
+        selections.append(meta.get("metric"))
         table = read_trials(run_dir)
         if table.num_rows == 0:
             notes.append(f"{run_dir}: no trial has reported yet")
@@ -71,24 +101,48 @@ def load_runs(run_dirs: list[str], *, metric: str = "dev_unseen", at: str = "bes
         frame["run_dir"] = run_dir
         frame["run_id"] = frame["run_id"].fillna(meta.get("run_id", run_dir))
         trials.append(frame)
-        langs.append(_lang_scores(run_dir, table, metric.split("_")[0], at))
+        langs.append(_lang_scores(run_dir, table, at))
     if not trials:
         raise UsageError(f"{', '.join(run_dirs)}: empty run(s): no trial results yet "
                          "(results/trials/)")
     frame = pd.concat(trials, ignore_index=True, sort=False)
     lang_frame = pd.concat(langs, ignore_index=True) if langs else pd.DataFrame()
-    runs = Runs(list(run_dirs), metric, at, frame, lang_frame, notes)
+    metric = metric or _selection_metric(frame, selections)
+    if metric.startswith("test_"):
+        raise UsageError(f"--metric: {metric!r} would rank configurations on test data; use a dev_* average")
+    averages = sorted(c.removeprefix(f"{at}_") for c in frame.columns if c.startswith(f"{at}_") and c != f"{at}_step")
+    if f"{at}_{metric.removeprefix(ORACLE_PREFIX)}" not in frame:
+        raise UsageError(f"--metric: {metric!r} is not an average of these runs; valid: {', '.join(averages)}")
+    runs = Runs(list(run_dirs), metric, at, frame, lang_frame, notes, kinds, [m for m in selections if m])
     runs.notes += status_notes(runs)
+    if runs.oracle:
+        runs.notes.insert(0, "ORACLE: trials were selected or ranked on test-language dev data "
+                          f"({metric}); these are not zero-shot results")
     return runs
 
 
-def _lang_scores(run_dir: str, trials: pa.Table, split: str, at: str) -> pd.DataFrame:
-    """Per-language primary-metric values at each trial's selected step, streamed from the metrics files
-    (only the split and the chosen rows are kept: memory follows trials × languages, not the table)."""
+def _selection_metric(trials: pd.DataFrame, from_meta: list) -> str:
+    """The runs' selection metric: the trials' ``selection_metric``, else alchemy_run.json's ``metric``."""
+    if "selection_metric" in trials and trials["selection_metric"].notna().any():
+        return str(trials["selection_metric"].dropna().mode().iloc[0])
+    named = [m for m in from_meta if m]
+    return named[0] if named else "dev_unseen"
+
+
+def _lang_scores(run_dir: str, trials: pa.Table, at: str) -> pd.DataFrame:
+    """Per-language primary-metric values (dev and test) at each trial's selected step, with each
+    language's role, streamed from the metrics files: only the chosen rows of each split are kept, so
+    memory follows trials × languages, not the table (see :func:`alchemy_tune.results.values_at_steps`)."""
+    out_cols = ["run_id", "trial_id", "split", "lang", "uriel_code", "seen", "role", "value"]
     picks = trials.select(["run_id", "trial_id", f"{at}_step", "primary_metric"]).rename_columns(
         ["run_id", "trial_id", "step", "metric"])
     picks = picks.filter(pc.field("step").is_valid() & pc.field("metric").is_valid())
-    return values_at_steps(run_dir, picks, split).to_pandas()
+    frames = []
+    for split in ("dev", "test"):
+        frame = values_at_steps(run_dir, picks, split).to_pandas()
+        frame["split"] = split
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)[out_cols]
 
 
 def status_notes(runs: Runs) -> list[str]:
@@ -164,159 +218,92 @@ def _scored(runs: Runs, *, finished: bool = True) -> pd.DataFrame:
     return done if finished and len(done) else t
 
 
-def lambda_label(lam) -> str:
-    if lam is None or (isinstance(lam, float) and math.isnan(lam)):
-        return "λ=?"
-    return "λ=0 (baseline)" if lam == 0 else f"λ={lam:g}"
-
-
 # ----------------------------------------------------------------------------- tables
 def leaderboard(runs: Runs, top: int = 10) -> pd.DataFrame:
     t = _scored(runs, finished=False).sort_values(runs.score, ascending=False).head(top)
+    split = runs.split
     cols = {"run_id": "run", "trial_id": "trial", "status": "status", runs.score: runs.metric,
-            runs.col(f"{runs.split}_seen"): f"{runs.split}_seen", runs.col(f"{runs.split}_unseen"):
-            f"{runs.split}_unseen", f"{runs.at}_step": "step", "cfg_lambda": "lambda",
+            runs.col(f"{split}_seen"): f"{split}_seen", runs.col(f"{split}_unseen"): f"{split}_unseen",
+            f"{runs.at}_step": "step", "config_id": "config", "replicate": "replicate", "cfg_lambda": "lambda",
             "cfg_lambda_schedule": "schedule", "cfg_uriel_features": "uriel_features",
             "cfg_projection": "projection", "cfg_train_size": "train_size", "cfg_lr": "lr",
             "cfg_seed": "seed"}
     cols = {k: v for k, v in cols.items() if k in t}
     out = t[list(dict.fromkeys(cols))].rename(columns=cols).reset_index(drop=True)
     out.insert(0, "rank", range(1, len(out) + 1))
+    if runs.oracle:
+        out.insert(1, "selection", "oracle")
     return out
 
 
-def _baseline_key_columns(t: pd.DataFrame) -> list[str]:
-    return [c for c in t.columns if c.startswith("cfg_") and c[4:] not in _NOT_BASELINE_KEYS]
-
-
-def _hashable(value):
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return tuple(value)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value
-
-
-def with_baseline_delta(runs: Runs, columns: list[str]) -> tuple[pd.DataFrame, str | None]:
-    """λ>0 trials with ``delta_<col>`` against the mean of λ=0 trials sharing every other setting."""
+def units(runs: Runs, *, only_runs: list[str] | None = None, split: str = "test") -> P.Units:
+    """Finished trials' per-language ``split`` scores, keyed for pairing (optionally some runs only)."""
     t = _scored(runs)
-    if "cfg_lambda" not in t:
-        return t.iloc[0:0], "no cfg_lambda column: cannot tell baselines apart"
-    keys = _baseline_key_columns(t)
-    key = t[keys].apply(lambda r: tuple(_hashable(v) for v in r), axis=1) if keys else pd.Series(
-        [()] * len(t), index=t.index)
-    t = t.assign(_key=key)
-    base = t[t["cfg_lambda"] == 0].groupby("_key")[columns].mean()
-    treated = t[t["cfg_lambda"] > 0]
-    if base.empty:
-        return treated, "no λ=0 baseline trial in these runs"
-    matched, note = treated.join(base, on="_key", rsuffix="_base", how="inner"), None
-    if matched.empty:  # e.g. a continuous lr: fall back to all baselines, and say so
-        baselines = t[t["cfg_lambda"] == 0]
-        matched = treated.assign(**{f"{c}_base": baselines[c].mean() for c in columns})
-        note = (f"{NO_MATCH}; Δ is against the mean of all {len(baselines)} λ=0 trials (unpaired)")
-    for c in columns:
-        matched[f"delta_{c}"] = matched[c] - matched[f"{c}_base"]
-    return matched, note
+    t = t[t["status"].isin([C.COMPLETED, C.DIVERGED])]
+    scores = runs.scores(split)
+    if only_runs is not None:
+        t, scores = t[t["run_id"].isin(only_runs)], scores[scores["run_id"].isin(only_runs)]
+    return P.Units(t, scores, score_col=runs.score)
 
 
-def ablation(runs: Runs) -> tuple[pd.DataFrame, str | None]:
-    """Per URIEL subset (λ>0): mean ± CI of unseen and seen scores, and of their delta to the baseline."""
-    unseen, seen = runs.col(f"{runs.split}_unseen"), runs.col(f"{runs.split}_seen")
-    t = _scored(runs)
-    if "cfg_uriel_features" not in t or "cfg_lambda" not in t:
-        return pd.DataFrame(), "no URIEL-subset or λ column"
-    treated = t[t["cfg_lambda"] > 0]
-    if treated.empty:
-        return pd.DataFrame(), "no trial with λ > 0"
-    table = _grouped(treated, ["cfg_uriel_features"], {unseen: "unseen", seen: "seen"})
-    matched, note = with_baseline_delta(runs, [unseen, seen])
-    if f"delta_{unseen}" in matched:
-        deltas = _grouped(matched, ["cfg_uriel_features"], {f"delta_{unseen}": "Δunseen",
-                                                            f"delta_{seen}": "Δseen"}).drop(columns="n")
-        table = table.merge(deltas, on="cfg_uriel_features", how="left")
-    return table.rename(columns={"cfg_uriel_features": "uriel_features"}), note
+def comparisons(u: P.Units) -> tuple[pd.DataFrame, str | None]:
+    """Every configuration against its matched plain fine-tuning baseline (test-split scores)."""
+    if "cfg_lambda" not in u.trials:
+        return pd.DataFrame(), "no cfg_lambda column: cannot tell plain fine-tuning apart"
+    table = P.baseline_comparisons(u)
+    if table.empty:
+        return table, "every configuration is plain fine-tuning (λ=0): nothing to compare"
+    missing = int((table["baseline"] != "matched").sum())
+    note = (f"{missing} configuration(s) have no matched baseline: no Δ is shown for them (an unpaired "
+            "difference would mix in other settings)") if missing else None
+    return table, note
 
 
-def compare(runs: Runs, column: str, *, treated_only: bool = True) -> tuple[pd.DataFrame, str | None]:
-    """mean ± CI of the score per value of a config column (λ schedules, projections), plus the baseline."""
-    t = _scored(runs)
-    if column not in t:
-        return pd.DataFrame(), f"no {column} column"
-    unseen, seen = runs.col(f"{runs.split}_unseen"), runs.col(f"{runs.split}_seen")
-    t = t.assign(group=t[column].astype(str))
-    if treated_only and "cfg_lambda" in t:
-        t.loc[t["cfg_lambda"] == 0, "group"] = "λ=0 (baseline)"
-    table = _grouped(t, ["group"], {unseen: "unseen", seen: "seen"})
-    return table.rename(columns={"group": column.removeprefix("cfg_")}), None
+def dimensions(u: P.Units) -> dict[str, tuple[pd.DataFrame, str | None]]:
+    """For every searched setting but λ (compared in ``comparisons``): its values against the reference."""
+    return {P.short(c): P.dimension_comparisons(u, c) for c in u.searched if c != "cfg_lambda"}
+
+
+def config_key(u: P.Units, row: pd.Series) -> str | None:
+    """The Units key of a comparisons row (rows are labelled by their configuration)."""
+    for key, first in u.configs.iterrows():
+        if P.label(first, u.searched) == row["configuration"]:
+            return key
+    return None
 
 
 def scaling(runs: Runs) -> tuple[pd.DataFrame, str | None]:
-    """Unseen score against training size per language, one series per λ value (schedules pooled)."""
+    """Unseen score against training size per language, one series per configuration of the other
+    searched settings (no series pools different values of another setting)."""
     t = _scored(runs)
     if "cfg_train_size" not in t or t["cfg_train_size"].nunique() < 1:
         return pd.DataFrame(), "no cfg_train_size column"
-    lam = t["cfg_lambda"] if "cfg_lambda" in t else pd.Series(math.nan, index=t.index)
-    t = t.assign(setting=lam.map(lambda_label), train_size=t["cfg_train_size"].fillna(-1).astype(int))
+    others = [c for c in P.searched_columns(t) if c != "cfg_train_size"]
+    setting = t.apply(lambda r: P.label(r, others), axis=1) if len(t) else pd.Series([], dtype=str)
+    t = t.assign(setting=setting, train_size=t["cfg_train_size"].fillna(-1).astype(int))
     table = _grouped(t, ["setting", "train_size"], {runs.col(f"{runs.split}_unseen"): "unseen"})
     note = None if t["train_size"].nunique() > 1 else "only one training size in these runs: no curve"
     return table, note
 
 
-def language_deltas(runs: Runs) -> tuple[pd.DataFrame, str | None]:
-    """Per language: score of λ>0 trials minus their matched λ=0 baselines (unpaired if none match)."""
-    lv, t = runs.langs, _scored(runs)
-    if lv.empty or "cfg_lambda" not in t:
-        return pd.DataFrame(), "no per-language scores" if lv.empty else "no cfg_lambda column"
-    keys = _baseline_key_columns(t)
-    info = t[["run_id", "trial_id", "cfg_lambda"]].assign(
-        _key=t[keys].apply(lambda r: tuple(_hashable(v) for v in r), axis=1) if keys else [()] * len(t))
-    lv = lv.merge(info, on=["run_id", "trial_id"])
-    base = lv[lv["cfg_lambda"] == 0].groupby(["_key", "lang"])["value"].mean().rename("base")
-    treated = lv[lv["cfg_lambda"] > 0].join(base, on=["_key", "lang"], how="inner")
-    note = None
-    if treated.empty:
-        if base.empty or lv[lv["cfg_lambda"] > 0].empty:
-            return pd.DataFrame(), "needs both λ=0 and λ>0 trials"
-        pooled = lv[lv["cfg_lambda"] == 0].groupby("lang")["value"].mean().rename("base")
-        treated = lv[lv["cfg_lambda"] > 0].join(pooled, on="lang", how="inner")
-        note = f"{NO_MATCH}; deltas are unpaired (all λ>0 vs all λ=0 trials)"
-    treated = treated.assign(delta=treated["value"] - treated["base"])
-    table = _grouped(treated, ["lang"], {"delta": "delta", "value": "score", "base": "baseline"})
-    first = lv.drop_duplicates("lang").set_index("lang")
-    table["seen"] = table["lang"].map(first["seen"])
-    details = [langinfo.lookup(lang, first.loc[lang, "uriel_code"]) for lang in table["lang"]]
-    table.insert(1, "language", [d.name for d in details])
-    table["family"] = [d.family for d in details]
-    table["script"] = [d.script for d in details]
-    return table.sort_values("delta", ascending=False).reset_index(drop=True), note
-
-
-def grouped_deltas(per_language: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Language deltas averaged per family or script (each language counts once)."""
-    if per_language.empty:
+def per_language_scores(u: P.Units, key: str | None, name: str) -> pd.DataFrame:
+    """Mean test score per language of the focus configuration and of its matched plain fine-tuning,
+    over their common seeds."""
+    if key is None:
         return pd.DataFrame()
-    return _grouped(per_language, [by], {"delta": "delta"}).rename(columns={"n": "languages"}).sort_values(
-        "delta", ascending=False).reset_index(drop=True)
-
-
-def per_language_scores(runs: Runs) -> pd.DataFrame:
-    """Mean score per language for the baseline (λ=0) and for URIEL trials (λ>0), with names."""
-    lv, t = runs.langs, _scored(runs)
-    if lv.empty:
+    treated, base = u.of_config(key), u.baseline_of(key)
+    rows = []
+    for role in u.roles:
+        if role not in treated or role not in base:
+            continue
+        seeds = treated[role].columns.intersection(base[role].columns)
+        rows.append(pd.DataFrame({P.PLAIN: base[role][seeds].mean(axis=1), name: treated[role][seeds].mean(axis=1)})
+                    .assign(role=role).rename_axis("lang").reset_index())
+    if not rows:
         return pd.DataFrame()
-    lam = t.set_index(["run_id", "trial_id"])["cfg_lambda"] if "cfg_lambda" in t else None
-    lv = lv.merge(t[["run_id", "trial_id"]], on=["run_id", "trial_id"])
-    if lam is not None:
-        lv = lv.assign(setting=np.where(lv.set_index(["run_id", "trial_id"]).index.map(lam) > 0,
-                                        "URIEL (λ>0)", "baseline (λ=0)"))
-    else:
-        lv = lv.assign(setting="all trials")
-    table = lv.pivot_table(index=["lang", "uriel_code", "seen"], columns="setting", values="value",
-                           aggfunc="mean").reset_index()
-    table.columns.name = None
-    names = [langinfo.label(lang, u) for lang, u in zip(table["lang"], table["uriel_code"])]
-    table.insert(0, "language", names)
+    table = pd.concat(rows, ignore_index=True)
+    table.insert(0, "language", [langinfo.label(lang, lang) for lang in table["lang"]])
+    table["seen"] = table["role"] == "seen"
     return table.sort_values(["seen", "lang"], ascending=[False, True]).reset_index(drop=True)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import analyze as A
+from . import paired as P
 from . import constants as C
 from . import plots
 from .errors import UsageError
@@ -29,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="report folder (default: RUN_DIR/report of the first run)")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
                         help="how the tables are printed")
-    parser.add_argument("--metric", choices=C.AVERAGE_KEYS, default="dev_unseen",
-                        help="score that ranks trials; its split (dev/test) is used for every table")
+    parser.add_argument("--metric", default=None,
+                        help="dev average that ranks trials and chooses the detailed configuration "
+                             "(default: the runs' selection metric, e.g. dev_select)")
     parser.add_argument("--at", choices=("best", "final"), default="best",
                         help="each trial's evaluation to use: best dev objective, or the last one")
     parser.add_argument("--top", type=int, default=10, help="leaderboard rows")
@@ -39,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-report", action="store_true", help="print the tables only")
 
 
-def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
-    """Every table of the analysis and, per table, a note when it is empty or approximate."""
+def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[str]]:
+    """Every table of the analysis, per table a note when it is empty or approximate, and the verdict."""
     tables, notes = {"leaderboard": A.leaderboard(runs, top)}, {}
 
     def put(name, result):
@@ -49,27 +51,55 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
         if note:
             notes[name] = note
 
-    put("uriel_ablation", A.ablation(runs))
-    put("lambda_schedules", A.compare(runs, "cfg_lambda_schedule"))
-    put("projections", A.compare(runs, "cfg_projection"))
+    u = A.units(runs)
+    put("comparisons", A.comparisons(u))
+    for dim, result in A.dimensions(u).items():
+        put(f"by:{dim}", result)
+    # The verdict and the per-language detail come from confirmation runs when there are any: their seeds
+    # are fresh, so the chosen configuration's score is not the maximum of the draws that chose it.
+    confirmed = runs.confirm_runs
+    v_units = A.units(runs, only_runs=confirmed) if confirmed else u
+    v_table = A.comparisons(v_units)[0] if confirmed else tables["comparisons"]
+    verdict = P.verdict(v_table, confirmed=bool(confirmed), oracle=runs.oracle)
+    if confirmed:
+        tables["confirmed"] = v_table
+    best = P.focus(v_table)
+    key = A.config_key(v_units, best) if best is not None else None
+    name = best["configuration"] if best is not None else ""
+    tables["language_deltas"] = P.language_table(v_units, key) if key else pd.DataFrame()
+    tables["family_deltas"] = P.grouped_language_deltas(v_units, key, "family") if key else pd.DataFrame()
+    tables["script_deltas"] = P.grouped_language_deltas(v_units, key, "script") if key else pd.DataFrame()
+    tables["per_language"] = A.per_language_scores(v_units, key, name)
+    for table in ("language_deltas", "family_deltas", "script_deltas", "per_language"):
+        notes[table] = (f"{name} vs its matched plain fine-tuning baseline (test split)" if key else
+                        "no configuration with a matched baseline")
     put("scaling", A.scaling(runs))
-    put("language_deltas", A.language_deltas(runs))
-    tables["family_deltas"] = A.grouped_deltas(tables["language_deltas"], "family")
-    tables["script_deltas"] = A.grouped_deltas(tables["language_deltas"], "script")
-    tables["per_language"] = A.per_language_scores(runs)
     put("importance", param_importance(runs.trials, runs.score, importance))
     tables["pareto_front"] = A.pareto_front(runs)
-    return tables, notes
+    if runs.oracle:  # every table says so, in every format
+        for table in tables.values():
+            if not table.empty and "selection" not in table:
+                table.insert(0, "selection", "oracle")
+    return tables, notes, verdict
 
 
 TITLES = {
-    "leaderboard": "Leaderboard",
-    "uriel_ablation": "URIEL-subset ablation (λ>0; Δ = vs matched λ=0 baseline)",
-    "lambda_schedules": "λ schedules", "projections": "Projections", "scaling": "Scaling (training size)",
-    "language_deltas": "Per-language gain over the baseline", "family_deltas": "Gain by language family",
-    "script_deltas": "Gain by script", "per_language": "Per-language scores",
-    "importance": "Parameter importance", "pareto_front": "Pareto front (seen vs unseen)",
+    "leaderboard": "Leaderboard (trials, by the selection metric)",
+    "comparisons": "Paired comparisons: each configuration vs its matched plain fine-tuning baseline "
+                   "(test split; unseen = test languages)",
+    "confirmed": "Confirmation runs: the same comparisons on fresh seeds",
+    "scaling": "Scaling (training size)",
+    "language_deltas": "Per-language gain of the best configuration",
+    "family_deltas": "Gain by language family (test languages)", "script_deltas": "Gain by script (test languages)",
+    "per_language": "Per-language test scores", "importance": "Parameter importance",
+    "pareto_front": "Pareto front (seen vs unseen)",
 }
+
+
+def title(name: str) -> str:
+    if name.startswith("by:"):
+        return f"{name[3:]}: each value vs the reference value, all else equal (paired by seed)"
+    return TITLES[name]
 
 
 def _cell(value) -> str:
@@ -107,66 +137,114 @@ def _records(table: pd.DataFrame) -> list[dict]:
     return json.loads(table.to_json(orient="records", force_ascii=False, date_format="iso"))
 
 
-SHOWN = ("leaderboard", "uriel_ablation", "lambda_schedules", "projections", "scaling", "family_deltas",
-         "script_deltas", "importance", "pareto_front")
+SHOWN = ("leaderboard", "comparisons", "confirmed", "language_deltas", "family_deltas", "script_deltas",
+         "scaling", "importance", "pareto_front")
 
 
-def print_tables(tables, notes, general, fmt: str) -> None:
+def shown(tables) -> list[str]:
+    """Tables in reading order: the comparisons, one per searched setting, then the details."""
+    names = [n for n in SHOWN if n in tables]
+    dims = [n for n in tables if n.startswith("by:")]
+    at = names.index("comparisons") + 1 if "comparisons" in names else len(names)
+    return names[:at] + dims + names[at:]
+
+
+def _interval(mean, lo, hi) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return ""
+    return f"{mean:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
+def compact(table: pd.DataFrame) -> pd.DataFrame:
+    """Human view of a table: ``Δ [lo, hi]`` in one cell, p-values beside it (JSON/CSV keep the numbers)."""
+    if table.empty:
+        return table
+    out = table.copy()
+    for mean in [c for c in table.columns if f"{c}_lo" in table and f"{c}_hi" in table]:
+        out[mean] = [_interval(m, lo, hi) for m, lo, hi in zip(table[mean], table[f"{mean}_lo"],
+                                                                table[f"{mean}_hi"])]
+        out = out.drop(columns=[f"{mean}_lo", f"{mean}_hi"])
+    for role in P.ROLES:
+        if f"p_holm_{role}" in out:  # next to its Δ
+            cols = [c for c in out.columns if c != f"p_holm_{role}"]
+            cols.insert(cols.index(f"p_{role}") + 1, f"p_holm_{role}")
+            out = out[cols]
+    if "configuration" in out:  # the searched settings come first; the label says the same in one cell
+        keep = ["selection"] if "selection" in out else []
+        out = out[keep + list(out.columns[list(out.columns).index("configuration"):])]
+    return out.drop(columns=[c for c in out.columns if c.startswith("languages_")])
+
+
+def print_tables(tables, notes, general, verdict, fmt: str) -> None:
     if fmt == "json":
-        payload = {"notes": general, "table_notes": notes, "tables": {k: _records(v) for k, v in tables.items()}}
+        payload = {"verdict": verdict, "notes": general, "table_notes": notes,
+                   "tables": {k: _records(v) for k, v in tables.items()}}
         print(json.dumps(payload, indent=1, ensure_ascii=False))
         return
     if fmt == "csv":
+        for line in verdict + general:
+            print(f"# note: {line}")
         for name, table in tables.items():
             buffer = io.StringIO()
             table.to_csv(buffer, index=False)
             print(f"# {name}\n{buffer.getvalue()}")
         return
+    print("== Verdict ==")
+    for line in verdict:
+        print(line)
+    print()
     for note in general:
         print(f"note: {note}")
-    for name in SHOWN:
-        print(f"\n== {TITLES[name]} ==")
+    for name in shown(tables):
+        print(f"\n== {title(name)} ==")
         if notes.get(name):
             print(f"({notes[name]})")
-        print(text_table(tables[name]) if not tables[name].empty else "(nothing to show)")
+        print(text_table(compact(tables[name])) if not tables[name].empty else "(nothing to show)")
 
 
-def write_report(runs: A.Runs, tables, notes, out: Path, importance: str) -> list[Path]:
-    """report.md + PNG plots + tables.json in ``out``; returns the PNG paths."""
+def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: str) -> list[Path]:
+    """report.md (opening with the verdict) + PNG plots + tables.json in ``out``; returns the PNG paths."""
     out.mkdir(parents=True, exist_ok=True)
     primary = runs.trials["primary_metric"].dropna() if "primary_metric" in runs.trials else pd.Series([])
     split = runs.split
-    label = f"{split} {primary.iloc[0] if len(primary) else 'score'}"
+    label = f"test {primary.iloc[0] if len(primary) else 'score'}"
     seen, unseen = runs.col(f"{split}_seen"), runs.col(f"{split}_unseen")
+    tag = "ORACLE selection (saw test-language dev data)" if runs.oracle else ""
     made = {
-        "per_language": plots.per_language(tables["per_language"], label, out / "per_language.png"),
-        "uriel_ablation": plots.ablation(tables["uriel_ablation"], split, out / "uriel_ablation.png"),
-        "lambda_schedules": plots.compare(tables["lambda_schedules"], "lambda_schedule", split,
-                                          "λ-schedule comparison", out / "lambda_schedules.png"),
-        "projections": plots.compare(tables["projections"], "projection", split, "Projection comparison",
-                                     out / "projections.png"),
-        "scaling": plots.scaling(tables["scaling"], split, out / "scaling.png"),
+        "per_language": plots.per_language(tables["per_language"], label, out / "per_language.png", tag=tag),
+        "comparisons": plots.deltas(tables["comparisons"], "configuration", "Δ vs plain fine-tuning",
+                                    out / "comparisons.png", tag=tag),
+        "confirmed": plots.deltas(tables.get("confirmed", pd.DataFrame()), "configuration",
+                                  "Confirmed: Δ vs plain fine-tuning (fresh seeds)", out / "confirmed.png", tag=tag),
+        "scaling": plots.scaling(tables["scaling"], split, out / "scaling.png", tag=tag),
         "pareto_front": plots.pareto(A._scored(runs), seen, unseen, tables["pareto_front"], split,
-                                     out / "pareto.png"),
-        "language_deltas": plots.language_deltas(tables["language_deltas"], split,
-                                                 out / "language_deltas.png"),
-        "importance": plots.importance(tables["importance"], importance, out / "importance.png"),
+                                     out / "pareto.png", tag=tag),
+        "language_deltas": plots.language_deltas(tables["language_deltas"], out / "language_deltas.png", tag=tag),
+        "importance": plots.importance(tables["importance"], importance, out / "importance.png", tag=tag),
     }
-    lines = [f"# alchemy-tune analysis", "", f"Runs: {', '.join(runs.dirs)}  ",
-             f"Metric: `{runs.metric}` at each trial's {runs.at} evaluation; CIs are t-based 95%.", ""]
+    for name in (n for n in tables if n.startswith("by:")):
+        dim = name[3:]
+        made[name] = plots.deltas(tables[name], "configuration", f"{dim}: Δ vs {dim} at its reference value",
+                                  out / f"by_{dim}.png", tag=tag)
+    lines = ["# alchemy-tune analysis" + (" — ORACLE selection" if runs.oracle else ""), "", "## Verdict", ""]
+    lines += [f"{sentence}" for sentence in verdict] + [""]
+    lines += [f"Runs: {', '.join(runs.dirs)}  ",
+              f"Ranking: `{runs.metric}` at each trial's {runs.at} evaluation (never test data). Δ = configuration "
+              "− matched plain fine-tuning (λ=0, same other settings), paired by training seed and language on "
+              "the test split; CI: 95% bootstrap over languages and seeds; p: Wilcoxon signed-rank across "
+              "languages, Holm-corrected over the configurations of each table.", ""]
     lines += [f"- {n}" for n in runs.notes] + [""]
-    for name in ("leaderboard", "uriel_ablation", "lambda_schedules", "projections", "scaling",
-                 "per_language", "language_deltas", "family_deltas", "script_deltas", "importance",
-                 "pareto_front"):
-        lines += [f"## {TITLES[name]}", ""]
+    for name in shown(tables) + ["per_language"]:
+        lines += [f"## {title(name)}", ""]
         if notes.get(name):
             lines += [f"_{notes[name]}_", ""]
         if made.get(name):
-            lines += [f"![{TITLES[name]}]({made[name].name})", ""]
-        lines += [markdown_table(tables[name]) if not tables[name].empty else "_nothing to show_", ""]
+            lines += [f"![{title(name)}]({made[name].name})", ""]
+        lines += [markdown_table(compact(tables[name])) if not tables[name].empty else "_nothing to show_", ""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
-    (out / "tables.json").write_text(json.dumps({k: _records(v) for k, v in tables.items()}, indent=1,
-                                                ensure_ascii=False), encoding="utf-8")
+    (out / "tables.json").write_text(json.dumps({"verdict": verdict, "oracle": runs.oracle,
+                                                 "tables": {k: _records(v) for k, v in tables.items()}},
+                                                indent=1, ensure_ascii=False), encoding="utf-8")
     return [p for p in made.values() if p is not None]
 
 
@@ -174,14 +252,14 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UsageError(f"--top: must be a positive integer, got {args.top}")
     runs = A.load_runs(args.run_dirs, metric=args.metric, at=args.at)
-    tables, notes = compute(runs, top=args.top, importance=args.importance)
-    print_tables(tables, notes, runs.notes, args.format)
+    tables, notes, verdict = compute(runs, top=args.top, importance=args.importance)
+    print_tables(tables, notes, runs.notes, verdict, args.format)
     if not args.no_report:
         first = args.run_dirs[0]
         if args.out is None and "://" in first:
             raise UsageError(f"{first}: a remote run needs --out DIR for the report")
         out = Path(args.out or os.path.join(first, "report"))
-        pngs = write_report(runs, tables, notes, out, args.importance)
+        pngs = write_report(runs, tables, notes, verdict, out, args.importance)
         if args.format == "table":
             print(f"\nreport: {out / 'report.md'} ({len(pngs)} plots)")
     return 0

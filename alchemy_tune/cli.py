@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("alchemy_tune.plan_cli", "dry run: print trials, languages and URIEL coverage without training"),
     "analyze": ("alchemy_tune.analyze_cli", "leaderboard, ablations, plots and a Markdown report for run(s)"),
     "compact": ("alchemy_tune.compact_cli", "merge a run's result parts into one file per table: compact RUN_DIR"),
+    "confirm": ("alchemy_tune.confirm_cli", "re-run a search's best configurations and baselines on fresh seeds"),
 }
 DEFAULT_COMMAND = "search"
 

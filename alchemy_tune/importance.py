@@ -16,7 +16,7 @@ from .errors import UsageError
 
 EVALUATORS = ("ped-anova", "fanova", "mdi")
 # Bookkeeping values that vary between trials without being searched.
-_SKIP = {"cfg_seen", "cfg_unseen", "cfg_data_dir", "cfg_device", "cfg_threads"}
+_SKIP = {"cfg_seen", "cfg_unseen", "cfg_data_dir", "cfg_device", "cfg_threads", "cfg_seed"}  # seed: a replicate
 
 
 def _distribution(values: pd.Series):

@@ -29,7 +29,9 @@ def _err(values) -> np.ndarray | None:
     return None if np.all(np.isnan(arr)) else np.nan_to_num(arr)
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, tag: str = "") -> Path:
+    if tag:  # e.g. oracle selection: said on the figure itself
+        fig.suptitle(tag, color="tab:red", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=_DPI)
     fig.clf()
@@ -39,9 +41,9 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def per_language(table: pd.DataFrame, metric_label: str, path: Path) -> Path | None:
-    """Grouped bars per language (named), baseline vs URIEL; unseen languages shaded."""
-    series = [c for c in ("baseline (λ=0)", "URIEL (λ>0)", "all trials") if c in table]
+def per_language(table: pd.DataFrame, metric_label: str, path: Path, tag: str = "") -> Path | None:
+    """Grouped bars per language (named): plain fine-tuning vs one configuration; unseen languages shaded."""
+    series = [c for c in table.columns if c not in ("language", "lang", "role", "seen", "uriel_code")]
     if table.empty or not series:
         return None
     plt = _plt()
@@ -56,46 +58,35 @@ def per_language(table: pd.DataFrame, metric_label: str, path: Path) -> Path | N
     ax.set_xlabel("language (grey background: unseen in training)")
     ax.set_ylabel(metric_label)
     ax.set_title(f"Per-language {metric_label}")
-    ax.legend()
-    return _save(fig, path)
+    ax.legend(fontsize=8)
+    return _save(fig, path, tag)
 
 
-def _bars_with_ci(table, label_col, cols, ylabel, title, path, colors=("tab:blue", "tab:orange")):
-    if table.empty:
+def deltas(table: pd.DataFrame, label_col: str, title: str, path: Path, tag: str = "") -> Path | None:
+    """Horizontal bars of Δ on test and seen languages per configuration, with their 95% CI."""
+    if table.empty or "Δunseen" not in table or table["Δunseen"].notna().sum() == 0:
         return None
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(table) + 2), 4.8))
-    x, width = np.arange(len(table)), 0.8 / len(cols)
-    for i, (col, name) in enumerate(cols):
-        if col not in table:
+    table = table[table["Δunseen"].notna()].iloc[::-1]
+    fig, ax = plt.subplots(figsize=(9, max(3, 0.45 * len(table) + 1.5)))
+    y, height = np.arange(len(table)), 0.4
+    for i, (role, name, color) in enumerate((("unseen", "test languages", "tab:blue"),
+                                             ("seen", "seen languages", "tab:orange"))):
+        if f"Δ{role}" not in table:
             continue
-        ax.bar(x + (i - (len(cols) - 1) / 2) * width, table[col], width, yerr=_err(table[f"{col}_ci"]),
-               capsize=4, label=name, color=colors[i % len(colors)])
-    ax.set_xticks(x, [str(v).replace("+", "+\n") for v in table[label_col]])
-    ax.set_xlabel(label_col.replace("_", " "))
-    ax.set_ylabel(ylabel)
+        mean = table[f"Δ{role}"].to_numpy(dtype=float)
+        err = np.vstack([mean - table[f"Δ{role}_lo"].to_numpy(dtype=float),
+                         table[f"Δ{role}_hi"].to_numpy(dtype=float) - mean])
+        ax.barh(y + (0.5 - i) * height, mean, height, xerr=np.nan_to_num(err), capsize=3, label=name, color=color)
+    ax.set_yticks(y, [str(v) for v in table[label_col]], fontsize=8)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("Δ test score (paired by seed and language; 95% bootstrap CI)")
     ax.set_title(title)
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.legend()
-    return _save(fig, path)
+    ax.legend(fontsize=9)
+    return _save(fig, path, tag)
 
 
-def ablation(table: pd.DataFrame, split: str, path: Path) -> Path | None:
-    """URIEL subsets: unseen/seen score (or Δ vs baseline when available) with 95% CI bars."""
-    if "Δunseen" in table and table["Δunseen"].notna().any():
-        cols, ylabel = [("Δunseen", "unseen Δ"), ("Δseen", "seen Δ")], f"{split} score − λ=0 baseline"
-    else:
-        cols, ylabel = [("unseen", "unseen"), ("seen", "seen")], f"{split} score (mean)"
-    return _bars_with_ci(table, "uriel_features", cols, ylabel + " (95% CI)",
-                         "URIEL-subset ablation", path)
-
-
-def compare(table: pd.DataFrame, column: str, split: str, title: str, path: Path) -> Path | None:
-    return _bars_with_ci(table, column, [("unseen", "unseen languages"), ("seen", "seen languages")],
-                         f"{split} score (mean, 95% CI)", title, path)
-
-
-def scaling(table: pd.DataFrame, split: str, path: Path) -> Path | None:
+def scaling(table: pd.DataFrame, split: str, path: Path, tag: str = "") -> Path | None:
     """Unseen score vs training examples per language, one line per λ setting."""
     if table.empty or table["train_size"].nunique() < 2:
         return None
@@ -113,11 +104,11 @@ def scaling(table: pd.DataFrame, split: str, path: Path) -> Path | None:
     ax.set_ylabel(f"{split} score on unseen languages")
     ax.set_title("Scaling: training size → unseen-language score")
     ax.legend(fontsize=9)
-    return _save(fig, path)
+    return _save(fig, path, tag)
 
 
 def pareto(trials: pd.DataFrame, seen: str, unseen: str, front: pd.DataFrame, split: str,
-           path: Path) -> Path | None:
+           path: Path, tag: str = "") -> Path | None:
     """Seen vs unseen score of every trial, coloured by λ, with the Pareto front drawn."""
     t = trials[trials[seen].notna() & trials[unseen].notna()]
     if t.empty:
@@ -134,11 +125,11 @@ def pareto(trials: pd.DataFrame, seen: str, unseen: str, front: pd.DataFrame, sp
     ax.set_ylabel(f"{split} score, unseen languages")
     ax.set_title("Seen vs unseen: trade-off across trials")
     ax.legend(fontsize=9)
-    return _save(fig, path)
+    return _save(fig, path, tag)
 
 
-def language_deltas(table: pd.DataFrame, split: str, path: Path) -> Path | None:
-    """Horizontal bars of each language's gain over the baseline, coloured by family."""
+def language_deltas(table: pd.DataFrame, path: Path, tag: str = "") -> Path | None:
+    """Horizontal bars of each language's gain over the matched baseline (CI over seeds), coloured by family."""
     if table.empty:
         return None
     plt = _plt()
@@ -147,20 +138,21 @@ def language_deltas(table: pd.DataFrame, split: str, path: Path) -> Path | None:
     families = list(dict.fromkeys(table["family"]))
     cmap = plt.get_cmap("tab10")
     colors = [cmap(families.index(f) % 10) for f in table["family"]]
-    labels = [f"{c if n == c else f'{n} ({c})'}{'' if s else ' *'}"
-              for n, c, s in zip(table["language"], table["lang"], table["seen"])]
-    ax.barh(labels, table["delta"], xerr=_err(table["delta_ci"]), color=colors, capsize=3)
+    labels = [f"{c if n == c else f'{n} ({c})'}{'' if r == 'seen' else ' *' if r == 'unseen' else ' (val)'}"
+              for n, c, r in zip(table["language"], table["lang"], table["role"])]
+    err = np.vstack([table["delta"] - table["delta_lo"], table["delta_hi"] - table["delta"]]).astype(float)
+    ax.barh(labels, table["delta"], xerr=np.nan_to_num(err), color=colors, capsize=3)
     ax.axvline(0, color="black", linewidth=0.8)
     for f in families:
         ax.barh([labels[0]], [0], color=cmap(families.index(f) % 10), label=f)
     ax.legend(title="family", fontsize=9)
-    ax.set_xlabel(f"{split} score: λ>0 − λ=0 baseline (95% CI)")
-    ax.set_ylabel("language (* = unseen)")
+    ax.set_xlabel("test score: configuration − matched λ=0 baseline (95% CI over seeds)")
+    ax.set_ylabel("language (* = test language)")
     ax.set_title("Which languages gain from URIEL")
-    return _save(fig, path)
+    return _save(fig, path, tag)
 
 
-def importance(table: pd.DataFrame, evaluator: str, path: Path) -> Path | None:
+def importance(table: pd.DataFrame, evaluator: str, path: Path, tag: str = "") -> Path | None:
     if table.empty:
         return None
     plt = _plt()
@@ -170,5 +162,5 @@ def importance(table: pd.DataFrame, evaluator: str, path: Path) -> Path | None:
     ax.set_xlabel(f"importance ({evaluator})")
     ax.set_ylabel("parameter")
     ax.set_title("Parameter importance")
-    return _save(fig, path)
+    return _save(fig, path, tag)
 

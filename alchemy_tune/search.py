@@ -64,6 +64,12 @@ class SearchRequest:
     $ALCHEMY_TUNE_NODE_WAIT_S, else 600 s)."""
     trial_fn: str = "alchemy_tune.train:run_trial"
     progress_interval_s: float = 30.0
+    configs: tuple[dict, ...] | None = None
+    """Run exactly these configurations, in order, instead of sampling (``confirm``; needs sampler grid)."""
+    kind: str = "search"
+    """The run's kind in alchemy_run.json (``confirm`` for confirmation runs)."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Extra alchemy_run.json fields (a confirmation run's link to its source run)."""
 
 
 @dataclass
@@ -156,7 +162,7 @@ def build_components(space, settings, run_dir: str, run_id: str, request: Search
                          repeats=getattr(settings, "repeats", 1))
     grid = None
     if settings.sampler == "grid":
-        grid = space.grid()
+        grid = [dict(c) for c in request.configs] if request.configs else space.grid()
         if not grid:
             raise UsageError(f"sampler grid: space {space.path} has continuous parameters; give each "
                              "parameter choices or a step (or use bruteforce/tpe)")
@@ -287,8 +293,8 @@ def run_search(request: SearchRequest) -> SearchOutcome:
     objectives = [list(o) for o in (settings.objectives or ((settings.metric, settings.mode),))]
     metric, mode = watched(settings)
     meta = write_metadata(
-        run_dir, "search", task=space.fixed().get("task"), space=space.path, metric=metric, mode=mode,
-        objectives=objectives, sampler=settings.sampler, pruner=settings.pruner,
+        run_dir, request.kind, **request.meta, task=space.fixed().get("task"), space=space.path, metric=metric,
+        mode=mode, objectives=objectives, sampler=settings.sampler, pruner=settings.pruner,
         oracle=any(C.is_oracle(m) for m, _ in objectives), repeats=settings.repeats,
         trials=settings.trials, seed=settings.seed, trial_fn=request.trial_fn,
         resources=trial_resources(settings), max_concurrent=settings.max_concurrent,

@@ -1,8 +1,9 @@
 """Synthetic runs with the real report format, for the analysis tests, the benchmark and demos.
 
 The scores follow a simple, known model (a URIEL effect that grows with λ on unseen languages, a
-training-size effect, a per-language offset and seeded noise), so tests can check that the analysis
-recovers it. Nothing here trains a model.
+training-size effect, a per-language offset, noise shared by every configuration trained with the same seed,
+as real replicates share their data order and initialisation, and a little noise per trial), so tests can
+check that the analysis recovers it and pairs by seed. Nothing here trains a model.
 """
 
 from __future__ import annotations
@@ -17,15 +18,24 @@ from . import constants as C
 from .config import TrialConfig
 from .results import RUN_META, ResultsWriter, resolve
 
-# (dataset code, URIEL code, seen)
-DEFAULT_LANGS = (("eng", "eng", True), ("fra", "fra", True), ("hin", "hin", True), ("arb", "arb", True),
-                 ("swh", "swh", False), ("jpn", "jpn", False), ("tur", "tur", False), ("vie", "vie", False))
+# (dataset code, URIEL code, seen, role): role seen | val (chooses, never trained on) | unseen (test)
+DEFAULT_LANGS = (("eng", "eng", True, "seen"), ("fra", "fra", True, "seen"), ("hin", "hin", True, "seen"),
+                 ("arb", "arb", True, "seen"), ("swh", "swh", False, "unseen"), ("jpn", "jpn", False, "unseen"),
+                 ("tur", "tur", False, "val"), ("vie", "vie", False, "unseen"))
+_GROUP_ROLES = {"seen": ("seen",), "val": ("val",), "unseen": ("unseen",), "all": ("seen", "val", "unseen"),
+                "select": ("seen", "val")}
 
 
-def languages(n: int) -> tuple[tuple[str, str, bool], ...]:
+def languages(n: int) -> tuple[tuple[str, str, bool, str], ...]:
     """``n`` languages: the named defaults first, then made-up codes ``x00``, ``x01``, ... (half seen)."""
-    extra = tuple((f"x{i:02d}", f"x{i:02d}", i % 2 == 0) for i in range(max(0, n - len(DEFAULT_LANGS))))
+    extra = tuple((f"x{i:02d}", f"x{i:02d}", i % 2 == 0, "seen" if i % 2 == 0 else "unseen")
+                  for i in range(max(0, n - len(DEFAULT_LANGS))))
     return (DEFAULT_LANGS + extra)[:n]
+
+
+def _seed_noise(seed, lang: str, split: str) -> float:
+    """The part of a score that depends on the training seed only (string seeding is deterministic)."""
+    return random.Random(f"{seed}/{lang}/{split}").gauss(0, 0.02)
 
 
 def report(config: dict, step: int, n_steps: int, langs, rng: random.Random) -> dict:
@@ -39,57 +49,68 @@ def report(config: dict, step: int, n_steps: int, langs, rng: random.Random) -> 
            C.PRIMARY_METRIC: "accuracy", C.STATUS: C.RUNNING, C.REASON: "", C.TRAIN_SECONDS: 0.5 * step}
     out[C.TRAIN_LOSS] = out[C.TASK_LOSS] + lam * out[C.URIEL_LOSS]
     per_lang = {}
-    for i, (lang, uriel, seen) in enumerate(langs):
+    for i, (lang, uriel, seen, role) in enumerate(langs):
         scores = {}
         for split in C.SPLITS_EVALUATED:
             base = (0.55 if seen else 0.35) + size_gain + (0.0 if seen else uriel_gain) + 0.01 * (i % 5)
-            acc = min(1.0, max(0.0, progress * base + rng.gauss(0, 0.01)))
+            noise = _seed_noise(config.get("seed"), lang, split) + rng.gauss(0, 0.005)
+            acc = min(1.0, max(0.0, progress * (base + noise)))
             scores[split] = {"accuracy": acc, "macro_f1": acc * 0.9}
-        per_lang[lang] = {"uriel": uriel, "seen": seen, **scores}
+        per_lang[lang] = {"uriel": uriel, "seen": seen, "role": role, **scores}
     out[C.LANGS] = per_lang
-    for split in C.SPLITS_EVALUATED:
-        groups = (("seen", [x for x in langs if x[2]]), ("unseen", [x for x in langs if not x[2]]),
-                  ("all", list(langs)))
-        for group, members in groups:
-            vals = [per_lang[lang][split]["accuracy"] for lang, _, _ in members]
-            out[C.average_key(split, group)] = sum(vals) / len(vals) if vals else float("nan")
+    for key in C.AVERAGE_KEYS:
+        split, _, group = key.partition("_")
+        if split not in C.SPLITS_EVALUATED or group not in _GROUP_ROLES:
+            continue
+        vals = [per_lang[lang][split]["accuracy"] for lang, _, _, role in langs if role in _GROUP_ROLES[group]]
+        out[key] = sum(vals) / len(vals) if vals else float("nan")
     return out
 
 
-def grid(n_trials: int) -> Iterator[dict]:
-    """Configurations cycling through λ, URIEL subsets, schedules, projections and training sizes."""
+def grid(n_trials: int, repeats: int = 3, first_seed: int = 42) -> Iterator[dict]:
+    """Configurations cycling through λ, URIEL subsets, schedules and projections at two training sizes,
+    each run with ``repeats`` seeds (``first_seed``, ``first_seed`` + 1, ...) one after the other;
+    λ = 0 is plain fine-tuning (constant schedule, default URIEL settings)."""
     lambdas, subsets = (0.0, 1.0, 10.0, 25.0), ("syntax_knn", "geo", "syntax_knn+syntax_average+geo")
-    schedules, projections, sizes = ("constant", "warmup", "alchemyscale"), ("linear", "mlp"), (100, 200, 400)
+    schedules, projections, sizes = ("constant", "warmup"), ("linear", "mlp"), (100, 400)
     for i in range(n_trials):
-        cfg = TrialConfig(lambda_=lambdas[i % 4], uriel_features=subsets[(i // 4) % 3],
-                          lambda_schedule=schedules[(i // 12) % 3], projection=projections[(i // 2) % 2],
-                          train_size=sizes[(i // 3) % 3], lr=(1e-4, 5e-5)[(i // 36) % 2], seed=42 + i % 3)
+        c = i // repeats
+        lam = lambdas[c % 4]
+        changes = {} if lam == 0 else dict(uriel_features=subsets[(c // 4) % 3],
+                                           lambda_schedule=schedules[(c // 24) % 2],
+                                           projection=projections[(c // 12) % 2])
+        cfg = TrialConfig(lambda_=lam, train_size=sizes[(c // 48) % 2], seed=first_seed + i % repeats, **changes)
         yield cfg.to_dict()
 
 
-def write_meta(run_dir: str, run_id: str) -> None:
+SELECTION = "dev_select"  # the default selection metric: seen + validation languages' dev sets
+
+
+def write_meta(run_dir: str, run_id: str, kind: str = "search", metric: str | None = None) -> None:
     """The run's alchemy_run.json, as the search writes it."""
     fs, root = resolve(run_dir)
     fs.create_dir(root, recursive=True)
-    meta = {"schema": 1, "run_id": run_id, "kind": "search", "task": "bible-genre",
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(), "space": None, "metric": "dev_unseen",
-            "mode": "max", "objectives": [["dev_unseen", "max"]], "sampler": "tpe", "pruner": "none",
+    metric = metric or (SELECTION if SELECTION in C.AVERAGE_KEYS else "dev_unseen")
+    meta = {"schema": 1, "run_id": run_id, "kind": kind, "task": "bible-genre",
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(), "space": None, "metric": metric,
+            "mode": "max", "objectives": [[metric, "max"]], "sampler": "tpe", "pruner": "none",
             "versions": {"alchemy_tune": "synthetic"}}
     with fs.open_output_stream(f"{root}/{RUN_META}") as handle:
         handle.write(json.dumps(meta).encode())
 
 
 def make_run(run_dir: str, *, n_trials: int = 8, n_langs: int = 8, n_evals: int = 4, seed: int = 0,
-             run_id: str | None = None, failed: int = 0, running: int = 0) -> str:
+             run_id: str | None = None, failed: int = 0, running: int = 0, repeats: int = 3,
+             kind: str = "search", first_seed: int = 42, metric: str | None = None) -> str:
     """Write a complete run folder (alchemy_run.json + results) and return its path.
 
     The last ``running`` trials stop half-way without ending; the ``failed`` ones before them fail half-way.
     """
     run_id = run_id or f"synthetic-{seed}"
-    write_meta(run_dir, run_id)
+    write_meta(run_dir, run_id, kind, metric)
     rng, langs = random.Random(seed), languages(n_langs)
     writer = ResultsWriter(run_dir, run_id, flush_interval_s=math.inf)
-    for i, cfg in enumerate(grid(n_trials)):
+    for i, cfg in enumerate(grid(n_trials, repeats, first_seed)):
         tid = f"trial_{i:04d}"
         last = n_evals // 2 if i >= n_trials - failed - running else n_evals
         for step in range(1, last + 1):

@@ -63,6 +63,22 @@ def timed(cmd: list[str]) -> tuple[float, float, float]:
     return wall, float(fields[2]), int(fields[0]) / 1024
 
 
+def compare(cmd: list[str], checkout: str, repeat: int) -> None:
+    """CPU seconds of this checkout's analyze vs another's on the same run, alternating (load hits both)."""
+    here = str(Path(__file__).resolve().parents[1])
+    cpu = {"this": [], "other": []}
+    for _ in range(repeat):
+        for name, path in (("other", checkout), ("this", here)):
+            os.environ["PYTHONPATH"], saved = path, os.environ.get("PYTHONPATH")
+            try:
+                cpu[name].append(timed(cmd)[1])
+            finally:
+                os.environ["PYTHONPATH"] = saved or ""
+    ratios = [a / b for a, b in zip(cpu["this"], cpu["other"])]
+    print(f"analyze tables only, CPU s: this {', '.join(f'{v:.2f}' for v in cpu['this'])}; {checkout} "
+          f"{', '.join(f'{v:.2f}' for v in cpu['other'])}; ratios {', '.join(f'{r:.2f}' for r in ratios)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
@@ -70,6 +86,9 @@ def main() -> None:
     parser.add_argument("--langs", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", default=None, help="write the run here and keep it")
+    parser.add_argument("--compare", default=None, metavar="CHECKOUT",
+                        help="also time another checkout's analyze (PYTHONPATH=CHECKOUT) on the same run, "
+                             "alternating with this one, tables only; prints the CPU ratio")
     args = parser.parse_args()
     root = args.keep or tempfile.mkdtemp(prefix="bench-analyze-")
     run_dir = os.path.join(root, "run")
@@ -89,6 +108,8 @@ def main() -> None:
         print(f"analyze, {label}: wall median {walls[len(walls) // 2]:.2f} s (min {walls[0]:.2f}), "
               f"CPU median {cpus[len(cpus) // 2]:.2f} s, peak RSS {max(r[2] for r in results):.0f} MB"
               "  [target <= 3 s, <= 1536 MB]")
+    if args.compare:
+        compare(base + ["--no-report"], args.compare, args.repeat)
     t0 = time.perf_counter()
     imports = "import alchemy_tune.analyze_cli, alchemy_tune.plots"
     subprocess.run([*pin, sys.executable, "-c", imports], check=True)

@@ -7,6 +7,7 @@ import math
 import os
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -14,64 +15,183 @@ from scipy import stats
 
 from alchemy_tune import analyze as A
 from alchemy_tune import constants as C
+from alchemy_tune import paired as P
 from alchemy_tune.cli import main
 from alchemy_tune.config import TrialConfig
 from alchemy_tune.importance import param_importance
-from alchemy_tune.results import ResultsWriter, read_trials
+from alchemy_tune.results import ResultsWriter, read_metrics, read_trials
 from alchemy_tune.synthetic import make_run
 from test_results import make_report
 
 
+N_LANGS = 16  # 8 test languages: a Wilcoxon test across them can reach p = 2/2**8
+
+
 @pytest.fixture(scope="module")
 def two_seeds(tmp_path_factory):
+    """A wide synthetic search (λ × URIEL subset × projection, 3 seeds each) pooled from two runs."""
     root = tmp_path_factory.mktemp("runs")
-    a = make_run(str(root / "seed0"), n_trials=36, seed=0, failed=1, running=1)
-    b = make_run(str(root / "seed1"), n_trials=36, seed=1)
+    a = make_run(str(root / "seed0"), n_trials=72, seed=0, failed=1, running=1, metric="dev_seen")
+    b = make_run(str(root / "seed1"), n_trials=72, seed=1, first_seed=50, metric="dev_seen")
     return a, b
 
 
-def test_cli_prints_tables_and_writes_a_report_with_readable_plots(two_seeds, tmp_path, capsys):
+@pytest.fixture(scope="module")
+def lambdas(tmp_path_factory):
+    """λ ∈ {0, 1, 10, 25} with one URIEL subset, 3 seeds each: 3 comparisons, 8 test languages."""
+    return make_run(str(tmp_path_factory.mktemp("lam") / "run"), n_trials=12, n_langs=N_LANGS, metric="dev_seen")
+
+
+def _raw_scores(run_dir: str) -> pd.DataFrame:
+    """Per-language test accuracy at each trial's best step, joined by hand (independently of analyze)."""
+    trials = read_trials(run_dir).to_pandas()
+    metrics = read_metrics(run_dir).to_pandas()
+    trials = trials[trials["status"] == "completed"][["run_id", "trial_id", "best_step", "cfg_lambda", "cfg_seed"]]
+    metrics = metrics[(metrics["split"] == "test") & (metrics["metric"] == "accuracy")]
+    joined = metrics.merge(trials, left_on=["run_id", "trial_id", "step"], right_on=["run_id", "trial_id", "best_step"])
+    return joined.rename(columns={"cfg_lambda": "lam", "cfg_seed": "seed"})[["lam", "seed", "lang", "seen", "value"]]
+
+
+def test_paired_delta_p_and_holm_match_an_independent_computation(lambdas):
+    runs = A.load_runs([lambdas])
+    table, note = A.comparisons(A.units(runs))
+    assert note is None and len(table) == 3 and set(table["baseline"]) == {"matched"}
+    raw = _raw_scores(lambdas)
+    test_langs = set(runs.langs.loc[runs.langs["role"] == "unseen", "lang"])  # the val language is not one
+    raw = raw[raw["lang"].isin(test_langs)].pivot_table(index=["lang", "seed"], columns="lam", values="value")
+    p_values = {}
+    for lam in (1.0, 10.0, 25.0):
+        row = table.set_index("lambda").loc[lam]
+        d = (raw[lam] - raw[0.0]).unstack("seed")  # language x seed
+        assert row["Δunseen"] == pytest.approx(d.to_numpy().mean())
+        assert (row["languages_unseen"], row["seeds"]) == (len(test_langs), 3)
+        assert row["p_unseen"] == pytest.approx(stats.wilcoxon(d.mean(axis=1)).pvalue)
+        assert row["Δunseen_lo"] < row["Δunseen"] < row["Δunseen_hi"]
+        p_values[lam] = row["p_unseen"]
+    # Holm by its definition: the k-th smallest p times (m - k + 1), made monotone
+    ordered = sorted(p_values, key=p_values.get)
+    expected, running = {}, 0.0
+    for k, lam in enumerate(ordered):
+        running = max(running, min(1.0, (3 - k) * p_values[lam]))
+        expected[lam] = running
+    assert table.set_index("lambda")["p_holm_unseen"].to_dict() == pytest.approx(expected)
+    # the synthetic URIEL effect: large λ helps test languages, and only them
+    big = table.set_index("lambda").loc[25.0]
+    assert P.beats(big, "unseen") and not P.beats(big, "seen")
+
+
+def test_ci_is_reproducible_and_matches_scipy_with_one_replicate(tmp_path):
+    run = make_run(str(tmp_path / "one"), n_trials=4, n_langs=N_LANGS, repeats=1, metric="dev_seen")
+    first = A.comparisons(A.units(A.load_runs([run])))[0]
+    again = A.comparisons(A.units(A.load_runs([run])))[0]
+    assert first[["Δunseen_lo", "Δunseen_hi"]].equals(again[["Δunseen_lo", "Δunseen_hi"]])
+    row = first.set_index("lambda").loc[10.0]
+    raw = _raw_scores(run)
+    runs = A.load_runs([run])
+    raw = raw[raw["lang"].isin(set(runs.langs.loc[runs.langs["role"] == "unseen", "lang"]))].pivot_table(
+        index="lang", columns="lam", values="value")
+    res = stats.bootstrap(((raw[10.0] - raw[0.0]).to_numpy(),), np.mean, method="percentile", n_resamples=20_000,
+                          random_state=np.random.default_rng(0))
+    width = res.confidence_interval.high - res.confidence_interval.low
+    assert row["Δunseen_lo"] == pytest.approx(res.confidence_interval.low, abs=0.1 * width)
+    assert row["Δunseen_hi"] == pytest.approx(res.confidence_interval.high, abs=0.1 * width)
+
+
+def test_pairing_by_seed_is_what_narrows_the_interval(lambdas):
+    runs = A.load_runs([lambdas])
+    trials, scores = A._scored(runs), runs.scores("test")
+    paired = P.baseline_comparisons(P.Units(trials, scores)).set_index("lambda")
+    # relabel the baseline's seeds: the same scores, now paired with another seed's draw
+    plain = trials["cfg_lambda"] == 0
+    shuffled = trials.assign(cfg_seed=np.where(plain, 42 + (trials["cfg_seed"] - 42 + 1) % 3, trials["cfg_seed"]))
+    crossed = P.baseline_comparisons(P.Units(shuffled, scores)).set_index("lambda")
+    assert crossed.loc[10.0, "Δunseen"] == pytest.approx(paired.loc[10.0, "Δunseen"])  # same means
+    width = lambda t: (t["Δunseen_hi"] - t["Δunseen_lo"]).mean()  # noqa: E731
+    assert width(crossed) > 1.5 * width(paired)
+
+
+def test_every_row_is_one_configuration_and_every_searched_setting_gets_a_table(two_seeds):
+    runs = A.load_runs(list(two_seeds))
+    u = A.units(runs)
+    table, _ = A.comparisons(u)
+    dims = ["lambda", "projection", "uriel_features"]
+    assert [P.short(c) for c in u.searched] == dims
+    assert not table.duplicated(dims).any()  # no row pools two values of a searched setting
+    assert len(table) == 9 * 2  # λ>0 × subsets × projections; plain fine-tuning is the baseline
+    assert table["seeds"].max() == 6 and table["seeds"].min() == 4  # 3 seeds from each run; 2 did not finish
+    by = A.dimensions(u)
+    assert set(by) == {"projection", "uriel_features"}
+    proj = by["projection"][0]
+    assert set(proj["reference"]) == {"projection=linear"} and len(proj) == 9
+    subsets = by["uriel_features"][0]
+    # the synthetic gain grows with the subset's size, so smaller subsets lose against the full default set
+    assert (subsets["Δunseen"] < 0).all() and set(subsets["reference"]) == {
+        "uriel_features=syntax_knn+syntax_average+geo"}
+
+
+def test_language_and_family_gains_keep_their_cis(lambdas):
+    runs = A.load_runs([lambdas])
+    u = A.units(runs)
+    table = A.comparisons(u)[0]
+    best = P.focus(table)
+    # the detailed configuration is the best by the selection metric (dev_seen here), never by test
+    assert best["selection_score"] == table["selection_score"].max()
+    dev = A._scored(runs).groupby("cfg_lambda")["best_dev_seen"].mean()
+    assert best["lambda"] == dev.drop(0.0).idxmax()
+    key = A.config_key(u, best)
+    langs = P.language_table(u, key)
+    swh = langs.set_index("lang").loc["swh"]
+    assert (swh["language"], swh["family"], swh["script"], swh["role"]) == ("Swahili", "Niger-Congo", "Latin",
+                                                                            "unseen")
+    assert swh["delta_lo"] <= swh["delta"] <= swh["delta_hi"] and swh["seeds"] == 3
+    families = P.grouped_language_deltas(u, key, "family")
+    assert families["languages"].sum() == (langs["role"] == "unseen").sum()
+    assert (families["delta_lo"] <= families["delta"]).all() and (families["delta"] <= families["delta_hi"]).all()
+
+
+def test_cli_report_opens_with_the_verdict(lambdas, tmp_path, capsys):
     out = tmp_path / "report"
-    assert main(["analyze", *two_seeds, "--out", str(out)]) == 0
+    assert main(["analyze", lambdas, "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    for title in ("== Leaderboard ==", "== URIEL-subset ablation", "== Pareto front", "still running",
-                  "failed synthetic-0/trial_0034: RuntimeError: synthetic failure"):
-        assert title in text
+    assert text.startswith("== Verdict ==\nOn test languages, the best searched")
     report = (out / "report.md").read_text()
+    lines = [line for line in report.splitlines() if line.strip()]
+    assert lines[:2] == ["# alchemy-tune analysis", "## Verdict"]
+    assert lines[2].startswith("On test languages, the best searched (not yet confirmed") and "beats plain" in lines[2]
+    assert lines[3].startswith("On seen languages, no configuration beats plain fine-tuning at the 95% level")
+    assert "95% CI" in lines[2] and "Holm-corrected" in lines[2]
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert len(pngs) >= 5 and "per_language.png" in pngs and "uriel_ablation.png" in pngs
+    assert {"comparisons.png", "language_deltas.png", "per_language.png"} <= set(pngs)
     for name in pngs:
         assert f"]({name})" in report
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    # languages are named on the per-language plot's table
-    assert "Swahili (swh)" in report and "Japanese (jpn)" in report
+    assert "Swahili (swh)" in report and "oracle" not in report.lower()
 
 
-def test_ablation_recovers_the_synthetic_effect_and_pools_seeds(two_seeds):
-    runs = A.load_runs(list(two_seeds))
-    table, note = A.ablation(runs)
-    assert note is None
-    rows = table.set_index("uriel_features")
-    full, geo = rows.loc["syntax_knn+syntax_average+geo"], rows.loc["geo"]
-    # the synthetic URIEL gain grows with the subset and touches only unseen languages
-    assert full["Δunseen"] > geo["Δunseen"] > 0
-    assert full["Δunseen"] - full["Δunseen_ci"] > 0
-    assert abs(full["Δseen"]) < full["Δunseen"] / 3
-    one = A.ablation(A.load_runs([two_seeds[1]]))[0].set_index("uriel_features")
-    assert rows["n"].sum() > one["n"].sum()  # both runs are pooled
+def test_confirmation_runs_drive_the_verdict(lambdas, tmp_path, capsys):
+    confirm = make_run(str(tmp_path / "confirm"), n_trials=12, n_langs=N_LANGS, first_seed=100, kind="confirm",
+                       run_id="confirm-1", metric="dev_seen")
+    assert main(["analyze", lambdas, confirm, "--format", "json", "--no-report"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["verdict"][0].startswith("On test languages, the best confirmed configuration (λ=")
+    confirmed = result["tables"]["confirmed"]
+    assert {r["seeds"] for r in confirmed} == {3}  # fresh seeds only
+    assert {r["seeds"] for r in result["tables"]["comparisons"]} == {6}  # every run pooled
 
 
-def test_language_deltas_show_unseen_languages_gaining_with_family_and_script(two_seeds):
-    runs = A.load_runs(list(two_seeds), metric="test_unseen")
-    table, note = A.language_deltas(runs)
-    assert note is None
-    unseen_mean = table.loc[~table["seen"].astype(bool), "delta"].mean()
-    seen_mean = table.loc[table["seen"].astype(bool), "delta"].mean()
-    assert unseen_mean > seen_mean + 0.01
-    swh = table.set_index("lang").loc["swh"]
-    assert (swh["language"], swh["family"], swh["script"]) == ("Swahili", "Niger-Congo", "Latin")
-    families = A.grouped_deltas(table, "family")
-    assert families["languages"].sum() == len(table)
+def test_oracle_selection_is_marked_everywhere(tmp_path, capsys):
+    run = make_run(str(tmp_path / "oracle"), n_trials=12, n_langs=N_LANGS, metric="dev_unseen")
+    out = tmp_path / "report"
+    assert main(["analyze", run, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert all(line.startswith("[oracle") for line in text.split("\n\n")[0].splitlines()[1:])
+    assert "note: ORACLE" in text and " oracle " in text  # the leaderboard's selection column
+    report = (out / "report.md").read_text()
+    assert report.startswith("# alchemy-tune analysis — ORACLE selection")
+    saved = json.loads((out / "tables.json").read_text())
+    assert saved["oracle"] is True
+    assert all(row["selection"] == "oracle" for rows in saved["tables"].values() for row in rows)
+    assert saved["tables"]["comparisons"] and saved["tables"]["language_deltas"]
 
 
 def test_leaderboard_matches_an_independent_query(two_seeds):
@@ -114,7 +234,7 @@ def test_importance_ranks_the_parameters_that_drive_the_score(two_seeds):
 
 
 def _run_with(tmp_path, trials):
-    (tmp_path / "alchemy_run.json").write_text(json.dumps({"schema": 1, "run_id": "r"}))
+    (tmp_path / "alchemy_run.json").write_text(json.dumps({"schema": 1, "run_id": "r", "metric": "dev_seen"}))
     writer = ResultsWriter(str(tmp_path), "r")
     for tid, changes, status in trials:
         writer.add_report(tid, TrialConfig(**changes).to_dict(), make_report(2))
@@ -124,17 +244,18 @@ def _run_with(tmp_path, trials):
     return str(tmp_path)
 
 
-def test_without_a_matching_baseline_the_tables_say_so(tmp_path, capsys):
+def test_without_a_matching_baseline_there_is_no_delta(tmp_path, capsys):
     run = _run_with(tmp_path, [("a", {"lambda_": 10.0, "lr": 1e-4}, C.COMPLETED),
                                ("b", {"lambda_": 0.0, "lr": 3e-4}, C.COMPLETED),
                                ("c", {"lambda_": 10.0, "lr": 2e-4}, None)])
     assert main(["analyze", run, "--format", "json", "--no-report"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert "no baseline with matching settings" in result["table_notes"]["uriel_ablation"]
-    assert "unpaired" in result["table_notes"]["uriel_ablation"]
-    (row,) = result["tables"]["uriel_ablation"]  # the running trial "c" is left out of summaries
-    assert row["n"] == 1 and row["Δunseen"] == pytest.approx(0.0)  # a and b reported the same scores
-    assert "unpaired" in result["table_notes"]["language_deltas"]
+    assert "no matched baseline" in result["table_notes"]["comparisons"]
+    (row,) = result["tables"]["comparisons"]  # the running trial "c" is left out of summaries
+    assert row["baseline"] == P.NO_BASELINE and row["Δunseen"] is None and row["Δseen"] is None
+    assert result["verdict"] == ["No verdict: no configuration has a matched plain fine-tuning baseline "
+                                 "(λ=0, same other settings, same seeds) in these runs."]
+    assert result["tables"]["language_deltas"] == []
     assert len(result["tables"]["leaderboard"]) == 3
     assert any("still running" in n for n in result["notes"])
     assert main(["analyze", run, "--format", "csv", "--no-report"]) == 0
@@ -166,7 +287,7 @@ def test_trials_table_columns_survive_missing_config_columns(tmp_path):
     pq.write_table(table.replace_schema_metadata({b"schema_version": b"1"}),
                    os.path.join(run, "results", "trials.parquet"))
     runs = A.load_runs([run])
-    assert A.ablation(runs)[1] == "no URIEL-subset or λ column"
+    assert A.comparisons(A.units(runs))[0]["baseline"].tolist() == ["matched"]
     assert A.scaling(runs)[1] == "no cfg_train_size column"
     assert len(A.leaderboard(runs)) == 2
 

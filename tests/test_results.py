@@ -443,7 +443,7 @@ def test_a_schema_1_run_is_still_read_by_analyze_and_converted_when_continued(tm
     write_v1_run(run)
     runs = load_runs([run])
     assert len(runs.trials) == 8 and len(leaderboard(runs)) == 8
-    assert len(runs.langs) == 8 * 6 and runs.langs.value.notna().all()
+    assert len(runs.scores("test")) == 8 * 6 and len(runs.langs) == 2 * 8 * 6 and runs.langs.value.notna().all()
     # a writer continuing a version-1 run converts it first; readers then see the same rows plus the new
     before = read_metrics(run).num_rows
     writer = ResultsWriter(run, "synthetic-1")

@@ -1,0 +1,96 @@
+"""``alchemy-tune confirm``: choosing by the selection metric, fresh seeds, a linked run, real trials on Ray."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from alchemy_tune import constants as C
+from alchemy_tune.cli import main
+from alchemy_tune.confirm import plan
+from alchemy_tune.config import TrialConfig
+from alchemy_tune.results import ResultsWriter, read_trials
+from alchemy_tune.run_dir import write_metadata
+from test_results import make_report
+from test_search import TINY
+
+# (λ, seed, dev offset, test offset): λ=3 is best on dev (the selection metric), λ=1 on test
+SOURCE = ((0.0, 1, 0.00, 0.00), (0.0, 2, 0.00, 0.00), (1.0, 1, 0.01, 0.30), (1.0, 2, 0.01, 0.30),
+          (3.0, 1, 0.05, -0.2), (3.0, 2, 0.05, -0.2))
+
+
+def _source_run(root, model: str) -> str:
+    run_dir = str(root / "search-1")
+    write_metadata(run_dir, "search", run_id="search-1", metric="dev_seen", mode="max",
+                   resources={"cpu": 1, "gpu": 0}, max_concurrent=2)
+    writer = ResultsWriter(run_dir, "search-1")
+    for i, (lam, seed, dev, test) in enumerate(SOURCE):
+        config = TrialConfig.from_dict({**TINY, "model": model, "lr": 1e-3, "lambda": lam, "seed": seed}).to_dict()
+        report = make_report(1, offset=dev, status=C.COMPLETED)
+        for info in report[C.LANGS].values():
+            info["test"]["accuracy"] += test
+        report["test_unseen"] += test
+        writer.add_report(f"t{i}", config, report)
+        writer.end_trial(f"t{i}", C.COMPLETED)
+    writer.add_report("failed", {**config, "lambda": 9.0}, make_report(1, offset=0.9))
+    writer.end_trial("failed", C.FAILED, error="boom")  # a failed trial is never chosen
+    writer.flush()
+    return run_dir
+
+
+def test_plan_chooses_by_the_selection_metric_with_fresh_seeds(tmp_path):
+    run = _source_run(tmp_path, "e5-small")
+    p = plan(run, top=1, repeats=3)
+    assert [c["config"]["lambda"] for c in p.chosen] == [3.0]  # best dev, although worst test
+    assert p.chosen[0]["replicates"] == 2 and p.seeds == [3, 4, 5]  # above the source's seeds 1, 2
+    assert [b["lambda"] for b in p.baselines] == [0.0]
+    assert [(c["lambda"], c["seed"]) for c in p.configs] == [(3.0, 3), (3.0, 4), (3.0, 5), (0.0, 3), (0.0, 4),
+                                                             (0.0, 5)]
+    two = plan(run, top=2, repeats=1)
+    assert [c["config"]["lambda"] for c in two.chosen] == [3.0, 1.0] and len(two.baselines) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--top", "0"], "--top: must be a positive integer"),
+    (["--repeats", "0"], "--repeats: must be a positive integer"),
+    (["--seed", "2"], "overlap the source run's seeds"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
+    run = _source_run(tmp_path, "e5-small")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["confirm", run, *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.slow
+def test_confirm_runs_the_best_configuration_and_its_baseline_end_to_end(tmp_path, tiny_encoder_dir, capsys):
+    import ray
+
+    run = _source_run(tmp_path, tiny_encoder_dir)
+    try:
+        code = main(["confirm", run, "--top", "1", "--repeats", "2", "--num-cpus", "2"])
+    finally:
+        ray.shutdown()
+    out = capsys.readouterr().out
+    assert code == 0, out
+    confirm_dir = tmp_path / "confirm-search-1"
+    meta = json.loads((confirm_dir / "alchemy_run.json").read_text())
+    assert meta["kind"] == "confirm" and meta["source_run"]["run_id"] == "search-1"
+    assert meta["source_run"]["run_dir"] == run and meta["confirm"]["seeds"] == [3, 4]
+    assert [c["lambda"] for c in meta["confirm"]["configurations"]] == [3.0]
+    rows = read_trials(str(confirm_dir)).to_pylist()
+    assert sorted((r["cfg_lambda"], r["cfg_seed"], r["status"]) for r in rows) == [
+        (0.0, 3, C.COMPLETED), (0.0, 4, C.COMPLETED), (3.0, 3, C.COMPLETED), (3.0, 4, C.COMPLETED)]
+    assert all(r["cfg_model"] == tiny_encoder_dir for r in rows)
+    # the test-language scores and the verdict are reported
+    assert "confirmed test scores" in out and "test_unseen" in out and "On test languages" in out
+    # analyze bases its verdict on the confirmation run
+    from alchemy_tune import analyze as A
+    from alchemy_tune.analyze_cli import compute
+
+    tables, _, verdict = compute(A.load_runs([str(confirm_dir)]), top=5, importance="ped-anova")
+    assert "confirmed" in verdict[0], verdict
+    assert len(tables["confirmed"]) == 1 and tables["confirmed"]["seeds"].tolist() == [2]
