@@ -310,11 +310,27 @@ class ResultsWriter:
         if time.monotonic() - self._last_flush >= self.flush_interval_s:
             self.flush()
 
+    def drop_trial(self, trial_id: str) -> None:
+        """Remove every row of ``trial_id`` (a dead driver's Ray trial whose Optuna trial another took over)."""
+        trial_id = str(trial_id)
+        if trial_id not in self._trials and trial_id not in self._steps:
+            return
+        for table in (self._trials, self._configs, self._steps):
+            table.pop(trial_id, None)
+        for key in [k for k in self._pending if k[0] == trial_id]:
+            del self._pending[key]
+        self._truncate[trial_id] = -1  # every stored metric row of it (steps are >= 0)
+        self._dirty = True
+
     def end_trial(self, trial_id: str, status: str, *, error: str = "", pruned_at_step: int | None = None,
-                  resources: Mapping | None = None, wall_seconds: float | None = None) -> None:
-        """Record how ``trial_id`` ended, then flush."""
+                  resources: Mapping | None = None, wall_seconds: float | None = None,
+                  config: Mapping | None = None) -> None:
+        """Record how ``trial_id`` ended, then flush. ``config`` fills the cfg_ columns of a trial that
+        never reported (e.g. it crashed at start)."""
         if status not in STATUSES:
             raise ValueError(f"status: {status!r} is not one of {', '.join(STATUSES)}")
+        if config is not None and str(trial_id) not in self._configs:
+            self._configs[str(trial_id)] = _full_config(config)
         trial = self._trials.setdefault(str(trial_id), {})
         trial["status"] = status
         if error:
