@@ -17,7 +17,7 @@ from .errors import UsageError
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("alchemy_tune.search_cli", "run a hyperparameter search with Ray Tune + Optuna (the default)"),
-    "resume": ("alchemy_tune.resume_cli", "continue a search whose driver died: alchemy-tune resume RUN_DIR"),
+    "resume": ("alchemy_tune.resume_cli", "continue a search whose driver died, or extend one: alchemy-tune resume RUN_DIR [--trials N]"),
     "train": ("alchemy_tune.train_cli", "run one LinguAlchemy trial without Ray and print per-language scores"),
     "plan": ("alchemy_tune.plan_cli", "dry run: print trials, languages and URIEL coverage without training"),
     "analyze": ("alchemy_tune.analyze_cli", "leaderboard, ablations, plots and a Markdown report for run(s)"),

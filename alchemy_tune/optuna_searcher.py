@@ -8,11 +8,19 @@ nothing of the study is pickled with Tune's own state.
 
 Invariants: each Ray trial has exactly one Optuna trial; each Optuna trial is told exactly once
 (``tell(skip_if_finished=True)`` plus a state check). An Optuna trial that a killed driver asked for but Tune
-never recorded (an "orphan") is handed to the next Ray trial instead of asking a new one.
+never recorded (an "orphan") is handed to the next Ray trial instead of asking a new one. Ray's trial ids
+are 8 random hex characters: a new id that the study already holds is refused (Tune then asks again with a
+fresh id), so two Ray trials never share an Optuna trial.
+
+How trials end in Optuna: completed -> COMPLETE with the objective(s); pruned -> PRUNED (its value is the
+last reported objective); diverged (NaN/inf loss) -> PRUNED too, so samplers learn to avoid the region
+(TPE ignores FAIL trials): its value is its last finite objective, if it had one; failed -> FAIL. The
+alchemy status (``alchemy_status``) tells diverged from pruned.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from pathlib import Path
@@ -27,8 +35,10 @@ from ray.tune.search import Searcher
 from . import constants as C
 from . import replicates
 from .errors import UsageError
-from .pruning import PRUNED_AT_ATTR, build_pruner
+from .journal import journal_location, relocated
+from .pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR, build_pruner
 
+logger = logging.getLogger(__name__)
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2", "grid", "bruteforce")
 STUDY_NAME = "alchemy-tune"
@@ -37,6 +47,22 @@ CONFIG_ATTR = "config"
 ORPHAN_ATTR = "orphan"
 REASON_ATTR = "reason"
 STATUS_ATTR = "alchemy_status"
+PREVIOUS_IDS_ATTR = "previous_ray_trial_ids"  # an adopted orphan's earlier Ray ids (their rows are dropped)
+WARM_ATTR = "warm_start_from"  # a finished trial of an earlier run, told to this study
+RETRY_OF_ATTR = "retry_of"  # the FAIL trial (number) whose Ray trial this one runs again
+STOPPED_ATTR = "stopped_asking"  # study attr: why the search stopped asking for new trials (a budget)
+
+
+class _BruteForce(optuna.samplers.BruteForceSampler):
+    """BruteForceSampler whose exhaustion does not call ``study.stop()``.
+
+    Optuna stops a study from ``after_trial`` once the space is exhausted, which only works inside
+    ``study.optimize``; from ``tell`` it raises before the trial's state is stored. The searcher caps a
+    bruteforce search at the space's size instead (as for grid).
+    """
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
 
 
 def build_sampler(name: str, *, seed: int | None, n_objectives: int = 1, concurrent: int = 1,
@@ -62,7 +88,7 @@ def build_sampler(name: str, *, seed: int | None, n_objectives: int = 1, concurr
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False, **startup)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
-    return optuna.samplers.BruteForceSampler(seed=seed)
+    return _BruteForce(seed=seed)
 
 
 class StudyHandle:
@@ -72,11 +98,12 @@ class StudyHandle:
 
     def __init__(self, journal_path: str, *, objectives: Sequence[tuple[str, str]], sampler: str, pruner: str,
                  seed: int | None, concurrent: int = 1, pruner_options: Mapping[str, Any] | None = None,
-                 n_startup_trials: int | None = None, run_dir: str | None = None, repeats: int = 1):
+                 n_startup_trials: int | None = None, run_dir: str | None = None, repeats: int = 1,
+                 run_id: str | None = None):
         self.journal_path = str(journal_path)
         self.repeats = int(repeats)
         """Ray trials (training seeds) per configuration; > 1 goes through :mod:`alchemy_tune.replicates`."""
-        self.run_dir = run_dir
+        self.run_dir, self.run_id = run_dir, run_id
         self.objective_metrics = tuple(m for m, _ in objectives)
         self.directions = [("maximize" if d == "max" else "minimize") for _, d in objectives]
         self.metric = self.objective_metrics[0]
@@ -86,6 +113,8 @@ class StudyHandle:
         self.n_startup_trials = n_startup_trials
         self._study: optuna.Study | None = None
         self._ids: dict[str, int] = {}  # ray trial id -> optuna storage trial id
+        self.moved = False
+        """Unpickled by a resumed Tune from a run folder that has moved since (see OptunaSearcher.suggest)."""
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -94,11 +123,12 @@ class StudyHandle:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        from alchemy_tune.search import is_uri, journal_location
-
-        if self.run_dir and is_uri(self.run_dir):
-            # A journal mirrored from an object store lives in this machine's cache, wherever the run began.
-            self.journal_path = journal_location(self.run_dir)
+        if self.run_dir:
+            # A resumed search may run on another machine (an object store's journal mirror lives in this
+            # machine's cache) or from a local run folder that was moved since the search began.
+            now = relocated(getattr(self, "run_id", None), self.run_dir)
+            self.moved = now != self.run_dir
+            self.run_dir, self.journal_path = now, journal_location(now)
 
     @property
     def multi_objective(self) -> bool:
@@ -141,6 +171,10 @@ class StudyHandle:
             self._scan()
         return self._ids.get(ray_id)
 
+    def knows(self, ray_id: str) -> bool:
+        """Whether a trial of the study (this run or an earlier driver's) carries this Ray id."""
+        return self.storage_id(ray_id) is not None
+
     def optuna_trial(self, ray_id: str) -> optuna.Trial | None:
         sid = self.storage_id(ray_id)
         return None if sid is None else optuna.Trial(self.study, sid)
@@ -160,7 +194,9 @@ class StudyHandle:
 
     # ------------------------------------------------------------------ trial life
     def n_trials(self) -> int:
-        return len(self.study.get_trials(deepcopy=False))
+        """Trials that count toward the search's ``trials``: asked by this search (enqueued ones once asked),
+        not told from an earlier run (warm start) and not a failed attempt that was retried."""
+        return len(self.this_runs_trials())
 
     def mark_orphans(self, known_ray_ids: set[str]) -> int:
         """Flag unfinished Optuna trials that no Ray trial will ever continue; returns how many."""
@@ -172,13 +208,52 @@ class StudyHandle:
         return n
 
     def adopt_orphan(self, ray_id: str) -> dict | None:
+        """Hand an orphan to the new Ray trial ``ray_id``; its config, or None if there is no orphan.
+
+        The new Ray trial starts from scratch: a pruning decision the dead driver took is forgotten, and the
+        old Ray id is kept in ``previous_ray_trial_ids`` so its rows in the results can be dropped.
+        """
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.user_attrs.get(ORPHAN_ATTR) and CONFIG_ATTR in t.user_attrs:
-                self.study._storage.set_trial_user_attr(t._trial_id, ORPHAN_ATTR, False)
-                self.study._storage.set_trial_user_attr(t._trial_id, RAY_ID_ATTR, ray_id)
+                set_attr = self.study._storage.set_trial_user_attr
+                set_attr(t._trial_id, ORPHAN_ATTR, False)
+                old = t.user_attrs.get(RAY_ID_ATTR)
+                if old:
+                    set_attr(t._trial_id, PREVIOUS_IDS_ATTR, [*t.user_attrs.get(PREVIOUS_IDS_ATTR, []), old])
+                    self._ids.pop(old, None)
+                if t.user_attrs.get(PRUNED_BY_ATTR) is not None:
+                    set_attr(t._trial_id, PRUNED_BY_ATTR, None)
+                    set_attr(t._trial_id, PRUNED_AT_ATTR, None)
+                set_attr(t._trial_id, RAY_ID_ATTR, ray_id)
                 self._ids[ray_id] = t._trial_id
                 return dict(t.user_attrs[CONFIG_ATTR])
         return None
+
+    def previous_ids(self, ray_id: str) -> list[str]:
+        frozen = self.frozen(ray_id)
+        return list(frozen.user_attrs.get(PREVIOUS_IDS_ATTR, [])) if frozen is not None else []
+
+    def retry(self, ray_id: str, space) -> None:
+        """A failed Ray trial is run again: give it a fresh Optuna trial with the same parameters (the old
+        one stays FAIL, flagged ``retried_as``, and no longer counts)."""
+        old = self.frozen(ray_id)
+        if old is None or old.state != TrialState.FAIL:
+            return
+        self.study.enqueue_trial(old.params, skip_if_exists=False)
+        trial = self.study.ask()
+        space.suggest(trial)
+        trial.set_user_attr(RAY_ID_ATTR, ray_id)
+        trial.set_user_attr(CONFIG_ATTR, old.user_attrs.get(CONFIG_ATTR))
+        trial.set_user_attr(RETRY_OF_ATTR, old.number)  # a finished trial's attributes are frozen
+        self._ids[ray_id] = trial._trial_id
+
+    def this_runs_trials(self, *, warm: bool = False) -> list[optuna.trial.FrozenTrial]:
+        """The study's trials of this search: no retried failures, no waiting ones, and no warm-start trials
+        unless ``warm``."""
+        trials = self.study.get_trials(deepcopy=False)
+        retried = {t.user_attrs[RETRY_OF_ATTR] for t in trials if RETRY_OF_ATTR in t.user_attrs}
+        return [t for t in trials if t.state != TrialState.WAITING and (warm or WARM_ATTR not in t.user_attrs)
+                and t.number not in retried]
 
     def ask(self, ray_id: str, space) -> dict:
         trial = self.study.ask()
@@ -214,10 +289,13 @@ class StudyHandle:
         if error:
             status, state, told = C.FAILED, TrialState.FAIL, None
             storage.set_trial_user_attr(sid, REASON_ATTR, str(error) if isinstance(error, str) else "error")
-        elif PRUNED_AT_ATTR in frozen.user_attrs:
+        elif frozen.user_attrs.get(PRUNED_BY_ATTR) is not None:
             status, state, told = C.PRUNED, TrialState.PRUNED, None
         elif result.get(C.STATUS) == C.DIVERGED:
-            status, state, told = C.DIVERGED, TrialState.FAIL, None
+            # PRUNED, not FAIL: TPE ignores FAIL trials and would keep sampling where trials diverge; a
+            # PRUNED trial counts with its last intermediate value (the last finite objective; NaNs are
+            # never reported), or as worse than any trial with values when it had none.
+            status, state, told = C.DIVERGED, TrialState.PRUNED, None
             storage.set_trial_user_attr(sid, REASON_ATTR, str(result.get(C.REASON) or "diverged"))
         elif values and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
             status, state, told = C.COMPLETED, TrialState.COMPLETE, [float(v) for v in values]
@@ -230,17 +308,39 @@ class StudyHandle:
 
 
 class OptunaSearcher(Searcher):
-    """ask -> ``space.suggest`` -> Ray trial config; tell on completion. At most ``n_trials`` Optuna trials."""
+    """ask -> ``space.suggest`` -> Ray trial config; tell on completion.
 
-    def __init__(self, handle: StudyHandle, space, n_trials: int, grid: list[dict] | None = None):
+    At most ``n_trials`` trials of this search, and never more than ``grid`` holds (grid: served in
+    order; bruteforce: its size caps the search). ``budget`` (a :class:`alchemy_tune.budget.Budget`) stops
+    the asking when spent; trials already running finish.
+    """
+
+    def __init__(self, handle: StudyHandle, space, n_trials: int, grid: list[dict] | None = None,
+                 exhaustive: int | None = None, budget=None):
         super().__init__(metric=handle.metric, mode="max" if handle.directions[0] == "maximize" else "min")
         self.handle, self.space, self.n_trials = handle, space, int(n_trials)
         self.grid = grid
+        self.exhaustive = exhaustive if grid is None else len(grid)
+        self.budget = budget
+        self.stop_reason: str | None = None
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # metric and mode come from the space's settings, fixed at construction
 
     def suggest(self, trial_id: str) -> dict | str | None:
+        if self.handle.knows(trial_id):
+            # Ray's 8-hex-character id repeated one the study holds (likely at thousands of trials): None
+            # makes Tune ask again under a fresh id instead of merging two trials.
+            logger.warning("Ray trial id %s is already in the study; asking for another id", trial_id)
+            return None
+        if self.budget is not None and self.stop_reason is None:
+            self.stop_reason = self.budget.spent()
+            if self.stop_reason:
+                self.handle.study.set_user_attr(STOPPED_ATTR, self.stop_reason)
+        if self.stop_reason or self.handle.moved:
+            # moved: Ray Tune's restored experiment would create new trials at the folder's old place (its
+            # search generator keeps the storage path it began with); `resume` asks for them in a new one.
+            return Searcher.FINISHED
         if self.handle.repeats > 1:
             config = replicates.suggest(self.handle, trial_id, self.space, self.n_trials, self.grid)
             return Searcher.FINISHED if config is None else config
@@ -248,13 +348,21 @@ class OptunaSearcher(Searcher):
         if config is not None:
             return config
         n = self.handle.n_trials()
-        if n >= self.n_trials or (self.grid is not None and n >= len(self.grid)):
+        if n >= self.n_trials:
             return Searcher.FINISHED
+        if self.exhaustive is not None and len(self.handle.this_runs_trials(warm=True)) >= self.exhaustive:
+            return Searcher.FINISHED  # every configuration tried (warm-started ones count: they were run)
         if self.grid is not None:
             self.handle.study.enqueue_trial(self.grid[n])
         return self.handle.ask(trial_id, self.space)
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if self.budget is not None:
+            self.budget.record(trial_id, result)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if self.budget is not None and result:
+            self.budget.record(trial_id, result)
         self.handle.finish(trial_id, result, error)
 
     # Tune saves searcher state periodically; ours is the journal, so there is nothing to write.

@@ -18,7 +18,8 @@ DEFAULT_SPACE = Path(__file__).resolve().parent.parent / "search_spaces" / "defa
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--space", default=str(DEFAULT_SPACE), help="search-space YAML file")
+    parser.add_argument("--space", default=str(DEFAULT_SPACE),
+                        help="search-space YAML file, or the name of a shipped space (e.g. paper-grid)")
     parser.add_argument("--task", default=None, help="override the space's task")
     parser.add_argument("--data-dir", default=None, help="folder with the dataset's release files")
     parser.add_argument("--trials", type=int, default=None, help="trials for a non-grid space (default: the space's)")

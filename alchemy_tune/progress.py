@@ -15,6 +15,7 @@ from typing import Any
 from ray.tune import Callback
 
 from . import constants as C
+from .journal import relocated
 from .optuna_searcher import REASON_ATTR, STATUS_ATTR, StudyHandle
 from .pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR
 from .replicates import ended, identity
@@ -53,11 +54,16 @@ class ResultsCallback(Callback):
     def __init__(self, run_dir: str, run_id: str, handle: StudyHandle, metric: str, mode: str):
         self.run_dir, self.run_id, self.handle = run_dir, run_id, handle
         self.metric, self.mode = metric, mode
-        self.after_trial = None  # e.g. upload the study journal when the run lives on an object store
         self._writer = None
+        self._seen: set[str] = set()
+        self._told_before: set[str] = set()
 
     def __getstate__(self):
-        return {**self.__dict__, "_writer": None}
+        return {**self.__dict__, "_writer": None, "_seen": set(), "_told_before": set()}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.run_dir = relocated(self.run_id, self.run_dir)  # a resumed run whose local folder moved
 
     @property
     def writer(self):
@@ -70,18 +76,32 @@ class ResultsCallback(Callback):
         return self._writer
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.writer.set_identity(trial.trial_id, *identity(self.handle, trial.trial_id))
-        self.writer.add_report(trial.trial_id, trial.config, report_of(result))
+        if trial.trial_id not in self._seen:
+            self._seen.add(trial.trial_id)
+            frozen = self.handle.frozen(trial.trial_id) if self.handle is not None else None
+            if frozen is not None and frozen.state.is_finished():
+                # A resumed Tune re-running a trial whose end it had not saved: the study and the tables
+                # already hold its whole run; the scheduler stops it at this first report.
+                self._told_before.add(trial.trial_id)
+            for old in self.handle.previous_ids(trial.trial_id) if self.handle is not None else ():
+                # an orphan this trial took over
+                self.writer.drop_trial(old)
+        if trial.trial_id not in self._told_before:
+            self.writer.set_identity(trial.trial_id, *identity(self.handle, trial.trial_id))
+            self.writer.add_report(trial.trial_id, trial.config, report_of(result))
 
     def end(self, trial, *, error: bool = False) -> None:
+        if trial.trial_id in self._told_before:
+            return
+        # The searcher has told Optuna already, except for trials Tune restored (a resumed search): Tune's
+        # concurrency limiter forwards only the trials it started itself. Telling twice is a no-op.
+        self.handle.finish(trial.trial_id, trial.last_result, error=error)
         status, reason, step = final_status(self.handle, trial, error=error)
         last = trial.last_result or {}
         self.writer.set_identity(trial.trial_id, *identity(self.handle, trial.trial_id))
         self.writer.end_trial(trial.trial_id, status, error=reason, pruned_at_step=step,
                               resources=trial.placement_group_factory.required_resources,
-                              wall_seconds=last.get("time_total_s"))
-        if self.after_trial is not None:
-            self.after_trial()
+                              wall_seconds=last.get("time_total_s"), config=trial.config)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.end(trial)
@@ -122,7 +142,7 @@ class ProgressCallback(Callback):
 
     def _print(self, trials, event: str = "", ending=None) -> None:
         counts: dict[str, int] = {}
-        for t in self.handle.study.get_trials(deepcopy=False):  # the study counts earlier drivers' trials too
+        for t in self.handle.this_runs_trials():  # earlier drivers' trials too, not warm-start or retried ones
             status = t.user_attrs.get(STATUS_ATTR)
             if status:
                 counts[status] = counts.get(status, 0) + 1

@@ -8,12 +8,18 @@ then tells Optuna ``PRUNED``, and the results record ``pruned`` with that step.
 
 Intermediate values are keyed by the evaluation index (1, 2, ...), not the optimiser step, so trials with
 different batch sizes are compared at the same amount of data seen (evals happen at fixed fractions of
-an epoch). Wilcoxon is different by design: it pairs *instances*, so each evaluation reports one value
-per language of the objective's group (unseen languages for ``dev_unseen``) at step
-``eval_index * WILCOXON_STRIDE + language_index``; a trial is then compared with the best trial language by
-language at the same evaluation points.
+an epoch). Every pruner, Wilcoxon included, gets the objective (a mean over languages) as its intermediate
+value, so a pruned trial's value for the sampler is that mean. Wilcoxon pairs *instances*: each evaluation
+also stores the objective group's per-language dev scores in one user attribute (``lang_scores:<eval>``:
+one journal write, however many languages), and :class:`PerEvaluationWilcoxonPruner` compares them with
+the best trial's scores *at the same evaluation* — the same languages repeat across evaluations, so pooling
+evaluations would count each language several times.
 
-``asha`` is Ray's own ``AsyncHyperBandScheduler`` with the same bookkeeping.
+Tune hands schedulers the *flattened* result (``langs/<lang>/<split>/<metric>`` keys): per-language scores
+are read from either form (:func:`objective_langs`).
+
+``asha`` is Ray's own ``AsyncHyperBandScheduler`` with the same bookkeeping; a trial that reaches ASHA's
+top rung (``max_t`` = the trial's last evaluation) or its own end is completed, not pruned.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import math
 from typing import Any, Mapping
 
 import optuna
+from optuna.study import StudyDirection
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
 from . import constants as C
@@ -32,8 +39,7 @@ logger = logging.getLogger(__name__)
 
 PRUNERS = ("none", "median", "percentile", "successive-halving", "hyperband", "threshold", "patient",
            "wilcoxon", "asha")
-# Languages per evaluation are far fewer than this, so (eval, language) pairs never collide.
-WILCOXON_STRIDE = 1000
+LANG_SCORES_ATTR = "lang_scores:"  # + evaluation index -> the objective group's per-language dev scores
 PRUNED_AT_ATTR = "pruned_at_step"
 PRUNED_BY_ATTR = "pruned_by"
 EVAL_INDEX = "training_iteration"  # Ray counts reports per trial, checkpoint restores included
@@ -69,20 +75,38 @@ def build_pruner(name: str, *, mode: str = "max", n_startup_trials: int = 2, n_w
             # Stop a trial whose metric has not improved for `patience` evaluations, after the median rule.
             inner = optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
             return optuna.pruners.PatientPruner(inner, **{"patience": 1, **options})
-        return optuna.pruners.WilcoxonPruner(**{"p_threshold": 0.1, "n_startup_steps": 2, **options})
+        return PerEvaluationWilcoxonPruner(**{"p_threshold": 0.1, "n_startup_steps": 1, **options})
     except (TypeError, ValueError) as exc:
         raise UsageError(f"pruner {name!r}: bad option(s) {options} ({exc})") from None
+
+
+def _nested_langs(report: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``report["langs"]``, rebuilt from Tune's flattened ``langs/<lang>/<key>/...`` keys when needed."""
+    nested = report.get(C.LANGS)
+    if isinstance(nested, Mapping):
+        return nested
+    out: dict[str, Any] = {}
+    prefix = C.LANGS + "/"
+    for key, value in report.items():
+        if isinstance(key, str) and key.startswith(prefix):
+            node = out
+            *path, leaf = key[len(prefix):].split("/")
+            for part in path:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+    return out
 
 
 def objective_langs(report: Mapping[str, Any], metric: str) -> list[tuple[str, float]]:
     """Per-language dev scores of the objective's group, sorted by language code (stable pairing).
 
-    ``dev_select`` is the seen and validation languages; ``oracle_dev_unseen`` the test languages."""
+    ``dev_select`` is the seen and validation languages; ``oracle_dev_unseen`` the test languages.
+    ``report`` is a trial's report, nested or flattened by Tune."""
     split, _, group = C.report_key(metric).partition("_")
     roles = C.SELECT_ROLES if metric == C.SELECT else C.ROLES if group == "all" else (group,)
     primary = report.get(C.PRIMARY_METRIC)
     pairs = []
-    for lang, info in sorted((report.get(C.LANGS) or {}).items()):
+    for lang, info in sorted(_nested_langs(report).items()):
         if not isinstance(info, Mapping) or C.lang_role(info) not in roles:
             continue
         value = (info.get(split) or {}).get(primary)
@@ -93,6 +117,58 @@ def objective_langs(report: Mapping[str, Any], metric: str) -> list[tuple[str, f
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class PerEvaluationWilcoxonPruner(optuna.pruners.BasePruner):
+    """Optuna's Wilcoxon rule, applied to one evaluation at a time.
+
+    At the trial's latest evaluation e, its per-language scores (``lang_scores:<e>``) are paired with the
+    best completed trial's scores at evaluation e; the trial is pruned when a one-sided Wilcoxon signed-rank
+    test says it is worse (p < ``p_threshold``), unless its mean at e is at least the best trial's mean at e
+    (the same safety rule as Optuna's, on like-for-like numbers). No pruning before evaluation
+    ``n_startup_steps`` or with fewer than two paired languages.
+    """
+
+    def __init__(self, *, p_threshold: float = 0.1, n_startup_steps: int = 1):
+        if not 0.0 < float(p_threshold) <= 1.0:
+            raise ValueError(f"p_threshold must be in (0, 1], got {p_threshold}")
+        if int(n_startup_steps) < 0:
+            raise ValueError(f"n_startup_steps must be >= 0, got {n_startup_steps}")
+        self._p_threshold, self._n_startup_steps = float(p_threshold), int(n_startup_steps)
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        import numpy as np
+        from scipy import stats
+
+        step = trial.last_step
+        if step is None or step < self._n_startup_steps:
+            return False
+        mine = trial.user_attrs.get(f"{LANG_SCORES_ATTR}{step}")
+        try:
+            best = study.best_trial
+        except ValueError:
+            return False
+        theirs = best.user_attrs.get(f"{LANG_SCORES_ATTR}{step}")
+        if not isinstance(mine, Mapping) or not isinstance(theirs, Mapping):
+            return False
+        common = sorted(set(mine) & set(theirs))
+        if len(common) < 2:
+            return False
+        a = np.array([mine[k] for k in common], dtype=float)
+        b = np.array([theirs[k] for k in common], dtype=float)
+        if not (np.isfinite(a).all() and np.isfinite(b).all()):
+            return False
+        maximize = study.direction == StudyDirection.MAXIMIZE
+        if (a.mean() >= b.mean()) if maximize else (a.mean() <= b.mean()):
+            return False
+        # zsplit: all-equal pairs give p = 1 instead of an error
+        p = stats.wilcoxon(a - b, alternative="less" if maximize else "greater", zero_method="zsplit").pvalue
+        return bool(p < self._p_threshold)
+
+
+def ending(result: Mapping[str, Any]) -> bool:
+    """The trial's own last report (it ran to its end), or Tune's final result."""
+    return result.get(C.STATUS) == C.COMPLETED or bool(result.get("done"))
 
 
 class _PruningMixin:
@@ -110,7 +186,7 @@ class _PruningMixin:
         frozen = self._handle.frozen(trial_id)
         if frozen is None:
             return False
-        if frozen.state.is_finished() or (self._handle.repeats > 1 and PRUNED_AT_ATTR in frozen.user_attrs):
+        if frozen.state.is_finished() or (self._handle.repeats > 1 and frozen.user_attrs.get(PRUNED_BY_ATTR)):
             # Already told (a resumed driver re-running a trial Tune had not yet recorded as ended), or a
             # replicate of a pruned configuration: stop it; its status stays what the study says.
             return True
@@ -118,23 +194,20 @@ class _PruningMixin:
             return False  # Optuna has no intermediate values for multi-objective studies
         otrial = self._handle.optuna_trial(trial_id)
         eval_index = int(result.get(EVAL_INDEX) or 1)
-        if self._per_language:
-            values = {eval_index * WILCOXON_STRIDE + i: v
-                      for i, (_, v) in enumerate(objective_langs(result, self._metric_name))}
-        else:
-            value = result.get(C.report_key(self._metric_name))
-            # Median/Percentile/Threshold treat NaN as worse than anything
-            values = {eval_index: float(value) if _finite(value) else float("nan")}
+        value = result.get(C.report_key(self._metric_name))
+        # Median/Percentile/Threshold treat NaN as worse than anything
+        values = {eval_index: float(value) if _finite(value) else float("nan")}
         if self._handle.repeats > 1:  # the configuration's mean over its replicates
             values = self._handle.aggregate(trial_id, eval_index, values)
             if values is None:
                 return False  # waiting for the other replicates at this evaluation
-        for step, value in values.items():
-            if step not in frozen.intermediate_values:  # a trial restored from a checkpoint repeats steps
-                otrial.report(value, step)
+        if eval_index not in frozen.intermediate_values:  # a trial restored from a checkpoint repeats steps
+            if self._per_language:  # (under repeats: the scores of the replicate that completed the mean)
+                scores = dict(objective_langs(result, self._metric_name))
+                otrial.set_user_attr(f"{LANG_SCORES_ATTR}{eval_index}", scores)
+            otrial.report(values[eval_index], eval_index)
         # The final evaluation is reported (later trials are compared with it) but never pruned.
-        ending = result.get(C.STATUS) == C.COMPLETED or result.get("done")
-        return not ending and bool(otrial.should_prune())
+        return not ending(result) and bool(otrial.should_prune())
 
     def _mark_pruned(self, trial_id: str, result: Mapping[str, Any], by: str) -> None:
         step = result.get(C.STEP)
@@ -175,6 +248,8 @@ class AshaPruningScheduler(_PruningMixin, AsyncHyperBandScheduler):
             return TrialScheduler.CONTINUE  # ASHA cannot rank NaN; the trial ends as diverged by itself
         self._report_and_ask(trial.trial_id, result)  # the curves, for the dashboard; ASHA decides
         decision = AsyncHyperBandScheduler.on_trial_result(self, tune_controller, trial, result)
-        if decision == TrialScheduler.STOP and not result.get("done"):
+        # ASHA also says STOP at its top rung (max_t); a trial stopped there ran its whole budget.
+        at_top = int(result.get(EVAL_INDEX) or 0) >= self._max_t
+        if decision == TrialScheduler.STOP and not ending(result) and not at_top:
             self._mark_pruned(trial.trial_id, result, "asha")
         return decision

@@ -140,13 +140,17 @@ def _newest(table: pa.Table, column: str, one: bool) -> pa.Table:
 
 
 def _latest_attempt(table: pa.Table) -> pa.Table:
-    """Rows whose attempt is their trial's highest: the visibility rule for steps and metrics."""
-    return _newest(table, ATTEMPT, one=False)
+    """Rows whose attempt is their trial's highest: the visibility rule for steps and metrics. A dropped
+    trial's newest attempt is one tombstone row at step -1, so nothing of it is left."""
+    out = _newest(table, ATTEMPT, one=False)
+    return out.filter(pc.field("step") >= 0) if "step" in out.column_names and out.num_rows else out
 
 
 def _latest_version(table: pa.Table) -> pa.Table:
-    """One row per (run_id, trial_id): the highest version (the trial's last write), sorted by trial."""
-    return _newest(table, VERSION, one=True)
+    """One row per (run_id, trial_id): the highest version (the trial's last write), sorted by trial;
+    trials dropped by a resumed driver (status ``dropped``) are left out."""
+    out = _newest(table, VERSION, one=True)
+    return out.filter(pc.field("status") != DROPPED) if "status" in out.column_names and out.num_rows else out
 
 
 def _read_many(fs: pafs.FileSystem, paths: list[str]) -> pa.Table:
@@ -167,6 +171,9 @@ def _read_many(fs: pafs.FileSystem, paths: list[str]) -> pa.Table:
 def _dataset(fs: pafs.FileSystem, paths: list[str], schema: pa.Schema) -> ds.Dataset:
     """The files as one dataset with the table's stored schema (a column an older file lacks reads as null)."""
     return ds.dataset(paths, schema=stored_schema(schema), format="parquet", filesystem=fs)
+
+
+DROPPED = "dropped"  # trials-row status of a tombstone (see ResultsWriter.drop_trial)
 
 
 def stored_schema(schema: pa.Schema) -> pa.Schema:
@@ -195,7 +202,7 @@ def read_table(run_dir: str, table: str, schema: pa.Schema | None, columns: list
         empty = schema.empty_table()
         return empty.select([c for c in columns if c in empty.column_names]) if columns is not None else empty
     data = _dataset(fs, listing.files(), schema)
-    wanted = None if columns is None else [c for c in dict.fromkeys([*columns, "run_id", "trial_id", ATTEMPT])
+    wanted = None if columns is None else [c for c in dict.fromkeys([*columns, "run_id", "trial_id", ATTEMPT, "step"])
                                            if c in data.schema.names]
     out = _latest_attempt(data.to_table(columns=wanted, filter=filter))
     keep = [c for c in (columns or schema.names) if c in out.column_names]

@@ -375,14 +375,43 @@ class ResultsWriter:
             + [pa.array([v] * n, pa.float64()) for v in shared] + [pa.array(role_c, pa.string())],
             schema=METRICS_SCHEMA)
 
+    def drop_trial(self, trial_id: str) -> None:
+        """Hide every row of ``trial_id`` (a dead driver's Ray trial whose Optuna trial another took over).
+
+        Parts are append-only, so this writes tombstones: a newer attempt of the trial holding one row at
+        step -1 in steps and metrics (readers keep a trial's newest attempt, then drop negative steps) and
+        a newer trials row with status ``dropped`` (readers drop those)."""
+        trial_id = str(trial_id)
+        with self._io, self._lock:
+            st = self._state(trial_id)
+            if st.on_disk or st.history or st.row:
+                name = f"{self._token}-{self._seq:06d}"
+                self._seq += 1
+                tomb = {"run_id": self.run_id, "trial_id": trial_id, "step": -1, store.ATTEMPT: st.attempt + 1}
+                for table, schema in (("metrics", METRICS_SCHEMA), ("steps", STEPS_SCHEMA)):
+                    store.write_part(self._fs, self._root, table, self.run_id, name,
+                                     pa.Table.from_pylist([tomb], schema=store.stored_schema(schema)))
+                row = self._trial_row(trial_id, st)
+                row["status"] = store.DROPPED
+                store.write_part(self._fs, self._root, "trials", self.run_id, name, self._trials_table([row]))
+            self._trials.pop(trial_id, None)
+            self._ended.discard(trial_id)
+            self._forgotten.pop(trial_id, None)
+            if self._index:
+                self._index.pop(trial_id, None)
+
     def end_trial(self, trial_id: str, status: str, *, error: str = "", pruned_at_step: int | None = None,
-                  resources: Mapping | None = None, wall_seconds: float | None = None) -> None:
-        """Record how ``trial_id`` ended; it is written at once (by the thread, with ``background``)."""
+                  resources: Mapping | None = None, wall_seconds: float | None = None,
+                  config: Mapping | None = None) -> None:
+        """Record how ``trial_id`` ended; it is written at once (by the thread, with ``background``).
+        ``config`` fills the cfg_ columns of a trial that never reported (e.g. it crashed at start)."""
         if status not in STATUSES:
             raise ValueError(f"status: {status!r} is not one of {', '.join(STATUSES)}")
         trial_id = str(trial_id)
         with self._lock:
             st = self._state(trial_id)
+            if config is not None and st.config is None:
+                st.config = _full_config(config)
             trial = st.row
             trial["status"] = status
             if error:

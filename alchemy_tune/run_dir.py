@@ -47,6 +47,15 @@ def resolve(run_dir: str) -> tuple[pafs.FileSystem, str]:
     return pafs.LocalFileSystem(), os.path.abspath(os.fspath(run_dir))
 
 
+def is_uri(path: str) -> bool:
+    """An object-store or remote URI (s3://, gs://, ...); ``file://`` and plain paths are local."""
+    return "://" in str(path) and not str(path).startswith("file://")
+
+
+def local_path(path: str) -> str:
+    return str(path)[len("file://"):] if str(path).startswith("file://") else os.path.abspath(os.path.expanduser(path))
+
+
 def join(run_dir: str, *parts: str) -> str:
     return "/".join([str(run_dir).rstrip("/"), *parts])
 

@@ -33,10 +33,11 @@ if __name__ == "__main__":
 from alchemy_tune import constants as C  # noqa: E402  (absolute: this file also runs as a plain script)
 from alchemy_tune.cluster import DEFAULT_STORAGE, check_resources, init_ray  # noqa: E402
 from alchemy_tune.errors import UsageError  # noqa: E402
+from alchemy_tune.journal import JOURNAL, JournalMirror, journal_location, upload  # noqa: E402
 from alchemy_tune.optuna_searcher import SAMPLERS, OptunaSearcher, StudyHandle  # noqa: E402
 from alchemy_tune.pruning import PRUNERS  # noqa: E402
+from alchemy_tune.run_dir import is_uri, local_path  # noqa: E402
 
-JOURNAL = "study.journal"
 AVERAGES = C.AVERAGE_KEYS
 
 
@@ -70,6 +71,14 @@ class SearchRequest:
     """The run's kind in alchemy_run.json (``confirm`` for confirmation runs)."""
     meta: dict[str, Any] = field(default_factory=dict)
     """Extra alchemy_run.json fields (a confirmation run's link to its source run)."""
+    time_budget_s: float | None = None
+    """Stop asking for new trials after this many wall-clock seconds (running trials finish)."""
+    gpu_hours: float | None = None
+    """Stop asking for new trials once the trials have used this many GPU-hours (running trials finish)."""
+    enqueue: str | None = None
+    """YAML/JSON list of configurations to try first (see :mod:`alchemy_tune.warm_start`)."""
+    warm_start: str | None = None
+    """An earlier search's run folder whose compatible completed trials are told to the new study."""
 
 
 @dataclass
@@ -84,16 +93,15 @@ class SearchOutcome:
     repeats: int = 1
     oracle: bool = False
     """True when a selection metric used the test languages' dev data (every summary says so)."""
+    stop_reason: str | None = None
+    """Set when a budget (--time-budget, --gpu-hours) stopped the search from asking for more trials."""
 
 
 def default_space() -> str:
-    """``search_spaces/default.yaml`` of a source checkout / editable install, else the packaged copy."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "search_spaces" / "default.yaml", here / "search_spaces" / "default.yaml"):
-        if candidate.is_file():
-            return str(candidate)
-    raise UsageError("--space: the bundled search_spaces/default.yaml was not found next to the package; "
-                     "give a space file with --space FILE")
+    """``search_spaces/default.yaml`` of a source checkout / editable install."""
+    from alchemy_tune.space import resolve_space
+
+    return str(resolve_space("default"))
 
 
 def load(request: SearchRequest):
@@ -106,50 +114,27 @@ def load(request: SearchRequest):
     return space, settings
 
 
-# ----------------------------------------------------------------------------- paths
-def is_uri(path: str) -> bool:
-    return "://" in str(path) and not str(path).startswith("file://")
-
-
-def local_path(path: str) -> str:
-    return str(path)[len("file://"):] if str(path).startswith("file://") else os.path.abspath(os.path.expanduser(path))
-
-
-def journal_location(run_dir: str) -> str:
-    """Where the study journal is written: in the run folder, or a local mirror for object stores.
-
-    Optuna's journal appends to a file under a file lock, which object stores cannot do; for s3:// and
-    the like the journal lives in the local cache and is uploaded to ``RUN_DIR/study.journal`` after every
-    trial (:func:`upload_journal`) and downloaded again by ``resume``.
-    """
-    if not is_uri(run_dir):
-        return os.path.join(local_path(run_dir), JOURNAL)
-    from alchemy_tune.cache import cache_dir
-
-    safe = run_dir.replace("://", "_").replace("/", "_")
-    return str(cache_dir() / "journals" / safe / JOURNAL)
-
-
-def upload_journal(run_dir: str, journal: str) -> None:
-    if is_uri(run_dir) and os.path.exists(journal):
-        from alchemy_tune.run_dir import join, write_bytes_atomic
-
-        with open(journal, "rb") as handle:
-            write_bytes_atomic(join(run_dir, JOURNAL), handle.read())
-
-
-def download_journal(run_dir: str, journal: str) -> None:
-    if is_uri(run_dir):
-        from alchemy_tune.run_dir import resolve
-
-        fs, root = resolve(run_dir)
-        os.makedirs(os.path.dirname(journal), exist_ok=True)
-        with fs.open_input_stream(f"{root}/{JOURNAL}") as src, open(journal, "wb") as dst:
-            dst.write(src.read())
 
 
 # ----------------------------------------------------------------------------- assembly
-def build_components(space, settings, run_dir: str, run_id: str, request: SearchRequest, journal: str):
+def expected_evals(space) -> int:
+    """Evaluations of the longest trial (epochs x evals_per_epoch, searched values at their largest): ASHA's
+    top rung. 100 when a continuous range leaves it open (trials then end by themselves, as completed)."""
+    from alchemy_tune.config import TrialConfig
+
+    def largest(name: str) -> float | None:
+        param = space.params.get(name)
+        if param is None:
+            return float(getattr(TrialConfig(), name))
+        values = param.values()
+        return max(values) if values else None
+
+    epochs, per_epoch = largest("epochs"), largest("evals_per_epoch")
+    return math.ceil(epochs * per_epoch) if epochs and per_epoch else 100
+
+
+def build_components(space, settings, run_dir: str, run_id: str, request: SearchRequest, journal: str,
+                     budget=None):
     """(searcher, scheduler, callbacks, handle) for one search; also used by the benchmarks."""
     from alchemy_tune.progress import ProgressCallback, ResultsCallback
     from alchemy_tune.pruning import AshaPruningScheduler, OptunaPruningScheduler
@@ -159,26 +144,27 @@ def build_components(space, settings, run_dir: str, run_id: str, request: Search
                          seed=settings.seed, concurrent=settings.max_concurrent or 0,  # 0 = unlimited
                          pruner_options=getattr(settings, "pruner_options", None),
                          n_startup_trials=getattr(settings, "n_startup_trials", None), run_dir=run_dir,
-                         repeats=getattr(settings, "repeats", 1))
-    grid = None
+                         repeats=getattr(settings, "repeats", 1), run_id=run_id)
+    grid, exhaustive = None, None
     if settings.sampler == "grid":
         grid = [dict(c) for c in request.configs] if request.configs else space.grid()
         if not grid:
             raise UsageError(f"sampler grid: space {space.path} has continuous parameters; give each "
                              "parameter choices or a step (or use bruteforce/tpe)")
-    searcher = OptunaSearcher(handle, space, settings.trials, grid=grid)
+    elif settings.sampler == "bruteforce":
+        exhaustive = len(space.grid())  # load_space made sure every parameter is discrete
+    searcher = OptunaSearcher(handle, space, settings.trials, grid=grid, exhaustive=exhaustive, budget=budget)
     metric, mode = watched(settings)
     if settings.pruner == "asha":
-        fixed = space.fixed()
-        evals = fixed.get("epochs", 0) * fixed.get("evals_per_epoch", 0)  # ASHA's top rung, when known
-        scheduler = AshaPruningScheduler(handle, metric, max_t=math.ceil(evals) if evals else 100)
+        scheduler = AshaPruningScheduler(handle, metric, max_t=settings.max_evals or expected_evals(space))
     else:
         scheduler = OptunaPruningScheduler(handle, metric, settings.pruner)
     results = ResultsCallback(run_dir, run_id, handle, metric, mode)
     progress = ProgressCallback(handle, settings.trials, interval_s=request.progress_interval_s)
+    callbacks = [results, progress]
     if is_uri(run_dir):
-        results.after_trial = lambda: upload_journal(run_dir, journal)
-    return searcher, scheduler, [results, progress], handle
+        callbacks.append(JournalMirror(run_dir, run_id))
+    return searcher, scheduler, callbacks, handle
 
 
 def watched(settings) -> tuple[str, str]:
@@ -245,35 +231,85 @@ def make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir: str
     )
 
 
+def pending_trials(cluster: dict, cpus: float, gpus: float) -> int:
+    """How many trials Tune may keep waiting for resources when no --max-concurrent caps the search.
+
+    Tune lets a custom searcher without a concurrency cap keep only ONE trial pending, so an autoscaling
+    cluster would add one node at a time; every pending trial's resource request is what makes the
+    autoscaler add nodes, all at once. At least 16, and at least what the cluster holds now.
+    """
+    fit = [cluster.get("CPU", 0) / cpus if cpus else math.inf, cluster.get("GPU", 0) / gpus if gpus else math.inf]
+    now = min(fit)
+    return max(16, int(now) if math.isfinite(now) else 0)
+
+
+def allow_pending(settings) -> None:
+    """Without --max-concurrent, let Tune keep :func:`pending_trials` trials waiting (unless the user set
+    TUNE_MAX_PENDING_TRIALS_PG)."""
+    import ray
+
+    if settings.max_concurrent is None:
+        os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(pending_trials(
+            ray.cluster_resources(), settings.cpus_per_trial, settings.gpus_per_trial or 0)))
+
+
+def check_shared_storage(run_dir: str, hosts: set[str], mounts: str) -> None:
+    """Trials on several machines need storage they all see (a restarted trial reads its checkpoint from
+    it): an object store, or a network filesystem. ``mounts`` is /proc/mounts of this machine."""
+    if is_uri(run_dir) or len(hosts) < 2:
+        return
+    path, best, fstype = os.path.realpath(local_path(run_dir)), "", ""
+    for line in mounts.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and (path == parts[1] or path.startswith(parts[1].rstrip("/") + "/")) \
+                and len(parts[1]) > len(best):
+            best, fstype = parts[1], parts[2]
+    shared = fstype.startswith(("nfs", "cifs", "smb", "lustre", "fuse", "gpfs", "ceph", "glusterfs", "beegfs",
+                                "efs", "9p", "virtiofs"))
+    if not shared:
+        raise UsageError(f"--storage {run_dir}: a folder on this machine ({fstype or 'local'}), but the Ray "
+                         f"cluster spans {len(hosts)} machines; a trial restarted elsewhere would not find its "
+                         "checkpoints: use s3://... (or gs://...) or a shared mount (NFS, EFS, ...)")
+
+
 def trial_resources(settings) -> dict[str, float]:
     return {"cpu": float(settings.cpus_per_trial), "gpu": float(settings.gpus_per_trial or 0)}
 
 
 def summarize(handle: StudyHandle, run_dir: str) -> SearchOutcome:
+    """Counts by status and the best trial(s) of this search (warm-start trials and retried failures left
+    out), and why it stopped asking if a budget ran out."""
+    from optuna.study import StudyDirection
     from optuna.trial import TrialState
 
-    from alchemy_tune.optuna_searcher import CONFIG_ATTR, RAY_ID_ATTR, STATUS_ATTR
+    from alchemy_tune.optuna_searcher import CONFIG_ATTR, RAY_ID_ATTR, STATUS_ATTR, STOPPED_ATTR
 
-    study = handle.study
+    trials = handle.this_runs_trials()
     counts: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         status = t.user_attrs.get(STATUS_ATTR, "running" if not t.state.is_finished() else t.state.name.lower())
         counts[status] = counts.get(status, 0) + 1
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    best = []
-    if complete:
-        chosen = study.best_trials if handle.multi_objective else [study.best_trial]
-        best = [{"number": t.number, "ray_trial_id": t.user_attrs.get(RAY_ID_ATTR), "values": t.values,
-                 "config": t.user_attrs.get(CONFIG_ATTR)} for t in chosen]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    signs = [1 if d == StudyDirection.MAXIMIZE else -1 for d in handle.study.directions]
+    scored = [(t, [s * v for s, v in zip(signs, t.values)]) for t in complete]
+    # the Pareto front (one objective: the best trial; ties keep the first)
+    chosen = [t for t, v in scored if not any(all(a >= b for a, b in zip(w, v)) and w != v for _, w in scored)]
+    if not handle.multi_objective:
+        chosen = chosen[:1]
+    best = [{"number": t.number, "ray_trial_id": t.user_attrs.get(RAY_ID_ATTR), "values": t.values,
+             "config": t.user_attrs.get(CONFIG_ATTR)} for t in chosen]
     metrics = tuple(handle.objective_metrics)
     return SearchOutcome(run_dir=run_dir, counts=counts, best=best, metrics=metrics, repeats=handle.repeats,
-                         oracle=any(C.selects_on_test(m) for m in metrics))
+                         oracle=any(C.selects_on_test(m) for m in metrics),
+                         stop_reason=handle.study.user_attrs.get(STOPPED_ATTR))
 
 
 def run_search(request: SearchRequest) -> SearchOutcome:
     """Validate, start (or join) Ray, run the search to the end and return its summary."""
+    from alchemy_tune.budget import Budget
     from alchemy_tune.run_dir import read_metadata, write_metadata
     from alchemy_tune.trainable import make_trainable
+    from alchemy_tune.warm_start import enqueue, open_source_study, read_enqueue, warm_start
 
     space, settings = load(request)
     name = request.name or f"search-{_timestamp()}"
@@ -286,9 +322,24 @@ def run_search(request: SearchRequest) -> SearchOutcome:
     else:
         raise UsageError(f"--name {name}: {run_dir} already holds a run; continue it with "
                          f"`alchemy-tune resume {run_dir}` or choose another --name")
+    budget = Budget.of(request.time_budget_s, request.gpu_hours, settings.gpus_per_trial)
+    enqueued = read_enqueue(request.enqueue, space) if request.enqueue else []
+    if enqueued and settings.sampler == "grid":
+        raise UsageError("--enqueue: the grid sampler already fixes the order of every configuration; "
+                         "use bruteforce, tpe or random with --enqueue")
+    if len(enqueued) > settings.trials:
+        raise UsageError(f"--enqueue {request.enqueue}: {len(enqueued)} configurations but --trials "
+                         f"{settings.trials}; raise --trials")
+    if request.warm_start:
+        open_source_study(request.warm_start)  # fails before anything is written
     init_ray(request.address, request.num_cpus)
     check_resources(settings.cpus_per_trial, settings.gpus_per_trial or 0, local=request.address is None,
                     wait_s=request.node_wait_s)
+    import ray
+
+    check_shared_storage(run_dir, {n.get("NodeManagerAddress") for n in ray.nodes() if n.get("Alive")},
+                         Path("/proc/mounts").read_text() if Path("/proc/mounts").exists() else "")
+    allow_pending(settings)
     journal = journal_location(run_dir)
     objectives = [list(o) for o in (settings.objectives or ((settings.metric, settings.mode),))]
     metric, mode = watched(settings)
@@ -298,21 +349,26 @@ def run_search(request: SearchRequest) -> SearchOutcome:
         oracle=any(C.is_oracle(m) for m, _ in objectives), repeats=settings.repeats,
         trials=settings.trials, seed=settings.seed, trial_fn=request.trial_fn,
         resources=trial_resources(settings), max_concurrent=settings.max_concurrent,
-        max_failures=request.max_failures,
+        max_failures=request.max_failures, params=request.params, time_budget_s=request.time_budget_s,
+        path=run_dir,  # where it began: `resume` notices a local run folder that moved
+        gpu_hours=request.gpu_hours,
     )
     searcher, scheduler, callbacks, handle = build_components(space, settings, run_dir, meta["run_id"], request,
-                                                              journal)
+                                                              journal, budget=budget)
+    enqueue(handle, enqueued)
+    if request.warm_start:
+        told, skipped = warm_start(handle, space, request.warm_start)
+        print(f"warm start: {told} completed trial(s) of {request.warm_start} told to the study"
+              + (f", {skipped} skipped (not in this space)" if skipped else ""), flush=True)
     trainable = make_trainable(request.trial_fn, trial_resources(settings))
     tuner = make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir, request.max_failures)
-    import ray
-
     cluster = ray.cluster_resources()
     reps = f" x {settings.repeats} seeds" if settings.repeats > 1 else ""
     oracle = " [ORACLE: selects on test-language dev data]" if C.is_oracle(metric) else ""
     print(f"search {run_dir}: {settings.trials} configurations{reps}, selection {metric}{oracle}, "
           f"{settings.sampler} sampler, {settings.pruner} pruner, "
           f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial or 0:g} GPU per trial, at most "
-          f"{settings.max_concurrent or 'unlimited'} at once; Ray has {cluster.get('CPU', 0):g} CPU, "
+          f"{settings.max_concurrent or 'as many as fit'} at once; Ray has {cluster.get('CPU', 0):g} CPU, "
           f"{cluster.get('GPU', 0):g} GPU", flush=True)
     return fit_and_summarize(tuner, handle, run_dir, journal)
 
@@ -321,7 +377,7 @@ def fit_and_summarize(tuner, handle: StudyHandle, run_dir: str, journal: str) ->
     """Run the Tuner to the end, publish the study file, and summarise (shared by search and resume)."""
     started = time.perf_counter()
     tuner.fit()
-    upload_journal(run_dir, journal)
+    upload(run_dir, journal)
     outcome = summarize(handle, run_dir)
     outcome.wall_seconds = time.perf_counter() - started
     return outcome

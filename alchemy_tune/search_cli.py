@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     g = parser.add_argument_group("what to search")
     g.add_argument("--trials", type=int, help="number of trials (default: the space file's `trials`)")
-    g.add_argument("--space", help="search-space YAML (default: the bundled search_spaces/default.yaml)")
+    g.add_argument("--space", help="search-space YAML file, or the name of a shipped space (paper-grid, lambda, ...; "
+                   "default: default)")
     g.add_argument("--task", help="task to tune on (overrides the space's fixed task)")
     g.add_argument("--data-dir", help="folder of the task's release files (paper tasks)")
     g.add_argument("--model", help="encoder for every trial (overrides the space): e5-small, a folder, a hub id")
@@ -32,6 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--sampler", help=f"Optuna sampler: {', '.join(SAMPLERS)}")
     g.add_argument("--pruner", help=f"pruner: {', '.join(PRUNERS)}")
     g.add_argument("--seed", type=int, help="sampler seed")
+    g.add_argument("--enqueue", metavar="FILE", help="YAML/JSON list of configurations to try first")
+    g.add_argument("--warm-start", metavar="RUN_DIR",
+                   help="tell the study an earlier search's completed trials that fit this space")
+    b = parser.add_argument_group("budgets (the search stops asking for trials; running trials finish)")
+    b.add_argument("--time-budget", type=float, metavar="SECONDS", help="wall-clock seconds")
+    b.add_argument("--gpu-hours", type=float, help="GPU-hours used by trials (GPUs x their running time)")
     r = parser.add_argument_group("where it runs")
     r.add_argument("--cpus-per-trial", type=float, help="CPUs reserved per trial")
     r.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; fractions share a GPU (e.g. 0.5)")
@@ -47,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "before giving up (default: $ALCHEMY_TUNE_NODE_WAIT_S, else 600)")
     r.add_argument("--max-failures", type=int, default=2,
                    help="retries of a crashed trial or one whose node died (each from its last checkpoint)")
+    r.add_argument("--trial-fn", default="alchemy_tune.train:run_trial", metavar="MODULE:FUNCTION",
+                   help="the trial function (advanced: any function with run_trial's contract, importable on "
+                        "every node)")
     parser.add_argument("--dry-run", action="store_true", help="validate and show the plan without running")
 
 
@@ -58,6 +68,8 @@ def print_outcome(outcome) -> None:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
     took = f" in {outcome.wall_seconds / 60:.1f} min" if outcome.wall_seconds else ""
     print(f"\nsearch finished{took}: {counts or 'no trials'}")
+    if outcome.stop_reason:
+        print(f"stopped asking for trials: {outcome.stop_reason}")
     if not outcome.best:
         print("no trial completed, so there is no best configuration")
     if outcome.oracle:
@@ -110,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
     request = SearchRequest(space_path=args.space, settings=_given(args, SETTING_FLAGS),
                             params=pinned_params(args), storage=storage,
                             name=args.name, address=args.address, num_cpus=args.num_cpus,
-                            max_failures=args.max_failures, node_wait_s=node_wait_s(args.node_wait))
+                            max_failures=args.max_failures, node_wait_s=node_wait_s(args.node_wait),
+                            trial_fn=args.trial_fn, time_budget_s=args.time_budget, gpu_hours=args.gpu_hours,
+                            enqueue=args.enqueue, warm_start=args.warm_start)
     if args.max_failures < 0:
         raise UsageError(f"--max-failures: must be >= 0, got {args.max_failures}")
     # First line, before Ray prints anything: where the results go and why (a Ray job's working

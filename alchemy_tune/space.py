@@ -216,12 +216,38 @@ def check_trial_config(values: Mapping[str, Any]) -> TrialConfig:
     return TrialConfig.from_dict(values, source="trial config")
 
 
+def shipped_spaces() -> Path | None:
+    """The ``search_spaces/`` folder shipped with the package (a source checkout or an editable install)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "search_spaces", here / "search_spaces"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def resolve_space(value: str | Path) -> Path:
+    """A space file from ``--space``: a path (``~`` expanded here, on the machine that reads it) or the name of
+    a shipped space (``paper-grid`` or ``paper-grid.yaml``, from search_spaces/)."""
+    text = str(value)
+    path = Path(text).expanduser()
+    if path.exists() or "/" in text or "\\" in text:
+        return path
+    shipped = shipped_spaces()
+    name = text if text.endswith((".yaml", ".yml")) else f"{text}.yaml"
+    if shipped is not None and (shipped / name).is_file():
+        return shipped / name
+    known = sorted(p.stem for p in shipped.glob("*.yaml")) if shipped is not None else []
+    raise UsageError(f"--space {text}: no such file, and not a shipped space"
+                     + (f" (shipped: {', '.join(known)})" if known else ""))
+
+
 def load_space(path: str | Path, overrides: Mapping[str, Any] | None = None) -> SearchSpace:
     """Read and validate a space file; every problem is reported at once in one UsageError.
 
     ``overrides`` pin parameters (CLI values such as ``{"task": "massive"}``): each replaces the file's
     entry with a fixed, unconditional value.
     """
+    path = resolve_space(path)
     where = str(path)
     # imported here, not at the top: _space_yaml needs this module's types and value helpers
     from ._space_yaml import (_check_combinations, _check_conditions, _dependency_order, _param_name,

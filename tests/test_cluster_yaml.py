@@ -55,6 +55,29 @@ def test_every_node_installs_the_package_and_writes_to_shared_storage(raw):
     assert storage and "://" in storage[0]
 
 
+def test_nodes_boot_a_pinned_current_gpu_image(raw):
+    """Without ImageId Ray launches an Ubuntu 18.04 / CUDA 11.2 image that cannot run the CUDA 12 Ray image."""
+    text = CONFIG.read_text()
+    for name, node in raw["available_node_types"].items():
+        assert re.fullmatch(r"ami-[0-9a-f]{17}", node["node_config"].get("ImageId", "")), name
+    assert "REGION-SPECIFIC" in text and "describe-images" in text  # how to find the id for another region
+    assert raw["provider"]["region"] in text.split("ImageId:")[1]  # the note names the region it is for
+
+
+def test_workers_get_a_profile_limited_to_the_run_bucket(raw):
+    import json
+
+    worker = raw["available_node_types"]["gpu_worker"]["node_config"]
+    assert worker["IamInstanceProfile"]["Name"] != "ray-autoscaler-v1"  # not the head's launch rights
+    policy = json.loads((CONFIG.parent / "worker-s3-policy.json").read_text())
+    storage = next(o for o in raw["docker"]["run_options"] if "ALCHEMY_TUNE_STORAGE=" in o).split("=", 1)[1]
+    bucket, _, prefix = storage.removeprefix("s3://").partition("/")
+    for statement in policy["Statement"]:
+        assert all(a.startswith("s3:") for a in statement["Action"])
+        resources = [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
+        assert all(r in (f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/{prefix}/*") for r in resources)
+
+
 # ----------------------------------------------------------------------------- clusters/onprem.yaml
 ONPREM = CONFIG.parent / "onprem.yaml"
 

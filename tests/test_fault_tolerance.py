@@ -4,6 +4,7 @@ worker node dies under a running trial, and the search driver is SIGKILLed and r
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import optuna
 import pytest
+from types import SimpleNamespace
 
 from alchemy_tune import constants as C
 from alchemy_tune.search import JOURNAL
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+TESTS = Path(__file__).resolve().parent
 LOOPBACK = {"node_ip_address": "127.0.0.1"}
 N_EVALS = 6  # epochs x evals_per_epoch below
 # Each evaluation comes after train_size / batch_size steps, about 7 ms each for the tiny encoder on one core.
@@ -175,8 +178,14 @@ def test_driver_killed_mid_search_then_resumed(tmp_path, cluster, tiny_encoder_d
     before = finished_trials()
     assert before < 5, "the search ended before the driver was killed; nothing left to resume"
 
+    # The run folder moves before the resume (e.g. copied to another disk): everything follows it.
+    moved = tmp_path / "moved" / "kill"
+    moved.parent.mkdir()
+    run_dir.rename(moved)
+    old_dir, run_dir = run_dir, moved
     resumed = subprocess.run([sys.executable, "-m", "alchemy_tune.cli", "resume", str(run_dir),
                               "--address", cluster.address], capture_output=True, text=True, timeout=300)
+    assert not old_dir.exists(), "the resumed search wrote to the run folder's old place"
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "search finished" in resumed.stdout and "best trial" in resumed.stdout
 
@@ -197,6 +206,131 @@ def test_driver_killed_mid_search_then_resumed(tmp_path, cluster, tiny_encoder_d
     assert all(len(set(v)) == len(v) == N_EVALS for v in steps.values())
     assert len({tuple(sorted(v)) for v in steps.values()}) == 1
 
-    tune_trials = ExperimentAnalysis(str(run_dir)).trials  # Tune, too, ran each trial once
-    assert sorted(t.trial_id for t in tune_trials) == sorted(ray_ids)
-    assert all(t.status == "TERMINATED" for t in tune_trials)
+    # Tune, too, ran each trial once: one trial folder each. (The folder moved, so the trials left to start
+    # ran as a second Tune experiment in it: each experiment state file holds its own trials.)
+    # A dead driver's Ray trial whose Optuna trial another took over (an orphan) leaves its folder behind.
+    folders = [p.name.split("_")[2] for p in run_dir.glob("alchemy_trial_*")]
+    previous = {rid for t in study.trials for rid in t.user_attrs.get("previous_ray_trial_ids", [])}
+    assert set(ray_ids) <= set(folders) and set(folders) - set(ray_ids) <= previous
+    assert len(folders) == len(set(folders))
+    assert all(t.status == "TERMINATED" for t in ExperimentAnalysis(str(run_dir)).trials)
+
+
+# ----------------------------------------------------------------------------- object storage
+@pytest.fixture
+def s3(monkeypatch, tmp_path):
+    """An S3 API (moto in server mode) on 127.0.0.1 with a bucket `alchemy`; pyarrow (and so Ray Tune and the
+    run's tables) reach it through AWS_ENDPOINT_URL, in this process and in every process started after."""
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for key, value in {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test",
+                       "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+                       "AWS_EC2_METADATA_DISABLED": "true",
+                       # the driver and the resume share this machine's cache (the journal's local copy)
+                       "ALCHEMY_TUNE_CACHE": str(tmp_path / "cache"),
+                       # scripted trials (tests/scripted_trials.py), 1 s per evaluation
+                       "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+                       "SCRIPTED_SECONDS_PER_EVAL": "1.0"}.items():
+        monkeypatch.setenv(key, value)
+    pafs.S3FileSystem(endpoint_override=f"{host}:{port}", scheme="http",
+                      allow_bucket_creation=True).create_dir("alchemy")
+    yield "s3://alchemy/runs"
+    server.stop()
+
+
+@pytest.fixture
+def s3_cluster(s3):
+    """Like ``cluster`` (0-CPU head, one 2-CPU worker), started after the S3 environment is set."""
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False, **LOOPBACK})
+    c.add_node(num_cpus=2, **LOOPBACK)
+    yield c
+    c.shutdown()
+
+
+def test_object_store_run_killed_then_resumed_keeps_every_trial_and_row(tmp_path, s3, s3_cluster):
+    """The journal lives in the local cache and is mirrored to S3 on a timer; a driver killed between two
+    uploads leaves the S3 copy behind the local one. Resume keeps the longer copy: every Optuna trial the
+    killed driver knew (asked, reported, finished) is still there, each once, and each trial's every
+    evaluation is in the tables once."""
+    from alchemy_tune.journal import journal_location
+    from alchemy_tune.optuna_searcher import RAY_ID_ATTR
+    from alchemy_tune.results import read_steps, read_trials
+
+    run_dir = f"{s3}/s3kill"
+    space = tmp_path / "space.yaml"
+    space.write_text(json.dumps({"search": {"sampler": "random", "pruner": "median", "trials": 5,
+                                            "max_concurrent": 2, "seed": 0},
+                                 "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}))
+    code = textwrap.dedent(f"""
+        from alchemy_tune.search import SearchRequest, run_search
+        run_search(SearchRequest(space_path={str(space)!r}, storage={s3!r}, name="s3kill",
+                   address={s3_cluster.address!r}, trial_fn="scripted_trials:quality_trial",
+                   progress_interval_s=1000))
+        """)
+    log = open(tmp_path / "s3kill.log", "w")
+    driver = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT)
+    local = Path(journal_location(run_dir))
+
+    def study_now() -> optuna.Study | None:
+        if not local.exists():
+            return None
+        return optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(local))))
+
+    def remote_size() -> int:
+        import pyarrow.fs as pafs
+
+        fs, root = pafs.FileSystem.from_uri(f"{run_dir}/study.journal")
+        return max(fs.get_file_info(root).size or 0, 0)
+
+    def finished_and_reporting() -> bool:
+        trials = (study_now() or SimpleNamespace(trials=[])).trials
+        return any(t.state.is_finished() for t in trials) and any(
+            not t.state.is_finished() and len(t.intermediate_values) >= 2 for t in trials) \
+            and remote_size() < local.stat().st_size  # the S3 copy is behind: what a kill now would lose
+
+    try:
+        wait_for(finished_and_reporting, 240, "a finished trial and one part-way through")
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        driver.kill()
+    before = study_now().trials
+    assert sum(t.state.is_finished() for t in before) < 5, "the search ended before the kill; nothing to resume"
+
+    resumed = subprocess.run([sys.executable, "-m", "alchemy_tune.cli", "resume", run_dir,
+                              "--address", s3_cluster.address], capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+
+    local.unlink()  # read back what the run's S3 folder holds, not this machine's copy
+    from alchemy_tune.journal import download
+
+    download(run_dir, str(local))
+    study = study_now()
+    assert len(study.trials) == 5 and all(t.state.is_finished() for t in study.trials)
+    after = {t.user_attrs[RAY_ID_ATTR]: t for t in study.trials}
+    assert len(after) == 5  # each Ray trial once
+    numbers = {t.number: t for t in study.trials}
+    for t in before:  # nothing the killed driver knew is lost: its trials, their reports, their ends
+        kept = numbers[t.number]
+        assert {s: v for s, v in kept.intermediate_values.items() if s in t.intermediate_values} \
+            == t.intermediate_values, t.number
+        if t.state.is_finished():
+            assert kept.value == t.value and kept.user_attrs[RAY_ID_ATTR] == t.user_attrs[RAY_ID_ATTR]
+    rows = read_trials(run_dir).to_pylist()
+    assert sorted(r["trial_id"] for r in rows) == sorted(after)
+    steps: dict[str, list[int]] = {}
+    for s in read_steps(run_dir).to_pylist():
+        steps.setdefault(s["trial_id"], []).append(s["step"])
+    for row in rows:  # every evaluation a trial ran is in the tables, once
+        got = steps.get(row["trial_id"], [])
+        assert len(got) == len(set(got)) == row["n_reports"]
+        assert sorted(got) == list(range(1, len(got) + 1))
+        if row["status"] == C.COMPLETED:
+            assert row["n_reports"] == 6

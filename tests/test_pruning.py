@@ -13,7 +13,7 @@ from ray.tune.schedulers import TrialScheduler
 from alchemy_tune import constants as C
 from alchemy_tune.errors import UsageError
 from alchemy_tune.optuna_searcher import StudyHandle
-from alchemy_tune.pruning import (PRUNED_AT_ATTR, PRUNERS, WILCOXON_STRIDE, OptunaPruningScheduler, build_pruner,
+from alchemy_tune.pruning import (LANG_SCORES_ATTR, PRUNED_AT_ATTR, PRUNERS, OptunaPruningScheduler, build_pruner,
                                   objective_langs)
 from alchemy_tune.search import JOURNAL, SearchRequest, run_search
 from alchemy_tune.space import load_space
@@ -21,7 +21,7 @@ from alchemy_tune.space import load_space
 TESTS = Path(__file__).resolve().parent
 EXPECTED = {"none": "NopPruner", "asha": "NopPruner", "median": "MedianPruner", "percentile": "PercentilePruner",
             "successive-halving": "SuccessiveHalvingPruner", "hyperband": "HyperbandPruner",
-            "threshold": "ThresholdPruner", "patient": "PatientPruner", "wilcoxon": "WilcoxonPruner"}
+            "threshold": "ThresholdPruner", "patient": "PatientPruner", "wilcoxon": "PerEvaluationWilcoxonPruner"}
 
 
 @pytest.mark.parametrize("name", PRUNERS)
@@ -43,15 +43,47 @@ def _report(step, unseen: dict, seen: dict | None = None, **top):
 
 
 def test_objective_langs_pairs_the_objectives_group_in_a_stable_order():
+    from ray.tune.utils import flatten_dict
+
     report = _report(3, {"spa": 0.4, "rus": 0.3}, {"eng": 0.9})
-    assert objective_langs(report, "dev_unseen") == [("rus", 0.3), ("spa", 0.4)]
-    assert objective_langs(report, "dev_seen") == [("eng", 0.9)]
-    assert [lang for lang, _ in objective_langs(report, "dev_all")] == ["eng", "rus", "spa"]
+    # Tune hands schedulers the flattened result ("langs/spa/dev/accuracy"): both forms give the same pairs
+    for form in (report, flatten_dict(report)):
+        assert objective_langs(form, "dev_unseen") == [("rus", 0.3), ("spa", 0.4)]
+        assert objective_langs(form, "dev_seen") == [("eng", 0.9)]
+        assert [lang for lang, _ in objective_langs(form, "dev_all")] == ["eng", "rus", "spa"]
     # roles: the Wilcoxon pruner pairs the selection metric's languages, never the test languages
     report["langs"]["rus"]["role"] = C.VAL
     assert objective_langs(report, C.SELECT) == [("eng", 0.9), ("rus", 0.3)]
     assert objective_langs(report, "dev_val") == [("rus", 0.3)]
     assert objective_langs(report, C.ORACLE_DEV_UNSEEN) == [("spa", 0.4)]
+
+
+
+def test_wilcoxon_compares_each_evaluation_with_the_best_trials_same_evaluation(tmp_path):
+    """A trial better than the best at evaluation 1 but worse on every language at evaluation 2 is pruned
+    at 2; pooled over both evaluations (what Optuna's own pruner does with repeated languages) its early
+    lead would hide that."""
+    space = load_space(_space(tmp_path))
+    handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_unseen", "max")], sampler="random",
+                         pruner="wilcoxon", seed=0)
+    scheduler = OptunaPruningScheduler(handle, "dev_unseen", "wilcoxon")
+    langs = [f"l{i}" for i in range(8)]
+
+    def run(name, levels):
+        handle.ask(name, space)
+        for it, level in enumerate(levels, start=1):
+            scores = {lang: level + 0.01 * i for i, lang in enumerate(langs)}
+            result = _report(it, scores, training_iteration=it, dev_unseen=sum(scores.values()) / 8,
+                             status=C.COMPLETED if it == len(levels) else C.RUNNING)
+            if scheduler.on_trial_result(None, SimpleNamespace(trial_id=name), result) == TrialScheduler.STOP:
+                break
+        handle.finish(name, result)
+        return it
+
+    assert run("best", [0.2, 0.6, 0.7]) == 3
+    assert run("later", [0.5, 0.3, 0.9]) == 2  # far ahead at 1, behind on every language at 2
+    assert handle.frozen("later").state == optuna.trial.TrialState.PRUNED
+    assert handle.frozen("later").value == pytest.approx(0.3 + 0.035)  # the mean at 2, not one language
 
 
 @pytest.mark.parametrize("pruner", ["median", "wilcoxon", "threshold", "percentile", "patient",
@@ -86,11 +118,11 @@ def test_scheduler_stops_a_clearly_bad_trial_and_marks_its_step(tmp_path, pruner
     frozen = handle.frozen("bad")
     assert frozen.state == optuna.trial.TrialState.PRUNED
     assert frozen.user_attrs[PRUNED_AT_ATTR] == stopped_at * 10  # the trial's own step, not the eval index
-    if pruner == "wilcoxon":  # one intermediate value per (evaluation, language)
-        assert set(frozen.intermediate_values) == {it * WILCOXON_STRIDE + i for it in range(1, stopped_at + 1)
-                                                   for i in range(len(langs))}
-    else:
-        assert set(frozen.intermediate_values) == set(range(1, stopped_at + 1))
+    # one intermediate value per evaluation: the objective (so a pruned trial's value is the mean)
+    assert set(frozen.intermediate_values) == set(range(1, stopped_at + 1))
+    assert frozen.value == pytest.approx(result["dev_unseen"])
+    if pruner == "wilcoxon":  # and the per-language scores of each evaluation in one attribute
+        assert set(frozen.user_attrs[f"{LANG_SCORES_ATTR}{stopped_at}"]) == set(langs)
 
 
 def test_a_diverged_report_is_not_pruned_and_stays_out_of_the_curves(tmp_path):
@@ -112,25 +144,39 @@ def _space(tmp_path: Path, sampler="random") -> str:
     return str(path)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("pruner", ["median", "asha"])
-def test_ray_trials_are_really_stopped(tmp_path, monkeypatch, pruner):
-    """Grid order, one at a time: two good trials (the second better, so even ASHA keeps it) run to the end,
-    then a clearly bad one (lr 1e-6: quality 0) is stopped early; Ray ran it for fewer evaluations."""
+@pytest.fixture(scope="module")
+def scripted_ray():
+    """One embedded Ray on 127.0.0.1 for this module's searches; its workers import tests/scripted_trials.py."""
     import ray
 
-    from alchemy_tune.results import read_trials
-
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
-    space = tmp_path / "space.yaml"
-    space.write_text("search: {sampler: grid, max_concurrent: 1, seed: 0}\n"
-                     "lr: {type: categorical, choices: [0.0011, 1.0e-3, 1.0e-6]}\n")
+    saved = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), saved or ""])
+    ray.init(address="local", num_cpus=1, _node_ip_address="127.0.0.1", include_dashboard=False,
+             log_to_driver=False, logging_level="ERROR")
     try:
-        outcome = run_search(SearchRequest(space_path=str(space), storage=str(tmp_path), name="p", num_cpus=1,
-                                           settings={"trials": 3, "pruner": pruner},
-                                           trial_fn="scripted_trials:quality_trial", progress_interval_s=1000))
+        yield
     finally:
         ray.shutdown()
+        os.environ.pop("PYTHONPATH") if saved is None else os.environ.update(PYTHONPATH=saved)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pruner", ["median", "asha", "wilcoxon"])
+def test_ray_trials_are_really_stopped(tmp_path, scripted_ray, pruner):
+    """Grid order, one at a time: two good trials (the second better, so even ASHA keeps it) run to the end,
+    then a clearly bad one (lr 1e-6: quality 0) is stopped early; Ray ran it for fewer evaluations.
+
+    Through Tune, so schedulers see what Tune gives them (flattened results); ASHA's top rung is the trials'
+    last evaluation (max_evals 6), where it says STOP to trials that ran to their end: still completed.
+    """
+    from alchemy_tune.results import read_trials
+
+    space = tmp_path / "space.yaml"
+    space.write_text("search: {sampler: grid, max_concurrent: 1, seed: 0, max_evals: 6}\n"
+                     "lr: {type: categorical, choices: [0.0011, 1.0e-3, 1.0e-6]}\n")
+    outcome = run_search(SearchRequest(space_path=str(space), storage=str(tmp_path), name="p",
+                                       settings={"trials": 3, "pruner": pruner},
+                                       trial_fn="scripted_trials:quality_trial", progress_interval_s=1000))
     assert outcome.counts == {C.COMPLETED: 2, C.PRUNED: 1}
     rows = {r["cfg_lr"]: r for r in read_trials(str(tmp_path / "p")).to_pylist()}
     assert rows[1e-6]["status"] == C.PRUNED and rows[1e-6]["n_reports"] < rows[1e-3]["n_reports"] == 6

@@ -33,9 +33,11 @@ def write_space(tmp_path: Path, search: dict, params: dict, fixed: dict | None =
 
 @pytest.fixture
 def ray_cleanup():
-    yield
+    """The test starts its own Ray (not the shared one below): none may be running before or after it."""
     import ray
 
+    ray.shutdown()
+    yield
     ray.shutdown()
 
 
@@ -43,6 +45,33 @@ def ray_cleanup():
 def scripted_workers(monkeypatch):
     """Ray workers started after this can import the scripted trials in tests/scripted_trials.py."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+
+
+@pytest.fixture(scope="module")
+def _module_ray(tmp_path_factory):
+    """Set up lazily by ``local_ray``; shut down when the module's tests are done."""
+    saved = os.environ.get("PYTHONPATH")
+    # Ray workers started from here can import tests/scripted_trials.py
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), saved or ""])
+    # scripted_trials.quality_trial crashes on lr 1e-5 while this file exists (a test creates it)
+    os.environ["SCRIPTED_FAIL_FILE"] = str(tmp_path_factory.mktemp("fail") / "fail-now")
+    yield
+    import ray
+
+    ray.shutdown()
+    os.environ.pop("SCRIPTED_FAIL_FILE")
+    os.environ.pop("PYTHONPATH") if saved is None else os.environ.update(PYTHONPATH=saved)
+
+
+@pytest.fixture
+def local_ray(_module_ray):
+    """One embedded Ray on 127.0.0.1 (2 CPUs, 1 bookkeeping GPU) shared by this module's searches; a search
+    finds it started and joins it. The GPU is only declared (no trial here uses CUDA): --gpu-hours counts it."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, num_gpus=1, _node_ip_address="127.0.0.1", include_dashboard=False,
+                 log_to_driver=False, logging_level="ERROR")
 
 
 def cli_error(capsys, argv) -> str:
@@ -168,15 +197,17 @@ def test_a_trial_is_told_once(tmp_path):
 
 # ----------------------------------------------------------------------------- real searches
 @pytest.mark.slow
-def test_search_with_the_real_trial_records_completed_and_diverged(tmp_path, tiny_encoder_dir, ray_cleanup,
-                                                                   capsys):
+def test_search_with_the_real_trial_records_completed_and_diverged(tmp_path, tiny_encoder_dir, local_ray, capsys):
+    """ASHA with its top rung at the trials' last evaluation (1 epoch x 3): the trial that ran to its end is
+    completed, not pruned; the diverging one is PRUNED in Optuna (README: Search) and `diverged` in the tables."""
+    from alchemy_tune.optuna_searcher import REASON_ATTR, STATUS_ATTR
     from alchemy_tune.results import read_metrics, read_trials
 
     # grid over λ: 0 trains normally, 1e39 makes the first loss infinite
-    space = write_space(tmp_path, {"sampler": "grid", "pruner": "median", "max_concurrent": 2, "seed": 0},
+    space = write_space(tmp_path, {"sampler": "grid", "pruner": "asha", "max_concurrent": 2, "seed": 0},
                         {"lambda": {"type": "categorical", "choices": [0, 1.0e39]}},
                         {**TINY, "model": tiny_encoder_dir, "lr": 1e-3})
-    outcome = run_search(SearchRequest(space_path=space, storage=str(tmp_path / "runs"), name="real", num_cpus=2,
+    outcome = run_search(SearchRequest(space_path=space, storage=str(tmp_path / "runs"), name="real",
                                        settings={"trials": 5}, progress_interval_s=1000))
     run_dir = tmp_path / "runs" / "real"
     assert outcome.counts == {C.COMPLETED: 1, C.DIVERGED: 1}  # the grid has 2 points, so 2 trials, not 5
@@ -199,19 +230,41 @@ def test_search_with_the_real_trial_records_completed_and_diverged(tmp_path, tin
     assert len(events) == 2
     study = optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(run_dir / JOURNAL))))
-    states = sorted(t.state.name for t in study.trials)
-    assert states == ["COMPLETE", "FAIL"]
+    by_lambda = {t.params["lambda"]: t for t in study.trials}
+    assert by_lambda[0].state.name == "COMPLETE" and by_lambda[0].user_attrs[STATUS_ATTR] == C.COMPLETED
+    diverged = by_lambda[1e39]
+    # diverged at its first evaluation: no finite objective, so PRUNED without a value (worse than any)
+    assert diverged.state.name == "PRUNED" and diverged.value is None
+    assert diverged.user_attrs[STATUS_ATTR] == C.DIVERGED and "non-finite" in diverged.user_attrs[REASON_ATTR]
     out = capsys.readouterr().out
     assert "diverged" in out and "1 completed" in out
 
 
 @pytest.mark.slow
-def test_multi_objective_search_returns_a_pareto_front(tmp_path, scripted_workers, ray_cleanup):
+def test_bruteforce_with_more_trials_than_configurations_runs_each_once(tmp_path, tiny_encoder_dir, local_ray,
+                                                                        capsys):
+    """Optuna's BruteForceSampler stops the study when the space is exhausted, which raises outside
+    study.optimize(); the search caps itself at the space's size instead and ends normally."""
+    space = write_space(tmp_path, {"sampler": "bruteforce", "pruner": "none", "max_concurrent": 2},
+                        {"lambda": {"type": "categorical", "choices": [0, 1]}},
+                        {**TINY, "model": tiny_encoder_dir, "lr": 1e-3, "evals_per_epoch": 1})
+    code = main(["--space", space, "--trials", "5", "--storage", str(tmp_path), "--name", "bf"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "2 completed" in out
+    study = optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "bf" / JOURNAL))))
+    assert sorted(t.params["lambda"] for t in study.trials) == [0, 1]
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
+
+
+@pytest.mark.slow
+def test_multi_objective_search_returns_a_pareto_front(tmp_path, local_ray):
     space = write_space(tmp_path, {"sampler": "nsga2", "pruner": "none", "max_concurrent": 2, "seed": 1,
                                    "objectives": [["dev_seen", "max"], ["dev_val", "max"]]},
                         {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
                          "lambda": {"type": "categorical", "choices": [0, 1, 10]}})
-    outcome = run_search(SearchRequest(space_path=space, storage=str(tmp_path / "runs"), name="mo", num_cpus=2,
+    outcome = run_search(SearchRequest(space_path=space, storage=str(tmp_path / "runs"), name="mo",
                                        settings={"trials": 6}, trial_fn="scripted_trials:trade_off_trial",
                                        progress_interval_s=1000))
     assert outcome.counts == {C.COMPLETED: 6}
@@ -310,3 +363,204 @@ def test_scrambling_the_test_languages_labels_changes_no_decision(tmp_path, tiny
     a, b = (read_trials(str(runs[n])).to_pandas().sort_values(["config_id", "replicate"]) for n in runs)
     assert (a["best_dev_unseen"].to_numpy() != b["best_dev_unseen"].to_numpy()).any()
     assert (a["best_dev_val"].to_numpy() == b["best_dev_val"].to_numpy()).all()
+
+
+# ----------------------------------------------------------------------------- study bookkeeping
+def _lr_space(tmp_path, sampler="random", choices=(1e-3, 1e-4, 1e-5, 1e-6)):
+    return load_space(write_space(tmp_path, {"sampler": sampler},
+                                  {"lr": {"type": "categorical", "choices": list(choices)}}))
+
+
+def test_a_repeated_ray_trial_id_gets_no_second_optuna_trial(tmp_path):
+    """Ray ids are 8 hex characters; a repeat must not merge two trials: Tune is asked to try another id."""
+    from alchemy_tune.optuna_searcher import OptunaSearcher
+
+    space = _lr_space(tmp_path)
+    handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_unseen", "max")], sampler="random",
+                         pruner="none", seed=0)
+    searcher = OptunaSearcher(handle, space, n_trials=5)
+    assert isinstance(searcher.suggest("0a1b2c3d"), dict)
+    assert searcher.suggest("0a1b2c3d") is None  # None: Tune calls again with a fresh id
+    assert isinstance(searcher.suggest("ffffffff"), dict)
+    assert [t.user_attrs[RAY_ID_ATTR] for t in handle.study.trials] == ["0a1b2c3d", "ffffffff"]
+
+
+def test_an_adopted_orphan_forgets_the_dead_drivers_pruning_and_its_old_rows(tmp_path):
+    from types import SimpleNamespace
+
+    from alchemy_tune.optuna_searcher import OptunaSearcher
+    from alchemy_tune.progress import ResultsCallback
+    from alchemy_tune.pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR
+    from alchemy_tune.results import read_trials
+
+    space = _lr_space(tmp_path)
+    handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_unseen", "max")], sampler="random",
+                         pruner="median", seed=0)
+    config = handle.ask("old", space)
+    results = ResultsCallback(str(tmp_path), "run-1", handle, "dev_unseen", "max")
+    report = {C.STEP: 1, "dev_unseen": 0.4, C.STATUS: C.RUNNING, C.LANGS: {}}
+    results.on_trial_result(0, [], SimpleNamespace(trial_id="old", config=config), report)
+    # the dead driver had decided to prune it, then died before telling Optuna
+    handle.set_trial_attr("old", PRUNED_AT_ATTR, 1)
+    handle.set_trial_attr("old", PRUNED_BY_ATTR, "median")
+    results.writer.flush()
+    assert handle.mark_orphans(known_ray_ids=set()) == 1
+
+    resumed = ResultsCallback(str(tmp_path), "run-1", handle, "dev_unseen", "max")
+    assert OptunaSearcher(handle, space, n_trials=5).suggest("new") == config
+    resumed.on_trial_result(0, [], SimpleNamespace(trial_id="new", config=config), report)
+    assert handle.finish("new", {**report, C.STATUS: C.COMPLETED}) == C.COMPLETED  # not PRUNED
+    resumed.writer.end_trial("new", C.COMPLETED)
+    assert [r["trial_id"] for r in read_trials(str(tmp_path)).to_pylist()] == ["new"]  # "old" is gone
+    (trial,) = handle.study.trials
+    assert trial.user_attrs[RAY_ID_ATTR] == "new" and trial.user_attrs["previous_ray_trial_ids"] == ["old"]
+
+
+def test_enqueued_configurations_come_first_and_bad_ones_are_one_line_errors(tmp_path):
+    from alchemy_tune.optuna_searcher import OptunaSearcher
+    from alchemy_tune.warm_start import enqueue, read_enqueue
+
+    space = _lr_space(tmp_path)
+    good = tmp_path / "first.yaml"
+    good.write_text("- {lr: 1.0e-6}\n- {lr: 1.0e-5}\n")
+    handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_unseen", "max")], sampler="random",
+                         pruner="none", seed=0)
+    enqueue(handle, read_enqueue(str(good), space))
+    searcher = OptunaSearcher(handle, space, n_trials=2)
+    assert [searcher.suggest(f"t{i}")["lr"] for i in range(2)] == [1e-6, 1e-5]
+    assert searcher.suggest("t2") == "FINISHED"  # enqueued trials count once asked, not twice
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- {lr: 0.5}\n- {learning_rate: 1}\n")
+    with pytest.raises(UsageError, match=r"entry 1: lr: 0.5 .*entry 2: learning_rate: not a parameter"):
+        read_enqueue(str(bad), space)
+    with pytest.raises(UsageError, match="no such file"):
+        read_enqueue(str(tmp_path / "nope.yaml"), space)
+
+
+def test_budgets_say_why_they_stop():
+    from alchemy_tune.budget import Budget
+
+    assert Budget.of(None, None, 0) is None
+    budget = Budget.of(60, 1.0, 0.5)
+    assert budget.spent(now=budget.started + 59) is None
+    assert "time budget of 60 s" in budget.spent(now=budget.started + 61)
+    budget = Budget.of(None, 1.0, 0.5)
+    budget.record("a", {"time_total_s": 3600.0})
+    assert budget.spent() is None  # 0.5 GPU-hours
+    budget.record("b", {"time_total_s": 3600.0})
+    assert "1 GPU-hours" in budget.spent()
+    with pytest.raises(UsageError, match="--gpu-hours"):
+        Budget.of(None, 1.0, 0)
+    with pytest.raises(UsageError, match="--time-budget"):
+        Budget.of(-5, None, 0)
+
+
+# ----------------------------------------------------------------------------- extend, warm start, budgets
+@pytest.mark.slow
+def test_enqueue_retry_extend_and_warm_start(tmp_path, local_ray, capsys):
+    """One run: an enqueued configuration first (it crashes), then resume retries it and extends the search
+    to 3 trials; a second search warm-started from the first is told its 3 trials and, the bruteforce
+    sampler knowing them, runs the one configuration left."""
+    from alchemy_tune.optuna_searcher import WARM_ATTR
+    from alchemy_tune.results import read_trials
+
+    space = write_space(tmp_path, {"sampler": "bruteforce", "pruner": "none", "max_concurrent": 1, "seed": 0},
+                        {"lr": {"type": "categorical", "choices": [1e-3, 1e-4, 1e-5, 1e-6]}})
+    first = tmp_path / "first.yaml"
+    first.write_text("- {lr: 1.0e-5}\n")
+    fail_file = Path(os.environ["SCRIPTED_FAIL_FILE"])
+    fail_file.write_text("fail")
+    common = ["--space", space, "--storage", str(tmp_path), "--max-failures", "0"]
+    env_trial = "scripted_trials:quality_trial"
+
+    def cli(argv):
+        code = main(argv)
+        return code, capsys.readouterr().out
+
+    code, out = cli(["--trials", "2", "--enqueue", str(first), "--name", "a", *common, "--trial-fn", env_trial])
+    assert code == 0, out
+    run_a = tmp_path / "a"
+    rows = {r["cfg_lr"]: r["status"] for r in read_trials(str(run_a)).to_pylist()}
+    assert rows[1e-5] == C.FAILED and len(rows) == 2
+
+    fail_file.unlink()
+    code, out = cli(["resume", str(run_a), "--retry-errored", "--trials", "3"])
+    assert code == 0, out
+    summary = out[out.rindex("search finished"):].splitlines()[0]
+    assert "3 completed" in summary and "failed" not in summary
+    rows = read_trials(str(run_a)).to_pylist()
+    assert len(rows) == 3 and all(r["status"] == C.COMPLETED for r in rows)
+    lrs_a = {r["cfg_lr"] for r in rows}
+    assert 1e-5 in lrs_a
+
+    code, out = cli(["--trials", "3", "--warm-start", str(run_a), "--name", "b", *common, "--trial-fn", env_trial])
+    assert code == 0, out
+    assert "warm start: 3 completed trial(s)" in out
+    (row,) = read_trials(str(tmp_path / "b")).to_pylist()  # only its own trial: the space had one left
+    assert row["cfg_lr"] not in lrs_a and row["status"] == C.COMPLETED
+    study = optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "b" / JOURNAL))))
+    assert sum(WARM_ATTR in t.user_attrs for t in study.trials) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("budget", [["--time-budget", "1"], ["--gpus-per-trial", "0.5", "--gpu-hours", "0.0003"]])
+def test_a_budget_stops_the_asking_and_running_trials_finish(tmp_path, local_ray, capsys, budget):
+    from alchemy_tune.results import read_trials
+
+    space = write_space(tmp_path, {"sampler": "random", "pruner": "none", "max_concurrent": 1, "seed": 0},
+                        {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}})
+    code = main(["--space", space, "--trials", "20", "--storage", str(tmp_path), "--name", "budget",
+                 "--trial-fn", "scripted_trials:quality_trial", *budget])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "stopped asking for trials: " + ("time budget" if "--time-budget" in budget else "GPU budget") in out
+    rows = read_trials(str(tmp_path / "budget")).to_pylist()
+    assert 1 <= len(rows) < 20 and all(r["status"] == C.COMPLETED for r in rows)  # none cut short
+
+
+def test_space_by_shipped_name_and_with_a_tilde(tmp_path, capsys, monkeypatch):
+    """`ray submit ... -- --space paper-grid` must not depend on the laptop's shell or home: a shipped space is
+    found by name, and `~` is expanded by the process that reads the file."""
+    assert main(["--space", "paper-grid", "--dry-run"]) == 0
+    assert "paper-grid.yaml" in capsys.readouterr().out
+    assert main(["plan", "--space", "lambda"]) == 0
+    assert "lambda.yaml" in capsys.readouterr().out
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_space(tmp_path, {"trials": 2}, {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}}, name="mine.yaml")
+    assert main(["--space", "~/mine.yaml", "--dry-run"]) == 0
+    assert str(tmp_path / "mine.yaml") in capsys.readouterr().out
+    err = cli_error(capsys, ["--space", "paper-gird", "--dry-run"])
+    assert "paper-gird" in err and "paper-grid" in err  # the shipped names are listed
+
+
+def test_uncapped_searches_keep_enough_trials_pending_for_the_autoscaler():
+    from alchemy_tune.search import pending_trials
+
+    assert pending_trials({"CPU": 2}, 1, 0) == 16  # Tune's default for a custom searcher would be 1
+    assert pending_trials({"CPU": 256, "GPU": 64}, 2, 0.5) == 128
+    assert pending_trials({"CPU": 64, "GPU": 8}, 1, 1) == 16
+
+
+def test_multi_machine_clusters_need_shared_storage(tmp_path):
+    from alchemy_tune.search import check_shared_storage
+
+    mounts = f"/dev/sda1 / ext4 rw 0 0\nserver:/export {tmp_path} nfs4 rw 0 0\n"
+    check_shared_storage("/data/runs/x", {"10.0.0.1"}, mounts)  # one machine: any folder
+    check_shared_storage(str(tmp_path / "runs" / "x"), {"10.0.0.1", "10.0.0.2"}, mounts)  # NFS
+    check_shared_storage("s3://bucket/runs/x", {"10.0.0.1", "10.0.0.2"}, mounts)
+    with pytest.raises(UsageError, match=r"--storage /data/runs/x: a folder on this machine \(ext4\).* 2 machines"):
+        check_shared_storage("/data/runs/x", {"10.0.0.1", "10.0.0.2"}, mounts)
+
+
+def test_a_resumed_search_counts_its_budget_from_the_resume():
+    import pickle
+
+    from alchemy_tune.budget import Budget
+
+    budget = Budget.of(60, None, 0)
+    budget.started -= 3600  # an hour ago the first driver began
+    budget.record("a", {"time_total_s": 10.0})
+    assert budget.spent() is not None
+    again = pickle.loads(pickle.dumps(budget))  # what Tune restores in the resumed driver
+    assert again.spent() is None and again.seconds == {}

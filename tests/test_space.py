@@ -77,7 +77,7 @@ def test_every_shipped_space_loads_and_yields_valid_trial_configs(path):
 def test_default_space_is_a_short_prunable_cpu_search():
     space = load_space(SPACES / "default.yaml")
     s = space.settings
-    assert (s.trials, s.max_concurrent, s.gpus_per_trial, s.pruner) == (8, 2, 0, "median")
+    assert (s.trials, s.max_concurrent, s.gpus_per_trial, s.pruner) == (8, None, 0, "median")  # no cap: resources decide
     assert space.grid() is None  # lr is a log range: a real search, not a grid
     config = check_trial_config(space.fixed())
     assert config.task == "bible-genre" and config.model == "e5-small"
