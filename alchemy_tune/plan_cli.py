@@ -113,7 +113,7 @@ def _columns(header: list[str], rows: list[list]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .space import load_space
+    from .space_file import load_space
 
     overrides = {k: v for k, v in (("task", args.task), ("data_dir", args.data_dir)) if v is not None}
     return print_plan(load_space(args.space, overrides), args.trials, args.show)

@@ -71,7 +71,7 @@ def resume_search(run_dir: str, *, address: str | None = None, num_cpus: int | N
 
 
 def _space(meta: dict):
-    from alchemy_tune.space import load_space
+    from alchemy_tune.space_file import load_space
 
     if not meta.get("space"):
         raise UsageError("resume: this run does not name its search space; start a new search")

@@ -9,10 +9,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import time
 import uuid
 from importlib import metadata
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -123,30 +122,3 @@ def read_metadata(run_dir: str) -> dict:
         raise UsageError(f"{run_dir}: run schema {meta['schema']} is newer than this alchemy-tune supports "
                          f"({RUN_SCHEMA}); upgrade alchemy-tune")
     return meta
-
-
-class TrainRunSink:
-    """Results and TensorBoard events of one ``alchemy-tune train --out DIR`` trial, in the run layout."""
-
-    def __init__(self, run_dir: str, config):
-        from .results import ResultsWriter
-        from .tensorboard import TensorBoardLogger
-
-        self.config = config.to_dict()
-        meta = write_metadata(run_dir, "train", task=config.task, space=None, metric="dev_select", mode="max",
-                              objectives=[["dev_select", "max"]], sampler="none", pruner="none")
-        self.trial_id = "train"
-        self.started = time.time()
-        self.writer = ResultsWriter(run_dir, meta["run_id"])
-        self.tb = TensorBoardLogger(join(run_dir, "tensorboard", self.trial_id))
-
-    def report(self, metrics: Mapping) -> None:
-        self.writer.add_report(self.trial_id, self.config, metrics)
-        self.tb.log(metrics)
-        self.writer.flush()
-
-    def close(self, outcome) -> None:
-        self.writer.end_trial(self.trial_id, outcome.status, error=outcome.reason,
-                              wall_seconds=time.time() - self.started)
-        self.writer.close(compact_after=True)
-        self.tb.close()

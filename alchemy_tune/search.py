@@ -106,7 +106,7 @@ def default_space() -> str:
 
 def load(request: SearchRequest):
     """(space, settings): the space file with CLI parameters pinned and CLI settings applied, validated."""
-    from alchemy_tune.space import load_space
+    from alchemy_tune.space_file import load_space
 
     space = load_space(request.space_path or default_space(), overrides=request.params or None)
     settings = dataclasses.replace(space.settings, **request.settings)
@@ -191,7 +191,7 @@ def validate_settings(settings) -> None:
     objectives = settings.objectives or ((settings.metric, settings.mode),)
     for metric, mode in objectives:
         if metric not in C.SELECTION_METRICS:
-            from alchemy_tune._space_yaml import leak_hint
+            from alchemy_tune.space_file import leak_hint
 
             raise UsageError(f"metric: {metric!r} is not one of {', '.join(C.SELECTION_METRICS)}{leak_hint(metric)}")
         if mode not in ("max", "min"):

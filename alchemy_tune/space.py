@@ -20,7 +20,7 @@ would add parameters that are not TrialConfig fields (Ray copies every suggested
 and could draw fewer than ``min_size`` members; every sampler handles a categorical, grid included.
 
 PyYAML reads ``1e-5`` (no dot) as text; where a float is expected such text is taken as the number.
-Reading and checking the file's entries lives in :mod:`alchemy_tune._space_yaml`.
+Reading a file into these types is :func:`alchemy_tune.space_file.load_space`.
 """
 
 from __future__ import annotations
@@ -239,63 +239,6 @@ def resolve_space(value: str | Path) -> Path:
     known = sorted(p.stem for p in shipped.glob("*.yaml")) if shipped is not None else []
     raise UsageError(f"--space {text}: no such file, and not a shipped space"
                      + (f" (shipped: {', '.join(known)})" if known else ""))
-
-
-def load_space(path: str | Path, overrides: Mapping[str, Any] | None = None) -> SearchSpace:
-    """Read and validate a space file; every problem is reported at once in one UsageError.
-
-    ``overrides`` pin parameters (CLI values such as ``{"task": "massive"}``): each replaces the file's
-    entry with a fixed, unconditional value.
-    """
-    path = resolve_space(path)
-    where = str(path)
-    # imported here, not at the top: _space_yaml needs this module's types and value helpers
-    from ._space_yaml import (_check_combinations, _check_conditions, _dependency_order, _param_name,
-                              _parse_param, _parse_settings, _read_yaml)
-
-    data = _read_yaml(Path(path), where)
-    problems: list[tuple[str, str]] = []
-    params: dict[str, Param] = {}
-    settings, description = SearchSettings(), ""
-    failed: set[str] = set()  # invalid entries: conditions naming them are not reported a second time
-    for key, raw in data.items():
-        if key == "search":
-            settings = _parse_settings(raw, problems)
-        elif key == "description":
-            if isinstance(raw, str):
-                description = raw
-            else:
-                problems.append(("description", f"expected text, got {raw!r}"))
-        elif (name := _param_name(key, problems)) is not None:
-            if name in params:
-                problems.append((key, "given twice (lambda and lambda_ are the same parameter)"))
-            param = _parse_param(name, key, raw, problems)
-            if param is not None:
-                params[name] = param
-            else:
-                failed.add(name)
-    _check_conditions(params, failed, problems)
-    ordered = _dependency_order(params, problems)
-    for key, value in (overrides or {}).items():
-        name = _param_name(key, problems, prefix="override ")
-        if name is not None:
-            value = _normalize(name, value)
-            before = len(problems)
-            problems += [(f"override {key}", p) for p in _value_problems(name, value)]
-            if len(problems) == before:
-                # an existing entry keeps its place: dropping its condition keeps the order valid
-                ordered[name] = Param(name=name, kind="fixed", value=value)
-    if not problems:  # each entry is valid on its own: now the rules between fields
-        _check_combinations(ordered, problems)
-    if settings.sampler in ("grid", "bruteforce"):
-        for p in ordered.values():
-            if p.values() is None:
-                problems.append(("search.sampler", f"{settings.sampler} needs every parameter discrete, but "
-                                 f"{p.name} is a {'log ' if p.log else ''}{p.kind} range without step: give "
-                                 "choices or a step"))
-    if problems:
-        raise UsageError("; ".join(f"{where}: {key}: {message}" for key, message in problems))
-    return SearchSpace(path=where, params=ordered, settings=settings, description=description)
 
 
 # --------------------------------------------------------------------------------------------- values

@@ -14,6 +14,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Mapping
 
 from . import constants as K
 from .config import TrialConfig
@@ -117,7 +118,6 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     sink = None
     if args.out:
-        from .run_dir import TrainRunSink
 
         sink = TrainRunSink(args.out, config)
     started = time.perf_counter()
@@ -147,3 +147,31 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         print(f"\nresults: {Path(args.out).resolve()}")
     return 0
+
+
+class TrainRunSink:
+    """Results and TensorBoard events of one ``alchemy-tune train --out DIR`` trial, in the run layout."""
+
+    def __init__(self, run_dir: str, config):
+        from .results import ResultsWriter
+        from .run_dir import join, write_metadata
+        from .tensorboard import TensorBoardLogger
+
+        self.config = config.to_dict()
+        meta = write_metadata(run_dir, "train", task=config.task, space=None, metric="dev_select", mode="max",
+                              objectives=[["dev_select", "max"]], sampler="none", pruner="none")
+        self.trial_id = "train"
+        self.started = time.time()
+        self.writer = ResultsWriter(run_dir, meta["run_id"])
+        self.tb = TensorBoardLogger(join(run_dir, "tensorboard", self.trial_id))
+
+    def report(self, metrics: Mapping) -> None:
+        self.writer.add_report(self.trial_id, self.config, metrics)
+        self.tb.log(metrics)
+        self.writer.flush()
+
+    def close(self, outcome) -> None:
+        self.writer.end_trial(self.trial_id, outcome.status, error=outcome.reason,
+                              wall_seconds=time.time() - self.started)
+        self.writer.close(compact_after=True)
+        self.tb.close()

@@ -88,7 +88,7 @@ def test_plan_bad_space_is_one_line(tmp_path):
 def test_plan_of_every_shipped_space_prints_the_three_groups_and_the_selection_metric(capsys, tmp_path):
     """Acceptance: no shipped space selects on test-language data; an oracle space says so on every line."""
     from alchemy_tune.plan_cli import print_plan
-    from alchemy_tune.space import load_space
+    from alchemy_tune.space_file import load_space
 
     for path in sorted((ROOT / "search_spaces").glob("*.yaml")):
         print_plan(load_space(path), show=1)

@@ -16,7 +16,7 @@ from alchemy_tune.optuna_searcher import StudyHandle
 from alchemy_tune.pruning import (LANG_SCORES_ATTR, PRUNED_AT_ATTR, PRUNERS, OptunaPruningScheduler, build_pruner,
                                   objective_langs)
 from alchemy_tune.search import JOURNAL, SearchRequest, run_search
-from alchemy_tune.space import load_space
+from alchemy_tune.space_file import load_space
 
 TESTS = Path(__file__).resolve().parent
 EXPECTED = {"none": "NopPruner", "asha": "NopPruner", "median": "MedianPruner", "percentile": "PercentilePruner",

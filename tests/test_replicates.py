@@ -99,7 +99,7 @@ def test_the_study_sees_one_configuration_fed_its_replicates_mean(tmp_path):
     told once, with the mean of its completed replicates; a slot whose Ray trial was lost is handed out again."""
     from alchemy_tune.optuna_searcher import StudyHandle
     from alchemy_tune.replicates import aggregate, release_unknown, suggest
-    from alchemy_tune.space import load_space
+    from alchemy_tune.space_file import load_space
 
     space = load_space(write_space(tmp_path, {}, {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}},
                                    {"seed": 10}))

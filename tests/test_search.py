@@ -16,7 +16,7 @@ from alchemy_tune.cli import main
 from alchemy_tune.errors import UsageError
 from alchemy_tune.optuna_searcher import CONFIG_ATTR, RAY_ID_ATTR, SAMPLERS, StudyHandle, build_sampler
 from alchemy_tune.search import JOURNAL, SearchRequest, run_search
-from alchemy_tune.space import load_space
+from alchemy_tune.space_file import load_space
 
 TESTS = Path(__file__).resolve().parent
 TINY = dict(task="bible-genre", train_size=24, dev_size=12, test_size=12, seen=["eng", "fra", "deu"],

@@ -1,8 +1,8 @@
-"""Reading and validating a search-space YAML file: the parsing half of :mod:`alchemy_tune.space`.
+"""Reading and validating a search-space YAML file (:func:`load_space`), on top of :mod:`alchemy_tune.space`.
 
-Every helper appends ``(key, message)`` pairs to a shared ``problems`` list instead of raising, so
-``load_space`` can report all problems of a file at once. The types and value helpers are imported
-from ``space``; ``space`` imports this module lazily (inside ``load_space``), so there is no cycle.
+``space`` holds the types and the value rules and imports nothing from here; this module reads a file
+into them. Every helper appends ``(key, message)`` pairs to a shared ``problems`` list instead of
+raising, so ``load_space`` reports all problems of a file at once.
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from __future__ import annotations
 import itertools
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import yaml
 
 from .errors import UsageError
-from .space import (KINDS, MAX_SUBSET_MEMBERS, METRICS, MODES, PRUNERS, SAMPLERS, _DEFAULTS, _FIELD_KIND,
+from .space import (KINDS, SearchSpace, resolve_space, MAX_SUBSET_MEMBERS, METRICS, MODES, PRUNERS, SAMPLERS, _DEFAULTS, _FIELD_KIND,
                     Param, SearchSettings, _coerce_float, _config_problems, _family, _hint, _is_number,
                     _normalize, _same, _value_problems)
 
@@ -423,3 +423,55 @@ def _check_combinations(params: dict[str, Param], problems: list) -> None:
                 problems.append((problem.split(": ", 1)[0], f"{problem.split(': ', 1)[-1]} (a combination "
                                  f"this space can draw: {shown})"))
 
+
+def load_space(path: str | Path, overrides: Mapping[str, Any] | None = None) -> SearchSpace:
+    """Read and validate a space file; every problem is reported at once in one UsageError.
+
+    ``overrides`` pin parameters (CLI values such as ``{"task": "massive"}``): each replaces the file's
+    entry with a fixed, unconditional value.
+    """
+    path = resolve_space(path)
+    where = str(path)
+    data = _read_yaml(Path(path), where)
+    problems: list[tuple[str, str]] = []
+    params: dict[str, Param] = {}
+    settings, description = SearchSettings(), ""
+    failed: set[str] = set()  # invalid entries: conditions naming them are not reported a second time
+    for key, raw in data.items():
+        if key == "search":
+            settings = _parse_settings(raw, problems)
+        elif key == "description":
+            if isinstance(raw, str):
+                description = raw
+            else:
+                problems.append(("description", f"expected text, got {raw!r}"))
+        elif (name := _param_name(key, problems)) is not None:
+            if name in params:
+                problems.append((key, "given twice (lambda and lambda_ are the same parameter)"))
+            param = _parse_param(name, key, raw, problems)
+            if param is not None:
+                params[name] = param
+            else:
+                failed.add(name)
+    _check_conditions(params, failed, problems)
+    ordered = _dependency_order(params, problems)
+    for key, value in (overrides or {}).items():
+        name = _param_name(key, problems, prefix="override ")
+        if name is not None:
+            value = _normalize(name, value)
+            before = len(problems)
+            problems += [(f"override {key}", p) for p in _value_problems(name, value)]
+            if len(problems) == before:
+                # an existing entry keeps its place: dropping its condition keeps the order valid
+                ordered[name] = Param(name=name, kind="fixed", value=value)
+    if not problems:  # each entry is valid on its own: now the rules between fields
+        _check_combinations(ordered, problems)
+    if settings.sampler in ("grid", "bruteforce"):
+        for p in ordered.values():
+            if p.values() is None:
+                problems.append(("search.sampler", f"{settings.sampler} needs every parameter discrete, but "
+                                 f"{p.name} is a {'log ' if p.log else ''}{p.kind} range without step: give "
+                                 "choices or a step"))
+    if problems:
+        raise UsageError("; ".join(f"{where}: {key}: {message}" for key, message in problems))
+    return SearchSpace(path=where, params=ordered, settings=settings, description=description)
