@@ -77,9 +77,26 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"alchemy-tune {command}: error: {exc}", file=sys.stderr)
         return 2
+    except (OSError, ValueError, OverflowError) as exc:
+        # The classes bad user input raises below the checks: a path that is a file, missing or not
+        # writable (OSError), a truncated or corrupt Parquet/JSON/journal file (pyarrow.ArrowInvalid,
+        # json.JSONDecodeError: both ValueErrors), a number too large to convert (OverflowError).
+        print(f"alchemy-tune {command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("alchemy-tune: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    """What failed, naming the file where the exception knows it, on one line."""
+    if isinstance(exc, OSError) and exc.filename:
+        what = f"{exc.strerror or type(exc).__name__}: {exc.filename}"
+        if exc.filename2:
+            what += f" -> {exc.filename2}"
+    else:
+        what = f"{type(exc).__name__}: {exc}"
+    return " ".join(what.split())
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Every field is also a search-space parameter name (``search_spaces/*.yaml``) and
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
@@ -223,8 +224,11 @@ def _problems(c: TrialConfig):
             yield problem
 
     def num(name, value, cond, text):
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and not cond(value):
-            yield f"{name}: must be {text}, got {value!r}"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                yield f"{name}: must be a finite number ({text}), got {value!r}"
+            elif not cond(value):
+                yield f"{name}: must be {text}, got {value!r}"
 
     yield from num("lambda", c.lambda_, lambda v: v >= 0, ">= 0")
     for name in ("train_size", "dev_size", "test_size", "max_steps", "num_layers", "threads", "eval_every"):

@@ -122,3 +122,14 @@ def read_metadata(run_dir: str) -> dict:
         raise UsageError(f"{run_dir}: run schema {meta['schema']} is newer than this alchemy-tune supports "
                          f"({RUN_SCHEMA}); upgrade alchemy-tune")
     return meta
+
+
+def run_name(name: str) -> str:
+    """A run name is one path component (the run folder is STORAGE/NAME): nothing is ever written outside
+    the storage folder because of it."""
+    text = str(name)
+    if not text.strip() or text in (".", "..") or "/" in text or "\\" in text or text != text.strip() \
+            or text.startswith("~") or "\x00" in text:
+        raise UsageError(f"--name: {name!r} is not a run name; give one folder name such as lambda-sweep "
+                         "(no '/', not '.', '..' or '~'): the run folder is STORAGE/NAME")
+    return text

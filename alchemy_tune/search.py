@@ -36,7 +36,7 @@ from alchemy_tune.errors import UsageError  # noqa: E402
 from alchemy_tune.journal import JOURNAL, JournalMirror, journal_location, upload  # noqa: E402
 from alchemy_tune.optuna_searcher import SAMPLERS, OptunaSearcher, StudyHandle  # noqa: E402
 from alchemy_tune.pruning import PRUNERS  # noqa: E402
-from alchemy_tune.run_dir import is_uri, local_path  # noqa: E402
+from alchemy_tune.run_dir import is_uri, local_path, run_name  # noqa: E402
 
 AVERAGES = C.AVERAGE_KEYS
 
@@ -312,7 +312,7 @@ def run_search(request: SearchRequest) -> SearchOutcome:
     from alchemy_tune.warm_start import enqueue, open_source_study, read_enqueue, warm_start
 
     space, settings = load(request)
-    name = request.name or f"search-{_timestamp()}"
+    name = run_name(request.name) if request.name else f"search-{_timestamp()}"
     run_dir = f"{request.storage.rstrip('/')}/{name}" if is_uri(request.storage) else \
         os.path.join(local_path(request.storage), name)
     try:

@@ -18,7 +18,6 @@ from typing import Mapping
 
 from . import constants as K
 from .config import TrialConfig
-from .errors import UsageError
 
 
 def _field_docs() -> dict[str, str]:
