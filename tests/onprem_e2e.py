@@ -362,10 +362,10 @@ def wait_http(url: str, timeout_s: float) -> None:
 
 
 def assert_run(run_dir: Path, trials: int) -> None:
-    import pyarrow.parquet as pq
+    from alchemy_tune.results import read_trials  # the tables are folders of parts (schema 2)
 
     assert (run_dir / "alchemy_run.json").is_file(), f"no run at {run_dir}"
-    table = pq.read_table(run_dir / "results" / "trials.parquet").to_pydict()
+    table = read_trials(str(run_dir)).to_pydict()
     assert len(table["trial_id"]) == trials and set(table["status"]) == {"completed"}, table["status"]
 
 
