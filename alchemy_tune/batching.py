@@ -9,8 +9,10 @@ chunk by length, split into batches, shuffle the batch order.
 from __future__ import annotations
 
 import random
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -18,6 +20,8 @@ import torch
 from .tasks.base import Example, stable_seed
 
 GROUP_CHUNK = 50  # batches per sorting chunk: large enough to group lengths, small enough to stay random
+PREFETCH_DEPTH = 2  # batches built ahead of the one in use
+T = TypeVar("T")
 
 
 @dataclass
@@ -100,3 +104,25 @@ def collate(data: Encoded, indices: Sequence[int], pad_id: int, pad_to: int | No
     batch["labels"] = torch.as_tensor(data.labels[idx])
     batch["lang_index"] = torch.as_tensor(data.lang_index[idx])
     return batch
+
+
+def prefetch(make: Callable[[int], T], keys: Iterable[int], depth: int = PREFETCH_DEPTH) -> Iterator[T]:
+    """``make(k)`` for every key in order, each built on a helper thread while earlier ones are in use.
+
+    Collating (Python loops over token lists) then overlaps the model's step instead of preceding it;
+    ``make`` runs on one thread, in key order, so it may cache per-epoch state. Closing the generator
+    (``contextlib.closing``) cancels what is queued; an exception in ``make`` reaches the consumer.
+    """
+    keys = iter(keys)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="alchemy-batches") as pool:
+        pending = deque(pool.submit(make, k) for _, k in zip(range(depth), keys))
+        try:
+            while pending:
+                future = pending.popleft()
+                nxt = next(keys, None)
+                if nxt is not None:
+                    pending.append(pool.submit(make, nxt))
+                yield future.result()
+        finally:
+            for future in pending:
+                future.cancel()

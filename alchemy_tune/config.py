@@ -26,6 +26,7 @@ DYNAMIC_SCHEDULES = ("alchemyscale", "alchemytune")
 COUPLED_FIELDS = ("lambda", "lambda_schedule", "model", "pooling")
 """Fields a cross-field rule of TrialConfig reads together: a search space checks their combinations."""
 DEVICES = ("auto", "cpu", "cuda")
+SCORE_TEST = ("best", "every")
 DEFAULT_FEATURES = SOURCE_DEFAULT_FEATURES["lang2vec"]
 
 
@@ -130,7 +131,15 @@ class TrialConfig:
     threads: int | None = None
     """CPU threads for torch; None = leave torch's default."""
     bf16: bool = True
-    """bf16 autocast on CUDA (ignored on CPU)."""
+    """bf16 autocast on GPUs with native bf16 (compute capability >= 8.0); fp32 elsewhere. Heads and losses stay fp32."""
+    deterministic: bool = False
+    """Torch's deterministic algorithms (+ cuBLAS workspace): a resumed GPU trial repeats an uninterrupted one exactly; slower."""
+    checkpoint_every: int = 1
+    """Write a checkpoint every k evaluations (a restart repeats at most k evaluations' training)."""
+    checkpoint_best: bool = True
+    """Also checkpoint at every evaluation that is a new best on the selection metric."""
+    score_test: str = "best"
+    """When test is scored: ``best`` (at each new best dev step and the last step) or ``every`` evaluation."""
 
     def __post_init__(self) -> None:
         if self.uriel_features is None:  # the source's default, so tables always show the sets that ran
@@ -218,6 +227,7 @@ def _problems(c: TrialConfig):
     for name, valid in (
         ("projection", PROJECTIONS), ("proj_activation", ACTIVATIONS), ("pooling", POOLINGS),
         ("uriel_source", URIEL_SOURCES), ("lambda_schedule", LAMBDA_SCHEDULES), ("device", DEVICES),
+        ("score_test", SCORE_TEST),
     ):
         problem = choice(name, valid)
         if problem:
@@ -235,7 +245,7 @@ def _problems(c: TrialConfig):
         value = getattr(c, name)
         if value is not None:
             yield from num(name, value, lambda v: v >= 1, "a positive integer")
-    for name in ("max_length", "batch_size", "evals_per_epoch", "scale_interval", "proj_width"):
+    for name in ("max_length", "batch_size", "evals_per_epoch", "scale_interval", "proj_width", "checkpoint_every"):
         yield from num(name, getattr(c, name), lambda v: v >= 1, "a positive integer")
     yield from num("max_length", c.max_length, lambda v: v <= 8192, "<= 8192")
     yield from num("proj_depth", c.proj_depth, lambda v: v >= 2, ">= 2 (depth 1 is projection: linear)")

@@ -17,6 +17,10 @@ Scalar keys are plain floats/ints/strings; ``LANGS`` holds the per-language metr
       "status": "running",           # "running" | "completed" | "diverged"
       "reason": "",                  # why it diverged, else ""
       "train_seconds": 41.2,         # compute seconds spent by this trial so far (resumes included)
+      "test_scored": True,           # test was scored at this step (chosen steps and the last only)
+      "precision": "fp32",           # what ran: "fp32" or "bf16" (autocast, native bf16 GPUs only)
+      "peak_rss_mb": 1210.5,         # this trial's peak host RSS so far (MB)
+      "peak_gpu_mb": NaN,            # peak GPU memory reserved by torch (MB); NaN on CPU
     }
 
 The ``*_seen`` / ``*_val`` / ``*_unseen`` / ``*_all`` values are means over languages of the task's primary
@@ -26,6 +30,10 @@ Language roles (see :mod:`alchemy_tune.tasks.base`): ``seen`` languages are trai
 (validation) languages are never trained on and their dev split is what the search chooses with, ``unseen``
 (test) languages are never trained on and never used for any decision. ``dev_select`` is the mean of the
 per-language dev scores over seen ∪ val languages: the default selection metric.
+
+Test is scored only at a step that becomes the best on the selection metric (``dev_select`` unless the
+search gives another) and at the last step; elsewhere the ``test_*`` values are NaN, ``test_scored`` is
+False and ``langs`` holds no ``test`` entries.
 """
 
 STEP = "step"
@@ -43,6 +51,10 @@ NOTES = "notes"
 STATUS = "status"
 REASON = "reason"
 TRAIN_SECONDS = "train_seconds"
+TEST_SCORED = "test_scored"
+PRECISION = "precision"
+PEAK_RSS_MB = "peak_rss_mb"
+PEAK_GPU_MB = "peak_gpu_mb"
 
 SPLITS_EVALUATED = ("dev", "test")
 SEEN, VAL, UNSEEN = "seen", "val", "unseen"

@@ -81,11 +81,14 @@ class LambdaSchedule(nn.Module):
     def _update_scale(self, l_task: torch.Tensor, l_uriel: torch.Tensor, step: int) -> None:
         losses = torch.stack([l_task.float(), l_uriel.float()]).clamp_min(1e-12)
         ratio = losses.mean() / losses
-        if not bool(self.scale_weights.any()):
-            self.scale_weights.copy_(ratio)
-        elif step % self.interval == 0:
-            ratio[1] = torch.maximum(ratio[1], 1.1 * self.scale_weights[1])
-            self.scale_weights.copy_(0.1 * ratio + 0.9 * self.scale_weights)
+        # Decided on the device (torch.where), never by reading the weights back: no host sync per step.
+        first = ~self.scale_weights.any()
+        if step % self.interval == 0:
+            floored = torch.stack([ratio[0], torch.maximum(ratio[1], 1.1 * self.scale_weights[1])])
+            updated = 0.1 * floored + 0.9 * self.scale_weights
+        else:
+            updated = self.scale_weights
+        self.scale_weights.copy_(torch.where(first, ratio, updated))
 
     def weights(self, step: int) -> tuple[float, float]:
         """Effective weights (w_task, w_uriel) of the two losses at ``step``."""

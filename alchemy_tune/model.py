@@ -74,9 +74,15 @@ class AlchemyModel(nn.Module):
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
         out = self.encoder(**kwargs)
-        pooled = pool(out.last_hidden_state, attention_mask, self.pooling, getattr(out, "pooler_output", None))
-        pooled = self.dropout(pooled)
-        return self.task_head(pooled), self._project(pooled, step) if project else None
+        hidden = out.last_hidden_state
+        pooler_output = getattr(out, "pooler_output", None)
+        # Pooling and both heads in fp32 even under bf16 autocast: bf16 logits flip argmaxes between
+        # close classes (~1% of examples with 60 intents), and the heads cost nothing next to the encoder.
+        with torch.autocast(hidden.device.type, enabled=False):
+            pooled = pool(hidden.float(), attention_mask, self.pooling,
+                          pooler_output.float() if pooler_output is not None else None)
+            pooled = self.dropout(pooled)
+            return self.task_head(pooled), self._project(pooled, step) if project else None
 
     def _project(self, pooled: torch.Tensor, step: int) -> torch.Tensor:
         if not (self.training and self._projection_draws):

@@ -20,10 +20,12 @@ cfg_<name>               typed      every TrialConfig value (cfg_lambda, cfg_uri
 n_reports                int64      evaluations reported
 final_step, final_epoch  int64/f64  the last evaluation
 final_<split>_<group>    float64    averages at the last evaluation (dev/test × seen/val/unseen/all,
-                                    and dev_select)
+                                    and dev_select); final_test_* is null for a trial pruned at a step
+                                    that had no test
 best_step                int64      the evaluation where the run's selection metric (alchemy_run.json
                                     ``metric``/``mode``, default dev_select/max) was best
-best_<split>_<group>     float64    every average at ``best_step`` (test is never used to choose)
+best_<split>_<group>     float64    every average at ``best_step`` (test is never used to choose;
+                                    a trial scores test exactly at the steps that become its best)
 final_lambda             float64    λ at the last evaluation (schedules change it)
 primary_metric           string     accuracy, pearson, ...
 pruned_at_step           int64      step at which the search pruned it (null otherwise)
@@ -31,6 +33,9 @@ error                    string     failure text or divergence reason ("" when n
 wall_seconds             float64    wall-clock seconds of the trial (search-measured)
 compute_seconds          float64    training seconds reported by the trial (resumes included)
 cpus, gpus               float64    resources of the trial; ``resources`` holds them all as JSON
+precision                string     what the trial computed in: fp32 or bf16 (autocast on native GPUs)
+peak_rss_mb              float64    the trial's peak host RSS, MB (its worker process, from its start)
+peak_gpu_mb              float64    peak GPU memory torch reserved for the trial, MB (null on CPU)
 seed                     int64      the training seed (= cfg_seed)
 versions                 string     JSON of package versions (from alchemy_run.json)
 updated                  timestamp  when the row was last written (UTC)
@@ -47,7 +52,10 @@ train_seconds (float64, the values at that step); attempt (int64).
 
 ``steps.parquet`` — one row per (run_id, trial_id, step): epoch, examples_seen, lambda, task_weight and
 uriel_weight (the effective weights of the two losses; lambda = uriel_weight / task_weight), the losses,
-the averages (dev_seen ... test_all, dev_select), train_seconds, status, attempt: the learning curves.
+the averages (dev_seen ... test_all, dev_select), train_seconds, status, attempt: the learning curves;
+``test_scored`` (bool) says which steps have test scores (a trial scores test only at each new best dev step
+and at its last step, unless ``score_test: every``); the test averages of the other steps are NaN and
+metrics.parquet has no test rows for them.
 
 A trial that restarts from a checkpoint and reports step s again starts a new ``attempt`` holding its rows
 before s; readers keep each trial's highest attempt, so a resumed or retried trial's rows appear once.
@@ -92,7 +100,7 @@ _STEP_FLOATS = ("epoch", C.LAMBDA, C.TASK_WEIGHT, C.URIEL_WEIGHT, C.TRAIN_LOSS, 
                 *C.AVERAGE_KEYS, C.TRAIN_SECONDS)
 STEPS_SCHEMA = pa.schema(
     [("run_id", pa.string()), ("trial_id", pa.string()), ("step", pa.int64()), ("examples_seen", pa.int64())]
-    + [(name, pa.float64()) for name in _STEP_FLOATS] + [("status", pa.string())]
+    + [(name, pa.float64()) for name in _STEP_FLOATS] + [("status", pa.string()), (C.TEST_SCORED, pa.bool_())]
 )
 
 
@@ -117,6 +125,7 @@ _TRIAL_COLUMNS: list[tuple[str, pa.DataType]] = (
     + [("final_lambda", pa.float64()), ("primary_metric", pa.string()), ("pruned_at_step", pa.int64()),
        ("error", pa.string()), ("wall_seconds", pa.float64()), ("compute_seconds", pa.float64()),
        ("cpus", pa.float64()), ("gpus", pa.float64()), ("resources", pa.string()), ("seed", pa.int64()),
+       (C.PRECISION, pa.string()), (C.PEAK_RSS_MB, pa.float64()), (C.PEAK_GPU_MB, pa.float64()),
        ("versions", pa.string()), ("updated", pa.timestamp("ms", tz="UTC")), (store.ATTEMPT, pa.int64()),
        (store.VERSION, pa.int64())]
 )
@@ -172,6 +181,14 @@ def _config_column(kind: pa.DataType | None, values: list) -> tuple[pa.DataType,
         return kind, values
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
         return pa.string(), [None if v is None else json.dumps(v, default=str) for v in values]
+
+
+def _test_scored(metrics: Mapping) -> bool:
+    """The report's own flag; reports without it (older trial functions) had test when a test value is."""
+    if C.TEST_SCORED in metrics:
+        return bool(metrics[C.TEST_SCORED])
+    return any((v := _float(metrics.get(k))) is not None and not math.isnan(v)
+               for k in C.AVERAGE_KEYS if k.startswith("test_"))
 
 
 # ----------------------------------------------------------------------------- writer
@@ -332,7 +349,8 @@ class ResultsWriter:
         steps_row = {"run_id": self.run_id, "trial_id": trial_id, "step": step,
                      "examples_seen": examples if isinstance(examples, int) else None,
                      **{k: _float(metrics.get(k)) for k in _STEP_FLOATS},
-                     "status": str(metrics.get(C.STATUS, C.RUNNING))}
+                     "status": str(metrics.get(C.STATUS, C.RUNNING)),
+                     C.TEST_SCORED: _test_scored(metrics)}
         with self._lock:
             st = self._state(trial_id)
             restart = st.restart or (st.last_step is not None and step <= st.last_step)
@@ -351,6 +369,12 @@ class ResultsWriter:
             if metrics.get(C.REASON):
                 st.row["error"] = str(metrics[C.REASON])
             st.row["primary_metric"] = metrics.get(C.PRIMARY_METRIC)
+            if metrics.get(C.PRECISION):
+                st.row[C.PRECISION] = str(metrics[C.PRECISION])
+            for key in (C.PEAK_RSS_MB, C.PEAK_GPU_MB):  # the peak over every attempt of the trial
+                value = _float(metrics.get(key))
+                if value is not None and not math.isnan(value):
+                    st.row[key] = max(value, st.row.get(key) or 0.0)
             st.ended, st.dirty = False, True
         if self._thread is None and time.monotonic() - self._last_flush >= self.flush_interval_s:
             self.flush()

@@ -58,7 +58,8 @@ def resume_search(run_dir: str, *, address: str | None = None, num_cpus: int | N
     if retry_errored:
         for trial_id in errored:
             handle.retry(trial_id, space)
-    trainable = make_trainable(meta.get("trial_fn") or "alchemy_tune.train:run_trial", meta.get("resources"))
+    trainable = make_trainable(meta.get("trial_fn") or "alchemy_tune.train:run_trial", meta.get("resources"),
+                               selection=(meta["metric"], meta.get("mode") or "max") if meta.get("metric") else None)
     tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=retry_errored,
                                restart_errored=False)
     outcome = fit_and_summarize(tuner, handle, run_dir, journal)
@@ -103,7 +104,7 @@ def _extend(meta: dict, run_dir: str, journal: str, space, trials: int, address,
     budget = Budget.of(meta.get("time_budget_s"), meta.get("gpu_hours"), settings.gpus_per_trial)
     searcher, scheduler, callbacks, handle = build_components(space, settings, run_dir, meta["run_id"], request,
                                                               journal, budget=budget)
-    trainable = make_trainable(request.trial_fn, resources)
+    trainable = make_trainable(request.trial_fn, resources, selection=(meta["metric"], meta["mode"]))
     tuner = make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir,
                        meta.get("max_failures", 2))
     print(f"continuing {run_dir} in a new Tune experiment: {trials} trials ({handle.n_trials()} so far)",

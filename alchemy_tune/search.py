@@ -360,7 +360,7 @@ def run_search(request: SearchRequest) -> SearchOutcome:
         told, skipped = warm_start(handle, space, request.warm_start)
         print(f"warm start: {told} completed trial(s) of {request.warm_start} told to the study"
               + (f", {skipped} skipped (not in this space)" if skipped else ""), flush=True)
-    trainable = make_trainable(request.trial_fn, trial_resources(settings))
+    trainable = make_trainable(request.trial_fn, trial_resources(settings), selection=(metric, mode))
     tuner = make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir, request.max_failures)
     cluster = ray.cluster_resources()
     reps = f" x {settings.repeats} seeds" if settings.repeats > 1 else ""

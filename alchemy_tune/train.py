@@ -1,8 +1,13 @@
 """One LinguAlchemy trial: a plain PyTorch loop, handed a ``report`` callable (it never imports Ray).
 
-Reads top to bottom in phases: prepare (task, URIEL targets, encoder, tokens), restore a checkpoint if
-given, then per step: batch -> forward -> losses -> λ-combined loss -> divergence check -> backward, clip,
-step -> every eval interval: evaluate dev and test per language, checkpoint, report.
+Reads top to bottom in phases: prepare (task, URIEL targets, encoder, tokens), build the optimiser,
+restore a checkpoint if given, then per step: batch (built ahead on a helper thread) -> forward -> losses
+-> λ-combined loss -> backward, clip, step; every few steps one look at the divergence flag kept on the
+device; every eval interval: score dev, score test if this is a newly chosen step (or the last), report,
+checkpoint at the configured cadence.
+
+The step itself never waits for the GPU: losses are summed and checked on the device, and the host reads
+them only at a divergence check or an evaluation.
 """
 
 from __future__ import annotations
@@ -14,15 +19,16 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import numpy as np
 import torch
 
 from . import constants as K
 from . import optim
-from .batching import Encoded, collate, concat, encode, epoch_batches, eval_batches
+from .batching import Encoded, collate, concat, encode, epoch_batches, eval_batches, prefetch
 from .config import TrialConfig
+from .device import PeakMemory, autocast, choose_precision, pick_device, release_free_memory, set_determinism
 from .encoder import load_encoder
 from .errors import UsageError
 from .lambdas import LambdaSchedule
@@ -35,7 +41,11 @@ from .language_vectors import load_table
 Report = Callable[[dict, Optional[str]], None]
 CHECKPOINT_FILE = "trial.pt"
 # Fields that may differ between a checkpoint and the run resuming it (they do not change the maths).
-_EXECUTION_FIELDS = {"device", "threads", "data_dir"}
+_EXECUTION_FIELDS = {"device", "threads", "data_dir", "checkpoint_every", "checkpoint_best", "score_test",
+                     "deterministic"}
+# Steps between two host reads of the device-side divergence flag (and at every evaluation): a diverged
+# trial wastes at most this many steps, a healthy one never waits for the GPU inside a step.
+DIVERGENCE_CHECK_EVERY = 16
 
 
 @dataclass
@@ -59,18 +69,14 @@ class Prepared:
     train: Encoded
     evals: dict[str, Encoded]  # "dev"/"test" -> all languages concatenated
     device: torch.device
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device: 'cuda' requested but torch sees no CUDA device; use --device cpu or auto")
-    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available()) else "cpu")
+    precision: str = "fp32"  # what autocast runs: device.choose_precision
 
 
 def prepare(config: TrialConfig) -> Prepared:
     if config.threads:
         torch.set_num_threads(config.threads)
     device = pick_device(config.device)
+    set_determinism(config.deterministic)
     options = TaskOptions(
         train_size=config.train_size, dev_size=config.dev_size, test_size=config.test_size,
         seen=config.seen, unseen=config.unseen, val=config.val, data_dir=config.data_dir, variant=config.task_variant,
@@ -96,7 +102,9 @@ def prepare(config: TrialConfig) -> Prepared:
 
     train = encode_split("train", task.seen)
     evals = {split: encode_split(split, languages) for split in K.SPLITS_EVALUATED}
-    return Prepared(config, task, languages, codes, uriel.to(device), model, tokenizer, train, evals, device)
+    release_free_memory()  # the corpus and the full encoder were loaded and cut down: return the scratch
+    return Prepared(config, task, languages, codes, uriel.to(device), model, tokenizer, train, evals, device,
+                    choose_precision(device, config.bf16))
 
 
 def build_model(encoder, num_labels: int, uriel_dim: int, config: TrialConfig) -> AlchemyModel:
@@ -114,12 +122,6 @@ def build_model(encoder, num_labels: int, uriel_dim: int, config: TrialConfig) -
     return model
 
 
-def _autocast(device: torch.device, enabled: bool):
-    if device.type == "cuda" and enabled:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 def _to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
@@ -132,30 +134,31 @@ def predict(p: Prepared, data: Encoded, batch_size: int) -> np.ndarray:
     out = np.zeros(len(data), dtype=np.float64)
     for indices in eval_batches(data, batch_size):
         batch = _to(collate(data, indices, pad_id), p.device)
-        with _autocast(p.device, p.config.bf16):
+        with autocast(p.device, p.precision):
             logits, _ = p.model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
                                 project=False)
-        logits = logits.float()
         pred = logits.argmax(-1) if p.task.kind == "classification" else logits.squeeze(-1)
-        out[np.asarray(indices)] = pred.cpu().numpy()
+        out[np.asarray(indices)] = pred.float().cpu().numpy()
     p.model.train()
     return out
 
 
-def evaluate(p: Prepared) -> dict:
-    """Per-language metrics on dev and test, and the per-role averages of the primary metric.
+def evaluate(p: Prepared, splits=K.SPLITS_EVALUATED) -> dict:
+    """Per-language metrics on ``splits``, and the per-role averages of the primary metric.
 
     Averages: ``<split>_<group>`` for the seen / val / unseen (test) languages and all of them, and
-    ``dev_select`` (mean dev over seen ∪ val languages), the default selection metric.
+    ``dev_select`` (mean dev over seen ∪ val languages), the default selection metric. The averages of a
+    split not scored are NaN, so every report has the same keys.
     """
     langs: dict[str, dict] = {
         lang: {"uriel": code, "seen": lang in p.task.seen, "role": p.task.role(lang)}
         for lang, code in zip(p.languages, p.uriel_codes)
     }
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {key: math.nan for key in K.AVERAGE_KEYS}
     notes: list[str] = []
     primary = p.task.primary_metric
-    for split, data in p.evals.items():
+    for split in splits:
+        data = p.evals[split]
         if not len(data):
             continue
         pred = predict(p, data, p.config.batch_size * 2)
@@ -191,7 +194,7 @@ def _mean(langs: Mapping[str, Mapping], split: str, primary: str, roles) -> floa
 
 def compute_losses(p: Prepared, batch: dict, schedule: LambdaSchedule, step: int):
     """(combined loss, task loss, URIEL loss or None when λ is 0) for one training batch."""
-    with _autocast(p.device, p.config.bf16):
+    with autocast(p.device, p.precision):
         # λ = 0: the projection is not even run (the baseline is plain fine-tuning)
         logits, projected = p.model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"),
                                     project=schedule.uses_uriel, step=step)
@@ -208,100 +211,261 @@ def _trainable_state(model: torch.nn.Module) -> dict:
     return {k: v for k, v in model.state_dict().items() if k not in frozen}
 
 
-def run_trial(config: TrialConfig | Mapping, report: Report, *, resume_from: str | None = None) -> TrialOutcome:
-    """Train and evaluate one configuration, calling ``report(metrics, checkpoint_dir)`` at every eval."""
+# ----------------------------------------------------------------------------- the parts of a run
+@dataclass(frozen=True)
+class Plan:
+    steps_per_epoch: int
+    total_steps: int
+    eval_every: int
+
+
+def plan_steps(config: TrialConfig, n_train: int) -> Plan:
+    total_steps, steps_per_epoch = optim.total_steps(config, n_train)
+    return Plan(steps_per_epoch, total_steps, optim.eval_interval(config, steps_per_epoch))
+
+
+@dataclass
+class Optimisation:
+    """What a step updates and a checkpoint holds besides the model."""
+
+    schedule: LambdaSchedule
+    optimizer: torch.optim.Optimizer
+    lr_schedule: Any
+    params: list
+
+
+def build_optimisation(p: Prepared, plan: Plan) -> Optimisation:
+    config, total_steps = p.config, plan.total_steps
+    schedule = LambdaSchedule(config.lambda_schedule, config.lambda_, total_steps,
+                              config.lambda_warmup, config.scale_interval, config.tune_floor).to(p.device)
+    params = [prm for prm in p.model.parameters() if prm.requires_grad]
+    optimizer, lr_schedule = optim.build_optimizer(p.model, schedule, config, total_steps)
+    return Optimisation(schedule, optimizer, lr_schedule, params)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The dev average that chooses a trial's best step (the run's metric), and its direction.
+
+    Ties go to the later step, as in the results tables (results.py), so both name the same step.
+    """
+
+    metric: str = K.SELECT
+    mode: str = "max"
+
+    def __post_init__(self):
+        if self.metric.startswith("test_"):
+            raise UsageError(f"selection metric: {self.metric!r} would choose on test data; use a dev metric")
+        if self.mode not in ("max", "min"):
+            raise UsageError(f"selection mode: {self.mode!r} is not one of max, min")
+
+    def improves(self, value: Any, best: float | None) -> bool:
+        if not isinstance(value, (int, float)) or math.isnan(value):
+            return False
+        return best is None or (value >= best if self.mode == "max" else value <= best)
+
+
+@dataclass
+class Progress:
+    """Where the run is; checkpointed, so a resumed run continues the same decisions."""
+
+    step: int = 0
+    train_seconds: float = 0.0  # before this attempt (resumes)
+    evaluations: int = 0
+    best: float | None = None  # best selection value so far
+
+
+def load_checkpoint(folder: str | Path) -> dict:
+    # Everything is loaded on the CPU: set_rng_state accepts only a CPU ByteTensor (map_location=cuda moved
+    # it and every resume on a GPU failed), and load_state_dict copies each tensor to its parameter's device.
+    return torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+
+
+def restore(folder: str | Path, p: Prepared, opt: Optimisation) -> Progress:
+    state = load_checkpoint(folder)
+    saved = {k: v for k, v in state["config"].items() if k not in _EXECUTION_FIELDS}
+    now = {k: v for k, v in p.config.to_dict().items() if k not in _EXECUTION_FIELDS}
+    if saved != now:
+        diff = sorted(k for k in now if saved.get(k) != now[k])
+        raise UsageError(f"checkpoint {folder} was made with a different config (fields: {', '.join(diff)})")
+    missing, unexpected = p.model.load_state_dict(state["model"], strict=False)
+    frozen = {n for n, prm in p.model.named_parameters() if not prm.requires_grad}
+    if unexpected or set(missing) - frozen:
+        raise UsageError(f"checkpoint {folder} does not match the model (missing {missing}, unexpected {unexpected})")
+    opt.optimizer.load_state_dict(state["optimizer"])
+    opt.lr_schedule.load_state_dict(state["lr_schedule"])
+    opt.schedule.load_state_dict(state["lambda"])
+    torch.set_rng_state(state["rng_cpu"])
+    if p.device.type == "cuda" and "rng_cuda" in state:
+        torch.cuda.set_rng_state(state["rng_cuda"], p.device)
+    best = state.get("best")
+    return Progress(int(state["step"]), float(state["train_seconds"]), int(state.get("evaluations", 0)),
+                    None if best is None else float(best))
+
+
+def save_checkpoint(folder: str, p: Prepared, opt: Optimisation, progress: Progress, train_seconds: float) -> None:
+    """Only what resuming needs: trainable weights, optimiser, schedules, RNG, progress, config."""
+    state = {
+        "model": _trainable_state(p.model), "optimizer": opt.optimizer.state_dict(),
+        "lr_schedule": opt.lr_schedule.state_dict(), "lambda": opt.schedule.state_dict(),
+        "rng_cpu": torch.get_rng_state(), "step": progress.step, "train_seconds": train_seconds,
+        "evaluations": progress.evaluations, "best": progress.best, "config": p.config.to_dict(),
+    }
+    if p.device.type == "cuda":
+        state["rng_cuda"] = torch.cuda.get_rng_state(p.device)
+    torch.save(state, Path(folder) / CHECKPOINT_FILE)
+
+
+class StepLosses:
+    """Loss sums and the first non-finite loss, kept on the device: adding never waits for the GPU."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.nan = torch.tensor(math.nan, device=device)
+        self.sums = torch.zeros(3, device=device)
+        self.count = 0
+        self.bad_step = torch.tensor(-1, device=device)
+        self.bad_values = torch.zeros(3, device=device)
+
+    def add(self, step: int, loss, l_task, l_uriel) -> None:
+        values = torch.stack([loss.detach().float(), l_task.detach().float(),
+                              self.nan if l_uriel is None else l_uriel.detach().float()])
+        self.sums += values
+        self.count += 1
+        first = ~torch.isfinite(values[0]) & (self.bad_step < 0)
+        self.bad_step = torch.where(first, step, self.bad_step)
+        self.bad_values = torch.where(first, values, self.bad_values)
+
+    def divergence(self) -> tuple[int, list[float]] | None:
+        """(step, [loss, task, uriel]) of the first non-finite loss, or None. Reads the device once."""
+        bad = int(self.bad_step)
+        return None if bad < 0 else (bad, self.bad_values.tolist())
+
+    def means(self) -> list[float]:
+        out = (self.sums / max(1, self.count)).tolist()
+        self.sums.zero_()
+        self.count = 0
+        return out
+
+
+def _batches(p: Prepared, plan: Plan, start: int) -> Iterator[dict]:
+    """Training batches from step ``start`` on, collated (and pinned on CUDA) ahead on a helper thread."""
+    config, pad_id = p.config, p.tokenizer.pad_token_id
+    pad_to = config.max_length if config.pad_to_max_length else None
+    pin = p.device.type == "cuda"
+    cache: dict[int, list[list[int]]] = {}
+
+    def make(step: int) -> dict:
+        epoch, position = divmod(step, plan.steps_per_epoch)
+        if epoch not in cache:
+            cache.clear()
+            cache[epoch] = epoch_batches(p.train, config.batch_size, seed=config.seed, epoch=epoch,
+                                         group_by_length=config.group_by_length)
+        batch = collate(p.train, cache[epoch][position], pad_id, pad_to)
+        return {k: v.pin_memory() for k, v in batch.items()} if pin else batch
+
+    return prefetch(make, range(start, plan.total_steps))
+
+
+def _diverged(p: Prepared, opt: Optimisation, losses: StepLosses, seconds: float, report: Report) -> TrialOutcome | None:
+    found = losses.divergence()
+    if found is None:
+        return None
+    step, (loss, l_task, l_uriel) = found
+    reason = f"non-finite loss at step {step}: loss={loss}, task_loss={l_task}, uriel_loss={l_uriel}"
+    metrics = {K.STEP: step, K.STATUS: K.DIVERGED, K.REASON: reason, K.LAMBDA: opt.schedule.effective_lambda(step),
+               K.TRAIN_SECONDS: seconds, K.PRECISION: p.precision, K.TEST_SCORED: False,
+               **{key: math.nan for key in K.AVERAGE_KEYS}}
+    report(metrics, None)
+    return TrialOutcome(K.DIVERGED, reason, metrics)
+
+
+def _evaluation(p: Prepared, opt: Optimisation, plan: Plan, progress: Progress, selection: Selection,
+                losses: StepLosses, memory: PeakMemory, seconds: float, report: Report) -> dict:
+    """Score dev; test too at a newly chosen step, at the last step, or always (``score_test: every``).
+
+    Test is never scored to choose: the step is chosen on dev first, then its test score is recorded, so
+    ``best_test_*`` in the tables (test at the chosen step) means what it did when every step had test.
+    """
+    config, step = p.config, progress.step
+    metrics = evaluate(p, ("dev",))
+    key = K.report_key(selection.metric)  # oracle_dev_unseen reads dev_unseen
+    value = metrics.get(key, math.nan)
+    if progress.evaluations == 0 and key not in metrics:
+        raise UsageError(f"selection metric {selection.metric!r} is not an evaluation average "
+                         f"({', '.join(k for k in K.AVERAGE_KEYS if k.startswith('dev_'))})")
+    new_best = selection.improves(value, progress.best)
+    if new_best:
+        progress.best = value
+    final = step == plan.total_steps
+    with_test = new_best or final or config.score_test == "every"
+    if with_test:
+        test = evaluate(p, ("test",))
+        for lang, info in test.pop(K.LANGS).items():
+            metrics[K.LANGS][lang].update({k: v for k, v in info.items() if k == "test"})
+        metrics.update({k: v for k, v in test.items() if k.startswith("test_")})
+    train_loss, l_task, l_uriel = losses.means()
+    metrics.update({
+        K.STEP: step, K.EPOCH: step / plan.steps_per_epoch,
+        K.EXAMPLES_SEEN: min(step * config.batch_size, int(config.epochs * len(p.train))),
+        K.LAMBDA: opt.schedule.effective_lambda(step - 1),
+        **dict(zip((K.TASK_WEIGHT, K.URIEL_WEIGHT), opt.schedule.weights(step - 1))),
+        K.TRAIN_LOSS: train_loss, K.TASK_LOSS: l_task, K.URIEL_LOSS: l_uriel,
+        K.STATUS: K.COMPLETED if final else K.RUNNING, K.REASON: "", K.TRAIN_SECONDS: seconds,
+        K.TEST_SCORED: with_test, K.PRECISION: p.precision,
+        K.PEAK_RSS_MB: memory.rss_mb(), K.PEAK_GPU_MB: memory.gpu_mb(),
+    })
+    progress.evaluations += 1
+    if progress.evaluations % config.checkpoint_every == 0 or (config.checkpoint_best and new_best):
+        with tempfile.TemporaryDirectory(prefix="alchemy-ckpt-") as ckpt:
+            save_checkpoint(ckpt, p, opt, progress, seconds)
+            report(metrics, ckpt)
+    else:
+        report(metrics, None)
+    return metrics
+
+
+def _train_step(p: Prepared, opt: Optimisation, batch: dict, step: int, losses: StepLosses) -> None:
+    loss, l_task, l_uriel = compute_losses(p, _to(batch, p.device), opt.schedule, step)
+    losses.add(step, loss, l_task, l_uriel)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(opt.params, p.config.grad_clip)
+    opt.optimizer.step()
+    opt.lr_schedule.step()
+    opt.optimizer.zero_grad(set_to_none=True)
+
+
+def run_trial(config: TrialConfig | Mapping, report: Report, *, resume_from: str | None = None,
+              select: tuple[str, str] | None = None) -> TrialOutcome:
+    """Train and evaluate one configuration, calling ``report(metrics, checkpoint_dir)`` at every eval.
+
+    ``select`` = (metric, mode) that chooses the best step (the search's metric); default dev_select, max.
+    """
     if not isinstance(config, TrialConfig):
         config = TrialConfig.from_dict(config)
+    selection = Selection(*select) if select else Selection()
+    memory = PeakMemory(pick_device(config.device))
     started = time.perf_counter()
     p = prepare(config)
-    model, device = p.model, p.device
+    plan = plan_steps(config, len(p.train))
+    opt = build_optimisation(p, plan)
+    progress = restore(resume_from, p, opt) if resume_from else Progress()
+    prior = progress.train_seconds
 
-    total_steps, steps_per_epoch = optim.total_steps(config, len(p.train))
-    eval_every = optim.eval_interval(config, steps_per_epoch)
+    def seconds() -> float:
+        return prior + time.perf_counter() - started
 
-    schedule = LambdaSchedule(config.lambda_schedule, config.lambda_, total_steps,
-                              config.lambda_warmup, config.scale_interval, config.tune_floor).to(device)
-    params = [prm for prm in model.parameters() if prm.requires_grad]
-    optimizer, lr_schedule = optim.build_optimizer(model, schedule, config, total_steps)
-
-    step, prior_seconds = 0, 0.0
-    if resume_from:
-        state = torch.load(Path(resume_from) / CHECKPOINT_FILE, map_location=device, weights_only=True)
-        saved = {k: v for k, v in state["config"].items() if k not in _EXECUTION_FIELDS}
-        now = {k: v for k, v in config.to_dict().items() if k not in _EXECUTION_FIELDS}
-        if saved != now:
-            diff = sorted(k for k in now if saved.get(k) != now[k])
-            raise UsageError(f"checkpoint {resume_from} was made with a different config (fields: {', '.join(diff)})")
-        missing, unexpected = model.load_state_dict(state["model"], strict=False)
-        frozen = {n for n, prm in model.named_parameters() if not prm.requires_grad}
-        if unexpected or set(missing) - frozen:
-            raise UsageError(f"checkpoint {resume_from} does not match the model (missing {missing}, unexpected {unexpected})")
-        optimizer.load_state_dict(state["optimizer"])
-        lr_schedule.load_state_dict(state["lr_schedule"])
-        schedule.load_state_dict(state["lambda"])
-        torch.set_rng_state(state["rng_cpu"])
-        if device.type == "cuda" and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"])
-        step, prior_seconds = int(state["step"]), float(state["train_seconds"])
-
-    pad_id = p.tokenizer.pad_token_id
-    pad_to = config.max_length if config.pad_to_max_length else None
-    sums = np.zeros(3)  # loss, task loss, uriel loss since the last report
-    n_since = 0
-    batches: list[list[int]] = []
-    batches_epoch = -1
-    last: dict = {}
-    model.train()
-    while step < total_steps:
-        epoch, position = divmod(step, steps_per_epoch)
-        if epoch != batches_epoch:
-            batches = epoch_batches(p.train, config.batch_size, seed=config.seed, epoch=epoch,
-                                    group_by_length=config.group_by_length)
-            batches_epoch = epoch
-        batch = _to(collate(p.train, batches[position], pad_id, pad_to), device)
-        loss, l_task, l_uriel = compute_losses(p, batch, schedule, step)
-
-        if not torch.isfinite(loss):
-            reason = (f"non-finite loss at step {step}: loss={loss.item()}, task_loss={l_task.item()}, "
-                      f"uriel_loss={l_uriel.item() if l_uriel is not None else 'n/a'}")
-            metrics = {K.STEP: step, K.STATUS: K.DIVERGED, K.REASON: reason, K.LAMBDA: schedule.effective_lambda(step),
-                       K.TRAIN_SECONDS: prior_seconds + time.perf_counter() - started,
-                       **{key: math.nan for key in K.AVERAGE_KEYS}}
-            report(metrics, None)
-            return TrialOutcome(K.DIVERGED, reason, metrics)
-
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-        optimizer.step()
-        lr_schedule.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        sums += (loss.item(), l_task.item(), l_uriel.item() if l_uriel is not None else math.nan)
-        n_since += 1
-
-        if step % eval_every == 0 or step == total_steps:
-            metrics = evaluate(p)
-            metrics.update({
-                K.STEP: step, K.EPOCH: step / steps_per_epoch,
-                K.EXAMPLES_SEEN: min(step * config.batch_size, int(config.epochs * len(p.train))),
-                K.LAMBDA: schedule.effective_lambda(step - 1),
-                **dict(zip((K.TASK_WEIGHT, K.URIEL_WEIGHT), schedule.weights(step - 1))),
-                K.TRAIN_LOSS: sums[0] / n_since, K.TASK_LOSS: sums[1] / n_since, K.URIEL_LOSS: sums[2] / n_since,
-                K.STATUS: K.COMPLETED if step == total_steps else K.RUNNING, K.REASON: "",
-                K.TRAIN_SECONDS: prior_seconds + time.perf_counter() - started,
-            })
-            sums[:] = 0
-            n_since = 0
-            with tempfile.TemporaryDirectory(prefix="alchemy-ckpt-") as ckpt:
-                state = {
-                    "model": _trainable_state(model), "optimizer": optimizer.state_dict(),
-                    "lr_schedule": lr_schedule.state_dict(), "lambda": schedule.state_dict(),
-                    "rng_cpu": torch.get_rng_state(), "step": step,
-                    "train_seconds": metrics[K.TRAIN_SECONDS], "config": config.to_dict(),
-                }
-                if device.type == "cuda":
-                    state["rng_cuda"] = torch.cuda.get_rng_state()
-                torch.save(state, Path(ckpt) / CHECKPOINT_FILE)
-                report(metrics, ckpt)
-            last = metrics
+    losses, last = StepLosses(p.device), {}
+    p.model.train()
+    with contextlib.closing(_batches(p, plan, progress.step)) as batches:
+        for batch in batches:
+            _train_step(p, opt, batch, progress.step, losses)
+            progress.step += 1
+            at_eval = progress.step % plan.eval_every == 0 or progress.step == plan.total_steps
+            if at_eval or progress.step % DIVERGENCE_CHECK_EVERY == 0:
+                diverged = _diverged(p, opt, losses, seconds(), report)
+                if diverged:
+                    return diverged
+            if at_eval:
+                last = _evaluation(p, opt, plan, progress, selection, losses, memory, seconds(), report)
     return TrialOutcome(K.COMPLETED, "", last)

@@ -9,7 +9,9 @@ to storage, so ``tensorboard --logdir RUN_DIR`` shows every trial.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import os
 import time
 from typing import Any, Callable, Mapping
@@ -26,13 +28,20 @@ def _load(path: str) -> Callable:
     return getattr(importlib.import_module(module), name)
 
 
-def make_trainable(trial_fn: str = DEFAULT_TRIAL_FN, resources: Mapping[str, float] | None = None):
-    """A Tune function trainable running ``trial_fn`` (``module:function``) with ``resources`` per trial."""
+def make_trainable(trial_fn: str = DEFAULT_TRIAL_FN, resources: Mapping[str, float] | None = None,
+                   selection: tuple[str, str] | None = None):
+    """A Tune function trainable running ``trial_fn`` (``module:function``) with ``resources`` per trial.
+
+    ``selection`` (the run's metric and mode) goes to trial functions that take ``select``, so the step a
+    trial scores test at is the step the results tables will call its best.
+    """
 
     def alchemy_trial(config: dict) -> None:
         from .tensorboard import TensorBoardLogger
 
         run_trial = _load(trial_fn)
+        if selection and "select" in inspect.signature(run_trial).parameters:
+            run_trial = functools.partial(run_trial, select=tuple(selection))
         started = time.perf_counter()
         log_dir = os.path.join(tune.get_context().get_trial_dir(), TENSORBOARD_DIR)
         tb = TensorBoardLogger(log_dir)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from alchemy_tune.batching import Encoded, collate, epoch_batches
@@ -39,3 +40,36 @@ def test_collate_pads_dynamically_or_to_fixed_length():
     fixed = collate(data, [0, 1], pad_id=1, pad_to=80)
     assert fixed["input_ids"].shape == (2, 80)
     assert torch.equal(fixed["labels"], torch.tensor([0, 1]))
+
+
+def test_prefetch_keeps_order_propagates_errors_and_stops_when_closed():
+    import contextlib
+    import threading
+
+    from alchemy_tune.batching import prefetch
+
+    made = []
+
+    def make(k):
+        made.append((k, threading.current_thread().name))
+        return k * k
+
+    assert list(prefetch(make, range(7))) == [k * k for k in range(7)]
+    assert all(name.startswith("alchemy-batches") for _, name in made)  # built off the main thread
+
+    def bad(k):
+        if k == 3:
+            raise ValueError("batch 3")
+        return k
+
+    got = []
+    with pytest.raises(ValueError, match="batch 3"):
+        for x in prefetch(bad, range(10)):
+            got.append(x)
+    assert got == [0, 1, 2]
+
+    made.clear()
+    with contextlib.closing(prefetch(make, range(1000), depth=2)) as it:
+        next(it)
+    assert len(made) <= 4  # closing stops the helper: nothing built far ahead
+    assert not any(t.name.startswith("alchemy-batches") for t in threading.enumerate())

@@ -65,3 +65,19 @@ def test_projection_designs():
 def test_regression_loss_is_mse_on_single_output():
     logits = torch.tensor([[0.5], [0.0]])
     assert task_loss("pair_regression", logits, torch.tensor([1.0, 0.0])).item() == pytest.approx(0.125)
+
+
+def test_heads_and_losses_run_in_fp32_under_bf16_autocast():
+    """bf16 logits flip the argmax between close classes: under autocast the encoder may run in bf16, the
+    pooling, both heads and both losses stay fp32."""
+    model = AlchemyModel(tiny_bert(), 60, 505, TrialConfig(projection="mlp"))
+    ids = torch.randint(5, 50, (4, 12))
+    mask = torch.ones_like(ids)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        hidden = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        unguarded = model.task_head(hidden[:, 0])
+        logits, projected = model(ids, mask)
+        l_task = task_loss("classification", logits, torch.zeros(4, dtype=torch.long))
+        l_uriel = uriel_loss(projected, torch.rand(4, 505))
+    assert unguarded.dtype == torch.bfloat16  # autocast is on: a head outside the guard would run in bf16
+    assert logits.dtype == projected.dtype == l_task.dtype == l_uriel.dtype == torch.float32

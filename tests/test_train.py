@@ -9,7 +9,8 @@ import torch
 
 from alchemy_tune import constants as K
 from alchemy_tune.config import TrialConfig
-from alchemy_tune.train import CHECKPOINT_FILE, prepare, run_trial
+from alchemy_tune.train import (CHECKPOINT_FILE, StepLosses, build_optimisation, plan_steps, prepare, restore,
+                                run_trial)
 
 
 def tiny(tiny_encoder_dir, **changes) -> TrialConfig:
@@ -235,3 +236,159 @@ def test_the_first_update_of_a_warmup_has_lr_zero(tiny_encoder_dir, tmp_path):
     after_second = torch.load(rec.checkpoints[1] / CHECKPOINT_FILE, weights_only=True)["model"]
     assert all(torch.equal(after_first[k], initial[k]) for k in after_first)
     assert any(not torch.equal(after_second[k], initial[k]) for k in after_second)
+
+
+def test_restore_keeps_rng_states_on_the_cpu_whatever_the_device(tiny_encoder_dir, tmp_path):
+    """A resume on CUDA crashed: the checkpoint was loaded onto the trial's device, and set_rng_state takes only
+    a CPU ByteTensor. The meta device stands in for the GPU: the prepared trial says its device is meta (the
+    tensors stay on the CPU, as load_state_dict copies to each parameter's device anyway)."""
+    config = tiny(tiny_encoder_dir)
+    rec = Recorder(keep_dir=tmp_path, crash_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(config, rec)
+    p = prepare(config)
+    opt = build_optimisation(p, plan_steps(config, len(p.train)))
+    p.device = torch.device("meta")
+    seen = []
+    real = torch.set_rng_state
+
+    def spy(state):
+        seen.append((state.device.type, state.dtype))
+        real(state)
+
+    torch.set_rng_state, saved_state = spy, torch.get_rng_state()
+    try:
+        progress = restore(rec.checkpoints[0], p, opt)
+    finally:
+        torch.set_rng_state = real
+        real(saved_state)
+    assert seen == [("cpu", torch.uint8)]
+    assert progress.step == 3 and progress.evaluations == 1
+
+
+def _improving_steps(reports, metric):
+    """Steps where ``metric`` reached a new best (ties: the later step, as the results tables choose)."""
+    best, chosen = None, []
+    for r in reports:
+        if best is None or r[metric] >= best:
+            best = r[metric]
+            chosen.append(r[K.STEP])
+    return chosen
+
+
+@pytest.mark.parametrize("select", [None, ("dev_seen", "max")])
+def test_test_is_scored_only_at_chosen_steps_and_the_tables_say_so(tiny_encoder_dir, tmp_path, select):
+    from alchemy_tune.results import ResultsWriter, read_steps, read_trials
+
+    rec = Recorder()
+    run_trial(tiny(tiny_encoder_dir, evals_per_epoch=5, epochs=2.0, lr=3e-3), rec, select=select)
+    metric = select[0] if select else K.SELECT
+    chosen = set(_improving_steps(rec.reports, metric)) | {rec.reports[-1][K.STEP]}
+    assert len(chosen) < len(rec.reports), "every step improved: the test would show nothing"
+    for r in rec.reports:
+        assert r[K.TEST_SCORED] is (r[K.STEP] in chosen), r[K.STEP]
+        has_test = [("test" in info) for info in r[K.LANGS].values()]
+        assert all(has_test) if r[K.TEST_SCORED] else not any(has_test)
+        assert math.isnan(r["test_unseen"]) is (not r[K.TEST_SCORED])
+        assert not math.isnan(r["dev_unseen"])
+    writer = ResultsWriter(str(tmp_path), "run", metric=metric, mode="max", flush_interval_s=math.inf)
+    for r in rec.reports:
+        writer.add_report("t0", {}, r)
+    writer.flush()
+    steps = read_steps(str(tmp_path)).to_pylist()
+    assert {s["step"] for s in steps if s[K.TEST_SCORED]} == chosen
+    trial = read_trials(str(tmp_path)).to_pylist()[0]
+    assert trial["best_step"] in chosen and not math.isnan(trial["best_test_unseen"])
+    assert trial[K.PRECISION] == "fp32" and trial[K.PEAK_RSS_MB] > 50
+
+
+def test_selection_never_uses_test():
+    from alchemy_tune.errors import UsageError
+    from alchemy_tune.train import Selection
+
+    with pytest.raises(UsageError, match="test data"):
+        Selection("test_unseen", "max")
+
+
+@pytest.mark.parametrize("every, best, expected", [(1, False, [3, 6, 9]), (2, False, [6]), (3, False, [9])])
+def test_checkpoint_cadence(tiny_encoder_dir, tmp_path, every, best, expected):
+    rec = Recorder(keep_dir=tmp_path)
+    run_trial(tiny(tiny_encoder_dir, checkpoint_every=every, checkpoint_best=best), rec)
+    assert [int(c.name.split("-")[1]) for c in rec.checkpoints] == expected
+
+
+def test_checkpoint_at_each_new_best(tiny_encoder_dir, tmp_path):
+    rec = Recorder(keep_dir=tmp_path)
+    run_trial(tiny(tiny_encoder_dir, checkpoint_every=100, checkpoint_best=True, evals_per_epoch=5, epochs=2.0,
+                   lr=3e-3), rec)
+    improving = _improving_steps(rec.reports, K.SELECT)
+    assert [int(c.name.split("-")[1]) for c in rec.checkpoints] == improving
+    state = torch.load(rec.checkpoints[-1] / CHECKPOINT_FILE, weights_only=True)
+    # only what resuming needs: no frozen weights, no evaluation results
+    assert set(state) == {"model", "optimizer", "lr_schedule", "lambda", "rng_cpu", "step", "train_seconds",
+                          "evaluations", "best", "config"}
+    assert not any("word_embeddings" in k for k in state["model"])
+
+
+def test_resume_after_sparse_checkpoints_continues_the_same_choices(tiny_encoder_dir, tmp_path):
+    config = tiny(tiny_encoder_dir, checkpoint_every=2, checkpoint_best=False, deterministic=True)
+    full = Recorder()
+    run_trial(config, full)
+    crashed = Recorder(keep_dir=tmp_path, crash_after=2)
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(config, crashed)
+    assert torch.are_deterministic_algorithms_enabled()
+    resumed = Recorder()
+    run_trial(config.replace(deterministic=False), resumed, resume_from=str(crashed.checkpoints[0]))
+    assert not torch.are_deterministic_algorithms_enabled()  # a reused worker does not inherit it
+    assert [r[K.STEP] for r in resumed.reports] == [9]
+    a, b = full.reports[-1], resumed.reports[-1]
+    assert a[K.LANGS] == b[K.LANGS] and a[K.TEST_SCORED] == b[K.TEST_SCORED]
+
+
+def test_divergence_is_found_on_the_device_with_its_step():
+    losses = StepLosses(torch.device("cpu"))
+    one = torch.tensor(1.0)
+    for step in range(5):
+        losses.add(step, one, one, None)
+    assert losses.divergence() is None
+    losses.add(5, torch.tensor(math.inf), one, torch.tensor(2.0))
+    losses.add(6, torch.tensor(math.nan), one, None)
+    step, values = losses.divergence()
+    assert step == 5 and values[0] == math.inf and values[2] == 2.0
+
+
+def _host_reads_from_package(monkeypatch, run):
+    """Count tensor-to-host reads (item, bool, float, int, tolist) made by alchemy_tune's own code."""
+    import sys
+
+    calls = []
+    for name in ("item", "__bool__", "__float__", "__int__", "tolist"):
+        real = getattr(torch.Tensor, name)
+
+        def wrapper(self, *a, _real=real, _name=name, **k):
+            caller = sys._getframe(1).f_code.co_filename
+            if "alchemy_tune" in caller:
+                calls.append((_name, caller, sys._getframe(1).f_code.co_name))
+            return _real(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapper)
+    run()
+    monkeypatch.undo()
+    return calls
+
+
+def test_training_steps_do_not_read_the_device(tiny_encoder_dir, monkeypatch):
+    """Host reads per step: two trials with one evaluation each, 8 and 40 steps; the 32 extra steps may add
+    only the divergence checks (one per 16 steps), not one read (or five, as before) per step."""
+    from alchemy_tune.train import DIVERGENCE_CHECK_EVERY
+
+    def trial(steps):
+        config = tiny(tiny_encoder_dir, train_size=200, max_steps=steps, epochs=3.0, evals_per_epoch=1,
+                      lambda_schedule="alchemyscale", dev_size=6, test_size=6)
+        return lambda: run_trial(config, Recorder())
+
+    short = _host_reads_from_package(monkeypatch, trial(8))
+    long = _host_reads_from_package(monkeypatch, trial(40))
+    extra_checks = 40 // DIVERGENCE_CHECK_EVERY - 8 // DIVERGENCE_CHECK_EVERY
+    assert len(long) - len(short) <= extra_checks, sorted(set(long) - set(short))
