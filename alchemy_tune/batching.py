@@ -53,6 +53,12 @@ def encode(tokenizer, examples: Sequence[Example], lang_index: int | Sequence[in
     return Encoded(out["input_ids"], out.get("token_type_ids"), labels, index)
 
 
+def remap(data: Encoded, mapping: np.ndarray) -> Encoded:
+    """The same examples with token ids translated through ``mapping`` (a shrunk vocabulary)."""
+    ids = [mapping[np.asarray(seq, dtype=np.int64)].tolist() for seq in data.input_ids]
+    return Encoded(ids, data.token_type_ids, data.labels, data.lang_index)
+
+
 def concat(parts: Sequence[Encoded]) -> Encoded:
     has_types = all(p.token_type_ids is not None for p in parts)
     return Encoded(

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import defaultdict
 from importlib import metadata, resources
@@ -171,40 +172,64 @@ def _usage(value: str, why: str) -> UsageError:
     )
 
 
-def load_encoder(name_or_path: str, *, num_layers: int | None = None, freeze_embeddings: bool = False,
-                 pooler: bool = False):
-    """``(model, tokenizer)`` for a bundled name, a local folder or a hub id; see the module docstring.
-
-    ``num_layers=k`` keeps the first k transformer layers; ``freeze_embeddings`` stops gradients to
-    the word-embedding matrix only (by far the largest tensor; positions and LayerNorm still train).
-    ``pooler`` loads the model's pretrained pooler (trained with the rest); a model without one, or whose
-    checkpoint has no pooler weights (e5), is a UsageError rather than a silently random pooler.
-    """
-    if pooler and name_or_path in BUNDLED_MODELS:
-        raise UsageError(POOLERLESS_BUNDLED.format(name_or_path))
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-    if num_layers is not None and (type(num_layers) is not int or num_layers < 1):
-        raise UsageError(f"num_layers must be a positive integer or None, got {num_layers!r}")
+def _checked_path(name_or_path: str) -> str:
     path = resolve_model(name_or_path)
     if Path(path).is_dir() and not (Path(path) / "config.json").is_file():
         raise _usage(name_or_path, "the folder has no config.json")
     if not Path(path).is_dir() and (Path(path).exists() or path.startswith(("/", ".", "~"))):
         # Clearly meant as a local path: answer now instead of after the hub client's retries.
         raise _usage(name_or_path, "no such folder")
-    try:
+    return path
+
+
+def _loading_errors(name_or_path: str):
+    @contextlib.contextmanager
+    def guard():
+        try:
+            yield
+        except (OSError, ValueError, KeyError) as exc:
+            detail = (str(exc).strip().splitlines() or [""])[0][:160]
+            raise _usage(name_or_path, f"cannot be loaded ({type(exc).__name__}: {detail})") from None
+
+    return guard()
+
+
+def load_tokenizer(name_or_path: str):
+    """The tokenizer alone (a trial tokenises everything first, then lets it go: ~285 MB for XLM-R's)."""
+    from transformers import AutoTokenizer
+
+    path = _checked_path(name_or_path)
+    with _loading_errors(name_or_path):
+        return AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+
+
+def load_encoder(name_or_path: str, *, num_layers: int | None = None, freeze_embeddings: bool = False,
+                 pooler: bool = False, tokenizer: bool = True):
+    """``(model, tokenizer)`` for a bundled name, a local folder or a hub id; see the module docstring.
+
+    ``num_layers=k`` keeps the first k transformer layers; ``freeze_embeddings`` stops gradients to
+    the word-embedding matrix only (by far the largest tensor; positions and LayerNorm still train).
+    ``pooler`` loads the model's pretrained pooler (trained with the rest); a model without one, or whose
+    checkpoint has no pooler weights (e5), is a UsageError rather than a silently random pooler.
+    ``tokenizer=False`` returns ``(model, None)``.
+    """
+    if pooler and name_or_path in BUNDLED_MODELS:
+        raise UsageError(POOLERLESS_BUNDLED.format(name_or_path))
+    from transformers import AutoConfig, AutoModel
+
+    if num_layers is not None and (type(num_layers) is not int or num_layers < 1):
+        raise UsageError(f"num_layers must be a positive integer or None, got {num_layers!r}")
+    path = _checked_path(name_or_path)
+    with _loading_errors(name_or_path):
         config = AutoConfig.from_pretrained(path, trust_remote_code=False)
         # Without pooling: pooler, skip the pooler where the class allows (e5 ships none).
         optional_pooler = config.model_type in ("bert", "roberta", "xlm-roberta")
         extra = {"add_pooling_layer": pooler} if optional_pooler else {}
         model, info = AutoModel.from_pretrained(path, config=config, trust_remote_code=False,
                                                 output_loading_info=True, **extra)
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
-    except (OSError, ValueError, KeyError) as exc:
-        detail = (str(exc).strip().splitlines() or [""])[0][:160]
-        raise _usage(name_or_path, f"cannot be loaded ({type(exc).__name__}: {detail})") from None
     if pooler:
         _check_pooler(model, info, name_or_path)
+    tokenizer = load_tokenizer(name_or_path) if tokenizer else None
 
     if num_layers is not None:
         layers = getattr(getattr(model, "encoder", None), "layer", None)
@@ -237,6 +262,39 @@ def _check_pooler(model, info: dict, name: str) -> None:
     if missing:
         raise UsageError(f"pooling 'pooler': the checkpoint of model {name!r} has no pooler weights "
                          f"({', '.join(sorted(missing))}), so the pooler would be random; use pooling cls or mean")
+
+
+def shrink_vocabulary(model, used_ids):
+    """Keep only the rows of a frozen word-embedding matrix that ``used_ids`` name; returns old -> new ids.
+
+    A trial tokenises all its data before training, and with frozen embeddings the other rows can never
+    matter: e5-small's matrix is 250k × 384 (384 MB in fp32, the largest tensor of a bundled trial, on the
+    GPU too) while the bundled task's 22 languages use about a tenth of it. Outputs are unchanged (the kept
+    rows are copied exactly); the ids fed to the model must go through the returned map (-1 = dropped).
+    """
+    import numpy as np
+    import torch
+
+    old = model.get_input_embeddings()
+    if old.weight.requires_grad:
+        raise ValueError("shrink_vocabulary: the word embeddings must be frozen (their unused rows then never change)")
+    keep = np.unique(np.asarray(used_ids, dtype=np.int64))
+    mapping = np.full(old.num_embeddings, -1, dtype=np.int64)
+    mapping[keep] = np.arange(len(keep))
+    # from_pretrained copies no random init (no RNG draw): seeding of later modules is unaffected
+    weight = old.weight.detach()[torch.as_tensor(keep)].clone()
+    model.set_input_embeddings(torch.nn.Embedding.from_pretrained(weight, freeze=True))
+    model.config.vocab_size = len(keep)
+    # The loaded weights are views of the memory-mapped weights file, and the gather above paged most of the
+    # old matrix in (counted in RSS while the mapping lives): own copies of the few remaining tensors let
+    # the whole mapping go.
+    with torch.no_grad():
+        for module in model.modules():
+            for param in module.parameters(recurse=False):
+                param.data = param.data.clone()
+            for name, buffer in list(module.named_buffers(recurse=False)):
+                module._buffers[name] = buffer.clone()
+    return mapping
 
 
 # --------------------------------------------------------------------------- tiny test encoder

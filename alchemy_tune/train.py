@@ -13,6 +13,7 @@ them only at a divergence check or an evaluation.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import random
 import tempfile
@@ -26,10 +27,10 @@ import torch
 
 from . import constants as K
 from . import optim
-from .batching import Encoded, collate, concat, encode, epoch_batches, eval_batches, prefetch
+from .batching import Encoded, collate, concat, encode, epoch_batches, eval_batches, prefetch, remap
 from .config import TrialConfig
 from .device import PeakMemory, autocast, choose_precision, pick_device, release_free_memory, set_determinism
-from .encoder import load_encoder
+from .encoder import load_encoder, load_tokenizer, shrink_vocabulary
 from .errors import UsageError
 from .lambdas import LambdaSchedule
 from .metrics import notes as metric_notes
@@ -65,10 +66,10 @@ class Prepared:
     uriel_codes: list[str]
     uriel: torch.Tensor  # [n_languages, dim] targets, row = index in ``languages``
     model: AlchemyModel
-    tokenizer: Any
     train: Encoded
     evals: dict[str, Encoded]  # "dev"/"test" -> all languages concatenated
     device: torch.device
+    pad_id: int  # in the model's (possibly shrunk) vocabulary
     precision: str = "fp32"  # what autocast runs: device.choose_precision
 
 
@@ -88,11 +89,9 @@ def prepare(config: TrialConfig) -> Prepared:
     table = load_table(config.uriel_source)
     uriel = torch.as_tensor(table.vectors(config.uriel_features, codes, missing=config.missing))
 
-    encoder, tokenizer = load_encoder(config.model, num_layers=config.num_layers,
-                                      freeze_embeddings=config.freeze_embeddings,
-                                      pooler=config.pooling == "pooler")
-    model = build_model(encoder, task.num_labels, uriel.shape[1], config).to(device)
-
+    # Tokenise everything first and let the tokenizer go (285 MB for e5's), then load the encoder: the two
+    # never share the process's peak.
+    tokenizer = load_tokenizer(config.model)
     index = {lang: i for i, lang in enumerate(languages)}
 
     def encode_split(split: str, langs) -> Encoded:
@@ -102,9 +101,21 @@ def prepare(config: TrialConfig) -> Prepared:
 
     train = encode_split("train", task.seen)
     evals = {split: encode_split(split, languages) for split in K.SPLITS_EVALUATED}
-    release_free_memory()  # the corpus and the full encoder were loaded and cut down: return the scratch
-    return Prepared(config, task, languages, codes, uriel.to(device), model, tokenizer, train, evals, device,
-                    choose_precision(device, config.bf16))
+    pad_id = tokenizer.pad_token_id
+    del tokenizer
+    release_free_memory()
+    encoder, _ = load_encoder(config.model, num_layers=config.num_layers,
+                              freeze_embeddings=config.freeze_embeddings,
+                              pooler=config.pooling == "pooler", tokenizer=False)
+    if config.freeze_embeddings:  # the embedding rows no example uses can never matter: drop them
+        sequences = itertools.chain([[pad_id]], *(d.input_ids for d in (train, *evals.values())))
+        used = np.fromiter(itertools.chain.from_iterable(sequences), np.int64)
+        mapping = shrink_vocabulary(encoder, used)
+        train, evals, pad_id = remap(train, mapping), {k: remap(v, mapping) for k, v in evals.items()}, int(mapping[pad_id])
+    model = build_model(encoder, task.num_labels, uriel.shape[1], config).to(device)
+    release_free_memory()  # the full encoder was loaded and cut down: return the scratch
+    return Prepared(config, task, languages, codes, uriel.to(device), model, train, evals, device,
+                    pad_id, choose_precision(device, config.bf16))
 
 
 def build_model(encoder, num_labels: int, uriel_dim: int, config: TrialConfig) -> AlchemyModel:
@@ -130,7 +141,7 @@ def _to(batch: dict, device: torch.device) -> dict:
 def predict(p: Prepared, data: Encoded, batch_size: int) -> np.ndarray:
     """Predicted class ids (classification) or scores (regression), in the order of ``data``."""
     p.model.eval()
-    pad_id = p.tokenizer.pad_token_id
+    pad_id = p.pad_id
     out = np.zeros(len(data), dtype=np.float64)
     for indices in eval_batches(data, batch_size):
         batch = _to(collate(data, indices, pad_id), p.device)
@@ -350,7 +361,7 @@ class StepLosses:
 
 def _batches(p: Prepared, plan: Plan, start: int) -> Iterator[dict]:
     """Training batches from step ``start`` on, collated (and pinned on CUDA) ahead on a helper thread."""
-    config, pad_id = p.config, p.tokenizer.pad_token_id
+    config, pad_id = p.config, p.pad_id
     pad_to = config.max_length if config.pad_to_max_length else None
     pin = p.device.type == "cuda"
     cache: dict[int, list[list[int]]] = {}

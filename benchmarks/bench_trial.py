@@ -24,7 +24,7 @@ from alchemy_tune.train import _to, compute_losses, prepare
 
 def train_steps(p, batches, data, schedule, optimizer, pad_to=None) -> float:
     """Seconds for full optimiser steps (forward, both losses, backward, clip, step) over ``batches``."""
-    pad_id = p.tokenizer.pad_token_id
+    pad_id = p.pad_id
     params = [x for x in p.model.parameters() if x.requires_grad]
     start = time.perf_counter()
     for step, indices in enumerate(batches):

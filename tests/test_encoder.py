@@ -234,3 +234,22 @@ def test_racing_processes_build_one_complete_folder(tmp_path, monkeypatch):
             "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]
     finally:
         shutil.rmtree(paths[0], ignore_errors=True)  # 470 MB that no other test needs
+
+
+def test_a_shrunk_frozen_vocabulary_gives_the_same_outputs(tiny_encoder_dir):
+    import numpy as np
+    import torch
+
+    from alchemy_tune.encoder import load_encoder, shrink_vocabulary
+
+    model, _ = load_encoder(tiny_encoder_dir, freeze_embeddings=True)
+    model.eval()
+    ids = torch.tensor([[0, 17, 40, 17, 2], [0, 9, 2, 1, 1]])
+    mask = (ids != 1).long()
+    before = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    rows = model.get_input_embeddings().num_embeddings
+    mapping = shrink_vocabulary(model, ids.flatten().numpy())
+    assert model.get_input_embeddings().num_embeddings == 6 < rows
+    after = model(input_ids=torch.as_tensor(mapping[ids.numpy()]), attention_mask=mask).last_hidden_state
+    assert torch.equal(before, after)
+    assert (mapping >= 0).sum() == 6 and not model.get_input_embeddings().weight.requires_grad
