@@ -454,11 +454,20 @@ def run_trial(config: TrialConfig | Mapping, report: Report, *, resume_from: str
     """
     if not isinstance(config, TrialConfig):
         config = TrialConfig.from_dict(config)
-    selection = Selection(*select) if select else Selection()
     memory = PeakMemory(pick_device(config.device))
     started = time.perf_counter()
-    p = prepare(config)
-    plan = plan_steps(config, len(p.train))
+    return train_prepared(prepare(config), report, resume_from=resume_from, select=select, memory=memory,
+                          started=started)
+
+
+def train_prepared(p: Prepared, report: Report, *, resume_from: str | None = None,
+                   select: tuple[str, str] | None = None, memory: PeakMemory | None = None,
+                   started: float | None = None) -> TrialOutcome:
+    """The training loop of :func:`run_trial` on an already prepared trial (benchmarks build their own)."""
+    selection = Selection(*select) if select else Selection()
+    memory = memory or PeakMemory(p.device)
+    started = time.perf_counter() if started is None else started
+    plan = plan_steps(p.config, len(p.train))
     opt = build_optimisation(p, plan)
     progress = restore(resume_from, p, opt) if resume_from else Progress()
     prior = progress.train_seconds

@@ -223,6 +223,9 @@ def test_search_with_the_real_trial_records_completed_and_diverged(tmp_path, tin
     assert sorted(r["config_id"] for r in trials.values()) == ["0", "1"]
     assert {r["replicate"] for r in trials.values()} == {0}
     assert {(r["selection_metric"], r["oracle"]) for r in trials.values()} == {("dev_select", False)}
+    # the trial measured itself inside its Ray worker; test was scored at its chosen steps only
+    assert trials[0]["precision"] == "fp32" and 100 < trials[0]["peak_rss_mb"] < 4000
+    assert trials[0]["best_test_unseen"] is not None
     metrics = read_metrics(str(run_dir)).to_pandas()
     assert set(metrics["lang"]) == {"eng", "fra", "deu", "spa", "rus"}
     # each trial's TensorBoard events are under its own folder in the run directory
