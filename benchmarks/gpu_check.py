@@ -68,7 +68,7 @@ def synthetic_trial(config: TrialConfig, shape: str, *, n_train: int, n_eval: in
     rng = np.random.default_rng(config.data_seed)
     dims = SHAPES[shape]
     langs = [f"l{i}" for i in range(n_langs)]
-    seen, unseen = langs[: n_langs // 2], langs[n_langs // 2:]
+    seen, val, unseen = langs[: n_langs // 2 - 1], langs[n_langs // 2 - 1: n_langs // 2 + 1], langs[n_langs // 2 + 1:]
 
     def data(n: int, lang_ids: list[int]) -> Encoded:
         # MASSIVE-like utterances: mostly 5-20 tokens, a tail to the length limit
@@ -81,7 +81,8 @@ def synthetic_trial(config: TrialConfig, shape: str, *, n_train: int, n_eval: in
     train = data(n_train, list(range(len(seen))))
     evals = {split: data(n_eval, list(range(n_langs))) for split in K.SPLITS_EVALUATED}
     task = Task(name="synthetic", kind="classification", labels=tuple(map(str, range(n_classes))),
-                seen=tuple(seen), unseen=tuple(unseen), uriel_codes={x: x for x in langs}, train={}, dev={}, test={})
+                seen=tuple(seen), unseen=tuple(unseen), uriel_codes={x: x for x in langs}, train={}, dev={}, test={},
+                val=tuple(val))
     uriel = torch.as_tensor(rng.random((n_langs, URIEL_DIM)), dtype=torch.float32)
     torch.manual_seed(config.seed)
     encoder = BertModel(BertConfig(max_position_embeddings=512, **dims), add_pooling_layer=False)
