@@ -241,7 +241,8 @@ def check_d(args, base: TrialConfig) -> None:
     reads = sum(e.name == "aten::_local_scalar_dense" for e in events)
     syncs = sum(e.name in ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize") for e in events)
     n = args.profile_steps
-    line = f"(d) per training step: {reads / n:.2f} host reads of a tensor value (aten::_local_scalar_dense)"
+    line = (f"(d) per training step: {reads / n:.2f} reads of a tensor value (aten::_local_scalar_dense; CPU tensors too, "
+            "e.g. AdamW's per-parameter step counters, which cost no GPU sync)")
     if p.device.type == "cuda":
         busy = sum(e.device_time for e in events if e.device_type == torch.autograd.DeviceType.CUDA) / 1e6
         line += f", {(syncs - 1) / n:.2f} CUDA synchronisations (the closing one excluded); GPU utilisation " \
