@@ -137,7 +137,7 @@ def test_alchemytune_weight_learns_within_200_steps_and_is_logged(tiny_encoder_d
     """Issue 9 acceptance 1: unbalanced losses (CE ~1.8 vs URIEL MSE falling from ~0.3 to ~0.03)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from alchemy_tune.run_dir import TrainRunSink
+    from alchemy_tune.train_cli import TrainRunSink
     from alchemy_tune.results import read_steps
 
     config = tiny(tiny_encoder_dir, lambda_schedule="alchemytune", epochs=100.0, max_steps=200, eval_every=50)
