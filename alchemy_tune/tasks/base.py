@@ -166,7 +166,7 @@ def assign_roles(task: Task, val: tuple[str, ...] | None, default: tuple[str, ..
             raise UsageError(f"val: {', '.join(f'{lang!r} is {why}' for lang, why in where.items())}; "
                              f"validation languages are held out: choose from {', '.join(held_out)}")
         chosen = tuple(dict.fromkeys(val))
-    if not tuple(lang for lang in held_out if lang not in chosen):
+    if chosen and not tuple(lang for lang in held_out if lang not in chosen):
         raise UsageError(f"val: {', '.join(chosen)} leaves task {task.name} no test (unseen) language; "
                          "keep at least one held-out language out of the validation group")
     task.val = chosen
