@@ -414,6 +414,7 @@ def test_an_adopted_orphan_forgets_the_dead_drivers_pruning_and_its_old_rows(tmp
     resumed.on_trial_result(0, [], SimpleNamespace(trial_id="new", config=config), report)
     assert handle.finish("new", {**report, C.STATUS: C.COMPLETED}) == C.COMPLETED  # not PRUNED
     resumed.writer.end_trial("new", C.COMPLETED)
+    resumed.writer.flush()  # the search writes from a background thread; the test reads right away
     assert [r["trial_id"] for r in read_trials(str(tmp_path)).to_pylist()] == ["new"]  # "old" is gone
     (trial,) = handle.study.trials
     assert trial.user_attrs[RAY_ID_ATTR] == "new" and trial.user_attrs["previous_ray_trial_ids"] == ["old"]
