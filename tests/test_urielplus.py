@@ -101,7 +101,7 @@ def test_bad_sets_per_source_are_one_line_and_exit_2(args, needle, tiny_encoder_
 
 
 def test_train_runs_with_urielplus_on_the_bundled_task(integrated, tiny_encoder_dir, tmp_path):
-    import pyarrow.parquet as pq
+    from alchemy_tune.results import read_trials
 
     out = tmp_path / "run"
     result = cli("train", "--uriel-source", "urielplus", "--model", tiny_encoder_dir, "--train-size", "16",
@@ -109,6 +109,6 @@ def test_train_runs_with_urielplus_on_the_bundled_task(integrated, tiny_encoder_
                  "--batch-size", "8", "--max-steps", "3", "--num-layers", "none", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "URIEL syntactic+geographic" in result.stdout
-    (row,) = pq.read_table(out / "results" / "trials.parquet").to_pylist()
+    (row,) = read_trials(str(out)).to_pylist()
     assert row["cfg_uriel_source"] == "urielplus" and row["cfg_uriel_features"] == "syntactic+geographic"
     assert row["status"] == "completed"
