@@ -13,16 +13,12 @@ import pytest
 
 from alchemy_tune import urielplus
 from alchemy_tune.codes import to_uriel
+from alchemy_tune.tasks import massive
 from alchemy_tune.uriel import read_or_build
 
 # Every language of the bundled corpus, MASSIVE, MasakhaNEWS and SemRel 2024 (dataset codes).
 BUNDLED = "eng deu fra pol rus arb hin cmn tur ind spa ita por ron ukr ben pes tgl jpn kor vie swh".split()
-MASSIVE = (
-    "af-ZA am-ET ar-SA az-AZ bn-BD ca-ES cy-GB da-DK de-DE el-GR en-US es-ES fa-IR fi-FI fr-FR he-IL hi-IN "
-    "hu-HU hy-AM id-ID is-IS it-IT ja-JP jv-ID ka-GE km-KH kn-IN ko-KR lv-LV ml-IN mn-MN ms-MY my-MM nb-NO "
-    "nl-NL pl-PL pt-PT ro-RO ru-RU sl-SL sq-AL sv-SE sw-KE ta-IN te-IN th-TH tl-PH tr-TR ur-PK vi-VN zh-CN "
-    "zh-TW"
-).split()
+MASSIVE = list(massive.SEEN + massive.UNSEEN)  # the 52 locales, from the task itself
 MASAKHANEWS = "amh eng fra hau swa orm som ibo lin lug pcm run sna tir xho yor".split()
 SEMREL = "amh arq ary eng esp hau kin mar tel afr arb hin ind pan".split()
 ALL = list(dict.fromkeys(BUNDLED + MASSIVE + MASAKHANEWS + SEMREL))
