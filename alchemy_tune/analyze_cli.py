@@ -20,6 +20,7 @@ from . import analyze as A
 from . import paired as P
 from . import constants as C
 from . import plots
+from .aligned import aligned_lines
 from .errors import UsageError
 from .importance import EVALUATORS, param_importance
 
@@ -117,14 +118,8 @@ def _cell(value) -> str:
 def text_table(table: pd.DataFrame) -> str:
     """Plain aligned text; numbers right-aligned."""
     cells = [[_cell(v) for v in row] for row in table.itertuples(index=False)]
-    header = [str(c) for c in table.columns]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(header)]
-    numeric = [pd.api.types.is_numeric_dtype(table[c]) for c in table.columns]
-
-    def line(row):
-        return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(row, widths, numeric)).rstrip()
-
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in cells])
+    numeric = {i for i, c in enumerate(table.columns) if pd.api.types.is_numeric_dtype(table[c])}
+    return "\n".join(aligned_lines(table.columns, cells, right=numeric))
 
 
 def markdown_table(table: pd.DataFrame) -> str:

@@ -11,8 +11,11 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Generic, Iterator, TypeVar
+
+T = TypeVar("T")
 
 
 def cache_dir() -> Path:
@@ -25,6 +28,28 @@ def cache_dir() -> Path:
         path = Path(xdg) / "alchemy-tune" if xdg else Path.home() / ".cache" / "alchemy-tune"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+class ProcessMemo(Generic[T]):
+    """One value per process (a table read from the cache), built on first use.
+
+    Threads asking at once build it once (a URIEL+ build takes minutes). ``forget`` drops the value, so the
+    next ``get`` reads the artefact cache again (after ``$ALCHEMY_TUNE_CACHE`` changed, say).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: T | None = None
+
+    def get(self, build: Callable[[], T]) -> T:
+        with self._lock:
+            if self._value is None:
+                self._value = build()
+            return self._value
+
+    def forget(self) -> None:
+        with self._lock:
+            self._value = None
 
 
 @contextlib.contextmanager

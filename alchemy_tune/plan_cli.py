@@ -8,10 +8,10 @@ of a grid; the sampled parameters and their ranges otherwise).
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 
 from .config import TrialConfig
+from .aligned import aligned_lines
 from .errors import UsageError
 
 DEFAULT_SPACE = Path(__file__).resolve().parent.parent / "search_spaces" / "default.yaml"
@@ -29,31 +29,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def task_languages(
     task: str, config: TrialConfig,
 ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], str, list[str]]:
-    """(seen, val, unseen, where from, notes): the loaded task's language groups and load notes (languages
-    left out of a split, dropped rows, ...), or the loader's declared lists and no notes when its data is
-    not reachable (a paper task planned before the data is staged)."""
-    from .tasks import TASKS, TaskOptions, default_val, load_task
+    """(seen, val, unseen, where from, notes): the loaded task's language groups and notes (the task's own,
+    then the load's: languages left out of a split, dropped rows, ...), or, when its data is not reachable
+    (a paper task planned before the data is staged), the groups the registry's lists give and its notes."""
+    from .tasks import TASKS, TaskOptions, declared_roles, load_task
 
     if task not in TASKS:
         raise UsageError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    # the sizes the trials will load: the dry run also proves the data is there and large enough
+    options = TaskOptions(train_size=config.train_size, dev_size=config.dev_size, test_size=config.test_size,
+                          seed=config.data_seed, seen=config.seen, unseen=config.unseen, val=config.val,
+                          data_dir=config.data_dir, variant=config.task_variant)
+    seen, val, unseen = declared_roles(task, options)  # wrong language lists fail here, whatever the data
+    notes = list(TASKS[task].notes)
     try:
-        # the sizes the trials will load: the dry run also proves the data is there and large enough
-        loaded = load_task(task, TaskOptions(train_size=config.train_size, dev_size=config.dev_size,
-                                             test_size=config.test_size, seed=config.data_seed, seen=config.seen,
-                                             unseen=config.unseen, val=config.val, data_dir=config.data_dir,
-                                             variant=config.task_variant))
-        return loaded.seen, loaded.val, loaded.unseen, "loaded", list(loaded.notes)
+        loaded = load_task(task, options)
     except UsageError as exc:
-        if str(exc).startswith("val:"):
-            raise
-        module = importlib.import_module(TASKS[task].split(":")[0])
-        seen = config.seen or getattr(module, "SEEN", None) or getattr(module, "DEFAULT_SEEN", None)
-        unseen = config.unseen or getattr(module, "UNSEEN", None) or getattr(module, "DEFAULT_UNSEEN", None)
-        if seen is None or unseen is None:
-            raise
-        val = tuple(config.val if config.val is not None else default_val(task))
-        unseen = tuple(lang for lang in unseen if lang not in val)
-        return tuple(seen), val, unseen, f"declared lists (data not loaded: {exc})", []
+        return seen, val, unseen, f"declared lists (data not loaded: {exc})", notes
+    return loaded.seen, loaded.val, loaded.unseen, "loaded", notes + list(loaded.notes)
 
 
 def selection_line(metric: str, val: tuple[str, ...]) -> str:
@@ -96,7 +89,7 @@ def language_table(seen, val, unseen, feature_sets: list[str], missing: str) -> 
         notes = "; ".join(n for n in (mapping_note(lang), source_note(code, "urielplus")) if n)
         group = "seen" if lang in seen else "val" if lang in val else "TEST"
         rows.append([lang, group, code, *cover, *plus_cells, notes])
-    return _columns(header, rows) + [f"(missing URIEL values: {missing})"]
+    return aligned_lines(header, rows) + [f"(missing URIEL values: {missing})"]
 
 
 def trial_seeds(space) -> str:
@@ -104,12 +97,6 @@ def trial_seeds(space) -> str:
         else TrialConfig.seed
     k = space.settings.repeats
     return ", ".join(str(seed + r) for r in range(min(k, 4))) + (", ..." if k > 4 else "")
-
-
-def _columns(header: list[str], rows: list[list]) -> list[str]:
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return [fmt(header), "-" * len(fmt(header))] + [fmt(r) for r in rows]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -176,7 +163,7 @@ def print_plan(space, trials: int | None = None, show: int = 60) -> int:
     rows = [[i] + [c.get(k, "-") for k in varying] for i, c in enumerate(grid[:show])]
     for config in grid:
         check_trial_config(config)  # every trial of the grid must be a valid trial
-    print("\n".join(_columns(["trial"] + varying, rows)))
+    print("\n".join(aligned_lines(["trial"] + varying, rows)))
     if len(grid) > show:
         print(f"... and {len(grid) - show} more (--show N)")
     return 0

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Mapping
 
 from . import constants as K
+from .aligned import aligned_lines
 from .config import TrialConfig
 
 
@@ -98,11 +99,7 @@ def format_table(metrics: dict) -> str:
         cells += [_fmt(metrics.get(K.average_key(s, group))) if m == primary else "" for s in K.SPLITS_EVALUATED
                   for m in names]
         rows.append(cells)
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    rule = "-" * len(line(header))
-    n = len(groups)
-    return "\n".join([line(header), rule] + [line(r) for r in rows[:-n]] + [rule] + [line(r) for r in rows[-n:]])
+    return "\n".join(aligned_lines(header, rows, rule_before=len(rows) - len(groups)))
 
 
 def _fmt(value) -> str:

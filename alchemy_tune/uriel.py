@@ -1,7 +1,7 @@
 """URIEL language vectors, read from lang2vec's bundled data files without importing lang2vec.
 
 ``lang2vec.lang2vec`` needs ``pkg_resources`` at import time and reloads a whole archive on every
-``get_features`` call (3 s for ``fam``). This module reads the same ``.npz`` archives once with
+``get_features`` call (seconds for ``fam``). This module reads the same ``.npz`` archives once with
 ``numpy.load(allow_pickle=False)``, reproduces how ``get_features`` derives each feature set, and keeps
 the result as one compact cache file, so a trial gets its vectors in milliseconds.
 
@@ -37,14 +37,13 @@ from __future__ import annotations
 import difflib
 import fcntl
 import importlib.metadata
-import threading
 import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from .cache import atomic_file, cache_dir
+from .cache import ProcessMemo, atomic_file, cache_dir
 from .errors import UsageError
 
 # lang2vec's own table: set -> (archive, source, feature-name prefix); 'learned' left out (see above).
@@ -260,11 +259,7 @@ class UrielTable(VectorTable):
     @classmethod
     def load(cls) -> "UrielTable":
         """The table of this process: read from the cache file, built from lang2vec's data if absent."""
-        global _TABLE
-        with _LOCK:
-            if _TABLE is None:
-                _TABLE = cls(read_or_build(cache_path(), _FORMAT, _build_arrays))
-            return _TABLE
+        return MEMO.get(lambda: cls(read_or_build(cache_path(), _FORMAT, _build_arrays)))
 
     def feature_names(self, spec: str) -> list[str]:
         """Column names, as ``lang2vec.get_features(..., header=True)['CODE']`` gives them."""
@@ -292,15 +287,8 @@ class UrielTable(VectorTable):
 
 
 _PREFIX_OF = {s: prefix for s, (_, _, prefix) in _SOURCES.items() if prefix}
-_TABLE: UrielTable | None = None
-_LOCK = threading.Lock()
-
-
-def _clear_memo() -> None:
-    """Forget this process's table (tests use it to exercise the disk cache)."""
-    global _TABLE
-    with _LOCK:
-        _TABLE = None
+MEMO: ProcessMemo[UrielTable] = ProcessMemo()
+"""This process's table (``MEMO.forget()`` makes the next load read the cache file again)."""
 
 
 def _unknown_language_message(lang: object, languages: Sequence[str]) -> str:

@@ -2,7 +2,7 @@
 
 URIEL+ is URIEL's archives with Grambank, APICS, BDPROTO, SAPHON, eWAVE and Glottolog integrated, plus
 script features; after integration languages are keyed by Glottocode. The package computes that
-integration at run time (``URIELPlus().integrate_databases()``: about 2 minutes and 4 GB here), so this
+integration at run time (``URIELPlus().integrate_databases()``: minutes and gigabytes of memory), so this
 module runs it once with the package's own code, reduces it to what a trial needs and keeps the result
 as one compact cache file (``$ALCHEMY_TUNE_CACHE/uriel-urielplus-<version>.npz``); a trial then gets its
 vectors in milliseconds, like :mod:`alchemy_tune.uriel`.
@@ -29,13 +29,12 @@ from __future__ import annotations
 import csv
 import difflib
 import importlib.metadata
-import threading
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .cache import cache_dir
+from .cache import ProcessMemo, cache_dir
 from .errors import UsageError
 from .uriel import VectorTable, read_or_build, split_spec
 
@@ -104,12 +103,8 @@ class UrielPlusTable(VectorTable):
 
     @classmethod
     def load(cls) -> "UrielPlusTable":
-        """The table of this process: read from the cache file, built with urielplus if absent (~2 min)."""
-        global _TABLE
-        with _LOCK:
-            if _TABLE is None:
-                _TABLE = cls(read_or_build(cache_path(), _FORMAT, build_arrays))
-            return _TABLE
+        """The table of this process: read from the cache file, built with urielplus if absent (minutes)."""
+        return MEMO.get(lambda: cls(read_or_build(cache_path(), _FORMAT, build_arrays)))
 
     def glottocode(self, lang: str) -> str:
         """The Glottocode whose row ``lang`` gets (a macro-language gets its member's)."""
@@ -160,14 +155,8 @@ def mapping_note(iso: str, table: UrielPlusTable | None = None) -> str | None:
             f"({table.glottocode(iso)})")
 
 
-_TABLE: UrielPlusTable | None = None
-_LOCK = threading.Lock()
-
-
-def _clear_memo() -> None:
-    global _TABLE
-    with _LOCK:
-        _TABLE = None
+MEMO: ProcessMemo[UrielPlusTable] = ProcessMemo()
+"""This process's table (``MEMO.forget()`` makes the next load read the cache file again)."""
 
 
 # --------------------------------------------------------------------- building the cache
@@ -265,14 +254,3 @@ def _iso_map(package: Path, present: set[str]) -> tuple[list[str], list[str]]:
                 iso.append(code)
                 glotto.append(g)
     return iso, glotto
-
-
-def query_vectors(u, s: str, glottocodes: Sequence[str]) -> np.ndarray:
-    """The same vectors through URIEL+'s own API (for the equivalence test and benchmark), -1 = missing."""
-    if s == "script":  # get_vector('script') is empty in urielplus 1.3.2: read the loaded script matrix
-        loaded = u.get_script_loaded_features()
-        row = {g: i for i, g in enumerate(loaded["langs"].tolist())}
-        return np.stack([loaded["data"][row[g], :, 0] for g in glottocodes]).astype(np.float32)
-    category = {"genetic": "genetic", "geographic": "geographic"}.get(s, s)
-    vectors = u.get_vector(category, list(glottocodes))
-    return np.asarray([vectors[g] for g in glottocodes], np.float32)

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alchemy_tune import synthetic  # noqa: E402
+from testing import synthetic  # noqa: E402
 from alchemy_tune.results import ResultsWriter  # noqa: E402
 
 

@@ -45,9 +45,9 @@ def _size(path: Path) -> int:
 def drive(run_dir: str, n: int, evals: int, langs: int, pruner: str) -> dict:
     """One driver process: N trials through the real searcher, scheduler, journal and results writer."""
     from alchemy_tune import constants as C
-    from alchemy_tune import synthetic
     from alchemy_tune.optuna_searcher import OptunaSearcher, StudyHandle
     from alchemy_tune.pruning import EVAL_INDEX, OptunaPruningScheduler
+    from testing import synthetic
     from alchemy_tune.results import ResultsWriter
     from alchemy_tune.search import JOURNAL
     from alchemy_tune.space_file import load_space

@@ -39,6 +39,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # testing/ (the tiny encoder, synthetic reports)
 N_EVALS = 8
 SECONDS_PER_EVAL = 0.05  # wall seconds per scripted evaluation; "compute" counts 10 s each
 
@@ -67,7 +68,7 @@ def sim_trial(config, report, *, resume_from=None):
     """Sleeps ``sim_seconds`` in all and reports ``sim_evals`` times, each report of the real size."""
     import random as _random
 
-    from alchemy_tune import synthetic
+    from testing import synthetic
 
     seconds, evals, n_langs = os.environ["ALCHEMY_BENCH_SIM"].split(",")  # set before the nodes start
     seconds, evals = float(seconds), int(evals)
@@ -139,7 +140,7 @@ def search(space: str, storage: str, name: str, trials: int, pruner: str, trial_
 def efficiency(tmp: Path, epochs: int) -> None:
     from ray.tune import ExperimentAnalysis
 
-    from alchemy_tune.encoder import make_tiny_encoder
+    from testing.tiny_encoder import make_tiny_encoder
     from alchemy_tune.trainable import BUSY_SECONDS
 
     tiny = tmp / "tiny"
@@ -201,7 +202,7 @@ def pruning(tmp: Path, trials: int, real: bool, pruners: list[str]) -> None:
     from alchemy_tune.results import read_trials
 
     if real:
-        from alchemy_tune.encoder import make_tiny_encoder
+        from testing.tiny_encoder import make_tiny_encoder
 
         model = make_tiny_encoder(tmp / "tiny-b")
         fixed = (f"model: {model}\ntask: bible-genre\ntrain_size: 24\ndev_size: 12\ntest_size: 12\n"
@@ -250,8 +251,8 @@ def main() -> int:
     parser.add_argument("--epochs-a", type=int, nargs="+", default=[4, 16],
                         help="trial lengths for (a): 4 epochs ~ 2 s per trial here, 16 ~ 9 s")
     args = parser.parse_args()
-    # Ray workers import this file's curve_trial by module name.
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+    # Ray workers import this file's curve_trial by module name, and sim_trial imports testing/.
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")])
     if args.simulate:
         with tempfile.TemporaryDirectory(prefix="bench-sim-", dir=args.storage) as tmp:
             simulate(tmp, args.sim_trials, args.sim_seconds, args.sim_evals, args.sim_langs)

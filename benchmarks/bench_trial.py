@@ -1,4 +1,4 @@
-"""Issue 2 benchmarks, measured side by side in one run on this machine:
+"""Trial benchmarks, measured side by side in one run on this machine:
 
 (a) LinguAlchemy training-step time ÷ plain fine-tuning step time (same model, same batches)  target ≤ 1.03
 (b) training throughput with dynamic padding + length grouping ÷ padding every input to 80 tokens,

@@ -1,4 +1,4 @@
-"""Peak host RSS of one bundled-task trial in this process (issue 12: a bundled trial under 2 GB).
+"""Peak host RSS of one bundled-task trial in this process (target: a bundled trial under 2 GB).
 
 Usage: python benchmarks/bench_trial_memory.py [--steps 10]
 Prints the trial's own peak RSS (VmHWM since the trial's start) at each evaluation and at the end.

@@ -1,4 +1,4 @@
-"""Issue 12 GPU check: one command, figures measured side by side in one run.
+"""GPU check: one command, figures measured side by side in one run.
 
 (a) training samples/s: LinguAlchemy step in fp32 and bf16 (bf16 only where native), and a plain PyTorch
     fine-tuning loop of the same model and batches (encoder + task head + cross-entropy): the overhead of

@@ -35,7 +35,7 @@ BUCKET = "alchemy-soak"
 
 def soak_trial(config, report, *, resume_from=None):
     """Sleeps between evaluations; checkpoints its step; a restart continues from the checkpoint."""
-    from alchemy_tune import synthetic
+    from testing import synthetic
 
     seconds = float(os.environ.get("ALCHEMY_SOAK_TRIAL_SECONDS", "20"))
     step = json.loads(Path(resume_from, "state.json").read_text())["step"] if resume_from else 0

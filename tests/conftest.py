@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 @pytest.fixture(scope="session")
 def tiny_encoder_dir(tmp_path_factory) -> str:
     """A tiny randomly initialised BERT + tokenizer folder (loadable with AutoModel/AutoTokenizer)."""
-    from alchemy_tune.encoder import make_tiny_encoder
+    from testing.tiny_encoder import make_tiny_encoder
 
     return str(make_tiny_encoder(tmp_path_factory.mktemp("tiny-encoder")))
 
@@ -32,6 +32,6 @@ def tiny_encoder_dir(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def tiny_pooler_encoder_dir(tmp_path_factory) -> str:
     """The tiny BERT with a (pretrained-style, saved) pooler layer, as mBERT and XLM-R checkpoints have."""
-    from alchemy_tune.encoder import make_tiny_encoder
+    from testing.tiny_encoder import make_tiny_encoder
 
     return str(make_tiny_encoder(tmp_path_factory.mktemp("tiny-pooler-encoder"), pooler=True))

@@ -223,7 +223,7 @@ def tiny_space(work: Path) -> tuple[Path, subprocess.Popen]:
     """Two trials of a tiny encoder, one at a time (the node has 2 CPUs); the encoder is built in the
     background while the cluster comes up."""
     env = {**os.environ, "ALCHEMY_TUNE_CACHE": cache_dir(work)}
-    code = f"from alchemy_tune.encoder import make_tiny_encoder; make_tiny_encoder({str(work / 'tiny')!r})"
+    code = f"from testing.tiny_encoder import make_tiny_encoder; make_tiny_encoder({str(work / 'tiny')!r})"
     builder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdin=subprocess.DEVNULL)
     space = work / "space.yaml"
     space.write_text(json.dumps({  # JSON is YAML

@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 from typing import Sequence
 
-from alchemy_tune.tasks import masakhanews, massive, semrel
+from alchemy_tune.tasks import TASKS, masakhanews
 
 Sizes = int | tuple[int, int, int]
 
@@ -72,7 +72,7 @@ def write_massive(
     data = release / "data"
     data.mkdir(parents=True, exist_ok=True)
     sizes = _sizes(n_per_split)
-    for locale in locales or massive.SEEN + massive.UNSEEN:
+    for locale in locales or TASKS["massive"].languages:
         lines, slurp_id = [], 0
         for partition, count in sizes.items():
             for i in range(count):
@@ -93,7 +93,7 @@ def write_masakhanews(
     the test file is sorted by category (English's first 120 rows are all ``business``)."""
     repo = Path(root) / "masakhane-news"
     sizes = _sizes(n_per_split)
-    for lang in langs or masakhanews.SEEN + masakhanews.UNSEEN:
+    for lang in langs or TASKS["masakhanews"].languages:
         folder = repo / "data" / lang
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "labels.txt").write_text("".join(f"{t}\n" for t in sorted(set(topics))), encoding="utf-8")
@@ -157,12 +157,12 @@ def write_semrel(root: Path, langs: Sequence[str] | None = None, n_per_split: Si
     has a space after the newline; afr's dev header says ``score``. Returns the repository folder."""
     repo = Path(root) / "Semantic_Relatedness_SemEval2024"
     sizes = _sizes(n_per_split)
-    for lang in langs or semrel.SEEN + semrel.UNSEEN:
+    for lang in langs or TASKS["semrel"].languages:
         rows = {}
         for split in ("train", "dev", "test"):
             rng = random.Random(f"{lang}-{split}")
             rows[split] = [(_semrel_id(lang, split, i), *_pair(rng)) for i in range(sizes[split])]
-        tracks = [("Track A", ("train", "dev", "test"))] if lang in semrel.SEEN else []
+        tracks = [("Track A", ("train", "dev", "test"))] if lang in TASKS["semrel"].seen else []
         if lang in SEMREL_TRACK_C:
             tracks.append(("Track C", ("test",) if lang == "ind" else ("dev", "test")))
         for track, splits in tracks:

@@ -23,7 +23,7 @@ def one_line_exit_2(result, *needles):
 
 
 def synthetic_run(path: Path) -> Path:
-    from alchemy_tune.synthetic import make_run
+    from testing.synthetic import make_run
 
     make_run(str(path), n_trials=4, n_langs=4, n_evals=2, seed=0)
     return path

@@ -17,6 +17,7 @@ import torch
 from alchemy_tune import encoder
 from alchemy_tune._e5format import dequantize_q4_0, read_e5_file
 from alchemy_tune.errors import UsageError
+from testing.tiny_encoder import make_tiny_encoder
 
 # Same verse (book b, chapter 1, verse 1) in English (KJV) and five other scripts/languages.
 _LANGS = {"l": "French", "s": "German", "r": "Russian", "c": "Chinese", "y": "Arabic"}
@@ -186,7 +187,7 @@ def test_tiny_encoder_loads_and_runs(tiny_encoder_dir, tmp_path):
     out = model(**batch).last_hidden_state
     assert out.shape == (2, batch["input_ids"].shape[1], 32) and torch.isfinite(out).all()
     # Seeded: a second build gives the same weights.
-    again = AutoModel.from_pretrained(encoder.make_tiny_encoder(tmp_path / "again"), add_pooling_layer=False)
+    again = AutoModel.from_pretrained(make_tiny_encoder(tmp_path / "again"), add_pooling_layer=False)
     torch.testing.assert_close(again.state_dict(), model.state_dict())
 
 

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.py --cpu: the GPU check script's own checks pass on CPU (issue 12, acceptance 2)."""
+"""benchmarks/gpu_check.py --cpu: the GPU check script's own checks pass on CPU."""
 
 import os
 import subprocess

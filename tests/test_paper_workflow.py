@@ -1,4 +1,4 @@
-"""Issue 5's commands on MASSIVE release files: one trial, and a 2-trial search over the paper's space.
+"""The paper workflow's commands on MASSIVE release files: one trial, and a 2-trial search over the paper's space.
 
 The paper space asks for a GPU and Hugging Face models per trial; on this CPU-only, offline machine the same
 space runs with those two pinned from the command line (--gpus-per-trial 0 --model <local folder>).

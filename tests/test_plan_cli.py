@@ -111,3 +111,21 @@ def test_plan_refuses_lambda_zero_with_a_dynamic_schedule(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1
     assert "lambda: 0 with lambda_schedule 'alchemytune' would still train with the URIEL loss" in result.stderr
+
+
+def test_plan_without_data_prints_the_task_notes_and_applies_the_override_rule(capsys):
+    """The registry's notes are printed even when the data is not loaded, and the declared groups follow the
+    same override rule as a load (seen given alone: every other language is held out)."""
+    from alchemy_tune.config import TrialConfig
+    from alchemy_tune.plan_cli import task_languages
+    from alchemy_tune.tasks import TASKS
+
+    result = cli("plan", "--space", "search_spaces/paper-semrel.yaml", "--show", "1")
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("notes on the data:\n", 1)[1].splitlines()
+    for note in TASKS["semrel"].notes:
+        assert f"  - {note}" in notes
+    config = TrialConfig(task="massive", seen=("en-US", "de-DE"))
+    seen, val, unseen, source, _ = task_languages("massive", config)
+    assert source.startswith("declared lists") and seen == ("en-US", "de-DE") and val == ()
+    assert set(unseen) == set(TASKS["massive"].languages) - {"en-US", "de-DE"}

@@ -423,7 +423,7 @@ def test_background_writer_keeps_the_event_loop_free_and_close_writes_everything
 
 def write_v1_run(run_dir: str) -> None:
     """A run as alchemy-tune wrote it before schema version 2: one file per table, schema_version 1."""
-    from alchemy_tune.synthetic import make_run
+    from testing.synthetic import make_run
 
     make_run(run_dir, n_trials=8, n_langs=6, n_evals=3, seed=1)
     tables = {"trials": read_trials(run_dir).drop_columns(["attempt", "version"]),

@@ -139,14 +139,14 @@ def test_ablation_scaling_and_lambda_grids():
 
 def test_scaling_space_holds_the_step_budget_fixed_across_train_sizes():
     from alchemy_tune.optim import eval_interval, total_steps
-    from alchemy_tune.tasks.bible import DEFAULT_SEEN
+    from alchemy_tune.tasks import TASKS
 
     header = (SPACES / "scaling.yaml").read_text().split("\ndescription:")[0]
     assert "FIXED STEP BUDGET" in header and "max_steps" in header
     budgets = set()
     for values in load_space(SPACES / "scaling.yaml").grid():
         config = check_trial_config(values)
-        steps, per_epoch = total_steps(config, config.train_size * len(DEFAULT_SEEN))
+        steps, per_epoch = total_steps(config, config.train_size * len(TASKS["bible-genre"].seen))
         every = eval_interval(config, per_epoch)
         budgets.add((steps, tuple(range(every, steps + 1, every))))
     assert budgets == {(500, (125, 250, 375, 500))}  # same updates and evaluations for 50 ... 800 per language

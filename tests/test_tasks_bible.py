@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from alchemy_tune.errors import UsageError
-from alchemy_tune.tasks import TaskOptions, bible, load_task
+from alchemy_tune.tasks import TASKS, TaskOptions, bible, load_task
 
 # Written out here rather than taken from the module, so a slip in bible.GENRES shows up.
 BOOK_GENRE = {b: 0 if b <= 5 else 1 if b <= 17 else 2 if b <= 22 else 3 if b <= 39 else 4 if b <= 44 else 5
@@ -50,9 +50,10 @@ def test_genre_examples_are_the_selected_verses_with_their_book_genre(genre):
     task, selection = genre
     lay = bible.layout()
     assert task.kind == "classification" and len(task.labels) == 6 and task.labels[0] == "law"
-    assert set(task.seen) == set(bible.DEFAULT_SEEN) and task.val == bible.DEFAULT_VAL
-    assert set(task.unseen) == set(bible.DEFAULT_UNSEEN) - set(bible.DEFAULT_VAL) and len(task.unseen) == 8
-    assert set(task.seen) | set(task.val) | set(task.unseen) == set(bible.LANGUAGES) and len(bible.LANGUAGES) == 22
+    declared = TASKS["bible-genre"]
+    assert set(task.seen) == set(declared.seen) and task.val == declared.val
+    assert set(task.unseen) == set(declared.held_out) - set(declared.val) and len(task.unseen) == 8
+    assert set(task.seen) | set(task.val) | set(task.unseen) == set(bible.TRANSLATIONS) and len(bible.TRANSLATIONS) == 22
     assert set(task.uriel_codes) == set(task.languages)
     assert set(task.train) == set(task.seen) and set(task.test) == set(task.languages)
     for split in ("train", "dev", "test"):
@@ -177,7 +178,7 @@ def test_seen_unseen_override_and_bad_codes():
             load_task("bible-genre", options)
         message = str(err.value)
         assert needle in message and "\n" not in message
-    with pytest.raises(UsageError, match="valid: eng, fra, spa"):
+    with pytest.raises(UsageError, match="valid languages: eng, deu, fra"):
         load_task("bible-relatedness", TaskOptions(unseen=("zzz",)))
 
 

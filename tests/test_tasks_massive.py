@@ -8,7 +8,7 @@ import time
 import pytest
 
 from alchemy_tune.errors import UsageError
-from alchemy_tune.tasks import TaskOptions, load_task, massive
+from alchemy_tune.tasks import TASKS, TaskOptions, load_task
 from alchemy_tune.tasks.release import hub_rows
 from release_fixtures import MASSIVE_INTENTS, write_massive
 
@@ -25,7 +25,7 @@ def _lines(path):
 def test_paper_split_and_release_contents(release):
     task = load_task("massive", TaskOptions(data_dir=str(release)))
     assert len(task.seen) == 25 and len(task.unseen) == 27
-    assert task.seen == massive.SEEN and task.unseen == massive.UNSEEN
+    assert task.seen == TASKS["massive"].seen and task.unseen == TASKS["massive"].held_out
     assert {"en-US", "zh-TW", "jv-ID"} <= set(task.seen) and {"sw-KE", "sl-SL", "cy-GB"} <= set(task.unseen)
     assert task.kind == "classification" and task.labels == tuple(sorted(MASSIVE_INTENTS))
     # train only from seen locales; dev (for selection on unseen dev) and test for all 52

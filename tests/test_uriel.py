@@ -190,9 +190,9 @@ def test_coverage_counts_real_values(table, l2v):
 @pytest.fixture
 def fresh_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ALCHEMY_TUNE_CACHE", str(tmp_path))
-    uriel._clear_memo()
+    uriel.MEMO.forget()
     yield tmp_path
-    uriel._clear_memo()  # the next test reloads from the session's cache folder
+    uriel.MEMO.forget()  # the next test reloads from the session's cache folder
 
 
 def test_cache_is_built_once_then_reused(fresh_cache, monkeypatch):
@@ -207,7 +207,7 @@ def test_cache_is_built_once_then_reused(fresh_cache, monkeypatch):
     assert UrielTable.load() is first  # memoised per process
 
     stamp = path.stat().st_mtime_ns
-    uriel._clear_memo()
+    uriel.MEMO.forget()
     second = UrielTable.load()
     assert len(builds) == 1 and path.stat().st_mtime_ns == stamp
     np.testing.assert_array_equal(second.vectors("syntax_knn+geo+fam", LANGS),
@@ -219,7 +219,7 @@ def test_a_torn_cache_file_is_rebuilt(table, session_cache_file, fresh_cache):
     expected = table.vectors("syntax_average+geo", LANGS)
     whole = session_cache_file.read_bytes()
     path.write_bytes(whole[: len(whole) // 2])
-    uriel._clear_memo()
+    uriel.MEMO.forget()
     np.testing.assert_array_equal(UrielTable.load().vectors("syntax_average+geo", LANGS), expected)
     with np.load(path) as npz:  # the replacement is complete again
         assert int(npz["format"]) == uriel._FORMAT

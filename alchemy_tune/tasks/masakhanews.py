@@ -1,6 +1,7 @@
 """MasakhaNEWS news-topic classification (7 topics, 16 languages), as in the LinguAlchemy paper.
 
-Seen: amh eng fra hau swa orm som; unseen: ibo lin lug pcm run sna tir xho yor. The input is the
+Default seen: amh eng fra hau swa orm som; unseen: ibo lin lug pcm run sna tir xho yor (declared in the
+task registry, ``alchemy_tune.tasks.TASKS``). The input is the
 headline (the paper's setting, variant ``headline``) or headline and article (``headline+text``).
 
 Sources: ``--data-dir`` with the GitHub release's per-language TSV splits
@@ -14,15 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UsageError
+from . import release, resolve_languages
 from .base import Task, TaskOptions
 from .release import (
-    Row, build_task, check_fields, first_existing, index_labels, load_hub, read_table, require_dir,
-    require_rows, resolve_languages,
+    Row, build_task, check_fields, first_existing, index_labels, load_hub, read_table,
+    require_rows,
 )
 
 HUB_REPO = "masakhane/masakhanews"
-SEEN = ("amh", "eng", "fra", "hau", "swa", "orm", "som")
-UNSEEN = ("ibo", "lin", "lug", "pcm", "run", "sna", "tir", "xho", "yor")
 TOPICS = ("business", "entertainment", "health", "politics", "religion", "sports", "technology")
 """The release's category strings (the hub's class-label names, in the same order)."""
 VARIANTS = ("headline", "headline+text")
@@ -35,7 +35,7 @@ def load_masakhanews(options: TaskOptions) -> Task:
     variant = options.variant or "headline"
     if variant not in VARIANTS:
         raise UsageError(f"task-variant: {variant!r} is not one of {', '.join(VARIANTS)} for masakhanews")
-    seen, unseen = resolve_languages("masakhanews", SEEN, UNSEEN, options)
+    seen, unseen = resolve_languages("masakhanews", options)
     if options.data_dir:
         rows = _rows_from_dir(options.data_dir, seen, unseen)
     else:
@@ -70,14 +70,9 @@ def _article_key(item: tuple) -> str:
 
 def find_data_dir(data_dir: str, langs: tuple[str, ...]) -> Path:
     """The folder holding ``{lang}/`` split folders: ``data_dir`` itself or its ``data/``."""
-    root = require_dir("MasakhaNEWS", data_dir)
-    for folder in (root, root / "data"):
-        if any((folder / lang / "test.tsv").is_file() for lang in langs):
-            return folder
-    raise UsageError(
-        f"data-dir: no MasakhaNEWS language folders under {str(root)!r}; expected {{lang}}/train.tsv, "
-        f"dev.tsv, test.tsv (e.g. {langs[0]}/test.tsv) in it or in its data/ folder"
-    )
+    return release.find_data_dir(
+        "MasakhaNEWS", data_dir, langs, lambda lang: f"{lang}/test.tsv", "language folders",
+        f"{{lang}}/train.tsv, dev.tsv, test.tsv (e.g. {langs[0]}/test.tsv) in it or in its data/ folder")
 
 
 def _rows_from_dir(data_dir: str, seen: tuple[str, ...], unseen: tuple[str, ...]) -> dict:

@@ -1,7 +1,8 @@
 """MASSIVE 1.1 intent classification (60 intents, 52 locales), as in the LinguAlchemy paper.
 
 Train and dev come from the paper's 25 seen locales, test from all 52; dev is also kept for the 27
-unseen locales, because a search may select on unseen dev (training only ever uses seen locales).
+unseen locales, because a search may select on unseen dev (training only ever uses seen locales). The
+default locales are declared in the task registry (``alchemy_tune.tasks.TASKS``).
 
 Sources: ``--data-dir`` with the release's per-locale JSON-lines files
 (``amazon-massive-dataset-1.1/data/{locale}.jsonl``; the folder of ``.jsonl`` files or its parent), or
@@ -13,24 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UsageError
+from . import release, resolve_languages
 from .base import Task, TaskOptions
 from .release import (
-    Row, build_task, check_fields, first_existing, index_labels, load_hub, read_jsonl, require_dir,
-    require_rows, resolve_languages,
+    Row, build_task, check_fields, first_existing, index_labels, load_hub, read_jsonl,
+    require_rows,
 )
 
 HUB_REPO = "AmazonScience/massive"
 
-SEEN = (
-    "ar-SA", "hy-AM", "bn-BD", "my-MM", "zh-CN", "zh-TW", "en-US", "fi-FI", "fr-FR", "ka-GE", "de-DE",
-    "el-GR", "hi-IN", "hu-HU", "is-IS", "id-ID", "ja-JP", "jv-ID", "ko-KR", "lv-LV", "pt-PT", "ru-RU",
-    "es-ES", "vi-VN", "tr-TR",
-)
-UNSEEN = (
-    "af-ZA", "am-ET", "az-AZ", "ca-ES", "cy-GB", "da-DK", "fa-IR", "he-IL", "it-IT", "km-KH", "kn-IN",
-    "ml-IN", "mn-MN", "ms-MY", "nb-NO", "nl-NL", "pl-PL", "ro-RO", "sl-SL", "sq-AL", "sv-SE", "sw-KE",
-    "ta-IN", "te-IN", "th-TH", "tl-PH", "ur-PK",
-)
 FIELDS = ("id", "locale", "partition", "intent", "utt")
 """Fields the loader reads from each JSON line (the release also has scenario, annot_utt, judgments...)."""
 PARTITIONS = {"train": "train", "dev": "dev", "test": "test"}
@@ -38,7 +30,7 @@ PARTITIONS = {"train": "train", "dev": "dev", "test": "test"}
 
 def load_massive(options: TaskOptions) -> Task:
     """Load MASSIVE intent classification for the paper's seen/unseen locales."""
-    seen, unseen = resolve_languages("massive", SEEN, UNSEEN, options)
+    seen, unseen = resolve_languages("massive", options)
     notes: list[str] = []
     if options.variant is not None:
         notes.append(f"massive has no input variants; variant {options.variant!r} ignored")
@@ -85,15 +77,10 @@ def _label_set(train: dict[str, tuple[str, list[Row]]]) -> tuple[str, ...]:
 
 def find_data_dir(data_dir: str, locales: tuple[str, ...]) -> Path:
     """The folder of ``{locale}.jsonl`` files: ``data_dir`` itself, its ``data/``, or ``*/data/``."""
-    root = require_dir("MASSIVE", data_dir)
-    candidates = [root, root / "data", *sorted(p / "data" for p in root.iterdir() if p.is_dir())]
-    for folder in candidates:
-        if any((folder / f"{locale}.jsonl").is_file() for locale in locales):
-            return folder
-    raise UsageError(
-        f"data-dir: no MASSIVE locale files under {str(root)!r}; expected {{locale}}.jsonl files such as "
-        f"{locales[0]}.jsonl in it or in its data/ folder (amazon-massive-dataset-1.1/data/)"
-    )
+    return release.find_data_dir(
+        "MASSIVE", data_dir, locales, lambda locale: f"{locale}.jsonl", "locale files",
+        f"{{locale}}.jsonl files such as {locales[0]}.jsonl in it or in its data/ folder "
+        "(amazon-massive-dataset-1.1/data/)", nested=True)
 
 
 def _rows_from_dir(data_dir: str, seen: tuple[str, ...], unseen: tuple[str, ...]) -> dict:

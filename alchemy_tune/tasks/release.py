@@ -2,7 +2,8 @@
 
 Each benchmark (``massive``, ``masakhanews``, ``semrel``) reads either the dataset's own release files
 from ``--data-dir`` or the Hugging Face hub. Both roads end in the same per-split, per-language lists of
-rows, so everything after parsing (label indexing, sizes, URIEL codes) is written once, here.
+rows, so everything after parsing (label indexing, sizes, URIEL codes) is written once, here. Which
+languages a load uses is decided by the task registry (``alchemy_tune.tasks.resolve_languages``).
 """
 
 from __future__ import annotations
@@ -45,43 +46,6 @@ class Row(NamedTuple):
 
 
 # --------------------------------------------------------------------------- languages
-def resolve_languages(
-    task: str, seen: Sequence[str], unseen: Sequence[str], options: TaskOptions
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Apply ``options.seen`` / ``options.unseen`` overrides, validated against the task's languages.
-
-    Overriding only ``seen`` makes every other language of the task unseen; overriding only ``unseen``
-    keeps the default seen languages that are not now unseen.
-    """
-    valid = tuple(seen) + tuple(unseen)
-    for field_name in ("seen", "unseen"):
-        given = getattr(options, field_name)
-        if given is None:
-            continue
-        unknown = [code for code in given if code not in valid]
-        if unknown:
-            raise UsageError(
-                f"{field_name}: {', '.join(map(repr, unknown))} not in task {task}; "
-                f"valid languages: {', '.join(valid)}"
-            )
-        dupes = sorted({code for code in given if list(given).count(code) > 1})
-        if dupes:
-            raise UsageError(f"{field_name}: language(s) {', '.join(dupes)} listed twice")
-        if not given and field_name == "seen":
-            raise UsageError(f"seen: empty list; give at least one of {', '.join(valid)}")
-    if options.unseen is not None:
-        new_unseen = tuple(options.unseen)
-        new_seen = tuple(options.seen) if options.seen is not None else tuple(
-            code for code in seen if code not in new_unseen
-        )
-    elif options.seen is not None:
-        new_seen = tuple(options.seen)
-        new_unseen = tuple(code for code in valid if code not in new_seen)
-    else:
-        new_seen, new_unseen = tuple(seen), tuple(unseen)
-    return new_seen, new_unseen
-
-
 def uriel_mapping(languages: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     """Dataset code -> lang2vec code for every language, plus one note per code that needed a fallback."""
     from ..codes import mapping_note, to_uriel
@@ -104,12 +68,29 @@ def require_dir(task: str, data_dir: str) -> Path:
     return root
 
 
+def find_data_dir(
+    task: str, data_dir: str, langs: Sequence[str], file_of: Callable[[str], str], what: str, expected: str,
+    nested: bool = False,
+) -> Path:
+    """The folder of a release's per-language files: ``data_dir`` itself or its ``data/`` (with ``nested``,
+    also any ``*/data/``), the first holding ``file_of(lang)`` for one of ``langs``; else a UsageError
+    saying ``no {task} {what}`` there and ``expected`` instead."""
+    root = require_dir(task, data_dir)
+    candidates = [root, root / "data"]
+    if nested:
+        candidates += sorted(p / "data" for p in root.iterdir() if p.is_dir())
+    for folder in candidates:
+        if any((folder / file_of(lang)).is_file() for lang in langs):
+            return folder
+    raise UsageError(f"data-dir: no {task} {what} under {str(root)!r}; expected {expected}")
+
+
 def read_jsonl(path: Path, required: Sequence[str], *, cache: bool = True) -> list[Row]:
     """Rows of a JSON-lines file; a malformed line or a missing field is a UsageError naming the line.
 
     With ``cache``, the ``required`` fields of a file that parsed cleanly are kept in the artefact cache,
     keyed by the file's path, size and modification time: every trial loads the task again, and parsing
-    MASSIVE's 52 files line by line costs ~4x more than reading one compact array per file.
+    MASSIVE's 52 files line by line costs several times more than reading one compact array per file.
     """
     memo = _jsonl_memo_path(path, required) if cache else None
     if memo is not None and memo.is_file():

@@ -1,7 +1,8 @@
 """SemRel 2024 Track A semantic relatedness: a sentence pair in, a score in [0, 1] out.
 
 Seen (with training data): amh arq ary eng esp hau kin mar tel; unseen (dev/test only, from Track C):
-afr arb hin ind pan — the split of the paper's follow-up repository. Metrics: Pearson and Spearman.
+afr arb hin ind pan — the split of the paper's follow-up repository, declared in the task registry
+(``alchemy_tune.tasks.TASKS``). Metrics: Pearson and Spearman.
 
 Sources: ``--data-dir`` with a clone of the shared task's GitHub repository, or the hub dataset
 ``SemRel/SemRel2024`` (one config per language, columns sentence1, sentence2, label). The release as
@@ -29,16 +30,15 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..errors import UsageError
+from . import TASKS, resolve_languages
 from .base import Example, Task, TaskOptions
 from .release import (
     Row, build_task, check_fields, first_existing, load_hub, read_table, require_dir, require_rows,
-    resolve_languages, select_sizes,
+    select_sizes,
 )
 from .subsets import score_band
 
 HUB_REPO = "SemRel/SemRel2024"
-SEEN = ("amh", "arq", "ary", "eng", "esp", "hau", "kin", "mar", "tel")
-UNSEEN = ("afr", "arb", "hin", "ind", "pan")
 COLUMNS = ("PairID", "Text", "Score")
 TRACKS = ("Track A", "Track C", "Track B")
 LABELLED = {
@@ -61,7 +61,7 @@ class Found(NamedTuple):
 
 def load_semrel(options: TaskOptions) -> Task:
     """Load SemRel 2024 pair regression for the seen/unseen languages."""
-    seen, unseen = resolve_languages("semrel", SEEN, UNSEEN, options)
+    seen, unseen = resolve_languages("semrel", options)
     notes: list[str] = []
     if options.variant is not None:
         notes.append(f"semrel has no input variants; variant {options.variant!r} ignored")
@@ -155,7 +155,7 @@ def _pairs_from_dir(data_dir: str, lang: str, split: str) -> Found:
         elif plain is not None:
             return Found(str(plain), None, why=f"the release has no {labelled}, only {plain} without a Score column")
     if path is None:
-        track = "Track A" if lang in SEEN else "Track C"
+        track = "Track A" if lang in TASKS["semrel"].seen else "Track C"
         expected = root / track / lang / labelled
         if split == "train":
             raise UsageError(

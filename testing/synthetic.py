@@ -1,4 +1,4 @@
-"""Synthetic runs with the real report format, for the analysis tests, the benchmark and demos.
+"""Synthetic runs with the real report format, for the analysis tests and the benchmarks.
 
 The scores follow a simple, known model (a URIEL effect that grows with λ on unseen languages, a
 training-size effect, a per-language offset, noise shared by every configuration trained with the same seed,
@@ -14,9 +14,9 @@ import math
 import random
 from typing import Iterator
 
-from . import constants as C
-from .config import TrialConfig
-from .results import RUN_META, ResultsWriter, resolve
+from alchemy_tune import constants as C
+from alchemy_tune.config import TrialConfig
+from alchemy_tune.results import RUN_META, ResultsWriter, resolve
 
 # (dataset code, URIEL code, seen, role): role seen | val (chooses, never trained on) | unseen (test)
 DEFAULT_LANGS = (("eng", "eng", True, "seen"), ("fra", "fra", True, "seen"), ("hin", "hin", True, "seen"),
