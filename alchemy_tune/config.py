@@ -180,7 +180,7 @@ class TrialConfig:
         ``combinations=False`` checks each value on its own, not the rules between fields
         (``COUPLED_FIELDS``): how a search space judges one entry before it checks their combinations.
         """
-        names = {f.name for f in fields(cls)}
+        names = {f.name for f in config_fields()}
         kwargs, problems = {}, []
         for key, value in values.items():
             name = field_name(key)
@@ -201,9 +201,9 @@ class TrialConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain values keyed by parameter name (``lambda``, not ``lambda_``)."""
         out = {}
-        for f in fields(self):
+        for f in config_fields():
             value = getattr(self, f.name)
-            out[param_name(f.name)] = list(value) if isinstance(value, tuple) else value
+            out[f.param] = list(value) if isinstance(value, tuple) else value
         return out
 
 

@@ -50,7 +50,7 @@ MAX_SUBSET_MEMBERS = 12
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
-_FIELD_KIND = {f.param: f.kind for f in config_fields()}  # parameter -> "float" | "int" | "str" | "bool" | "tuple"
+_FIELD_KIND = {f.param: f.kind for f in config_fields()}  # parameter -> kind (config.FieldInfo)
 _DEFAULTS = TrialConfig().to_dict()
 
 
