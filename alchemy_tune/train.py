@@ -32,8 +32,7 @@ from .device import PeakMemory, autocast, choose_precision, pick_device, release
 from .encoder import load_encoder, load_tokenizer, shrink_vocabulary
 from .errors import UsageError
 from .lambdas import LambdaSchedule
-from .metrics import averages, score
-from .metrics import notes as metric_notes
+from .metrics import averages, notes as metric_notes, score
 from .model import AlchemyModel, task_loss, uriel_loss
 from .tasks import Task, TaskOptions, load_task
 from .language_vectors import load_table
