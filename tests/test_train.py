@@ -394,3 +394,14 @@ def test_training_steps_do_not_read_the_device(tiny_encoder_dir, monkeypatch):
     long = _host_reads_from_package(monkeypatch, trial(40))
     extra_checks = 40 // DIVERGENCE_CHECK_EVERY - 8 // DIVERGENCE_CHECK_EVERY
     assert len(long) - len(short) <= extra_checks, sorted(set(long) - set(short))
+
+
+def test_the_trial_never_imports_ray_or_optuna():
+    """The trial is handed a ``report`` callable: it runs the same under any backend (and without one)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, alchemy_tune.train, alchemy_tune.checkpoint, alchemy_tune.divergence; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'optuna'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
