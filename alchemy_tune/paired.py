@@ -1,11 +1,12 @@
 """Paired comparisons: each configuration against its matched baseline, language by language, seed by seed.
 
-A *configuration* is every ``cfg_*`` value of a trial except the execution ones and the seed (``EXECUTION_KEYS``:
-the fields with role execution or replicate in config.py); its trials are its replicates (one per training seed ``cfg_seed``), pooled over the runs given.
-*Plain fine-tuning* is λ = 0 with a constant schedule. A configuration's *matched baseline* is the plain
-fine-tuning configuration identical in everything that changes what the encoder learns from the task
-(everything except λ, the λ schedule and the URIEL/projection settings: ``URIEL_KEYS``, role uriel). The two are paired on
-the training seed and the language: ``D[lang, seed] = score(config) − score(baseline)``.
+A *configuration* is every ``cfg_*`` value of a trial except the execution ones and the seed
+(``EXECUTION_KEYS``: roles execution and replicate in config.py); its trials are its replicates (one per
+training seed ``cfg_seed``), pooled over the runs given. *Plain fine-tuning* is λ = 0 with a constant
+schedule. A configuration's *matched baseline* is the plain fine-tuning configuration identical in everything
+that changes what the encoder learns from the task (everything except λ, the λ schedule and the
+URIEL/projection settings: ``URIEL_KEYS``, role uriel). The two are paired on the training seed and the
+language: ``D[lang, seed] = score(config) − score(baseline)``.
 
 For each configuration and language role (``unseen`` = the test languages, ``seen``): the mean of ``D`` with a
 two-way bootstrap CI (languages × seeds, :func:`alchemy_tune.stats.bootstrap_ci`), a Wilcoxon signed-rank
