@@ -12,11 +12,12 @@ import math
 import numpy as np
 import pandas as pd
 
+from .config import EXECUTION, LANGUAGES, REPLICATE, params_with_role
 from .errors import UsageError
 
 EVALUATORS = ("ped-anova", "fanova", "mdi")
-# Bookkeeping values that vary between trials without being searched.
-_SKIP = {"cfg_seen", "cfg_unseen", "cfg_data_dir", "cfg_device", "cfg_threads", "cfg_seed"}  # seed: a replicate
+# Values that vary between trials without being a searched setting (seed: a replicate).
+_SKIP = {f"cfg_{name}" for name in params_with_role(EXECUTION, REPLICATE, LANGUAGES)}
 
 
 def _distribution(values: pd.Series):

@@ -1,10 +1,14 @@
-"""Scores per language: accuracy and macro-F1 for classification, Pearson and Spearman for regression."""
+"""Scores per language: accuracy and macro-F1 for classification, Pearson and Spearman for regression; and
+their averages over the language roles (``constants.AVERAGE_KEYS``)."""
 
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 import numpy as np
+
+from . import constants as K
 
 
 def accuracy(gold: np.ndarray, pred: np.ndarray) -> float:
@@ -70,3 +74,20 @@ def notes(kind: str, gold: np.ndarray, pred: np.ndarray) -> list[str]:
     if np.ptp(np.asarray(gold, dtype=np.float64)) == 0:
         return ["every gold score is the same value: pearson and spearman are NaN"]
     return []
+
+
+def averages(langs: Mapping[str, Mapping], primary: str) -> dict[str, float]:
+    """Every average of :data:`constants.AVERAGE_KEYS` from per-language scores (NaN for an empty group)."""
+    out = {}
+    for split in K.SPLITS_EVALUATED:
+        for group in K.GROUPS:
+            roles = K.ROLES if group == "all" else (group,)
+            out[K.average_key(split, group)] = _mean(langs, split, primary, roles)
+    out[K.SELECT] = _mean(langs, "dev", primary, K.SELECT_ROLES)
+    return out
+
+
+def _mean(langs: Mapping[str, Mapping], split: str, primary: str, roles) -> float:
+    values = [info[split][primary] for info in langs.values()
+              if split in info and K.lang_role(info) in roles]
+    return float(np.mean(values)) if values else math.nan

@@ -1,11 +1,12 @@
 """Paired comparisons: each configuration against its matched baseline, language by language, seed by seed.
 
-A *configuration* is every ``cfg_*`` value of a trial except the execution ones (seed, device, threads, bf16,
-data_dir); its trials are its replicates (one per training seed ``cfg_seed``), pooled over the runs given.
-*Plain fine-tuning* is λ = 0 with a constant schedule. A configuration's *matched baseline* is the plain
-fine-tuning configuration identical in everything that changes what the encoder learns from the task
-(everything except λ, the λ schedule and the URIEL/projection settings, ``URIEL_KEYS``). The two are paired on
-the training seed and the language: ``D[lang, seed] = score(config) − score(baseline)``.
+A *configuration* is every ``cfg_*`` value of a trial except the execution ones and the seed
+(``EXECUTION_KEYS``: roles execution and replicate in config.py); its trials are its replicates (one per
+training seed ``cfg_seed``), pooled over the runs given. *Plain fine-tuning* is λ = 0 with a constant
+schedule. A configuration's *matched baseline* is the plain fine-tuning configuration identical in everything
+that changes what the encoder learns from the task (everything except λ, the λ schedule and the
+URIEL/projection settings: ``URIEL_KEYS``, role uriel). The two are paired on the training seed and the
+language: ``D[lang, seed] = score(config) − score(baseline)``.
 
 For each configuration and language role (``unseen`` = the test languages, ``seen``): the mean of ``D`` with a
 two-way bootstrap CI (languages × seeds, :func:`alchemy_tune.stats.bootstrap_ci`), a Wilcoxon signed-rank
@@ -25,13 +26,12 @@ import numpy as np
 import pandas as pd
 
 from . import langinfo
+from .config import EXECUTION, REPLICATE, URIEL, TrialConfig, params_with_role
 from .stats import bootstrap_ci, holm, wilcoxon_p
 
-EXECUTION_KEYS = frozenset({"seed", "device", "threads", "bf16", "data_dir"})
+EXECUTION_KEYS = frozenset(params_with_role(EXECUTION, REPLICATE))
 """Settings that do not change what a configuration is (seed: the replicate)."""
-URIEL_KEYS = frozenset({"lambda", "lambda_schedule", "lambda_warmup", "scale_interval", "uriel_source",
-                        "uriel_features", "missing", "projection", "proj_depth", "proj_width",
-                        "proj_activation", "proj_dropout", "proj_layernorm", "proj_sigmoid"})
+URIEL_KEYS = frozenset(params_with_role(URIEL))
 """Settings that only shape the URIEL loss: a matched baseline may differ in them (it has no URIEL loss)."""
 ROLES = ("unseen", "seen")
 ROLE_NAMES = {"unseen": "test languages", "seen": "seen languages", "val": "validation languages"}
@@ -210,8 +210,6 @@ def baseline_comparisons(units: Units, roles=ROLES) -> pd.DataFrame:
 
 
 def _reference_value(values: list, column: str):
-    from .config import TrialConfig
-
     default = TrialConfig().to_dict().get(short(column))
     default = hashable(default)
     return default if default in values else sorted(values, key=lambda v: (v is None, str(v)))[0]

@@ -71,7 +71,7 @@ import logging
 import math
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import pyarrow as pa
@@ -106,14 +106,11 @@ STEPS_SCHEMA = pa.schema(
 
 def _config_types() -> dict[str, pa.DataType]:
     """Arrow type of every TrialConfig value, so a column's type never depends on the values seen."""
-    from .config import TrialConfig
+    from .config import config_fields
 
-    out = {}
-    for f in fields(TrialConfig):
-        base = str(f.type).split("|")[0].strip()
-        kind = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}.get(base)
-        out["lambda" if f.name == "lambda_" else f.name] = kind or pa.list_(pa.string())
-    return out
+    arrow = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(),
+             "tuple": pa.list_(pa.string())}
+    return {f.param: arrow[f.kind] for f in config_fields()}
 
 
 _TRIAL_COLUMNS: list[tuple[str, pa.DataType]] = (

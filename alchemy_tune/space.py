@@ -28,11 +28,11 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .config import TrialConfig
+from .config import TrialConfig, config_fields
 from .constants import SELECTION_METRICS
 from .errors import UsageError
 
@@ -50,15 +50,7 @@ MAX_SUBSET_MEMBERS = 12
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
-def _field_kinds() -> dict[str, str]:
-    out = {}
-    for f in fields(TrialConfig):
-        base = str(f.type).split("|")[0].strip()
-        out["lambda" if f.name == "lambda_" else f.name] = "tuple" if base.startswith("tuple") else base
-    return out
-
-
-_FIELD_KIND = _field_kinds()  # parameter name -> "float" | "int" | "str" | "bool" | "tuple"
+_FIELD_KIND = {f.param: f.kind for f in config_fields()}  # parameter -> kind (config.FieldInfo)
 _DEFAULTS = TrialConfig().to_dict()
 
 

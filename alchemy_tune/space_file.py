@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from .config import param_name
 from .errors import UsageError
 from .space import (KINDS, SearchSpace, resolve_space, MAX_SUBSET_MEMBERS, METRICS, MODES, PRUNERS, SAMPLERS, _DEFAULTS, _FIELD_KIND,
                     Param, SearchSettings, _coerce_float, _config_problems, _family, _hint, _is_number,
@@ -165,7 +166,7 @@ def _parse_objectives(value: Any, problems: list) -> tuple[tuple[str, str], ...]
 
 
 def _param_name(key: Any, problems: list, prefix: str = "") -> str | None:
-    name = "lambda" if key == "lambda_" else key
+    name = param_name(key)
     if name in _FIELD_KIND:
         return name
     extra = "" if prefix else f", {', '.join(_RESERVED)}"
@@ -319,7 +320,7 @@ def _parse_when(key: str, raw: Any, problems: list) -> dict[str, tuple]:
         return {}
     out = {}
     for ref, allowed in raw.items():
-        ref_name = "lambda" if ref == "lambda_" else ref
+        ref_name = param_name(ref)
         allowed = allowed if isinstance(allowed, list) else [allowed]
         if not allowed:
             problems.append((f"{key}.when.{ref}", "expected a value or a non-empty list of values"))

@@ -4,10 +4,7 @@ Reads top to bottom in phases: prepare (task, URIEL targets, encoder, tokens), b
 restore a checkpoint if given, then per step: batch (built ahead on a helper thread) -> forward -> losses
 -> λ-combined loss -> backward, clip, step; every few steps one look at the divergence flag kept on the
 device; every eval interval: score dev, score test if this is a newly chosen step (or the last), report,
-checkpoint at the configured cadence.
-
-The step itself never waits for the GPU: losses are summed and checked on the device, and the host reads
-them only at a divergence check or an evaluation.
+checkpoint at the configured cadence (checkpoint.py). The step itself never waits for the GPU (divergence.py).
 """
 
 from __future__ import annotations
@@ -19,34 +16,28 @@ import random
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional
 
 import numpy as np
 import torch
 
+from . import checkpoint
 from . import constants as K
 from . import optim
 from .batching import Encoded, collate, concat, encode, epoch_batches, eval_batches, prefetch, remap
+from .checkpoint import Progress
 from .config import TrialConfig
+from .divergence import DIVERGENCE_CHECK_EVERY, StepLosses
 from .device import PeakMemory, autocast, choose_precision, pick_device, release_free_memory, set_determinism
 from .encoder import load_encoder, load_tokenizer, shrink_vocabulary
 from .errors import UsageError
 from .lambdas import LambdaSchedule
-from .metrics import notes as metric_notes
-from .metrics import score
+from .metrics import averages, notes as metric_notes, score
 from .model import AlchemyModel, task_loss, uriel_loss
 from .tasks import Task, TaskOptions, load_task
 from .language_vectors import load_table
 
 Report = Callable[[dict, Optional[str]], None]
-CHECKPOINT_FILE = "trial.pt"
-# Fields that may differ between a checkpoint and the run resuming it (they do not change the maths).
-_EXECUTION_FIELDS = {"device", "threads", "data_dir", "checkpoint_every", "checkpoint_best", "score_test",
-                     "deterministic"}
-# Steps between two host reads of the device-side divergence flag (and at every evaluation): a diverged
-# trial wastes at most this many steps, a healthy one never waits for the GPU inside a step.
-DIVERGENCE_CHECK_EVERY = 16
 
 
 @dataclass
@@ -91,18 +82,7 @@ def prepare(config: TrialConfig) -> Prepared:
 
     # Tokenise everything first and let the tokenizer go (285 MB for e5's), then load the encoder: the two
     # never share the process's peak.
-    tokenizer = load_tokenizer(config.model)
-    index = {lang: i for i, lang in enumerate(languages)}
-
-    def encode_split(split: str, langs) -> Encoded:
-        parts = [encode(tokenizer, task.split(split)[lang], index[lang], config.max_length, task.kind)
-                 for lang in langs if task.split(split).get(lang)]
-        return concat(parts)
-
-    train = encode_split("train", task.seen)
-    evals = {split: encode_split(split, languages) for split in K.SPLITS_EVALUATED}
-    pad_id = tokenizer.pad_token_id
-    del tokenizer
+    train, evals, pad_id = _tokenise(config, task, languages)
     release_free_memory()
     encoder, _ = load_encoder(config.model, num_layers=config.num_layers,
                               freeze_embeddings=config.freeze_embeddings,
@@ -116,6 +96,20 @@ def prepare(config: TrialConfig) -> Prepared:
     release_free_memory()  # the full encoder was loaded and cut down: return the scratch
     return Prepared(config, task, languages, codes, uriel.to(device), model, train, evals, device,
                     pad_id, choose_precision(device, config.bf16))
+
+
+def _tokenise(config: TrialConfig, task: Task, languages: list[str]):
+    """(train, {split: eval data}, pad id); the tokenizer is freed when this returns."""
+    tokenizer = load_tokenizer(config.model)
+    index = {lang: i for i, lang in enumerate(languages)}
+
+    def encode_split(split: str, langs) -> Encoded:
+        examples = task.split(split)
+        return concat([encode(tokenizer, examples[lang], index[lang], config.max_length, task.kind)
+                       for lang in langs if examples.get(lang)])
+
+    return (encode_split("train", task.seen), {s: encode_split(s, languages) for s in K.SPLITS_EVALUATED},
+            tokenizer.pad_token_id)
 
 
 def build_model(encoder, num_labels: int, uriel_dim: int, config: TrialConfig) -> AlchemyModel:
@@ -186,23 +180,6 @@ def evaluate(p: Prepared, splits=K.SPLITS_EVALUATED) -> dict:
     return result
 
 
-def averages(langs: Mapping[str, Mapping], primary: str) -> dict[str, float]:
-    """Every average of :data:`constants.AVERAGE_KEYS` from per-language scores (NaN for an empty group)."""
-    out = {}
-    for split in K.SPLITS_EVALUATED:
-        for group in K.GROUPS:
-            roles = K.ROLES if group == "all" else (group,)
-            out[K.average_key(split, group)] = _mean(langs, split, primary, roles)
-    out[K.SELECT] = _mean(langs, "dev", primary, K.SELECT_ROLES)
-    return out
-
-
-def _mean(langs: Mapping[str, Mapping], split: str, primary: str, roles) -> float:
-    values = [info[split][primary] for info in langs.values()
-              if split in info and K.lang_role(info) in roles]
-    return float(np.mean(values)) if values else math.nan
-
-
 def compute_losses(p: Prepared, batch: dict, schedule: LambdaSchedule, step: int):
     """(combined loss, task loss, URIEL loss or None when λ is 0) for one training batch."""
     with autocast(p.device, p.precision):
@@ -214,12 +191,6 @@ def compute_losses(p: Prepared, batch: dict, schedule: LambdaSchedule, step: int
         return l_task, l_task, None
     l_uriel = uriel_loss(projected, p.uriel[batch["lang_index"]])
     return schedule.combine(l_task, l_uriel, step), l_task, l_uriel
-
-
-def _trainable_state(model: torch.nn.Module) -> dict:
-    # Frozen parameters (the 96M-row word embeddings) are rebuilt from the base model: leave them out.
-    frozen = {n for n, prm in model.named_parameters() if not prm.requires_grad}
-    return {k: v for k, v in model.state_dict().items() if k not in frozen}
 
 
 # ----------------------------------------------------------------------------- the parts of a run
@@ -243,6 +214,10 @@ class Optimisation:
     optimizer: torch.optim.Optimizer
     lr_schedule: Any
     params: list
+
+    def stateful(self) -> dict[str, Any]:
+        """What a checkpoint saves and restores, by the name it has in the checkpoint."""
+        return {"optimizer": self.optimizer, "lr_schedule": self.lr_schedule, "lambda": self.schedule}
 
 
 def build_optimisation(p: Prepared, plan: Plan) -> Optimisation:
@@ -274,89 +249,6 @@ class Selection:
         if not isinstance(value, (int, float)) or math.isnan(value):
             return False
         return best is None or (value >= best if self.mode == "max" else value <= best)
-
-
-@dataclass
-class Progress:
-    """Where the run is; checkpointed, so a resumed run continues the same decisions."""
-
-    step: int = 0
-    train_seconds: float = 0.0  # before this attempt (resumes)
-    evaluations: int = 0
-    best: float | None = None  # best selection value so far
-
-
-def load_checkpoint(folder: str | Path) -> dict:
-    # Everything is loaded on the CPU: set_rng_state accepts only a CPU ByteTensor (map_location=cuda moved
-    # it and every resume on a GPU failed), and load_state_dict copies each tensor to its parameter's device.
-    return torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
-
-
-def restore(folder: str | Path, p: Prepared, opt: Optimisation) -> Progress:
-    state = load_checkpoint(folder)
-    saved = {k: v for k, v in state["config"].items() if k not in _EXECUTION_FIELDS}
-    now = {k: v for k, v in p.config.to_dict().items() if k not in _EXECUTION_FIELDS}
-    if saved != now:
-        diff = sorted(k for k in now if saved.get(k) != now[k])
-        raise UsageError(f"checkpoint {folder} was made with a different config (fields: {', '.join(diff)})")
-    missing, unexpected = p.model.load_state_dict(state["model"], strict=False)
-    frozen = {n for n, prm in p.model.named_parameters() if not prm.requires_grad}
-    if unexpected or set(missing) - frozen:
-        raise UsageError(f"checkpoint {folder} does not match the model (missing {missing}, unexpected {unexpected})")
-    opt.optimizer.load_state_dict(state["optimizer"])
-    opt.lr_schedule.load_state_dict(state["lr_schedule"])
-    opt.schedule.load_state_dict(state["lambda"])
-    torch.set_rng_state(state["rng_cpu"])
-    if p.device.type == "cuda" and "rng_cuda" in state:
-        torch.cuda.set_rng_state(state["rng_cuda"], p.device)
-    best = state.get("best")
-    return Progress(int(state["step"]), float(state["train_seconds"]), int(state.get("evaluations", 0)),
-                    None if best is None else float(best))
-
-
-def save_checkpoint(folder: str, p: Prepared, opt: Optimisation, progress: Progress, train_seconds: float) -> None:
-    """Only what resuming needs: trainable weights, optimiser, schedules, RNG, progress, config."""
-    state = {
-        "model": _trainable_state(p.model), "optimizer": opt.optimizer.state_dict(),
-        "lr_schedule": opt.lr_schedule.state_dict(), "lambda": opt.schedule.state_dict(),
-        "rng_cpu": torch.get_rng_state(), "step": progress.step, "train_seconds": train_seconds,
-        "evaluations": progress.evaluations, "best": progress.best, "config": p.config.to_dict(),
-    }
-    if p.device.type == "cuda":
-        state["rng_cuda"] = torch.cuda.get_rng_state(p.device)
-    torch.save(state, Path(folder) / CHECKPOINT_FILE)
-
-
-class StepLosses:
-    """Loss sums and the first non-finite loss, kept on the device: adding never waits for the GPU."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.nan = torch.tensor(math.nan, device=device)
-        self.sums = torch.zeros(3, device=device)
-        self.count = 0
-        self.bad_step = torch.tensor(-1, device=device)
-        self.bad_values = torch.zeros(3, device=device)
-
-    def add(self, step: int, loss, l_task, l_uriel) -> None:
-        values = torch.stack([loss.detach().float(), l_task.detach().float(),
-                              self.nan if l_uriel is None else l_uriel.detach().float()])
-        self.sums += values
-        self.count += 1
-        first = ~torch.isfinite(values[0]) & (self.bad_step < 0)
-        self.bad_step = torch.where(first, step, self.bad_step)
-        self.bad_values = torch.where(first, values, self.bad_values)
-
-    def divergence(self) -> tuple[int, list[float]] | None:
-        """(step, [loss, task, uriel]) of the first non-finite loss, or None. Reads the device once."""
-        bad = int(self.bad_step)
-        return None if bad < 0 else (bad, self.bad_values.tolist())
-
-    def means(self) -> list[float]:
-        out = (self.sums / max(1, self.count)).tolist()
-        self.sums.zero_()
-        self.count = 0
-        return out
 
 
 def _batches(p: Prepared, plan: Plan, start: int) -> Iterator[dict]:
@@ -392,22 +284,16 @@ def _diverged(p: Prepared, opt: Optimisation, losses: StepLosses, seconds: float
 
 
 def _evaluation(p: Prepared, opt: Optimisation, plan: Plan, progress: Progress, selection: Selection,
-                losses: StepLosses, memory: PeakMemory, seconds: float, report: Report) -> dict:
-    """Score dev; test too at a newly chosen step, at the last step, or always (``score_test: every``).
+                losses: StepLosses, memory: PeakMemory, seconds: float) -> tuple[dict, bool]:
+    """(metrics, whether this step is a new best): dev scores; test too at a newly chosen step, at the last
+    step, or always (``score_test: every``).
 
     Test is never scored to choose: the step is chosen on dev first, then its test score is recorded, so
     ``best_test_*`` in the tables (test at the chosen step) means what it did when every step had test.
     """
     config, step = p.config, progress.step
     metrics = evaluate(p, ("dev",))
-    key = K.report_key(selection.metric)  # oracle_dev_unseen reads dev_unseen
-    value = metrics.get(key, math.nan)
-    if progress.evaluations == 0 and key not in metrics:
-        raise UsageError(f"selection metric {selection.metric!r} is not an evaluation average "
-                         f"({', '.join(k for k in K.AVERAGE_KEYS if k.startswith('dev_'))})")
-    new_best = selection.improves(value, progress.best)
-    if new_best:
-        progress.best = value
+    new_best = _select(metrics, progress, selection)
     final = step == plan.total_steps
     with_test = new_best or final or config.score_test == "every"
     if with_test:
@@ -426,14 +312,32 @@ def _evaluation(p: Prepared, opt: Optimisation, plan: Plan, progress: Progress, 
         K.TEST_SCORED: with_test, K.PRECISION: p.precision,
         K.PEAK_RSS_MB: memory.rss_mb(), K.PEAK_GPU_MB: memory.gpu_mb(),
     })
-    progress.evaluations += 1
+    return metrics, new_best
+
+
+def _select(metrics: dict, progress: Progress, selection: Selection) -> bool:
+    """Whether the dev scores in ``metrics`` are a new best on the selection metric (kept in ``progress``)."""
+    key = K.report_key(selection.metric)  # oracle_dev_unseen reads dev_unseen
+    value = metrics.get(key, math.nan)
+    if progress.evaluations == 0 and key not in metrics:
+        raise UsageError(f"selection metric {selection.metric!r} is not an evaluation average "
+                         f"({', '.join(k for k in K.AVERAGE_KEYS if k.startswith('dev_'))})")
+    if not selection.improves(value, progress.best):
+        return False
+    progress.best = value
+    return True
+
+
+def _report(p: Prepared, opt: Optimisation, progress: Progress, metrics: dict, new_best: bool, seconds: float,
+            report: Report) -> None:
+    """Hand the metrics over, with a checkpoint every ``checkpoint_every`` evaluations and at a new best."""
+    config = p.config
     if progress.evaluations % config.checkpoint_every == 0 or (config.checkpoint_best and new_best):
-        with tempfile.TemporaryDirectory(prefix="alchemy-ckpt-") as ckpt:
-            save_checkpoint(ckpt, p, opt, progress, seconds)
-            report(metrics, ckpt)
+        with tempfile.TemporaryDirectory(prefix="alchemy-ckpt-") as folder:
+            checkpoint.save(folder, p.model, opt.stateful(), config, p.device, progress, seconds)
+            report(metrics, folder)
     else:
         report(metrics, None)
-    return metrics
 
 
 def _train_step(p: Prepared, opt: Optimisation, batch: dict, step: int, losses: StepLosses) -> None:
@@ -469,7 +373,9 @@ def train_prepared(p: Prepared, report: Report, *, resume_from: str | None = Non
     started = time.perf_counter() if started is None else started
     plan = plan_steps(p.config, len(p.train))
     opt = build_optimisation(p, plan)
-    progress = restore(resume_from, p, opt) if resume_from else Progress()
+    progress = Progress()
+    if resume_from:
+        progress = checkpoint.restore(resume_from, p.model, opt.stateful(), p.config, p.device)
     prior = progress.train_seconds
 
     def seconds() -> float:
@@ -487,5 +393,8 @@ def train_prepared(p: Prepared, report: Report, *, resume_from: str | None = Non
                 if diverged:
                     return diverged
             if at_eval:
-                last = _evaluation(p, opt, plan, progress, selection, losses, memory, seconds(), report)
+                now = seconds()
+                last, new_best = _evaluation(p, opt, plan, progress, selection, losses, memory, now)
+                progress.evaluations += 1
+                _report(p, opt, progress, last, new_best, now, report)
     return TrialOutcome(K.COMPLETED, "", last)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import dataclasses
 import inspect
 import math
 import sys
@@ -18,7 +17,7 @@ from typing import Mapping
 
 from . import constants as K
 from .aligned import aligned_lines
-from .config import TrialConfig
+from .config import TrialConfig, config_fields
 
 
 def _field_docs() -> dict[str, str]:
@@ -49,28 +48,25 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     docs = _field_docs()
     group = parser.add_argument_group("trial configuration (defaults = the bundled CPU setting)")
     defaults = TrialConfig()
-    for f in dataclasses.fields(TrialConfig):
-        name = "lambda" if f.name == "lambda_" else f.name
-        flag = "--" + name.replace("_", "-")
-        annotation = str(f.type)
+    for f in config_fields():
+        flag = "--" + f.param.replace("_", "-")
         default = getattr(defaults, f.name)
         kwargs = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{docs.get(f.name, '')} (default: {default})"}
-        if annotation.startswith("bool"):
+        if f.kind == "bool":
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
             continue
-        if annotation.startswith("tuple"):
+        if f.kind == "tuple":
             kwargs.update(type=_language_list, metavar="CODES")
         else:
-            base = {"int": int, "float": float, "str": str}[annotation.split("|")[0].strip()]
-            kwargs["type"] = _optional(base) if "None" in annotation else base
+            base = {"int": int, "float": float, "str": str}[f.kind]
+            kwargs["type"] = _optional(base) if f.optional else base
             kwargs["metavar"] = base.__name__.upper()
         group.add_argument(flag, **kwargs)
 
 
 def config_from_args(args: argparse.Namespace) -> TrialConfig:
-    names = {f.name for f in dataclasses.fields(TrialConfig)}
-    values = {("lambda" if k == "lambda_" else k): v for k, v in vars(args).items() if k in names}
-    return TrialConfig.from_dict(values, source="train")
+    names = {f.name for f in config_fields()}
+    return TrialConfig.from_dict({k: v for k, v in vars(args).items() if k in names}, source="train")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

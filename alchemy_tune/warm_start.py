@@ -24,6 +24,7 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from .config import TrialConfig, param_name
 from .errors import UsageError
 from .journal import download, journal_location
 from .optuna_searcher import CONFIG_ATTR, STUDY_NAME, WARM_ATTR, StudyHandle
@@ -53,7 +54,7 @@ def read_enqueue(path: str, space) -> list[dict]:
     for i, raw in enumerate(data, start=1):
         config = {}
         for key, value in raw.items():
-            name = "lambda" if key == "lambda_" else key
+            name = param_name(key)
             param = space.params.get(name)
             if param is None:
                 problems.append(f"entry {i}: {key}: not a parameter of {space.path}")
@@ -84,10 +85,7 @@ def _distribution(param):
 
 def _compatible(config: dict, space) -> dict | None:
     """The sampled parameters of ``config`` if the old trial ran a configuration of ``space``, else None."""
-    from .config import TrialConfig
-
     defaults = TrialConfig().to_dict()
-    defaults["lambda"] = defaults.pop("lambda_", defaults.get("lambda"))
     params = {}
     for name, param in space.params.items():
         if not param.is_active(config):

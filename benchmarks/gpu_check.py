@@ -25,6 +25,7 @@ Exit status 1 if (b) or (c) fails, or a forbidden module was imported.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import multiprocessing as mp
 import shutil
@@ -130,7 +131,7 @@ def check_a(args, base: TrialConfig) -> dict:
     out = {}
     for name, bf16, plain in (("LinguAlchemy fp32", False, False), ("plain fp32", False, True),
                               ("LinguAlchemy bf16", True, False), ("plain bf16", True, True)):
-        config = base.replace(bf16=bf16)
+        config = dataclasses.replace(base, bf16=bf16)
         if bf16 and not native_bf16(pick_device(config.device)):
             continue
         p = synthetic_trial(config, args.shape, n_train=(args.steps + 3) * config.batch_size, n_eval=8)
@@ -148,7 +149,7 @@ def check_a(args, base: TrialConfig) -> dict:
 
 
 def check_b(args, base: TrialConfig) -> bool:
-    config = base.replace(deterministic=True, evals_per_epoch=2, epochs=1.0, checkpoint_every=1)
+    config = dataclasses.replace(base, deterministic=True, evals_per_epoch=2, epochs=1.0, checkpoint_every=1)
     n_train = args.resume_steps * config.batch_size
 
     def fresh():
@@ -183,7 +184,7 @@ def check_b(args, base: TrialConfig) -> bool:
 
 
 def _packed_trial(args, base: TrialConfig, barrier, results, index: int) -> None:
-    p = synthetic_trial(base.replace(seed=base.seed + index), args.pack_shape,
+    p = synthetic_trial(dataclasses.replace(base, seed=base.seed + index), args.pack_shape,
                         n_train=args.pack_steps * base.batch_size, n_eval=args.eval_size)
     barrier.wait()
     start = time.time()
@@ -207,7 +208,7 @@ def _pack(args, base: TrialConfig, n: int) -> tuple[list, float]:
 
 
 def check_c(args, base: TrialConfig) -> bool:
-    config = base.replace(evals_per_epoch=1, epochs=1.0, checkpoint_every=10**6, checkpoint_best=False)
+    config = dataclasses.replace(base, evals_per_epoch=1, epochs=1.0, checkpoint_every=10**6, checkpoint_best=False)
     _, single = _pack(args, config, 1)
     rows, packed = _pack(args, config, 4)
     done = sum(r[1] == K.COMPLETED for r in rows)

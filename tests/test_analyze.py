@@ -233,6 +233,20 @@ def test_importance_ranks_the_parameters_that_drive_the_score(two_seeds):
     assert "lambda" in top3 or "uriel_features" in top3
 
 
+def test_execution_settings_and_seeds_are_not_parameters_or_configurations():
+    """Roles come from config.py's field metadata: a trial's execution settings (bf16, checkpoint cadence, ...)
+    and its seed vary without being searched, so importance skips them and they never split a configuration."""
+    rng = np.random.default_rng(0)
+    n = 12
+    lr = np.repeat([1e-4, 1e-3, 1e-2], 4)
+    trials = pd.DataFrame({"cfg_lr": lr, "cfg_bf16": [True, False] * 6, "cfg_checkpoint_every": [1, 2, 3] * 4,
+                           "cfg_seed": range(n), "cfg_deterministic": [True, False, False] * 4,
+                           "best_dev_select": np.log10(lr) + rng.normal(0, 0.01, n)})
+    table, note = param_importance(trials, "best_dev_select", "ped-anova")
+    assert note is None and list(table["parameter"]) == ["lr"]
+    assert P.identity_columns(trials) == ["cfg_lr"]
+
+
 def _run_with(tmp_path, trials):
     (tmp_path / "alchemy_run.json").write_text(json.dumps({"schema": 1, "run_id": "r", "metric": "dev_seen"}))
     writer = ResultsWriter(str(tmp_path), "r")

@@ -1,5 +1,6 @@
 """The trial loop end to end on the real corpus with a tiny encoder: reports, resume, divergence, λ."""
 
+import dataclasses
 import math
 import shutil
 from pathlib import Path
@@ -9,8 +10,9 @@ import torch
 
 from alchemy_tune import constants as K
 from alchemy_tune.config import TrialConfig
-from alchemy_tune.train import (CHECKPOINT_FILE, StepLosses, build_optimisation, plan_steps, prepare, restore,
-                                run_trial)
+from alchemy_tune import checkpoint
+from alchemy_tune.checkpoint import CHECKPOINT_FILE
+from alchemy_tune.train import StepLosses, build_optimisation, plan_steps, prepare, run_trial
 
 
 def tiny(tiny_encoder_dir, **changes) -> TrialConfig:
@@ -142,7 +144,7 @@ def test_alchemytune_weight_learns_within_200_steps_and_is_logged(tiny_encoder_d
 
     config = tiny(tiny_encoder_dir, lambda_schedule="alchemytune", epochs=100.0, max_steps=200, eval_every=50)
     first = Recorder()
-    run_trial(config.replace(max_steps=1), first)  # the same first batch: the weights' start (1 update)
+    run_trial(dataclasses.replace(config, max_steps=1), first)  # the same first batch: the weights' start (1 update)
     start = first.reports[0][K.URIEL_WEIGHT]
     sink = TrainRunSink(str(tmp_path / "run"), config)
     outcome = run_trial(config, lambda metrics, _: sink.report(metrics))
@@ -197,8 +199,8 @@ def _record_training(monkeypatch, config: TrialConfig) -> dict:
 def test_matched_baselines_see_the_same_batches_and_dropout_masks(tiny_encoder_dir, monkeypatch):
     """Issue 9 item 4: trials that differ only in λ / URIEL set / projection share every random draw."""
     base = tiny(tiny_encoder_dir, **{"lambda": 0.0}, dropout=0.2, evals_per_epoch=1)
-    variants = [base.replace(lambda_=10.0),
-                base.replace(lambda_=1.0, uriel_features="geo", projection="mlp", proj_dropout=0.3)]
+    variants = [dataclasses.replace(base, lambda_=10.0),
+                dataclasses.replace(base, lambda_=1.0, uriel_features="geo", projection="mlp", proj_dropout=0.3)]
     reference = _record_training(monkeypatch, base)
     assert len(reference["batches"]) == 9 and len(reference["masks"]) >= 9
     assert reference["projections"] == 0  # λ = 0: the projection is not even run
@@ -258,7 +260,7 @@ def test_restore_keeps_rng_states_on_the_cpu_whatever_the_device(tiny_encoder_di
 
     torch.set_rng_state, saved_state = spy, torch.get_rng_state()
     try:
-        progress = restore(rec.checkpoints[0], p, opt)
+        progress = checkpoint.restore(rec.checkpoints[0], p.model, opt.stateful(), p.config, p.device)
     finally:
         torch.set_rng_state = real
         real(saved_state)
@@ -339,7 +341,7 @@ def test_resume_after_sparse_checkpoints_continues_the_same_choices(tiny_encoder
         run_trial(config, crashed)
     assert torch.are_deterministic_algorithms_enabled()
     resumed = Recorder()
-    run_trial(config.replace(deterministic=False), resumed, resume_from=str(crashed.checkpoints[0]))
+    run_trial(dataclasses.replace(config, deterministic=False), resumed, resume_from=str(crashed.checkpoints[0]))
     assert not torch.are_deterministic_algorithms_enabled()  # a reused worker does not inherit it
     assert [r[K.STEP] for r in resumed.reports] == [9]
     a, b = full.reports[-1], resumed.reports[-1]
@@ -392,3 +394,14 @@ def test_training_steps_do_not_read_the_device(tiny_encoder_dir, monkeypatch):
     long = _host_reads_from_package(monkeypatch, trial(40))
     extra_checks = 40 // DIVERGENCE_CHECK_EVERY - 8 // DIVERGENCE_CHECK_EVERY
     assert len(long) - len(short) <= extra_checks, sorted(set(long) - set(short))
+
+
+def test_the_trial_never_imports_ray_or_optuna():
+    """The trial is handed a ``report`` callable: it runs the same under any backend (and without one)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, alchemy_tune.train, alchemy_tune.checkpoint, alchemy_tune.divergence; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'optuna'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
