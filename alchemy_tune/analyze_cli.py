@@ -18,7 +18,6 @@ import pandas as pd
 
 from . import analyze as A
 from . import paired as P
-from . import constants as C
 from . import plots
 from .aligned import aligned_lines
 from .errors import UsageError

@@ -16,7 +16,7 @@ from collections import defaultdict
 from importlib import metadata, resources
 from pathlib import Path
 
-from alchemy_tune._e5format import E5File, read_e5_file, read_tensor
+from alchemy_tune.e5format import E5File, read_e5_file, read_tensor
 from alchemy_tune.cache import atomic_dir, cache_dir
 from alchemy_tune.errors import UsageError
 

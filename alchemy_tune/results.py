@@ -80,8 +80,6 @@ import pyarrow.compute as pc
 from . import constants as C
 from . import result_store as store
 from .errors import UsageError
-from .result_store import RESULTS_DIR, SCHEMA_VERSION
-from .run_dir import RUN_FILE as RUN_META
 from .run_dir import resolve
 from .run_dir import read_metadata as read_run_meta
 

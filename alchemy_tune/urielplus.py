@@ -30,7 +30,6 @@ import csv
 import difflib
 import importlib.metadata
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from alchemy_tune import encoder
-from alchemy_tune._e5format import dequantize_q4_0, read_e5_file
+from alchemy_tune.e5format import dequantize_q4_0, read_e5_file
 from alchemy_tune.errors import UsageError
 from testing.tiny_encoder import make_tiny_encoder
 
@@ -238,7 +238,6 @@ def test_racing_processes_build_one_complete_folder(tmp_path, monkeypatch):
 
 
 def test_a_shrunk_frozen_vocabulary_gives_the_same_outputs(tiny_encoder_dir):
-    import numpy as np
     import torch
 
     from alchemy_tune.encoder import load_encoder, shrink_vocabulary

@@ -18,7 +18,8 @@ import pytest
 from alchemy_tune import constants as C
 from alchemy_tune.config import TrialConfig
 from alchemy_tune.errors import UsageError
-from alchemy_tune.results import (METRICS_SCHEMA, SCHEMA_VERSION, ResultsWriter, compact, read_metrics,
+from alchemy_tune.result_store import SCHEMA_VERSION
+from alchemy_tune.results import (METRICS_SCHEMA, ResultsWriter, compact, read_metrics,
                                   read_run_meta, read_steps, read_trials)
 
 LANGS = {"eng": ("eng", True), "fra": ("fra", True), "sw-KE": ("swh", False), "ja-JP": ("jpn", False)}
