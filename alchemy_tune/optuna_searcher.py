@@ -21,7 +21,6 @@ alchemy status (``alchemy_status``) tells diverged from pruned.
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -35,6 +34,7 @@ from ray.tune.search import Searcher
 from . import constants as C
 from . import replicates
 from .errors import UsageError
+from .numbers import is_finite_number
 from .journal import journal_location, relocated
 from .pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR, build_pruner
 
@@ -297,7 +297,7 @@ class StudyHandle:
             # never reported), or as worse than any trial with values when it had none.
             status, state, told = C.DIVERGED, TrialState.PRUNED, None
             storage.set_trial_user_attr(sid, REASON_ATTR, str(result.get(C.REASON) or "diverged"))
-        elif values and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        elif values and all(is_finite_number(v) for v in values):
             status, state, told = C.COMPLETED, TrialState.COMPLETE, [float(v) for v in values]
         else:
             status, state, told = C.FAILED, TrialState.FAIL, None

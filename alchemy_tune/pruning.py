@@ -25,7 +25,6 @@ top rung (``max_t`` = the trial's last evaluation) or its own end is completed, 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, Mapping
 
 import optuna
@@ -34,6 +33,7 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialSch
 
 from . import constants as C
 from .errors import UsageError
+from .numbers import is_finite_number
 
 logger = logging.getLogger(__name__)
 
@@ -115,10 +115,6 @@ def objective_langs(report: Mapping[str, Any], metric: str) -> list[tuple[str, f
     return pairs
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 class PerEvaluationWilcoxonPruner(optuna.pruners.BasePruner):
     """Optuna's Wilcoxon rule, applied to one evaluation at a time.
 
@@ -196,7 +192,7 @@ class _PruningMixin:
         eval_index = int(result.get(EVAL_INDEX) or 1)
         value = result.get(C.report_key(self._metric_name))
         # Median/Percentile/Threshold treat NaN as worse than anything
-        values = {eval_index: float(value) if _finite(value) else float("nan")}
+        values = {eval_index: float(value) if is_finite_number(value) else float("nan")}
         if self._handle.repeats > 1:  # the configuration's mean over its replicates
             values = self._handle.aggregate(trial_id, eval_index, values)
             if values is None:
@@ -244,7 +240,7 @@ class AshaPruningScheduler(_PruningMixin, AsyncHyperBandScheduler):
         self._setup(study_handle, metric, per_language=False)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        if result.get(C.STATUS) == C.DIVERGED or not _finite(result.get(C.report_key(self._metric_name))):
+        if result.get(C.STATUS) == C.DIVERGED or not is_finite_number(result.get(C.report_key(self._metric_name))):
             return TrialScheduler.CONTINUE  # ASHA cannot rank NaN; the trial ends as diverged by itself
         self._report_and_ask(trial.trial_id, result)  # the curves, for the dashboard; ASHA decides
         decision = AsyncHyperBandScheduler.on_trial_result(self, tune_controller, trial, result)

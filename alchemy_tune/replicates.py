@@ -26,6 +26,7 @@ from typing import Any, Mapping
 from optuna.trial import FrozenTrial, TrialState
 
 from . import constants as C
+from .numbers import is_finite_number
 from .pruning import PRUNED_AT_ATTR
 
 REPLICATES_ATTR = "replicates"
@@ -132,7 +133,7 @@ def finish(handle, ray_id: str, result: Mapping[str, Any] | None, error: str | b
         end.update(status=C.PRUNED, pruned_at_step=int(step) if isinstance(step, int) else None)
     elif result.get(C.STATUS) == C.DIVERGED:
         end.update(status=C.DIVERGED, reason=str(result.get(C.REASON) or "diverged"))
-    elif values and all(_finite(v) for v in values):
+    elif values and all(is_finite_number(v) for v in values):
         end["values"] = [float(v) for v in values]
     else:
         end.update(status=C.FAILED, reason=f"no finite {', '.join(handle.objective_metrics)} reported")
@@ -185,11 +186,8 @@ def aggregate(handle, ray_id: str, eval_index: int, values: Mapping[int, float])
             break  # evaluations are reported in order: a later one waits for this one
         reporting = [per_replicate[q][str(i)] for q in range(k) if str(i) in per_replicate[q]]
         for step in sorted({s for rep in reporting for s in rep}, key=int):
-            scores = [rep[step] for rep in reporting if step in rep and _finite(rep[step])]
+            scores = [rep[step] for rep in reporting if step in rep and is_finite_number(rep[step])]
             if int(step) not in frozen.intermediate_values:
                 out[int(step)] = sum(scores) / len(scores) if scores else math.nan
     return out or None
 
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -26,7 +26,6 @@ Reading a file into these types is :func:`alchemy_tune.space_file.load_space`.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any, Mapping, Sequence
 from .config import TrialConfig
 from .constants import SELECTION_METRICS
 from .errors import UsageError
+from .numbers import is_finite_number
 
 KINDS = ("fixed", "float", "int", "categorical", "subset")
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2", "grid", "bruteforce")
@@ -104,7 +104,7 @@ class Param:
     def can_take(self, value: Any) -> bool:
         if self.kind in ("fixed", "categorical", "subset"):
             return any(_same(value, option) for option in self.values())
-        if not (_is_number(value) and self.low <= value <= self.high):
+        if not (is_finite_number(value) and self.low <= value <= self.high):
             return False
         if self.kind == "int":
             return isinstance(value, int) and (value - self.low) % (self.step or 1) == 0
@@ -278,10 +278,6 @@ def _coerce_float(value: Any) -> Any:
     if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
         return float(value)
     return value
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _family(value: Any) -> str:

@@ -15,8 +15,9 @@ from typing import Any, Mapping
 import yaml
 
 from .errors import UsageError
+from .numbers import is_finite_number
 from .space import (KINDS, SearchSpace, resolve_space, MAX_SUBSET_MEMBERS, METRICS, MODES, PRUNERS, SAMPLERS, _DEFAULTS, _FIELD_KIND,
-                    Param, SearchSettings, _coerce_float, _config_problems, _family, _hint, _is_number,
+                    Param, SearchSettings, _coerce_float, _config_problems, _family, _hint,
                     _normalize, _same, _value_problems)
 
 _KEYS = {
@@ -100,7 +101,7 @@ def _parse_settings(raw: Any, problems: list) -> SearchSettings:
         elif key in ("cpus_per_trial", "gpus_per_trial"):
             value = _coerce_float(value)
             least = 0 if key == "gpus_per_trial" else 1e-9
-            if not _is_number(value) or value < least:
+            if not is_finite_number(value) or value < least:
                 problems.append((at, f"expected a number {'>= 0' if least == 0 else '> 0'}, got {value!r}"))
             kwargs[key] = value
         elif key == "pruner_options":
@@ -226,7 +227,7 @@ def _range(name, key, kind, raw, problems) -> dict:
         value = value if kind == "int" else _coerce_float(value)
         if kind == "int" and not (isinstance(value, int) and not isinstance(value, bool)):
             problems.append((f"{key}.{bound}", f"expected an integer, got {value!r}"))
-        elif not _is_number(value):
+        elif not is_finite_number(value):
             problems.append((f"{key}.{bound}", f"expected a number, got {value!r}"))
         got[bound] = value if kind == "int" or value is None else float(value)
     log = raw.get("log", False)
