@@ -33,14 +33,13 @@ from ray.tune.search import Searcher
 
 from . import constants as C
 from . import replicates
-from .errors import UsageError
 from .numbers import is_finite_number
 from .journal import journal_location, relocated
 from .pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR, build_pruner
+from .search_settings import check_name
 
 logger = logging.getLogger(__name__)
 
-SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2", "grid", "bruteforce")
 STUDY_NAME = "alchemy-tune"
 RAY_ID_ATTR = "ray_trial_id"
 CONFIG_ATTR = "config"
@@ -71,10 +70,7 @@ def build_sampler(name: str, *, seed: int | None, n_objectives: int = 1, concurr
 
     ``concurrent`` is the most trials running at once (0 = no limit).
     """
-    if name not in SAMPLERS:
-        raise UsageError(f"sampler: {name!r} is not one of {', '.join(SAMPLERS)}")
-    if n_objectives > 1 and name == "cmaes":
-        raise UsageError("sampler: cmaes optimises one objective; with several use nsga2, tpe, gp or random")
+    check_name("sampler", name, n_objectives)
     startup = {} if n_startup_trials is None else {"n_startup_trials": n_startup_trials}
     if name == "tpe":
         # constant_liar: pending trials count as bad, so concurrent workers don't all sample the same spot.

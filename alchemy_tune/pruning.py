@@ -34,11 +34,10 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialSch
 from . import constants as C
 from .errors import UsageError
 from .numbers import is_finite_number
+from .search_settings import check_name
 
 logger = logging.getLogger(__name__)
 
-PRUNERS = ("none", "median", "percentile", "successive-halving", "hyperband", "threshold", "patient",
-           "wilcoxon", "asha")
 LANG_SCORES_ATTR = "lang_scores:"  # + evaluation index -> the objective group's per-language dev scores
 PRUNED_AT_ATTR = "pruned_at_step"
 PRUNED_BY_ATTR = "pruned_by"
@@ -52,8 +51,7 @@ def build_pruner(name: str, *, mode: str = "max", n_startup_trials: int = 2, n_w
     ``options`` are passed to the pruner's constructor (e.g. ``{"percentile": 25}``).
     """
     options = dict(options or {})
-    if name not in PRUNERS:
-        raise UsageError(f"pruner: {name!r} is not one of {', '.join(PRUNERS)}")
+    check_name("pruner", name)
     try:
         if name in ("none", "asha"):
             return optuna.pruners.NopPruner()

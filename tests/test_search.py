@@ -14,8 +14,9 @@ import pytest
 from alchemy_tune import constants as C
 from alchemy_tune.cli import main
 from alchemy_tune.errors import UsageError
-from alchemy_tune.optuna_searcher import CONFIG_ATTR, RAY_ID_ATTR, SAMPLERS, StudyHandle, build_sampler
+from alchemy_tune.optuna_searcher import CONFIG_ATTR, RAY_ID_ATTR, StudyHandle, build_sampler
 from alchemy_tune.search import JOURNAL, SearchRequest, run_search
+from alchemy_tune.search_settings import SAMPLERS
 from alchemy_tune.space_file import load_space
 
 TESTS = Path(__file__).resolve().parent
