@@ -133,8 +133,9 @@ def test_the_loopback_workaround_still_reaches_rays_switch():
     done = driver("import os\n"
                   "from alchemy_tune.cluster import keep_loopback\n"
                   "import ray.util\n"
-                  "print('elsewhere', keep_loopback('10.0.0.5:6379'), os.environ.get('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER'))\n"
-                  "print('auto', keep_loopback('auto'), os.environ.get('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER'))\n"
+                  "switch = lambda: os.environ.get('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER')\n"
+                  "print('elsewhere', keep_loopback('10.0.0.5:6379'), switch())\n"
+                  "print('auto', keep_loopback('auto'), switch())\n"
                   "print('node', ray.util.get_node_ip_address())", RAY_ADDRESS="127.0.0.1:6379")
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines() == ["elsewhere False None", "auto True 0", "node 127.0.0.1"], done.stderr[-3000:]
