@@ -33,8 +33,8 @@ from ray.tune.search import Searcher
 
 from . import constants as C
 from . import replicates
-from .numbers import is_finite_number
 from .journal import journal_location, relocated
+from .numbers import is_finite_number
 from .pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR, build_pruner
 from .search_settings import check_name
 
