@@ -9,12 +9,12 @@ A resumed search counts its budgets again from the resume.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import UsageError
+from .numbers import is_finite_number
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Budget:
 
     def __post_init__(self):
         for flag, value in (("--time-budget", self.time_s), ("--gpu-hours", self.gpu_hours)):
-            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            if value is not None and not (is_finite_number(value) and value > 0):
                 raise UsageError(f"{flag}: must be a positive number, got {value!r}")
         if self.gpu_hours is not None and not self.gpus_per_trial:
             raise UsageError("--gpu-hours: trials use no GPU (--gpus-per-trial 0); use --time-budget, or give "
@@ -47,7 +47,7 @@ class Budget:
 
     def record(self, trial_id: str, result: Mapping[str, Any]) -> None:
         seconds = result.get("time_total_s")
-        if isinstance(seconds, (int, float)) and math.isfinite(seconds):
+        if is_finite_number(seconds):
             self.seconds[trial_id] = float(seconds)
 
     def gpu_hours_used(self) -> float:

@@ -7,17 +7,20 @@ launcher (``clusters/*.yaml``), or a run launched as a Ray job (``ray job submit
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
 
 from alchemy_tune.errors import UsageError
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_STORAGE = "alchemy-runs"
 STORAGE_ENV = "ALCHEMY_TUNE_STORAGE"
 NODE_WAIT_ENV = "ALCHEMY_TUNE_NODE_WAIT_S"
 DEFAULT_NODE_WAIT_S = 600.0
-# Set by Ray's job supervisor for the driver of every `ray job submit` job (ray._private.runtime_env.constants).
+# Set by Ray's job supervisor for the driver of every `ray job submit` job (Ray's runtime_env constants).
 _RAY_JOB_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -77,10 +80,8 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     if address and address != "auto" and not address.startswith("ray://"):
         check_reachable(address)
-        if is_loopback(address):
-            keep_loopback()
-    elif address == "auto" and is_loopback(recorded_address() or ""):
-        keep_loopback()
+    if address and not address.startswith("ray://"):
+        keep_loopback(address)
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -96,26 +97,51 @@ def is_loopback(address: str) -> bool:
     return address.rpartition(":")[0] in _LOOPBACK
 
 
-def recorded_address() -> str | None:
-    """The GCS address ``--address auto`` stands for, as recorded (before Ray rewrites loopback): $RAY_ADDRESS,
-    else the address of the last `ray start` on this machine."""
-    from ray._private.services import get_ray_address_from_environment
+def keep_loopback(address: str) -> bool:
+    """Keep a driver that joins a cluster bound to 127.0.0.1 on loopback; True when the switch was set.
 
+    Ray rewrites a loopback address to the machine's outward IP before connecting, where a cluster bound to
+    127.0.0.1 (``ray start --head --node-ip-address 127.0.0.1``) does not listen. Ray's own switch for
+    single-machine clusters (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0) keeps it on loopback. ``auto`` is judged
+    by the address Ray would resolve it to ($RAY_ADDRESS, else the last `ray start` on this machine),
+    read before Ray rewrites it.
+
+    The only use of ``ray._private`` in the package: Ray has no public API for the switch (read once, at
+    import, into ``ray_constants``) nor for what ``auto`` stands for. Guarded: if a Ray release moves either,
+    this warns and returns False (Ray then connects as it would without us), and
+    ``tests/test_cluster.py::test_the_loopback_workaround_still_reaches_rays_switch`` fails.
+    """
+    if address != "auto" and not is_loopback(address):
+        return False
     try:
-        found = get_ray_address_from_environment("auto", None)
-    except Exception:  # no cluster found: ray.init reports it in its own words
-        return None
-    return found if found and found != "auto" else None
+        from ray._private import ray_constants
+        from ray._private.services import get_ray_address_from_environment
 
-
-def keep_loopback() -> None:
-    """Ray rewrites a loopback address to the machine's outward IP before connecting, where a cluster
-    bound to 127.0.0.1 (``ray start --head --node-ip-address 127.0.0.1``) does not listen; Ray's own switch
-    for single-machine clusters (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0) keeps it on loopback."""
-    from ray._private import ray_constants
-
-    os.environ[ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR] = "0"
+        switch = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+        ray_constants.ENABLE_RAY_CLUSTER  # noqa: B018  (present, or this Ray changed the switch)
+    except (ImportError, AttributeError) as exc:
+        logger.warning("cannot keep a loopback Ray address on loopback: this Ray (%s) moved what the "
+                       "workaround uses (%s)", _ray_version(), exc)
+        return False
+    if address == "auto":
+        try:
+            address = get_ray_address_from_environment("auto", None) or ""
+        except ConnectionError:  # no cluster found: ray.init reports it in its own words
+            return False
+        except Exception as exc:  # e.g. a changed signature: connect as Ray would without us
+            logger.warning("cannot resolve --address auto on this Ray (%s): %s", _ray_version(), exc)
+            return False
+        if not is_loopback(address):
+            return False
+    os.environ[switch] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False
+    return True
+
+
+def _ray_version() -> str:
+    import ray
+
+    return ray.__version__
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:

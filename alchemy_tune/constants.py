@@ -36,6 +36,9 @@ search gives another) and at the last step; elsewhere the ``test_*`` values are 
 False and ``langs`` holds no ``test`` entries.
 """
 
+TRIAL_FN = "alchemy_tune.train:run_trial"
+"""The trial function a search runs unless told another (``--trial-fn MODULE:FUNCTION``)."""
+
 STEP = "step"
 EPOCH = "epoch"
 EXAMPLES_SEEN = "examples_seen"

@@ -21,7 +21,6 @@ alchemy status (``alchemy_status``) tells diverged from pruned.
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -34,13 +33,13 @@ from ray.tune.search import Searcher
 
 from . import constants as C
 from . import replicates
-from .errors import UsageError
 from .journal import journal_location, relocated
+from .numbers import is_finite_number
 from .pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR, build_pruner
+from .search_settings import check_name
 
 logger = logging.getLogger(__name__)
 
-SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2", "grid", "bruteforce")
 STUDY_NAME = "alchemy-tune"
 RAY_ID_ATTR = "ray_trial_id"
 CONFIG_ATTR = "config"
@@ -71,10 +70,7 @@ def build_sampler(name: str, *, seed: int | None, n_objectives: int = 1, concurr
 
     ``concurrent`` is the most trials running at once (0 = no limit).
     """
-    if name not in SAMPLERS:
-        raise UsageError(f"sampler: {name!r} is not one of {', '.join(SAMPLERS)}")
-    if n_objectives > 1 and name == "cmaes":
-        raise UsageError("sampler: cmaes optimises one objective; with several use nsga2, tpe, gp or random")
+    check_name("sampler", name, n_objectives)
     startup = {} if n_startup_trials is None else {"n_startup_trials": n_startup_trials}
     if name == "tpe":
         # constant_liar: pending trials count as bad, so concurrent workers don't all sample the same spot.
@@ -111,18 +107,28 @@ class StudyHandle:
         self.concurrent = concurrent
         self.pruner_options = dict(pruner_options or {})
         self.n_startup_trials = n_startup_trials
-        self._study: optuna.Study | None = None
-        self._ids: dict[str, int] = {}  # ray trial id -> optuna storage trial id
+        self._reset()
         self.moved = False
         """Unpickled by a resumed Tune from a run folder that has moved since (see OptunaSearcher.suggest)."""
 
+    def _reset(self) -> None:
+        """Forget the opened study (it is reopened from the journal on first use)."""
+        self._study: optuna.Study | None = None
+        # Optuna keeps its storage and the study's id private, so the handle keeps its own references.
+        self._store: JournalStorage | None = None
+        self._study_id: int | None = None
+        self._ids: dict[str, int] = {}  # ray trial id -> optuna trial number
+        self._storage_ids: dict[int, int] = {}  # optuna trial number -> the storage's trial id (never changes)
+
     def __getstate__(self):
         state = self.__dict__.copy()
-        state["_study"], state["_ids"] = None, {}
+        for key in ("_study", "_store", "_study_id", "_ids", "_storage_ids"):
+            state.pop(key, None)
         return state
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
+        self._reset()
+        self.__dict__.update({k: v for k, v in state.items() if k not in ("_study", "_ids")})
         if self.run_dir:
             # A resumed search may run on another machine (an object store's journal mirror lives in this
             # machine's cache) or from a local run folder that was moved since the search began.
@@ -148,6 +154,7 @@ class StudyHandle:
             pruner = build_pruner(self.pruner_name, mode=mode, options=self.pruner_options)
             self._study = optuna.create_study(storage=storage, study_name=STUDY_NAME, directions=self.directions,
                                               sampler=sampler, pruner=pruner, load_if_exists=True)
+            self._store, self._study_id = storage, storage.get_study_id_from_name(STUDY_NAME)
             n_existing = len(self._study.get_trials(deepcopy=False))
             if n_existing and self.seed is not None:
                 # A re-opened study (a resumed search) must not replay the seeded draws it already made.
@@ -156,37 +163,61 @@ class StudyHandle:
                     concurrent=self.concurrent, n_startup_trials=self.n_startup_trials)
         return self._study
 
-    # ------------------------------------------------------------------ lookup
+    # ------------------------------------------------------------------ lookup (by trial number)
+    def _storage_id(self, number: int) -> int:
+        """The storage's id of trial ``number``, through the storage's public lookup."""
+        if number not in self._storage_ids:
+            self.study  # opens the storage
+            self._storage_ids[number] = self._store.get_trial_id_from_study_id_trial_number(self._study_id,
+                                                                                            number)
+        return self._storage_ids[number]
+
+    def get_trial(self, number: int) -> optuna.trial.FrozenTrial:
+        """Trial ``number`` as the journal holds it now (one trial, not the whole study)."""
+        storage_id = self._storage_id(number)  # opens the study first
+        return self._store.get_trial(storage_id)
+
+    def set_user_attr(self, number: int, key: str, value: Any) -> None:
+        """Set a user attribute of trial ``number``, running or not (``optuna.Trial`` only reaches running
+        trials this process asked for)."""
+        storage_id = self._storage_id(number)
+        self._store.set_trial_user_attr(storage_id, key, value)
+
+    def bind(self, ray_id: str, number: int) -> None:
+        """Remember that the Ray trial ``ray_id`` runs (a replicate of) Optuna trial ``number``."""
+        self._ids[ray_id] = number
+
     def _scan(self) -> None:
         for t in self.study.get_trials(deepcopy=False):
             rid = t.user_attrs.get(RAY_ID_ATTR)
             if rid:
-                self._ids[rid] = t._trial_id
+                self._ids[rid] = t.number
             for key, value in t.user_attrs.items():  # every replicate maps to its configuration
                 if value and key.startswith(replicates.RAY_ID_PREFIX):
-                    self._ids[value] = t._trial_id
+                    self._ids[value] = t.number
 
-    def storage_id(self, ray_id: str) -> int | None:
+    def number_of(self, ray_id: str) -> int | None:
+        """The Optuna trial number of a Ray trial (a replicate's: its configuration's); None if unknown."""
         if ray_id not in self._ids:
             self._scan()
         return self._ids.get(ray_id)
 
     def knows(self, ray_id: str) -> bool:
         """Whether a trial of the study (this run or an earlier driver's) carries this Ray id."""
-        return self.storage_id(ray_id) is not None
+        return self.number_of(ray_id) is not None
 
     def optuna_trial(self, ray_id: str) -> optuna.Trial | None:
-        sid = self.storage_id(ray_id)
-        return None if sid is None else optuna.Trial(self.study, sid)
+        number = self.number_of(ray_id)
+        return None if number is None else optuna.Trial(self.study, self._storage_id(number))
 
     def frozen(self, ray_id: str) -> optuna.trial.FrozenTrial | None:
-        sid = self.storage_id(ray_id)
-        return None if sid is None else self.study._storage.get_trial(sid)
+        number = self.number_of(ray_id)
+        return None if number is None else self.get_trial(number)
 
     def set_trial_attr(self, ray_id: str, key: str, value: Any) -> None:
-        sid = self.storage_id(ray_id)
-        if sid is not None and not self.study._storage.get_trial(sid).state.is_finished():
-            self.study._storage.set_trial_user_attr(sid, key, value)
+        number = self.number_of(ray_id)
+        if number is not None and not self.get_trial(number).state.is_finished():
+            self.set_user_attr(number, key, value)
 
     def aggregate(self, ray_id: str, eval_index: int, values: Mapping[int, float]) -> dict | None:
         """A replicate's intermediate values -> its configuration's (see :func:`replicates.aggregate`)."""
@@ -203,7 +234,7 @@ class StudyHandle:
         n = 0
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
             if t.user_attrs.get(RAY_ID_ATTR) not in known_ray_ids and t.state == TrialState.RUNNING:
-                self.study._storage.set_trial_user_attr(t._trial_id, ORPHAN_ATTR, True)
+                self.set_user_attr(t.number, ORPHAN_ATTR, True)
                 n += 1
         return n
 
@@ -215,17 +246,16 @@ class StudyHandle:
         """
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.user_attrs.get(ORPHAN_ATTR) and CONFIG_ATTR in t.user_attrs:
-                set_attr = self.study._storage.set_trial_user_attr
-                set_attr(t._trial_id, ORPHAN_ATTR, False)
+                self.set_user_attr(t.number, ORPHAN_ATTR, False)
                 old = t.user_attrs.get(RAY_ID_ATTR)
                 if old:
-                    set_attr(t._trial_id, PREVIOUS_IDS_ATTR, [*t.user_attrs.get(PREVIOUS_IDS_ATTR, []), old])
+                    self.set_user_attr(t.number, PREVIOUS_IDS_ATTR, [*t.user_attrs.get(PREVIOUS_IDS_ATTR, []), old])
                     self._ids.pop(old, None)
                 if t.user_attrs.get(PRUNED_BY_ATTR) is not None:
-                    set_attr(t._trial_id, PRUNED_BY_ATTR, None)
-                    set_attr(t._trial_id, PRUNED_AT_ATTR, None)
-                set_attr(t._trial_id, RAY_ID_ATTR, ray_id)
-                self._ids[ray_id] = t._trial_id
+                    self.set_user_attr(t.number, PRUNED_BY_ATTR, None)
+                    self.set_user_attr(t.number, PRUNED_AT_ATTR, None)
+                self.set_user_attr(t.number, RAY_ID_ATTR, ray_id)
+                self.bind(ray_id, t.number)
                 return dict(t.user_attrs[CONFIG_ATTR])
         return None
 
@@ -245,7 +275,7 @@ class StudyHandle:
         trial.set_user_attr(RAY_ID_ATTR, ray_id)
         trial.set_user_attr(CONFIG_ATTR, old.user_attrs.get(CONFIG_ATTR))
         trial.set_user_attr(RETRY_OF_ATTR, old.number)  # a finished trial's attributes are frozen
-        self._ids[ray_id] = trial._trial_id
+        self.bind(ray_id, trial.number)
 
     def this_runs_trials(self, *, warm: bool = False) -> list[optuna.trial.FrozenTrial]:
         """The study's trials of this search: no retried failures, no waiting ones, and no warm-start trials
@@ -260,7 +290,7 @@ class StudyHandle:
         config = space.suggest(trial)
         trial.set_user_attr(RAY_ID_ATTR, ray_id)
         trial.set_user_attr(CONFIG_ATTR, config)
-        self._ids[ray_id] = trial._trial_id
+        self.bind(ray_id, trial.number)
         return config
 
     def finish(self, ray_id: str, result: Mapping[str, Any] | None, error: str | bool = False) -> str | None:
@@ -271,24 +301,22 @@ class StudyHandle:
             status, outcome = replicates.finish(self, ray_id, result, error)
             if outcome is not None:
                 config_status, state, told, reason = outcome
-                sid = self.storage_id(ray_id)
+                number = self.number_of(ray_id)
                 if reason:
-                    self.study._storage.set_trial_user_attr(sid, REASON_ATTR, reason)
-                self.study._storage.set_trial_user_attr(sid, STATUS_ATTR, config_status)
-                self.study.tell(self.study._storage.get_trial(sid).number, told, state=state,
-                                skip_if_finished=True)
+                    self.set_user_attr(number, REASON_ATTR, reason)
+                self.set_user_attr(number, STATUS_ATTR, config_status)
+                self.study.tell(number, told, state=state, skip_if_finished=True)
             return status
         frozen = self.frozen(ray_id)
         if frozen is None or frozen.state.is_finished():
             return None
         if not result and not error:
             return None  # removed before it ever ran (search stopped): a resumed search still runs it
-        sid, result = frozen._trial_id, result or {}
-        storage = self.study._storage
+        number, result = frozen.number, result or {}
         values = [result.get(C.report_key(m)) for m in self.objective_metrics]
         if error:
             status, state, told = C.FAILED, TrialState.FAIL, None
-            storage.set_trial_user_attr(sid, REASON_ATTR, str(error) if isinstance(error, str) else "error")
+            self.set_user_attr(number, REASON_ATTR, str(error) if isinstance(error, str) else "error")
         elif frozen.user_attrs.get(PRUNED_BY_ATTR) is not None:
             status, state, told = C.PRUNED, TrialState.PRUNED, None
         elif result.get(C.STATUS) == C.DIVERGED:
@@ -296,13 +324,13 @@ class StudyHandle:
             # PRUNED trial counts with its last intermediate value (the last finite objective; NaNs are
             # never reported), or as worse than any trial with values when it had none.
             status, state, told = C.DIVERGED, TrialState.PRUNED, None
-            storage.set_trial_user_attr(sid, REASON_ATTR, str(result.get(C.REASON) or "diverged"))
-        elif values and all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            self.set_user_attr(number, REASON_ATTR, str(result.get(C.REASON) or "diverged"))
+        elif values and all(is_finite_number(v) for v in values):
             status, state, told = C.COMPLETED, TrialState.COMPLETE, [float(v) for v in values]
         else:
             status, state, told = C.FAILED, TrialState.FAIL, None
-            storage.set_trial_user_attr(sid, REASON_ATTR, f"no finite {', '.join(self.objective_metrics)} reported")
-        storage.set_trial_user_attr(sid, STATUS_ATTR, status)
+            self.set_user_attr(number, REASON_ATTR, f"no finite {', '.join(self.objective_metrics)} reported")
+        self.set_user_attr(number, STATUS_ATTR, status)
         self.study.tell(frozen.number, told, state=state, skip_if_finished=True)
         return status
 

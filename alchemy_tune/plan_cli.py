@@ -8,18 +8,14 @@ of a grid; the sampled parameters and their ranges otherwise).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from .config import TrialConfig
 from .aligned import aligned_lines
 from .errors import UsageError
 
-DEFAULT_SPACE = Path(__file__).resolve().parent.parent / "search_spaces" / "default.yaml"
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--space", default=str(DEFAULT_SPACE),
-                        help="search-space YAML file, or the name of a shipped space (e.g. paper-grid)")
+    parser.add_argument("--space", help="search-space YAML file, or the name of a shipped space (e.g. paper-grid; "
+                        "default: default)")
     parser.add_argument("--task", default=None, help="override the space's task")
     parser.add_argument("--data-dir", default=None, help="folder with the dataset's release files")
     parser.add_argument("--trials", type=int, default=None, help="trials for a non-grid space (default: the space's)")
@@ -100,10 +96,11 @@ def trial_seeds(space) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .space import default_space
     from .space_file import load_space
 
     overrides = {k: v for k, v in (("task", args.task), ("data_dir", args.data_dir)) if v is not None}
-    return print_plan(load_space(args.space, overrides), args.trials, args.show)
+    return print_plan(load_space(args.space or default_space(), overrides), args.trials, args.show)
 
 
 def print_plan(space, trials: int | None = None, show: int = 60) -> int:

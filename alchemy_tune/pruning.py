@@ -25,7 +25,6 @@ top rung (``max_t`` = the trial's last evaluation) or its own end is completed, 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, Mapping
 
 import optuna
@@ -34,11 +33,11 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialSch
 
 from . import constants as C
 from .errors import UsageError
+from .numbers import is_finite_number
+from .search_settings import check_name
 
 logger = logging.getLogger(__name__)
 
-PRUNERS = ("none", "median", "percentile", "successive-halving", "hyperband", "threshold", "patient",
-           "wilcoxon", "asha")
 LANG_SCORES_ATTR = "lang_scores:"  # + evaluation index -> the objective group's per-language dev scores
 PRUNED_AT_ATTR = "pruned_at_step"
 PRUNED_BY_ATTR = "pruned_by"
@@ -52,8 +51,7 @@ def build_pruner(name: str, *, mode: str = "max", n_startup_trials: int = 2, n_w
     ``options`` are passed to the pruner's constructor (e.g. ``{"percentile": 25}``).
     """
     options = dict(options or {})
-    if name not in PRUNERS:
-        raise UsageError(f"pruner: {name!r} is not one of {', '.join(PRUNERS)}")
+    check_name("pruner", name)
     try:
         if name in ("none", "asha"):
             return optuna.pruners.NopPruner()
@@ -113,10 +111,6 @@ def objective_langs(report: Mapping[str, Any], metric: str) -> list[tuple[str, f
         if isinstance(value, (int, float)):
             pairs.append((lang, float(value)))
     return pairs
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class PerEvaluationWilcoxonPruner(optuna.pruners.BasePruner):
@@ -196,7 +190,7 @@ class _PruningMixin:
         eval_index = int(result.get(EVAL_INDEX) or 1)
         value = result.get(C.report_key(self._metric_name))
         # Median/Percentile/Threshold treat NaN as worse than anything
-        values = {eval_index: float(value) if _finite(value) else float("nan")}
+        values = {eval_index: float(value) if is_finite_number(value) else float("nan")}
         if self._handle.repeats > 1:  # the configuration's mean over its replicates
             values = self._handle.aggregate(trial_id, eval_index, values)
             if values is None:
@@ -244,7 +238,7 @@ class AshaPruningScheduler(_PruningMixin, AsyncHyperBandScheduler):
         self._setup(study_handle, metric, per_language=False)
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
-        if result.get(C.STATUS) == C.DIVERGED or not _finite(result.get(C.report_key(self._metric_name))):
+        if result.get(C.STATUS) == C.DIVERGED or not is_finite_number(result.get(C.report_key(self._metric_name))):
             return TrialScheduler.CONTINUE  # ASHA cannot rank NaN; the trial ends as diverged by itself
         self._report_and_ask(trial.trial_id, result)  # the curves, for the dashboard; ASHA decides
         decision = AsyncHyperBandScheduler.on_trial_result(self, tune_controller, trial, result)

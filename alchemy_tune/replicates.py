@@ -26,6 +26,7 @@ from typing import Any, Mapping
 from optuna.trial import FrozenTrial, TrialState
 
 from . import constants as C
+from .numbers import is_finite_number
 from .pruning import PRUNED_AT_ATTR
 
 REPLICATES_ATTR = "replicates"
@@ -80,8 +81,8 @@ def suggest(handle, ray_id: str, space, n_configs: int, grid: list[dict] | None)
             continue
         free = [r for r in range(k) if not t.user_attrs.get(f"{RAY_ID_PREFIX}{r}")]
         if free:
-            study._storage.set_trial_user_attr(t._trial_id, f"{RAY_ID_PREFIX}{free[0]}", ray_id)
-            handle._ids[ray_id] = t._trial_id
+            handle.set_user_attr(t.number, f"{RAY_ID_PREFIX}{free[0]}", ray_id)
+            handle.bind(ray_id, t.number)
             return seeded(t.user_attrs["config"], free[0])
     n = handle.n_trials()
     if n >= n_configs or (grid is not None and n >= len(grid)):
@@ -89,9 +90,9 @@ def suggest(handle, ray_id: str, space, n_configs: int, grid: list[dict] | None)
     if grid is not None:
         study.enqueue_trial(grid[n])
     config = handle.ask(ray_id, space)
-    sid = handle._ids[ray_id]
-    study._storage.set_trial_user_attr(sid, REPLICATES_ATTR, k)
-    study._storage.set_trial_user_attr(sid, f"{RAY_ID_PREFIX}0", ray_id)
+    number = handle.number_of(ray_id)
+    handle.set_user_attr(number, REPLICATES_ATTR, k)
+    handle.set_user_attr(number, f"{RAY_ID_PREFIX}0", ray_id)
     return seeded(config, 0)
 
 
@@ -104,7 +105,7 @@ def release_unknown(handle, known_ray_ids: set[str]) -> int:
             r = key[len(RAY_ID_PREFIX):] if key.startswith(RAY_ID_PREFIX) else None
             if r is not None and value and value not in known_ray_ids and f"{END_PREFIX}{r}" not in t.user_attrs:
                 # the journal cannot delete an attribute: an empty id marks the slot free
-                handle.study._storage.set_trial_user_attr(t._trial_id, key, "")
+                handle.set_user_attr(t.number, key, "")
                 n += 1
     return n
 
@@ -132,12 +133,12 @@ def finish(handle, ray_id: str, result: Mapping[str, Any] | None, error: str | b
         end.update(status=C.PRUNED, pruned_at_step=int(step) if isinstance(step, int) else None)
     elif result.get(C.STATUS) == C.DIVERGED:
         end.update(status=C.DIVERGED, reason=str(result.get(C.REASON) or "diverged"))
-    elif values and all(_finite(v) for v in values):
+    elif values and all(is_finite_number(v) for v in values):
         end["values"] = [float(v) for v in values]
     else:
         end.update(status=C.FAILED, reason=f"no finite {', '.join(handle.objective_metrics)} reported")
-    handle.study._storage.set_trial_user_attr(frozen._trial_id, f"{END_PREFIX}{r}", end)
-    return end["status"], _outcome(handle, handle.study._storage.get_trial(frozen._trial_id))
+    handle.set_user_attr(frozen.number, f"{END_PREFIX}{r}", end)
+    return end["status"], _outcome(handle, handle.get_trial(frozen.number))
 
 
 def _outcome(handle, frozen: FrozenTrial):
@@ -173,8 +174,8 @@ def aggregate(handle, ray_id: str, eval_index: int, values: Mapping[int, float])
     key = f"{REPORTS_PREFIX}{r}"
     reports = dict(frozen.user_attrs.get(key) or {})
     reports[str(eval_index)] = {str(s): v for s, v in values.items()}
-    handle.study._storage.set_trial_user_attr(frozen._trial_id, key, reports)
-    frozen = handle.study._storage.get_trial(frozen._trial_id)
+    handle.set_user_attr(frozen.number, key, reports)
+    frozen = handle.get_trial(frozen.number)
     k = int(frozen.user_attrs.get(REPLICATES_ATTR, handle.repeats))
     per_replicate = {q: frozen.user_attrs.get(f"{REPORTS_PREFIX}{q}") or {} for q in range(k)}
     live = [q for q in range(k) if f"{END_PREFIX}{q}" not in frozen.user_attrs]
@@ -185,11 +186,8 @@ def aggregate(handle, ray_id: str, eval_index: int, values: Mapping[int, float])
             break  # evaluations are reported in order: a later one waits for this one
         reporting = [per_replicate[q][str(i)] for q in range(k) if str(i) in per_replicate[q]]
         for step in sorted({s for rep in reporting for s in rep}, key=int):
-            scores = [rep[step] for rep in reporting if step in rep and _finite(rep[step])]
+            scores = [rep[step] for rep in reporting if step in rep and is_finite_number(rep[step])]
             if int(step) not in frozen.intermediate_values:
                 out[int(step)] = sum(scores) / len(scores) if scores else math.nan
     return out or None
 
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 
+from alchemy_tune import constants as C
 from alchemy_tune.cluster import init_ray
 from alchemy_tune.errors import UsageError
 from alchemy_tune.journal import JOURNAL, download, journal_location, relocate
@@ -58,7 +59,7 @@ def resume_search(run_dir: str, *, address: str | None = None, num_cpus: int | N
     if retry_errored:
         for trial_id in errored:
             handle.retry(trial_id, space)
-    trainable = make_trainable(meta.get("trial_fn") or "alchemy_tune.train:run_trial", meta.get("resources"),
+    trainable = make_trainable(meta.get("trial_fn") or C.TRIAL_FN, meta.get("resources"),
                                selection=(meta["metric"], meta.get("mode") or "max") if meta.get("metric") else None)
     tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=retry_errored,
                                restart_errored=False)
@@ -98,7 +99,7 @@ def _extend(meta: dict, run_dir: str, journal: str, space, trials: int, address,
         cpus_per_trial=resources.get("cpu", 1), gpus_per_trial=resources.get("gpu", 0),
         max_concurrent=meta.get("max_concurrent"))
     request = SearchRequest(space_path=meta["space"], address=address, num_cpus=num_cpus,
-                            trial_fn=meta.get("trial_fn") or "alchemy_tune.train:run_trial",
+                            trial_fn=meta.get("trial_fn") or C.TRIAL_FN,
                             progress_interval_s=progress_interval_s)
     allow_pending(settings)
     budget = Budget.of(meta.get("time_budget_s"), meta.get("gpu_hours"), settings.gpus_per_trial)

@@ -33,10 +33,10 @@ if __name__ == "__main__":
 from alchemy_tune import constants as C  # noqa: E402  (absolute: this file also runs as a plain script)
 from alchemy_tune.cluster import DEFAULT_STORAGE, check_resources, init_ray  # noqa: E402
 from alchemy_tune.errors import UsageError  # noqa: E402
-from alchemy_tune.journal import JOURNAL, JournalMirror, journal_location, upload  # noqa: E402
-from alchemy_tune.optuna_searcher import SAMPLERS, OptunaSearcher, StudyHandle  # noqa: E402
-from alchemy_tune.pruning import PRUNERS  # noqa: E402
+from alchemy_tune.journal import JournalMirror, journal_location, upload  # noqa: E402
+from alchemy_tune.optuna_searcher import OptunaSearcher, StudyHandle  # noqa: E402
 from alchemy_tune.run_dir import is_uri, local_path, run_name  # noqa: E402
+from alchemy_tune.search_settings import check_settings  # noqa: E402
 
 AVERAGES = C.AVERAGE_KEYS
 
@@ -63,7 +63,7 @@ class SearchRequest:
     node_wait_s: float | None = None
     """On a cluster, how long to wait for the autoscaler to bring a node that fits one trial (None =
     $ALCHEMY_TUNE_NODE_WAIT_S, else 600 s)."""
-    trial_fn: str = "alchemy_tune.train:run_trial"
+    trial_fn: str = C.TRIAL_FN
     progress_interval_s: float = 30.0
     configs: tuple[dict, ...] | None = None
     """Run exactly these configurations, in order, instead of sampling (``confirm``; needs sampler grid)."""
@@ -97,20 +97,14 @@ class SearchOutcome:
     """Set when a budget (--time-budget, --gpu-hours) stopped the search from asking for more trials."""
 
 
-def default_space() -> str:
-    """``search_spaces/default.yaml`` of a source checkout / editable install."""
-    from alchemy_tune.space import resolve_space
-
-    return str(resolve_space("default"))
-
-
 def load(request: SearchRequest):
     """(space, settings): the space file with CLI parameters pinned and CLI settings applied, validated."""
+    from alchemy_tune.space import default_space
     from alchemy_tune.space_file import load_space
 
     space = load_space(request.space_path or default_space(), overrides=request.params or None)
     settings = dataclasses.replace(space.settings, **request.settings)
-    validate_settings(settings)
+    check_settings(settings)
     return space, settings
 
 
@@ -171,40 +165,6 @@ def watched(settings) -> tuple[str, str]:
     """The (metric, mode) Tune and the pruners watch: the objective, or ``metric`` beside several objectives."""
     objectives = settings.objectives or ((settings.metric, settings.mode),)
     return tuple(objectives[0]) if len(objectives) == 1 else (settings.metric, settings.mode)
-
-
-def validate_settings(settings) -> None:
-    """The space file's settings are checked by ``load_space``; these checks cover the CLI's values too."""
-    if settings.trials is None:
-        raise UsageError("--trials: required (the space file's search section sets no `trials`)")
-    if not isinstance(settings.trials, int) or settings.trials < 1:
-        raise UsageError(f"--trials: must be a positive integer, got {settings.trials!r}")
-    if settings.max_concurrent is not None and settings.max_concurrent < 1:
-        raise UsageError(f"--max-concurrent: must be a positive integer, got {settings.max_concurrent!r}")
-    if settings.cpus_per_trial <= 0 or (settings.gpus_per_trial or 0) < 0:
-        raise UsageError(f"--cpus-per-trial/--gpus-per-trial: need CPUs > 0 and GPUs >= 0, got "
-                         f"{settings.cpus_per_trial:g} and {settings.gpus_per_trial or 0:g}")
-    if settings.sampler not in SAMPLERS:
-        raise UsageError(f"--sampler: {settings.sampler!r} is not one of {', '.join(SAMPLERS)}")
-    if settings.pruner not in PRUNERS:
-        raise UsageError(f"--pruner: {settings.pruner!r} is not one of {', '.join(PRUNERS)}")
-    objectives = settings.objectives or ((settings.metric, settings.mode),)
-    for metric, mode in objectives:
-        if metric not in C.SELECTION_METRICS:
-            from alchemy_tune.space_file import leak_hint
-
-            raise UsageError(f"metric: {metric!r} is not one of {', '.join(C.SELECTION_METRICS)}{leak_hint(metric)}")
-        if mode not in ("max", "min"):
-            raise UsageError(f"mode: {mode!r} is not one of max, min")
-    repeats = getattr(settings, "repeats", 1)
-    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
-        raise UsageError(f"--repeats: must be a positive integer, got {repeats!r}")
-    if repeats > 1 and settings.pruner == "asha":
-        raise UsageError("--repeats with --pruner asha: ASHA ranks single Ray trials, not configurations; "
-                         "use an Optuna pruner (median, percentile, successive-halving, hyperband, ...) or none")
-    if len(objectives) > 1 and settings.pruner not in ("none", "asha"):
-        raise UsageError(f"--pruner {settings.pruner}: Optuna pruners need one objective, this search has "
-                         f"{len(objectives)}; use --pruner none or asha (ASHA prunes on {settings.metric})")
 
 
 def make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir: str, max_failures: int):

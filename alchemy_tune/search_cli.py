@@ -14,8 +14,8 @@ PARAM_FLAGS = ("task", "data_dir", "model")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .optuna_searcher import SAMPLERS
-    from .pruning import PRUNERS
+    from .constants import TRIAL_FN
+    from .search_settings import PRUNERS, SAMPLERS
 
     g = parser.add_argument_group("what to search")
     g.add_argument("--trials", type=int, help="number of trials (default: the space file's `trials`)")
@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "before giving up (default: $ALCHEMY_TUNE_NODE_WAIT_S, else 600)")
     r.add_argument("--max-failures", type=int, default=2,
                    help="retries of a crashed trial or one whose node died (each from its last checkpoint)")
-    r.add_argument("--trial-fn", default="alchemy_tune.train:run_trial", metavar="MODULE:FUNCTION",
+    r.add_argument("--trial-fn", default=TRIAL_FN, metavar="MODULE:FUNCTION",
                    help="the trial function (advanced: any function with run_trial's contract, importable on "
                         "every node)")
     parser.add_argument("--dry-run", action="store_true", help="validate and show the plan without running")
@@ -116,8 +116,6 @@ def run(args: argparse.Namespace) -> int:
     from .cluster import node_wait_s, storage_root
     from .search import SearchRequest, run_search
 
-    if args.trials is not None and args.trials < 1:
-        raise UsageError(f"--trials: must be at least 1, got {args.trials}")
     storage, why = storage_root(args.storage)
     request = SearchRequest(space_path=args.space, settings=_given(args, SETTING_FLAGS),
                             params=pinned_params(args), storage=storage,

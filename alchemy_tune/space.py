@@ -1,7 +1,7 @@
 """Declarative search spaces: a YAML file -> a validated, typed :class:`SearchSpace` -> Optuna / Ray Tune.
 
 A space file maps :class:`~alchemy_tune.config.TrialConfig` field names (``lambda`` for λ) to a fixed
-value or a spec, plus an optional ``search:`` section (:class:`SearchSettings`) and ``description:``::
+value or a spec, plus an optional ``search:`` section (:class:`~alchemy_tune.search_settings.SearchSettings`) and ``description:``::
 
     task: bible-genre                                   # fixed
     lr: {type: float, low: 2.0e-5, high: 5.0e-4, log: true}
@@ -26,24 +26,17 @@ Reading a file into these types is :func:`alchemy_tune.space_file.load_space`.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .config import TrialConfig, config_fields
-from .constants import SELECTION_METRICS
 from .errors import UsageError
+from .numbers import is_finite_number
+from .search_settings import SearchSettings
 
 KINDS = ("fixed", "float", "int", "categorical", "subset")
-SAMPLERS = ("tpe", "random", "gp", "cmaes", "nsga2", "grid", "bruteforce")
-PRUNERS = ("none", "median", "percentile", "successive-halving", "hyperband", "threshold", "patient",
-           "wilcoxon", "asha")
-MODES = ("max", "min")
-METRICS = SELECTION_METRICS
-"""What a search may optimise: dev averages over seen and validation languages. The test (unseen)
-languages' dev data only as ``oracle_dev_unseen``; test_* averages never."""
 MAX_GRID = 100_000
 """grid() refuses to enumerate more configurations than this (a typo such as high: 100000 on an int)."""
 MAX_SUBSET_MEMBERS = 12
@@ -96,7 +89,7 @@ class Param:
     def can_take(self, value: Any) -> bool:
         if self.kind in ("fixed", "categorical", "subset"):
             return any(_same(value, option) for option in self.values())
-        if not (_is_number(value) and self.low <= value <= self.high):
+        if not (is_finite_number(value) and self.low <= value <= self.high):
             return False
         if self.kind == "int":
             return isinstance(value, int) and (value - self.low) % (self.step or 1) == 0
@@ -117,35 +110,6 @@ class Param:
         if self.kind == "int":
             return trial.suggest_int(self.name, self.low, self.high, step=self.step or 1, log=self.log)
         return trial.suggest_categorical(self.name, list(self.choices))
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """The ``search:`` section: defaults the CLI may override."""
-
-    metric: str = "dev_select"
-    """Selection metric: ``dev_select`` (seen + validation dev), ``dev_seen``, ``dev_val`` or, marked as
-    such everywhere, ``oracle_dev_unseen``."""
-    mode: str = "max"
-    objectives: tuple[tuple[str, str], ...] | None = None
-    """Several ((metric, mode), ...) for the sampler; ``metric``/``mode`` stay what a pruner watches."""
-    sampler: str = "tpe"
-    pruner: str = "median"
-    trials: int | None = None
-    cpus_per_trial: float = 1
-    gpus_per_trial: float = 0
-    max_concurrent: int | None = None
-    seed: int = 0
-    """Sampler seed (the trial's own seed is the ``seed`` parameter)."""
-    n_startup_trials: int | None = None
-    """Random trials before a model-based sampler (tpe, gp, cmaes) takes over; None = its default."""
-    pruner_options: Mapping[str, Any] | None = field(default=None, hash=False)
-    """Keyword arguments for the Optuna pruner, e.g. {n_warmup_steps: 2} or {percentile: 25}."""
-    max_evals: int | None = None
-    """asha: evaluations of a trial run to the end (epochs x evals_per_epoch); None = the search's default."""
-    repeats: int = 1
-    """Training seeds per sampled configuration (seed, seed + 1, ...; data_seed fixed): each runs as its own
-    trial, and the sampler and pruner see the mean over them (see :mod:`alchemy_tune.replicates`)."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +181,14 @@ def shipped_spaces() -> Path | None:
     return None
 
 
+def default_space() -> Path:
+    """``search_spaces/default.yaml``: the space of ``search`` and ``plan`` without ``--space``."""
+    shipped = shipped_spaces()
+    if shipped is None or not (shipped / "default.yaml").is_file():
+        raise UsageError("--space: this installation has no search_spaces/default.yaml; give a space file")
+    return shipped / "default.yaml"
+
+
 def resolve_space(value: str | Path) -> Path:
     """A space file from ``--space``: a path (``~`` expanded here, on the machine that reads it) or the name of
     a shipped space (``paper-grid`` or ``paper-grid.yaml``, from search_spaces/)."""
@@ -270,10 +242,6 @@ def _coerce_float(value: Any) -> Any:
     if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
         return float(value)
     return value
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _family(value: Any) -> str:

@@ -8,7 +8,6 @@ raising, so ``load_space`` reports all problems of a file at once.
 from __future__ import annotations
 
 import itertools
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -16,8 +15,10 @@ import yaml
 
 from .config import param_name
 from .errors import UsageError
-from .space import (KINDS, SearchSpace, resolve_space, MAX_SUBSET_MEMBERS, METRICS, MODES, PRUNERS, SAMPLERS, _DEFAULTS, _FIELD_KIND,
-                    Param, SearchSettings, _coerce_float, _config_problems, _family, _hint, _is_number,
+from .numbers import is_finite_number
+from .search_settings import SearchSettings, settings_problems
+from .space import (KINDS, SearchSpace, resolve_space, MAX_SUBSET_MEMBERS, _DEFAULTS, _FIELD_KIND,
+                    Param, _coerce_float, _config_problems, _family, _hint,
                     _normalize, _same, _value_problems)
 
 _KEYS = {
@@ -85,81 +86,11 @@ def _parse_settings(raw: Any, problems: list) -> SearchSettings:
     if not isinstance(raw, dict):
         problems.append(("search", f"expected a mapping of settings, got {raw!r}"))
         return SearchSettings()
-    valid = [f.name for f in fields(SearchSettings)]
-    kwargs: dict[str, Any] = {}
-    for key, value in raw.items():
-        at = f"search.{key}"
-        if key not in valid:
-            problems.append((at, f"unknown setting{_hint(str(key), valid)} (valid: {', '.join(valid)})"))
-        elif key in ("metric", "mode", "sampler", "pruner"):
-            allowed = {"metric": METRICS, "mode": MODES, "sampler": SAMPLERS, "pruner": PRUNERS}[key]
-            if value not in allowed:
-                problems.append((at, f"{value!r} is not one of {', '.join(allowed)}{leak_hint(value)}"))
-            kwargs[key] = value
-        elif key == "objectives":
-            kwargs[key] = _parse_objectives(value, problems)
-        elif key in ("cpus_per_trial", "gpus_per_trial"):
-            value = _coerce_float(value)
-            least = 0 if key == "gpus_per_trial" else 1e-9
-            if not _is_number(value) or value < least:
-                problems.append((at, f"expected a number {'>= 0' if least == 0 else '> 0'}, got {value!r}"))
-            kwargs[key] = value
-        elif key == "pruner_options":
-            if value is not None and not (isinstance(value, dict) and all(
-                    isinstance(k, str) and isinstance(v, (int, float, str, bool)) for k, v in value.items())):
-                problems.append((at, f"expected {{option: value, ...}} (pruner keyword arguments), "
-                                 f"got {value!r}"))
-            kwargs[key] = value
-        elif key == "repeats":
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-                problems.append((at, f"expected an integer >= 1 (training seeds per configuration), got {value!r}"))
-            kwargs[key] = value
-        else:  # trials, max_concurrent, seed, n_startup_trials, max_evals
-            optional = key != "seed"
-            least = 0 if key in ("seed", "n_startup_trials") else 1
-            if (value is None and optional) or (isinstance(value, int) and not isinstance(value, bool)
-                                                and value >= least):
-                kwargs[key] = value
-            else:
-                null = " or null" if optional else ""
-                problems.append((at, f"expected an integer >= {least}{null}, got {value!r}"))
-    if kwargs.get("sampler") == "cmaes" and kwargs.get("objectives") and len(kwargs["objectives"]) > 1:
-        problems.append(("search.sampler", "cmaes optimises one objective: use nsga2, tpe, gp or random for "
-                         "several objectives"))
-    return SearchSettings(**kwargs)
-
-
-def leak_hint(metric: Any) -> str:
-    """Why a test-language metric is refused, and the name that would accept it."""
-    if str(metric).startswith("test_"):
-        return " (selecting on test data would leak it)"
-    if str(metric) in ("dev_unseen", "dev_all"):
-        return (f" ({metric} contains the test languages' dev data; selecting on it is only possible by "
-                "name, as oracle_dev_unseen, and every output then says 'oracle')")
-    return ""
-
-
-def _parse_objectives(value: Any, problems: list) -> tuple[tuple[str, str], ...] | None:
-    """``{dev_seen: max, dev_unseen: max}`` or ``[[dev_seen, max], [dev_unseen, max]]``."""
-    if value is None:
-        return None
-    pairs = list(value.items()) if isinstance(value, dict) else value
-    if not isinstance(pairs, list) or not pairs:
-        problems.append(("search.objectives", f"expected {{metric: max|min, ...}}, got {value!r}"))
-        return None
-    out = []
-    for i, pair in enumerate(pairs):
-        at = f"search.objectives[{i}]" if isinstance(value, list) else f"search.objectives.{pair[0]}"
-        if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
-            problems.append((at, f"expected [metric, max|min], got {pair!r}"))
-        elif pair[0] not in METRICS or pair[1] not in MODES:
-            problems.append((at, f"{pair!r}: metric must be one of {', '.join(METRICS)}, mode max or min"
-                             f"{leak_hint(pair[0])}"))
-        else:
-            out.append((pair[0], pair[1]))
-    if len({m for m, _ in out}) != len(out):
-        problems.append(("search.objectives", "a metric appears twice"))
-    return tuple(out)
+    # PyYAML reads 1e-5 (no dot) as text
+    values = {k: _coerce_float(v) if k in ("cpus_per_trial", "gpus_per_trial") else v for k, v in raw.items()}
+    values, found = settings_problems(values, hint=_hint)
+    problems += [(f"search.{key}", message) for key, message in found]
+    return SearchSettings(**values)
 
 
 # ------------------------------------------------------------------------------------------- parameters
@@ -227,7 +158,7 @@ def _range(name, key, kind, raw, problems) -> dict:
         value = value if kind == "int" else _coerce_float(value)
         if kind == "int" and not (isinstance(value, int) and not isinstance(value, bool)):
             problems.append((f"{key}.{bound}", f"expected an integer, got {value!r}"))
-        elif not _is_number(value):
+        elif not is_finite_number(value):
             problems.append((f"{key}.{bound}", f"expected a number, got {value!r}"))
         got[bound] = value if kind == "int" or value is None else float(value)
     log = raw.get("log", False)

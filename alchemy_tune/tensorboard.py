@@ -12,10 +12,10 @@ trial as a separate run. Scalar tags:
 
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 from . import constants as C
+from .numbers import is_finite_number
 
 _SCALARS = {C.TRAIN_LOSS: "loss/train", C.TASK_LOSS: "loss/task", C.URIEL_LOSS: "loss/uriel",
             C.LAMBDA: "lambda", C.TASK_WEIGHT: "weight/task", C.URIEL_WEIGHT: "weight/uriel", C.EPOCH: "epoch",
@@ -27,7 +27,7 @@ def scalars_of(report: Mapping) -> dict[str, float]:
     out: dict[str, float] = {}
 
     def put(tag, value):
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if is_finite_number(value):
             out[tag] = float(value)
 
     for key, tag in _SCALARS.items():

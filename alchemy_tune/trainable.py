@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from ray import tune
 
-DEFAULT_TRIAL_FN = "alchemy_tune.train:run_trial"
+from .constants import TRIAL_FN
 BUSY_SECONDS = "alchemy_busy_seconds"  # wall seconds inside the trial function so far in this attempt
 TENSORBOARD_DIR = "tensorboard"
 
@@ -28,7 +28,7 @@ def _load(path: str) -> Callable:
     return getattr(importlib.import_module(module), name)
 
 
-def make_trainable(trial_fn: str = DEFAULT_TRIAL_FN, resources: Mapping[str, float] | None = None,
+def make_trainable(trial_fn: str = TRIAL_FN, resources: Mapping[str, float] | None = None,
                    selection: tuple[str, str] | None = None):
     """A Tune function trainable running ``trial_fn`` (``module:function``) with ``resources`` per trial.
 

@@ -38,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from alchemy_tune.constants import TRIAL_FN
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # testing/ (the tiny encoder, synthetic reports)
 N_EVALS = 8
@@ -166,7 +168,7 @@ lr: {{type: float, low: 1.0e-4, high: 1.0e-2, log: true}}
 lambda: {{type: categorical, choices: [0, 1, 10]}}
 """)
     outcome, wall = search(space, str(tmp / "runs"), f"efficiency-{epochs}", 16, "none",
-                           "alchemy_tune.train:run_trial", 2)
+                           TRIAL_FN, 2)
     trials = ExperimentAnalysis(outcome.run_dir).trials
     busy = sum(t.last_result.get(BUSY_SECONDS, 0.0) for t in trials)
     starts = sorted(t.last_result["timestamp"] - t.last_result["time_total_s"] for t in trials)
@@ -208,7 +210,7 @@ def pruning(tmp: Path, trials: int, real: bool, pruners: list[str]) -> None:
         fixed = (f"model: {model}\ntask: bible-genre\ntrain_size: 24\ndev_size: 12\ntest_size: 12\n"
                  "seen: [eng, fra, deu]\nunseen: [spa, rus]\nbatch_size: 8\nepochs: 2\nevals_per_epoch: 4\n"
                  "max_length: 48\nnum_layers: null\nthreads: 1\ndevice: cpu\n")
-        trial_fn = "alchemy_tune.train:run_trial"
+        trial_fn = TRIAL_FN
     else:
         fixed, trial_fn = "", "bench_search:curve_trial"
     space = write_space(tmp / "b.yaml", f"""

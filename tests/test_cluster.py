@@ -127,6 +127,20 @@ def driver(code: str, **env: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=180)
 
 
+def test_the_loopback_workaround_still_reaches_rays_switch():
+    """keep_loopback is the package's one use of ray._private: when a Ray release moves what it relies on, this
+    fails (no skip), instead of drivers silently losing a cluster bound to 127.0.0.1."""
+    done = driver("import os\n"
+                  "from alchemy_tune.cluster import keep_loopback\n"
+                  "import ray.util\n"
+                  "switch = lambda: os.environ.get('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER')\n"
+                  "print('elsewhere', keep_loopback('10.0.0.5:6379'), switch())\n"
+                  "print('auto', keep_loopback('auto'), switch())\n"
+                  "print('node', ray.util.get_node_ip_address())", RAY_ADDRESS="127.0.0.1:6379")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["elsewhere False None", "auto True 0", "node 127.0.0.1"], done.stderr[-3000:]
+
+
 @pytest.mark.slow
 def test_address_auto_stays_on_loopback(loopback_head):
     # RAY_ADDRESS is how `auto` finds this head (and what a Ray job's driver gets); without the fix Ray

@@ -18,7 +18,7 @@ import pytest
 from types import SimpleNamespace
 
 from alchemy_tune import constants as C
-from alchemy_tune.search import JOURNAL
+from alchemy_tune.journal import JOURNAL
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 TESTS = Path(__file__).resolve().parent

@@ -13,9 +13,10 @@ from ray.tune.schedulers import TrialScheduler
 from alchemy_tune import constants as C
 from alchemy_tune.errors import UsageError
 from alchemy_tune.optuna_searcher import StudyHandle
-from alchemy_tune.pruning import (LANG_SCORES_ATTR, PRUNED_AT_ATTR, PRUNERS, OptunaPruningScheduler, build_pruner,
-                                  objective_langs)
-from alchemy_tune.search import JOURNAL, SearchRequest, run_search
+from alchemy_tune.pruning import LANG_SCORES_ATTR, PRUNED_AT_ATTR, OptunaPruningScheduler, build_pruner, objective_langs
+from alchemy_tune.journal import JOURNAL
+from alchemy_tune.search import SearchRequest, run_search
+from alchemy_tune.search_settings import PRUNERS
 from alchemy_tune.space_file import load_space
 
 TESTS = Path(__file__).resolve().parent

@@ -14,8 +14,10 @@ import pytest
 from alchemy_tune import constants as C
 from alchemy_tune.cli import main
 from alchemy_tune.errors import UsageError
-from alchemy_tune.optuna_searcher import CONFIG_ATTR, RAY_ID_ATTR, SAMPLERS, StudyHandle, build_sampler
-from alchemy_tune.search import JOURNAL, SearchRequest, run_search
+from alchemy_tune.optuna_searcher import CONFIG_ATTR, RAY_ID_ATTR, StudyHandle, build_sampler
+from alchemy_tune.journal import JOURNAL
+from alchemy_tune.search import SearchRequest, run_search
+from alchemy_tune.search_settings import SAMPLERS
 from alchemy_tune.space_file import load_space
 
 TESTS = Path(__file__).resolve().parent
@@ -179,8 +181,27 @@ def test_every_sampler_drives_a_journal_study(tmp_path, sampler):
 
 
 def test_tpe_uses_constant_liar_only_under_concurrency():
-    assert build_sampler("tpe", seed=0, concurrent=4)._constant_liar is True
-    assert build_sampler("tpe", seed=0, concurrent=1)._constant_liar is False
+    """Constant liar: trials still running count (as bad) for the next draw, so concurrent workers spread out.
+    Without it TPE ignores them, as it ignores failed trials: asking with the earlier asks still running then
+    draws exactly what asking after failing them draws."""
+    x = optuna.distributions.FloatDistribution(0, 1)
+
+    def draws(concurrent: int, fail: bool) -> list[float]:
+        study = optuna.create_study(direction="maximize", sampler=build_sampler(
+            "tpe", seed=0, concurrent=concurrent, n_startup_trials=0))
+        for i in range(20):
+            study.add_trial(optuna.trial.create_trial(params={"x": i / 20}, distributions={"x": x},
+                                                      value=-abs(i / 20 - 0.3)))
+        out = []
+        for _ in range(4):
+            trial = study.ask({"x": x})
+            out.append(trial.params["x"])
+            if fail:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        return out
+
+    assert draws(4, fail=False) != draws(4, fail=True)
+    assert draws(1, fail=False) == draws(1, fail=True)
     with pytest.raises(UsageError, match="'sobol'"):
         build_sampler("sobol", seed=0)
 

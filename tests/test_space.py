@@ -13,7 +13,8 @@ import pytest
 
 from alchemy_tune.config import TrialConfig
 from alchemy_tune.errors import UsageError
-from alchemy_tune.space import SAMPLERS, SearchSettings, check_trial_config
+from alchemy_tune.search_settings import SAMPLERS, SearchSettings
+from alchemy_tune.space import check_trial_config
 from alchemy_tune.space_file import load_space
 from alchemy_tune.uriel import parse_feature_spec
 
