@@ -45,6 +45,21 @@ def journal_location(run_dir: str) -> str:
     return str(cache_dir() / "journals" / safe / JOURNAL)
 
 
+def drop_dangling_lock(journal_path: str) -> bool:
+    """Remove ``<journal>.lock`` when it is a symbolic link to a file that no longer exists.
+
+    Optuna's file lock is a symlink to the journal's path at the time it was taken. A driver killed while
+    holding it leaves the link behind; if the run folder then moves, the link dangles, and Optuna's stale-lock
+    recovery (it stats the link, following it) never fires: every later open waits forever. A live writer's
+    lock always points at an existing journal, so a dangling one has no owner."""
+    lock = f"{journal_path}.lock"
+    if os.path.islink(lock) and not os.path.exists(lock):
+        logger.warning("removing %s: a lock left by a driver that died, pointing at %s", lock, os.readlink(lock))
+        os.unlink(lock)
+        return True
+    return False
+
+
 def upload(run_dir: str, journal: str) -> None:
     if is_uri(run_dir) and os.path.exists(journal):
         with open(journal, "rb") as handle:

@@ -33,7 +33,7 @@ from ray.tune.search import Searcher
 
 from . import constants as C
 from . import replicates
-from .journal import journal_location, relocated
+from .journal import drop_dangling_lock, journal_location, relocated
 from .numbers import is_finite_number
 from .pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR, build_pruner
 from .search_settings import check_name
@@ -144,6 +144,7 @@ class StudyHandle:
     def study(self) -> optuna.Study:
         if self._study is None:
             Path(self.journal_path).parent.mkdir(parents=True, exist_ok=True)
+            drop_dangling_lock(self.journal_path)
             storage = JournalStorage(JournalFileBackend(self.journal_path))
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             # TPE's `group`, BruteForce, Patient and Wilcoxon are "experimental" in Optuna; chosen knowingly.
