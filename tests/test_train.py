@@ -136,7 +136,7 @@ def test_pair_regression_trial(tiny_encoder_dir):
 
 
 def test_alchemytune_weight_learns_within_200_steps_and_is_logged(tiny_encoder_dir, tmp_path):
-    """Issue 9 acceptance 1: unbalanced losses (CE ~1.8 vs URIEL MSE falling from ~0.3 to ~0.03)."""
+    """AlchemyTune learns from unbalanced losses (CE ~1.8 vs URIEL MSE falling from ~0.3 to ~0.03)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from alchemy_tune.train_cli import TrainRunSink
@@ -197,7 +197,7 @@ def _record_training(monkeypatch, config: TrialConfig) -> dict:
 
 
 def test_matched_baselines_see_the_same_batches_and_dropout_masks(tiny_encoder_dir, monkeypatch):
-    """Issue 9 item 4: trials that differ only in λ / URIEL set / projection share every random draw."""
+    """Matched baselines: trials that differ only in λ / URIEL set / projection share every random draw."""
     base = tiny(tiny_encoder_dir, **{"lambda": 0.0}, dropout=0.2, evals_per_epoch=1)
     variants = [dataclasses.replace(base, lambda_=10.0),
                 dataclasses.replace(base, lambda_=1.0, uriel_features="geo", projection="mlp", proj_dropout=0.3)]
