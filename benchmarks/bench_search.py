@@ -186,7 +186,7 @@ def compute_to_reach(run_dir: str, target: float) -> float:
 
     from alchemy_tune.optuna_searcher import RAY_ID_ATTR, STUDY_NAME
     from alchemy_tune.results import read_trials
-    from alchemy_tune.search import JOURNAL
+    from alchemy_tune.journal import JOURNAL
 
     rows = {r["trial_id"]: r for r in read_trials(run_dir).to_pylist()}
     study = optuna.load_study(study_name=STUDY_NAME, storage=optuna.storages.JournalStorage(

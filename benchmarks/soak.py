@@ -93,7 +93,7 @@ def journal_stored(run_dir: str) -> bool:
     """The study journal reached the object store (the driver mirrors it there as trials end): before that a
     killed driver leaves nothing to resume from."""
     from alchemy_tune.run_dir import resolve
-    from alchemy_tune.search import JOURNAL
+    from alchemy_tune.journal import JOURNAL
 
     fs, root = resolve(run_dir)
     return fs.get_file_info(f"{root}/{JOURNAL}").type.name == "File"
@@ -108,7 +108,7 @@ def check(run_dir: str, trials: int, partial: bool = False) -> list[str]:
     from alchemy_tune.optuna_searcher import RAY_ID_ATTR, STUDY_NAME
     from alchemy_tune.results import read_metrics, read_steps, read_trials
     from alchemy_tune.run_dir import resolve
-    from alchemy_tune.search import JOURNAL
+    from alchemy_tune.journal import JOURNAL
 
     problems = []
     fs, root = resolve(run_dir)

@@ -16,7 +16,8 @@ import pytest
 from alchemy_tune import constants as C
 from alchemy_tune.replicates import seeded
 from alchemy_tune.results import read_steps, read_trials
-from alchemy_tune.search import JOURNAL, SearchRequest, run_search
+from alchemy_tune.journal import JOURNAL
+from alchemy_tune.search import SearchRequest, run_search
 from test_search import TINY, write_space
 
 
