@@ -11,6 +11,7 @@ shorter one does.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -54,8 +55,9 @@ def drop_dangling_lock(journal_path: str) -> bool:
     lock always points at an existing journal, so a dangling one has no owner."""
     lock = f"{journal_path}.lock"
     if os.path.islink(lock) and not os.path.exists(lock):
-        logger.warning("removing %s: a lock left by a driver that died, pointing at %s", lock, os.readlink(lock))
-        os.unlink(lock)
+        logger.warning("removing %s: a lock left by a driver that died", lock)
+        with contextlib.suppress(FileNotFoundError):  # another driver opening the run removed it first
+            os.unlink(lock)
         return True
     return False
 
