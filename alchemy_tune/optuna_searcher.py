@@ -119,10 +119,21 @@ class StudyHandle:
         self._study_id: int | None = None
         self._ids: dict[str, int] = {}  # ray trial id -> optuna trial number
         self._storage_ids: dict[int, int] = {}  # optuna trial number -> the storage's trial id (never changes)
+        # How far the study's trials were scanned for Ray ids / retry links. One driver writes the study: a
+        # Ray id or retry link it sets later on an older trial it also records here (bind, retry), so each
+        # scan reads only the trials created since the last one and the cost per trial stays flat.
+        self._scanned = 0
+        self._retried: set[int] = set()  # numbers of failed trials that were retried (they no longer count)
+        self._retry_scanned = 0
+        self._counted: set[int] = set()  # n_trials: trials counted so far, and those seen WAITING (recheck)
+        self._waiting: set[int] = set()
+        self._count_scanned = 0
+        self._orphans = True  # orphans may exist (only mark_orphans makes them; unknown until one look)
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("_study", "_store", "_study_id", "_ids", "_storage_ids"):
+        for key in ("_study", "_store", "_study_id", "_ids", "_storage_ids", "_scanned", "_retried",
+                    "_retry_scanned", "_counted", "_waiting", "_count_scanned", "_orphans"):
             state.pop(key, None)
         return state
 
@@ -189,7 +200,9 @@ class StudyHandle:
         self._ids[ray_id] = number
 
     def _scan(self) -> None:
-        for t in self.study.get_trials(deepcopy=False):
+        trials = self.study.get_trials(deepcopy=False)
+        start, self._scanned = self._scanned, len(trials)
+        for t in trials[start:]:
             rid = t.user_attrs.get(RAY_ID_ATTR)
             if rid:
                 self._ids[rid] = t.number
@@ -227,8 +240,25 @@ class StudyHandle:
     # ------------------------------------------------------------------ trial life
     def n_trials(self) -> int:
         """Trials that count toward the search's ``trials``: asked by this search (enqueued ones once asked),
-        not told from an earlier run (warm start) and not a failed attempt that was retried."""
-        return len(self.this_runs_trials())
+        not told from an earlier run (warm start) and not a failed attempt that was retried.
+
+        Asked before every new trial, so it is counted incrementally (the same rule as
+        :meth:`this_runs_trials`): a trial's warm-start flag and retry link are set when it is created, and a
+        trial seen WAITING (enqueued) is looked at again until it is asked."""
+        trials = self.study.get_trials(deepcopy=False)
+        fresh = [t.number for t in trials[self._count_scanned:] if WARM_ATTR not in t.user_attrs]
+        self._count_scanned = len(trials)
+        for t in trials[self._retry_scanned:]:
+            if RETRY_OF_ATTR in t.user_attrs:
+                self._retried.add(t.user_attrs[RETRY_OF_ATTR])
+        self._retry_scanned = len(trials)
+        for number in [*self._waiting, *fresh]:
+            if trials[number].state == TrialState.WAITING:
+                self._waiting.add(number)
+            else:
+                self._waiting.discard(number)
+                self._counted.add(number)
+        return len(self._counted - self._retried) if self._retried else len(self._counted)
 
     def mark_orphans(self, known_ray_ids: set[str]) -> int:
         """Flag unfinished Optuna trials that no Ray trial will ever continue; returns how many."""
@@ -237,6 +267,7 @@ class StudyHandle:
             if t.user_attrs.get(RAY_ID_ATTR) not in known_ray_ids and t.state == TrialState.RUNNING:
                 self.set_user_attr(t.number, ORPHAN_ATTR, True)
                 n += 1
+        self._orphans = self._orphans or n > 0
         return n
 
     def adopt_orphan(self, ray_id: str) -> dict | None:
@@ -245,6 +276,8 @@ class StudyHandle:
         The new Ray trial starts from scratch: a pruning decision the dead driver took is forgotten, and the
         old Ray id is kept in ``previous_ray_trial_ids`` so its rows in the results can be dropped.
         """
+        if not self._orphans:  # none left at the last look, and only mark_orphans makes new ones
+            return None
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if t.user_attrs.get(ORPHAN_ATTR) and CONFIG_ATTR in t.user_attrs:
                 self.set_user_attr(t.number, ORPHAN_ATTR, False)
@@ -258,6 +291,7 @@ class StudyHandle:
                 self.set_user_attr(t.number, RAY_ID_ATTR, ray_id)
                 self.bind(ray_id, t.number)
                 return dict(t.user_attrs[CONFIG_ATTR])
+        self._orphans = False
         return None
 
     def previous_ids(self, ray_id: str) -> list[str]:
@@ -276,15 +310,20 @@ class StudyHandle:
         trial.set_user_attr(RAY_ID_ATTR, ray_id)
         trial.set_user_attr(CONFIG_ATTR, old.user_attrs.get(CONFIG_ATTR))
         trial.set_user_attr(RETRY_OF_ATTR, old.number)  # a finished trial's attributes are frozen
+        self._retried.add(old.number)
         self.bind(ray_id, trial.number)
 
     def this_runs_trials(self, *, warm: bool = False) -> list[optuna.trial.FrozenTrial]:
         """The study's trials of this search: no retried failures, no waiting ones, and no warm-start trials
         unless ``warm``."""
         trials = self.study.get_trials(deepcopy=False)
-        retried = {t.user_attrs[RETRY_OF_ATTR] for t in trials if RETRY_OF_ATTR in t.user_attrs}
-        return [t for t in trials if t.state != TrialState.WAITING and (warm or WARM_ATTR not in t.user_attrs)
-                and t.number not in retried]
+        for t in trials[self._retry_scanned:]:  # retry links are set when a trial is created (see _scan)
+            if RETRY_OF_ATTR in t.user_attrs:
+                self._retried.add(t.user_attrs[RETRY_OF_ATTR])
+        self._retry_scanned = len(trials)
+        retried = self._retried
+        return [t for t in trials if t.state != TrialState.WAITING and t.number not in retried
+                and (warm or WARM_ATTR not in t.user_attrs)]
 
     def ask(self, ray_id: str, space) -> dict:
         trial = self.study.ask()

@@ -113,6 +113,9 @@ class Units:
                           _base=config_keys(trials, baseline_cols), _plain=is_plain(trials),
                           _seed=trials["cfg_seed"] if "cfg_seed" in trials else trials.get("seed", 0))
         self.configs = t.drop_duplicates("_config").set_index("_config")
+        # config -> its row as a dict: a search of thousands of configurations reads rows one by one, and
+        # DataFrame.loc / iterrows per row cost most of `analyze` at that scale
+        self.records: dict[str, dict] = self.configs.to_dict("index")
         merged = scores.merge(t[["run_id", "trial_id", "_config", "_base", "_plain", "_seed"]],
                               on=["run_id", "trial_id"])
         self.roles = sorted(set(merged["role"]))
@@ -136,10 +139,20 @@ def _wide(frame: pd.DataFrame, key: str) -> dict[str, dict[str, pd.DataFrame]]:
     """key -> role -> [language × seed] mean scores, built with one groupby (pivoting per pair is slow)."""
     if frame.empty:
         return {}
-    means = frame.groupby([key, "role", "lang", "_seed"], sort=True)["value"].mean()
+    # One unstack for all keys, then numpy slices per (key, role) of the sorted rows: a search of thousands
+    # of configurations has tens of thousands of blocks, too many for a pandas groupby. Each block keeps
+    # only the seeds it has.
+    wide = frame.groupby([key, "role", "lang", "_seed"], sort=True)["value"].mean().unstack("_seed")
+    values, seeds = wide.to_numpy(dtype=float), wide.columns
+    keys, roles = wide.index.get_level_values(0), wide.index.get_level_values(1)
+    langs = wide.index.get_level_values(2)
+    starts = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1]) | (roles[1:] != roles[:-1])])
     out: dict[str, dict[str, pd.DataFrame]] = {}
-    for (k, role), block in means.groupby(level=[0, 1], sort=False):
-        out.setdefault(k, {})[role] = block.droplevel([0, 1]).unstack("_seed")
+    for start, end in zip(starts, np.r_[starts[1:], len(values)]):
+        block = values[start:end]
+        has = ~np.isnan(block).all(axis=0)
+        out.setdefault(keys[start], {})[roles[start]] = pd.DataFrame(
+            block[:, has], index=pd.Index(langs[start:end], name="lang"), columns=seeds[has])
     return out
 
 
@@ -169,7 +182,7 @@ def _holm_columns(table: pd.DataFrame, roles) -> pd.DataFrame:
 
 
 def _row(units: Units, config: str) -> dict:
-    first = units.configs.loc[config]
+    first = units.records[config]
     row = {short(c): hashable(first[c]) for c in units.searched}
     row["configuration"] = label(first, units.searched)
     row["selection_score"] = float(units.score.get(config, math.nan))
@@ -230,11 +243,12 @@ def dimension_comparisons(units: Units, column: str, roles=ROLES) -> tuple[pd.Da
     ref = _reference_value(values, column)
     others = [c for c in units.identity if c != column]
     by_rest = {}
-    for config, first in candidates.iterrows():
+    records = [(config, units.records[config]) for config in candidates.index]
+    for config, first in records:
         if hashable(first[column]) == ref:
             by_rest[tuple(hashable(first[c]) for c in others)] = config
     rows = []
-    for config, first in candidates.iterrows():
+    for config, first in records:
         if hashable(first[column]) == ref:
             continue
         row = _row(units, config)

@@ -201,6 +201,12 @@ def _full_config(config: Mapping) -> dict:
         return dict(config)
 
 
+def _repeated(runs: list[tuple[int, int]]) -> pa.Array:
+    """An int64 column: each (value, count) of ``runs`` as ``count`` copies of ``value``, in order."""
+    return pa.concat_arrays([pa.array([], pa.int64())]
+                            + [pa.repeat(pa.scalar(value, pa.int64()), count) for value, count in runs])
+
+
 @dataclass
 class _Trial:
     """What the writer holds for one trial it has seen in this process: its unwritten rows and its curve."""
@@ -518,20 +524,27 @@ class ResultsWriter:
 
     def _write(self, jobs: list) -> str | None:
         """One new part per table for everything in ``jobs``; returns the metrics part's path (if any)."""
+        # Per trial, not per report: this thread shares the GIL with Ray Tune's event loop, so its Python work
+        # must stay small however many reports a flush carries (else it falls behind and rows pile up).
         name = f"{self._token}-{self._seq:06d}"
-        metrics, steps, trials = [], [], []
+        metrics, metric_attempts, steps, step_attempts, trials = [], [], [], [], []
         for tid, st, pending, _, rows, trial_row in jobs:
-            for table in pending:
-                metrics.append(table.append_column(store.ATTEMPT, pa.array([st.attempt] * table.num_rows, pa.int64())))
-            steps += [{**{f.name: r.get(f.name) for f in STEPS_SCHEMA}, store.ATTEMPT: st.attempt} for r in rows]
+            if pending:
+                metrics += pending
+                metric_attempts.append((st.attempt, sum(t.num_rows for t in pending)))
+            steps += rows
+            step_attempts.append((st.attempt, len(rows)))
             if trial_row is not None:
                 trials.append(trial_row)
         path = None
         if metrics:
-            path = store.write_part(self._fs, self._root, "metrics", self.run_id, name, pa.concat_tables(metrics))
+            table = pa.concat_tables(metrics).combine_chunks()  # one contiguous table: Parquet writes it fast
+            path = store.write_part(self._fs, self._root, "metrics", self.run_id, name,
+                                    table.append_column(store.ATTEMPT, _repeated(metric_attempts)))
         if steps:
+            table = pa.Table.from_pylist(steps, schema=STEPS_SCHEMA)  # takes the schema's keys of each row
             store.write_part(self._fs, self._root, "steps", self.run_id, name,
-                             pa.Table.from_pylist(steps, schema=store.stored_schema(STEPS_SCHEMA)))
+                             table.append_column(store.ATTEMPT, _repeated(step_attempts)))
         if trials:
             store.write_part(self._fs, self._root, "trials", self.run_id, name, self._trials_table(trials))
         return path

@@ -1,6 +1,6 @@
 """Driver cost of the results writer and the study journal at 500 and 5,000 trials, side by side in one run.
 
-    python benchmarks/bench_results.py [--sizes 500 5000] [--evals 20] [--langs 52] [--pruner median]
+    python benchmarks/bench_results.py [--sizes 500 5000] [--evals 20] [--langs 52] [--pruner median] [--keep]
 
 For each N, a fresh process plays the search driver for N synthetic trials, one after another, with no
 training: per trial the searcher asks the study for a configuration (``OptunaSearcher.suggest``), then
@@ -23,6 +23,7 @@ of the trials (the cost at that size, not averaged with the first trials). Targe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -159,6 +160,8 @@ def main() -> int:
                         help="the study's pruner; with a pruner, trials stop early and send fewer reports")
     parser.add_argument("--tmp", default=None,
                         help="folder for the runs (e.g. /dev/shm: the journal's fsync then costs no disk wait)")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the runs (printed) instead of deleting them, e.g. to re-time analyze on a quiet machine")
     parser.add_argument("--one", nargs=2, metavar=("N", "RUN_DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -166,7 +169,11 @@ def main() -> int:
         return 0
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     out = {}
-    with tempfile.TemporaryDirectory(prefix="bench-results-", dir=args.tmp) as tmp:
+    holder = (contextlib.nullcontext(tempfile.mkdtemp(prefix="bench-results-", dir=args.tmp)) if args.keep
+              else tempfile.TemporaryDirectory(prefix="bench-results-", dir=args.tmp))
+    with holder as tmp:
+        if args.keep:
+            print(f"runs kept in {tmp}", flush=True)
         # Both sizes at once (one run, and the small one is done long before the large one); the ratio uses
         # each process's own CPU time, which other work on the machine does not inflate.
         procs = {n: subprocess.Popen([sys.executable, __file__, "--one", str(n), os.path.join(tmp, f"run{n}"),

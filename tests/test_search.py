@@ -409,6 +409,40 @@ def test_a_repeated_ray_trial_id_gets_no_second_optuna_trial(tmp_path):
     assert [t.user_attrs[RAY_ID_ATTR] for t in handle.study.trials] == ["0a1b2c3d", "ffffffff"]
 
 
+def test_trials_are_counted_incrementally_as_a_fresh_driver_counts_them(tmp_path):
+    """n_trials is asked before every new trial, so it scans only new trials: warm-start trials never count,
+    an enqueued one counts once it is asked, a retried failure stops counting; a fresh handle (a resumed
+    driver, full scan) and this_runs_trials agree at every step."""
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState
+
+    from alchemy_tune.optuna_searcher import WARM_ATTR
+
+    space = _lr_space(tmp_path)
+    handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_unseen", "max")], sampler="random",
+                         pruner="none", seed=0)
+
+    def agree(expected):
+        fresh = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_unseen", "max")], sampler="random",
+                            pruner="none", seed=0)
+        assert handle.n_trials() == fresh.n_trials() == len(handle.this_runs_trials()) == expected
+
+    handle.study.add_trial(optuna.trial.create_trial(
+        params={"lr": 1e-3}, distributions={"lr": CategoricalDistribution([1e-3, 1e-4, 1e-5, 1e-6])}, value=0.5,
+        user_attrs={WARM_ATTR: "earlier-run"}))
+    handle.study.enqueue_trial({"lr": 1e-5})
+    agree(0)  # the warm-start trial never counts, the enqueued one not before it is asked
+    assert handle.ask("a", space)["lr"] == 1e-5
+    agree(1)
+    handle.ask("b", space)
+    handle.study.tell(handle.number_of("b"), state=TrialState.FAIL)
+    agree(2)
+    handle.retry("b", space)  # a new trial runs "b" again; the failed one no longer counts
+    agree(2)
+    handle.ask("c", space)
+    agree(3)
+
+
 def test_an_adopted_orphan_forgets_the_dead_drivers_pruning_and_its_old_rows(tmp_path):
     from types import SimpleNamespace
 
