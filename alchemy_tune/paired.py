@@ -228,6 +228,14 @@ def _reference_value(values: list, column: str):
     return default if default in values else sorted(values, key=lambda v: (v is None, str(v)))[0]
 
 
+def _follows(configs: pd.DataFrame, column: str, leader: str) -> bool:
+    """Whether ``column`` varies only with ``leader``: one value per value of ``leader``, several in all (a
+    setting of one choice, e.g. AlchemyScale's ``scale_interval`` given with ``lambda_schedule``). Such a
+    setting belongs to the choice it follows, so it does not stop a comparison along ``leader``."""
+    pairs = {(hashable(a), hashable(b)) for a, b in zip(configs[leader], configs[column])}
+    return len({b for _, b in pairs}) > 1 and len({a for a, _ in pairs}) == len(pairs)
+
+
 def dimension_comparisons(units: Units, column: str, roles=ROLES) -> tuple[pd.DataFrame, str | None]:
     """Configurations against the same configuration with ``column`` at its reference value (TrialConfig's
     default when present, e.g. constant schedule, linear projection), paired by seed and language.
@@ -241,7 +249,7 @@ def dimension_comparisons(units: Units, column: str, roles=ROLES) -> tuple[pd.Da
     if len(values) < 2:
         return pd.DataFrame(), f"{short(column)} takes one value among the configurations it applies to"
     ref = _reference_value(values, column)
-    others = [c for c in units.identity if c != column]
+    others = [c for c in units.identity if c != column and not _follows(candidates, c, column)]
     by_rest = {}
     records = [(config, units.records[config]) for config in candidates.index]
     for config, first in records:

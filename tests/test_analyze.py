@@ -320,3 +320,24 @@ def test_fanova_without_scikit_learn_is_a_usage_error(two_seeds, capsys):
     else:
         assert main(["analyze", two_seeds[1], "--importance", "fanova", "--no-report"]) == 0
         assert "== Parameter importance ==" in capsys.readouterr().out
+
+
+def test_a_setting_of_one_schedule_does_not_stop_the_schedule_comparison():
+    """AlchemyScale's scale_interval is set only with that schedule (20; the others keep 100): the schedule
+    comparison must still pair AlchemyScale with the constant schedule, by seed and language."""
+    configs = [(0.0, "constant", 100), (1.0, "constant", 100), (1.0, "alchemyscale", 20)]
+    trials, scores = [], []
+    for c, (lam, schedule, interval) in enumerate(configs):
+        for seed in (42, 43, 44):
+            tid = f"t{c}{seed}"
+            trials.append({"run_id": "r", "trial_id": tid, "cfg_lambda": lam, "cfg_lambda_schedule": schedule,
+                           "cfg_scale_interval": interval, "cfg_seed": seed})
+            for i, lang in enumerate(("aa", "bb", "cc", "dd")):
+                value = 0.5 + 0.01 * i + 0.001 * seed - (0.05 if schedule == "alchemyscale" else 0.0)
+                scores.append({"run_id": "r", "trial_id": tid, "lang": lang, "role": "unseen", "value": value})
+    units = P.Units(pd.DataFrame(trials), pd.DataFrame(scores))
+    table, note = P.dimension_comparisons(units, "cfg_lambda_schedule", roles=("unseen",))
+    assert note is None and len(table) == 1
+    row = table.iloc[0]
+    assert row["paired"] == "yes" and row["reference"] == "lambda_schedule=constant"
+    assert row["Δunseen"] == pytest.approx(-0.05) and row["seeds"] == 3
