@@ -119,21 +119,19 @@ class StudyHandle:
         self._study_id: int | None = None
         self._ids: dict[str, int] = {}  # ray trial id -> optuna trial number
         self._storage_ids: dict[int, int] = {}  # optuna trial number -> the storage's trial id (never changes)
-        # How far the study's trials were scanned for Ray ids / retry links. One driver writes the study: a
-        # Ray id or retry link it sets later on an older trial it also records here (bind, retry), so each
-        # scan reads only the trials created since the last one and the cost per trial stays flat.
-        self._scanned = 0
+        # One driver writes the study, and every Ray id it gives a trial it also binds here (ask, retry,
+        # replicates, adopt_orphan): after one full scan of what earlier drivers left, nothing needs scanning
+        # again, and the trial count follows this driver's asks. So the cost of a new trial stays flat.
+        self._scanned = False
+        self._n: int | None = None  # n_trials, once counted
         self._retried: set[int] = set()  # numbers of failed trials that were retried (they no longer count)
         self._retry_scanned = 0
-        self._counted: set[int] = set()  # n_trials: trials counted so far, and those seen WAITING (recheck)
-        self._waiting: set[int] = set()
-        self._count_scanned = 0
         self._orphans = True  # orphans may exist (only mark_orphans makes them; unknown until one look)
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("_study", "_store", "_study_id", "_ids", "_storage_ids", "_scanned", "_retried",
-                    "_retry_scanned", "_counted", "_waiting", "_count_scanned", "_orphans"):
+        for key in ("_study", "_store", "_study_id", "_ids", "_storage_ids", "_scanned", "_n", "_retried",
+                    "_retry_scanned", "_orphans"):
             state.pop(key, None)
         return state
 
@@ -200,9 +198,10 @@ class StudyHandle:
         self._ids[ray_id] = number
 
     def _scan(self) -> None:
-        trials = self.study.get_trials(deepcopy=False)
-        start, self._scanned = self._scanned, len(trials)
-        for t in trials[start:]:
+        if self._scanned:
+            return
+        self._scanned = True
+        for t in self.study.get_trials(deepcopy=False):
             rid = t.user_attrs.get(RAY_ID_ATTR)
             if rid:
                 self._ids[rid] = t.number
@@ -242,23 +241,12 @@ class StudyHandle:
         """Trials that count toward the search's ``trials``: asked by this search (enqueued ones once asked),
         not told from an earlier run (warm start) and not a failed attempt that was retried.
 
-        Asked before every new trial, so it is counted incrementally (the same rule as
-        :meth:`this_runs_trials`): a trial's warm-start flag and retry link are set when it is created, and a
-        trial seen WAITING (enqueued) is looked at again until it is asked."""
-        trials = self.study.get_trials(deepcopy=False)
-        fresh = [t.number for t in trials[self._count_scanned:] if WARM_ATTR not in t.user_attrs]
-        self._count_scanned = len(trials)
-        for t in trials[self._retry_scanned:]:
-            if RETRY_OF_ATTR in t.user_attrs:
-                self._retried.add(t.user_attrs[RETRY_OF_ATTR])
-        self._retry_scanned = len(trials)
-        for number in [*self._waiting, *fresh]:
-            if trials[number].state == TrialState.WAITING:
-                self._waiting.add(number)
-            else:
-                self._waiting.discard(number)
-                self._counted.add(number)
-        return len(self._counted - self._retried) if self._retried else len(self._counted)
+        Asked before every new trial, so it is counted once and then follows this driver's asks: each
+        :meth:`ask` adds one (an enqueued trial counts once asked), a :meth:`retry` adds a trial and retires
+        one. A fresh driver counts again (``this_runs_trials``)."""
+        if self._n is None:
+            self._n = len(self.this_runs_trials())
+        return self._n
 
     def mark_orphans(self, known_ray_ids: set[str]) -> int:
         """Flag unfinished Optuna trials that no Ray trial will ever continue; returns how many."""
@@ -327,6 +315,8 @@ class StudyHandle:
 
     def ask(self, ray_id: str, space) -> dict:
         trial = self.study.ask()
+        if self._n is not None:
+            self._n += 1
         config = space.suggest(trial)
         trial.set_user_attr(RAY_ID_ATTR, ray_id)
         trial.set_user_attr(CONFIG_ATTR, config)
