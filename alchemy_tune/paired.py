@@ -233,7 +233,10 @@ def _follows(configs: pd.DataFrame, column: str, leader: str) -> bool:
     setting of one choice, e.g. AlchemyScale's ``scale_interval`` given with ``lambda_schedule``). Such a
     setting belongs to the choice it follows, so it does not stop a comparison along ``leader``."""
     pairs = {(hashable(a), hashable(b)) for a, b in zip(configs[leader], configs[column])}
-    return len({b for _, b in pairs}) > 1 and len({a for a, _ in pairs}) == len(pairs)
+    leaders = {a for a, _ in pairs}
+    # ...and values of ``leader`` repeat: when every configuration has its own (a continuous setting of a
+    # random search), everything is trivially one value per value, and nothing follows it
+    return len(leaders) == len(pairs) and len({b for _, b in pairs}) > 1 and len(configs) > len(leaders)
 
 
 def dimension_comparisons(units: Units, column: str, roles=ROLES) -> tuple[pd.DataFrame, str | None]:

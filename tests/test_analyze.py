@@ -325,7 +325,7 @@ def test_fanova_without_scikit_learn_is_a_usage_error(two_seeds, capsys):
 def test_a_setting_of_one_schedule_does_not_stop_the_schedule_comparison():
     """AlchemyScale's scale_interval is set only with that schedule (20; the others keep 100): the schedule
     comparison must still pair AlchemyScale with the constant schedule, by seed and language."""
-    configs = [(0.0, "constant", 100), (1.0, "constant", 100), (1.0, "alchemyscale", 20)]
+    configs = [(0.0, "constant", 100), (0.1, "constant", 100), (1.0, "constant", 100), (1.0, "alchemyscale", 20)]
     trials, scores = [], []
     for c, (lam, schedule, interval) in enumerate(configs):
         for seed in (42, 43, 44):
@@ -337,7 +337,24 @@ def test_a_setting_of_one_schedule_does_not_stop_the_schedule_comparison():
                 scores.append({"run_id": "r", "trial_id": tid, "lang": lang, "role": "unseen", "value": value})
     units = P.Units(pd.DataFrame(trials), pd.DataFrame(scores))
     table, note = P.dimension_comparisons(units, "cfg_lambda_schedule", roles=("unseen",))
-    assert note is None and len(table) == 1
+    assert note is None and len(table) == 1  # λ = 0.1 has no AlchemyScale run: only λ = 1 is compared
     row = table.iloc[0]
     assert row["paired"] == "yes" and row["reference"] == "lambda_schedule=constant"
     assert row["Δunseen"] == pytest.approx(-0.05) and row["seeds"] == 3
+
+
+def test_nothing_follows_a_setting_every_configuration_has_its_own_value_of():
+    """A random search's continuous lr gives each configuration its own value: the projection does not
+    'follow' lr, so an lr comparison pairs nothing across different projections (the reference lr, 1e-4,
+    only ran with the linear projection)."""
+    trials, scores = [], []
+    for c, (lr, projection) in enumerate([(1e-4, "linear"), (2e-4, "mlp"), (3e-4, "mlp")]):
+        for seed in (42, 43):
+            tid = f"t{c}{seed}"
+            trials.append({"run_id": "r", "trial_id": tid, "cfg_lambda": 1.0, "cfg_lr": lr,
+                           "cfg_projection": projection, "cfg_seed": seed})
+            scores += [{"run_id": "r", "trial_id": tid, "lang": lang, "role": "unseen", "value": 0.5}
+                       for lang in ("aa", "bb")]
+    units = P.Units(pd.DataFrame(trials), pd.DataFrame(scores))
+    table, _ = P.dimension_comparisons(units, "cfg_lr", roles=("unseen",))
+    assert set(table["paired"]) == {"none: no run of the same configuration at the reference value"}
