@@ -83,6 +83,18 @@ def load_study(run_dir: Path) -> optuna.Study:
         optuna.storages.journal.JournalFileBackend(str(run_dir / JOURNAL))))
 
 
+def study_if_created(journal: Path) -> optuna.Study | None:
+    """The study while a driver runs: None until the journal holds it. Optuna creates the journal file
+    before it appends the study's first record, so polling can see an existing file with no study."""
+    if not journal.exists():
+        return None
+    try:
+        return optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(journal))))
+    except KeyError:
+        return None
+
+
 def uninterrupted(config: dict) -> list[dict]:
     """Every report of the same trial run start to end in this process, without Ray or any restart."""
     import torch
@@ -153,9 +165,8 @@ def test_driver_killed_mid_search_then_resumed(tmp_path, cluster, tiny_encoder_d
     driver = start_driver(tmp_path, cluster.address, "kill", space)
 
     def finished_trials() -> int:
-        if not (run_dir / JOURNAL).exists():
-            return 0
-        return sum(t.state.is_finished() for t in load_study(run_dir).trials)
+        study = study_if_created(run_dir / JOURNAL)
+        return 0 if study is None else sum(t.state.is_finished() for t in study.trials)
 
     def trial_mid_run() -> bool:
         """A trial has checkpointed but has at least two evaluations to go."""
@@ -278,10 +289,7 @@ def test_object_store_run_killed_then_resumed_keeps_every_trial_and_row(tmp_path
     local = Path(journal_location(run_dir))
 
     def study_now() -> optuna.Study | None:
-        if not local.exists():
-            return None
-        return optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(local))))
+        return study_if_created(local)
 
     def remote_size() -> int:
         import pyarrow.fs as pafs
