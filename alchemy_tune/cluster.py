@@ -71,6 +71,10 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     """Join ``address`` or start an embedded Ray bound to loopback; UsageError if unreachable."""
     import ray
 
+    # Tune's automatic TensorBoardX logger duplicates each trial's own TensorBoard files and was most of the
+    # driver's time per report (benchmarks/bench_search.py --simulate); make_tuner passes Tune's CSV and
+    # JSON loggers itself.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     if ray.is_initialized():
         return
     # Workers' own log lines (one per checkpoint) would drown the progress lines; errors still reach the

@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Any
 
+import optuna
+from optuna.trial import TrialState
 from ray.tune import Callback
 
 from . import constants as C
@@ -130,22 +132,67 @@ def _fmt(value: Any) -> str:
 
 
 class ProgressCallback(Callback):
-    """Prints a line when a trial ends and at most every ``interval_s`` seconds otherwise."""
+    """Prints a line when a trial ends and at most every ``interval_s`` seconds otherwise.
+
+    The counts and the best trial come from one look at the study, then from each trial as it ends: a line
+    per trial end must not cost more as the study grows (Optuna's ``best_trial`` reads every trial).
+    """
+
+    PARETO_EVERY_S = 10.0  # a multi-objective search's Pareto front is recounted at most this often
 
     def __init__(self, handle: StudyHandle, n_trials: int, interval_s: float = 30.0, stream=None):
         self.handle, self.n_trials, self.interval_s = handle, n_trials, interval_s
         self.stream = stream
         self._last = 0.0
+        self._forget()
+
+    def _forget(self) -> None:
+        self._statuses: dict[int, str] | None = None  # Optuna trial number -> alchemy status (this search)
+        self._counts: dict[str, int] = {}
+        self._best_trial: optuna.trial.FrozenTrial | None = None
+        self._pareto: tuple[float, str] | None = None  # (when, label)
 
     def __getstate__(self):
-        return {**self.__dict__, "stream": None}
+        state = {**self.__dict__, "stream": None}
+        for key in ("_statuses", "_counts", "_best_trial", "_pareto"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._forget()  # a resumed driver looks at the study again
+
+    def _note(self, frozen: optuna.trial.FrozenTrial | None, *, counted: bool = True) -> None:
+        if frozen is None:
+            return
+        status = frozen.user_attrs.get(STATUS_ATTR)
+        if counted and status:
+            old = self._statuses.get(frozen.number)
+            if old:
+                self._counts[old] -= 1
+            self._statuses[frozen.number] = status
+            self._counts[status] = self._counts.get(status, 0) + 1
+        if frozen.state == TrialState.COMPLETE and not self.handle.multi_objective and frozen.value is not None:
+            best = self._best_trial
+            better = (frozen.value > best.value if self.handle.directions[0] == "maximize" else frozen.value < best.value) \
+                if best is not None else True
+            if better or (best is not None and best.number == frozen.number):
+                self._best_trial = frozen
+
+    def _look(self) -> None:
+        if self._statuses is not None:
+            return
+        self._statuses = {}
+        for t in self.handle.this_runs_trials():  # earlier drivers' trials too, not warm-start or retried ones
+            self._note(t)
+        for t in self.handle.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            self._note(t, counted=False)  # the best may be a warm-start trial, as Optuna's best_trial says
 
     def _print(self, trials, event: str = "", ending=None) -> None:
-        counts: dict[str, int] = {}
-        for t in self.handle.this_runs_trials():  # earlier drivers' trials too, not warm-start or retried ones
-            status = t.user_attrs.get(STATUS_ATTR)
-            if status:
-                counts[status] = counts.get(status, 0) + 1
+        self._look()
+        if ending is not None:
+            self._note(self.handle.frozen(ending.trial_id))
+        counts = self._counts
         running = sum(1 for t in trials if t.status == "RUNNING" and t is not ending)
         unit = "configurations" if self.handle.repeats > 1 else "trials"  # each runs `repeats` Ray trials
         line = (f"[{time.strftime('%H:%M:%S')}] {unit} {sum(counts.values())}/{self.n_trials} done "
@@ -156,12 +203,14 @@ class ProgressCallback(Callback):
         self._last = time.monotonic()
 
     def _best(self) -> str:
-        try:
-            study = self.handle.study
-            if self.handle.multi_objective:
-                return f"Pareto front of {len(study.best_trials)} trial(s)"
-            best = study.best_trial
-        except ValueError:
+        if self.handle.multi_objective:
+            now = time.monotonic()
+            if self._pareto is None or now - self._pareto[0] >= self.PARETO_EVERY_S:
+                front = self.handle.study.best_trials
+                self._pareto = (now, f"Pareto front of {len(front)} trial(s)" if front else "none yet")
+            return self._pareto[1]
+        best = self._best_trial
+        if best is None:
             return "none yet"
         label = f"{metric_label(self.handle.metric)}"
         if self.handle.repeats > 1:

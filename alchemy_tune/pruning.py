@@ -15,8 +15,9 @@ one journal write, however many languages), and :class:`PerEvaluationWilcoxonPru
 the best trial's scores *at the same evaluation* — the same languages repeat across evaluations, so pooling
 evaluations would count each language several times.
 
-Tune hands schedulers the *flattened* result (``langs/<lang>/<split>/<metric>`` keys): per-language scores
-are read from either form (:func:`objective_langs`).
+Trials send their per-language scores through Tune as one JSON string (:func:`alchemy_tune.trainable.langs_of`);
+a nested dict, or Tune's *flattened* form of one (``langs/<lang>/<split>/<metric>`` keys), is read as well
+(:func:`objective_langs`).
 
 ``asha`` is Ray's own ``AsyncHyperBandScheduler`` with the same bookkeeping; a trial that reaches ASHA's
 top rung (``max_t`` = the trial's last evaluation) or its own end is completed, not pruned.
@@ -35,6 +36,7 @@ from . import constants as C
 from .errors import UsageError
 from .numbers import is_finite_number
 from .search_settings import check_name
+from .trainable import langs_of
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ def build_pruner(name: str, *, mode: str = "max", n_startup_trials: int = 2, n_w
 
 def _nested_langs(report: Mapping[str, Any]) -> Mapping[str, Any]:
     """``report["langs"]``, rebuilt from Tune's flattened ``langs/<lang>/<key>/...`` keys when needed."""
-    nested = report.get(C.LANGS)
+    nested = langs_of(report)
     if isinstance(nested, Mapping):
         return nested
     out: dict[str, Any] = {}

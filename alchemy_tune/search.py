@@ -169,6 +169,11 @@ def watched(settings) -> tuple[str, str]:
 
 def make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir: str, max_failures: int):
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    # Tune's own per-trial progress.csv and result.json (what ExperimentAnalysis reads); not its TensorBoardX
+    # logger (see init_ray): the trials write their own TensorBoard files.
+    callbacks = [*callbacks, CSVLoggerCallback(), JsonLoggerCallback()]
 
     storage, name = os.path.split(run_dir.rstrip("/")) if not is_uri(run_dir) else run_dir.rstrip("/").rsplit("/", 1)
     metric, mode = watched(settings)

@@ -12,6 +12,7 @@ trial as a separate run. Scalar tags:
 
 from __future__ import annotations
 
+import time
 from typing import Mapping
 
 from . import constants as C
@@ -48,17 +49,22 @@ class TensorBoardLogger:
     """Writes report dicts as scalars at ``report["step"]``; safe to reopen after a restart."""
 
     def __init__(self, log_dir: str):
-        from torch.utils.tensorboard import SummaryWriter  # imported late: torch is slow to import
+        # TensorBoard's own event writer (the one torch's SummaryWriter wraps), not torch's: a trial that
+        # does not train (scripted, simulated) would otherwise import torch, seconds of CPU per worker.
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         self.log_dir = str(log_dir)
-        self._writer = SummaryWriter(log_dir=self.log_dir, flush_secs=30)
+        self._writer = EventFileWriter(self.log_dir, flush_secs=30)
 
     def log(self, metrics: Mapping) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
         step = metrics.get(C.STEP)
         if isinstance(step, bool) or not isinstance(step, int):
             raise ValueError(f"TensorBoard report: 'step' must be an int, got {step!r}")
-        for tag, value in scalars_of(metrics).items():
-            self._writer.add_scalar(tag, value, global_step=step)
+        values = [Summary.Value(tag=tag, simple_value=value) for tag, value in scalars_of(metrics).items()]
+        self._writer.add_event(Event(wall_time=time.time(), step=step, summary=Summary(value=values)))
 
     def flush(self) -> None:
         self._writer.flush()

@@ -12,12 +12,14 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import json
 import os
 import time
 from typing import Any, Callable, Mapping
 
 from ray import tune
 
+from . import constants as C
 from .constants import TRIAL_FN
 BUSY_SECONDS = "alchemy_busy_seconds"  # wall seconds inside the trial function so far in this attempt
 TENSORBOARD_DIR = "tensorboard"
@@ -50,6 +52,10 @@ def make_trainable(trial_fn: str = TRIAL_FN, resources: Mapping[str, float] | No
             tb.log(metrics)
             tb.flush()
             out = dict(metrics)
+            if isinstance(out.get(C.LANGS), Mapping):
+                # One string through Tune, not ~400 flattened keys (52 languages x 2 splits x 2 metrics) that
+                # the driver would track, log and store one by one at every report; report_of decodes it.
+                out[C.LANGS] = json.dumps(out[C.LANGS])
             out[BUSY_SECONDS] = time.perf_counter() - started
             if checkpoint_dir is not None:
                 tune.report(out, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
@@ -79,8 +85,17 @@ RAY_KEYS = frozenset({
 })
 
 
+def langs_of(result: Mapping[str, Any]) -> Any:
+    """A Tune result's per-language scores as the trial reported them (a dict; JSON on the way through Tune)."""
+    value = result.get(C.LANGS)
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def report_of(result: Mapping[str, Any]) -> dict:
     """The trial's own report dict from a Tune result (Ray's bookkeeping keys removed)."""
-    return {k: v for k, v in result.items() if k not in RAY_KEYS and not k.startswith("_")}
+    out = {k: v for k, v in result.items() if k not in RAY_KEYS and not k.startswith("_")}
+    if C.LANGS in out:
+        out[C.LANGS] = langs_of(out)
+    return out
 
 

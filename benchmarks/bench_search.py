@@ -33,6 +33,7 @@ import json
 import math
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -67,53 +68,107 @@ def curve_trial(config, report, *, resume_from=None):
 
 
 def sim_trial(config, report, *, resume_from=None):
-    """Sleeps ``sim_seconds`` in all and reports ``sim_evals`` times, each report of the real size."""
+    """Sleeps ``sim_seconds`` in all and reports ``sim_evals`` times, each report of the real size.
+
+    Its scores keep a per-trial level (the synthetic model's seed noise, seeded by the sampled lr), so the
+    median pruner stops the trials that trail from their first reports, as in a real search, not ~all of them
+    on one evaluation's noise. Every sleep is appended to ``<intervals>/<pid>`` as "start end" (wall clock):
+    the trial's useful work, which excludes any time it waits for the driver to take a report.
+    """
     import random as _random
 
     from testing import synthetic
 
-    seconds, evals, n_langs = os.environ["ALCHEMY_BENCH_SIM"].split(",")  # set before the nodes start
+    seconds, evals, n_langs, folder = os.environ["ALCHEMY_BENCH_SIM"].split(",", 3)  # set before the nodes start
     seconds, evals = float(seconds), int(evals)
     rng, langs = _random.Random(config["lr"]), synthetic.languages(int(n_langs))
-    cfg = {"lambda": 10.0, "uriel_features": "syntax_knn", "train_size": 100, "batch_size": 16}
+    cfg = {"lambda": 10.0, "uriel_features": "syntax_knn", "train_size": 100, "batch_size": 16,
+           "seed": config["lr"]}
     for step in range(1, evals + 1):
+        start = time.time()
         time.sleep(seconds / evals)
+        with open(os.path.join(folder, str(os.getpid())), "a") as log:
+            log.write(f"{start} {time.time()}\n")
         metrics = synthetic.report(cfg, step, evals, langs, rng)
         metrics["status"] = "completed" if step == evals else "running"
         report(metrics, None)
 
 
-def simulate(storage: str, trials: int, seconds: float, evals: int, langs: int) -> None:
+def merged(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The union of ``intervals`` as sorted, disjoint intervals."""
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(intervals):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, idle) jiffies of the whole machine so far, from /proc/stat (Linux)."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields[:8]) - idle, idle
+
+
+def busy_in(intervals: list[tuple[float, float]], lo: float, hi: float) -> float:
+    """Seconds of ``intervals`` that fall inside [lo, hi]."""
+    return sum(max(0.0, min(b, hi) - max(a, lo)) for a, b in intervals)
+
+
+def simulate(storage: str, trials: int, seconds: float, evals: int, langs: int, pruner: str) -> None:
     """(c): 1,000 sleeping trials on a 4-node loopback cluster with 32 GPU-fraction slots."""
     import ray
     from loopback import start_cluster
-    from ray.tune import ExperimentAnalysis
 
     from alchemy_tune.search import SearchRequest, run_search
-    from alchemy_tune.trainable import BUSY_SECONDS
 
-    os.environ["ALCHEMY_BENCH_SIM"] = f"{seconds},{evals},{langs}"  # the nodes' workers inherit it
+    slots = 32
+    folder = Path(storage) / "intervals"
+    folder.mkdir()
+    os.environ["ALCHEMY_BENCH_SIM"] = f"{seconds},{evals},{langs},{folder}"  # the nodes' workers inherit it
     cluster, _ = start_cluster({"num_cpus": 8, "num_gpus": 2}, [{"num_cpus": 8, "num_gpus": 2}] * 3)
     space = write_space(Path(storage) / "sim.yaml", f"""
-search: {{sampler: random, pruner: median, max_concurrent: 32, cpus_per_trial: 1, gpus_per_trial: 0.25, seed: 0}}
+search: {{sampler: random, pruner: {pruner}, max_concurrent: {slots}, cpus_per_trial: 1, gpus_per_trial: 0.25, seed: 0}}
 lr: {{type: float, low: 1.0e-5, high: 1.0e-3, log: true}}
 """)
     try:
-        start = time.perf_counter()
+        start, machine = time.perf_counter(), machine_cpu()
+        driver = resource.getrusage(resource.RUSAGE_SELF)
         outcome = run_search(SearchRequest(space_path=space, storage=storage, name="simulate", address=cluster.address,
                                            settings={"trials": trials}, trial_fn="bench_search:sim_trial",
                                            progress_interval_s=30))
         wall = time.perf_counter() - start
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        driver_cpu = used.ru_utime + used.ru_stime - driver.ru_utime - driver.ru_stime
+        machine = [b - a for a, b in zip(machine, machine_cpu())]
     finally:
         ray.shutdown()
         cluster.shutdown()
-    done = ExperimentAnalysis(outcome.run_dir).trials
-    busy = sum((t.last_result or {}).get(BUSY_SECONDS, 0.0) for t in done)
-    fit = outcome.wall_seconds or wall
-    print(f"(c) simulated cluster: {len(done)} trials, {outcome.counts}; busy {busy:.0f} s over Tuner.fit wall "
-          f"{fit:.0f} s x 32 slots; run_search wall {wall:.0f} s (with Ray start-up of the trials' workers)")
-    print(f"orchestration_efficiency_32_slots={busy / (fit * 32):.3f} (target >= 0.85; mean trial "
-          f"{busy / max(1, len(done)):.2f} s, {evals} reports of {langs} languages each)")
+    # One actor runs its trials one after another (Tune reuses actors); a stopped trial's last sleep may still
+    # overlap the next trial's first, so each actor's sleeps are merged: a slot counts once at any moment.
+    per_actor = [merged([tuple(map(float, line.split())) for line in f.read_text().splitlines()])
+                 for f in folder.iterdir()]
+    n_sleeps = sum(len(f.read_text().splitlines()) for f in folder.iterdir())
+    sleeps = sorted(iv for actor in per_actor for iv in actor)
+    busy, fit = sum(b - a for a, b in sleeps), outcome.wall_seconds or wall
+    print(f"(c) simulated cluster: {outcome.counts}; {n_sleeps} evaluations ({n_sleeps * seconds / evals:.0f} s of "
+          f"trial work planned), slept {busy:.0f} s; Tuner.fit wall {fit:.0f} s x {slots} slots; run_search wall "
+          f"{wall:.0f} s; {len(per_actor)} trial actors")
+    print(f"    whole run, from Tuner.fit's start: {busy / (fit * slots):.3f} (the {len(per_actor)} actors' start-up "
+          "-- Python and Ray imported by 32 processes on this machine's cores -- counts against it)")
+    # Steady state: from the moment every slot had started working to the start of the last evaluation
+    # (after that the slots drain as the last trials end).
+    first = sorted(actor[0][0] for actor in per_actor if actor)
+    lo, hi = first[min(slots, len(first)) - 1], sleeps[-1][0]
+    steady = busy_in(sleeps, lo, hi) / ((hi - lo) * slots) if hi > lo else float("nan")
+    print(f"    steady state, {hi - lo:.0f} s from all {slots} slots busy to the last evaluation's start: {steady:.3f}")
+    print(f"    the driver process used {driver_cpu:.0f} s of CPU over run_search's {wall:.0f} s ({driver_cpu / wall:.2f} "
+          f"of one core); the machine's {os.cpu_count()} cores were busy {machine[0] / max(sum(machine), 1e-9):.0%} of the "
+          "time (/proc/stat): the driver, 4 raylets and their agents, and 32 trial processes share them")
+    print(f"orchestration_efficiency_32_slots={busy / (fit * slots):.3f} steady_state={steady:.3f} (target >= 0.85; "
+          f"{seconds:g} s trials of {evals} reports of {langs} languages, pruner {pruner})")
 
 
 def write_space(path: Path, body: str) -> str:
@@ -249,6 +304,10 @@ def main() -> int:
     parser.add_argument("--sim-seconds", type=float, default=2.0)
     parser.add_argument("--sim-evals", type=int, default=4)
     parser.add_argument("--sim-langs", type=int, default=52)
+    parser.add_argument("--sim-pruner", default="none",
+                        help="(c): the study's pruner. With none every trial runs its ~2 s; the scheduler still "
+                             "records every report in the journal. Optuna's median pruner compares with completed "
+                             "trials only, so it ends most of these trials at their first report (~0.5 s)")
     parser.add_argument("--storage", default=None, help="(c): folder for the run (default: a temporary one)")
     parser.add_argument("--epochs-a", type=int, nargs="+", default=[4, 16],
                         help="trial lengths for (a): 4 epochs ~ 2 s per trial here, 16 ~ 9 s")
@@ -257,7 +316,7 @@ def main() -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")])
     if args.simulate:
         with tempfile.TemporaryDirectory(prefix="bench-sim-", dir=args.storage) as tmp:
-            simulate(tmp, args.sim_trials, args.sim_seconds, args.sim_evals, args.sim_langs)
+            simulate(tmp, args.sim_trials, args.sim_seconds, args.sim_evals, args.sim_langs, args.sim_pruner)
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         if args.only in (None, "a"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -47,8 +49,9 @@ def test_objective_langs_pairs_the_objectives_group_in_a_stable_order():
     from ray.tune.utils import flatten_dict
 
     report = _report(3, {"spa": 0.4, "rus": 0.3}, {"eng": 0.9})
-    # Tune hands schedulers the flattened result ("langs/spa/dev/accuracy"): both forms give the same pairs
-    for form in (report, flatten_dict(report)):
+    # Trials send the languages through Tune as one JSON string; a nested dict and Tune's flattened form of
+    # one ("langs/spa/dev/accuracy") are read too: every form gives the same pairs
+    for form in (report, flatten_dict(report), {**report, "langs": json.dumps(report["langs"])}):
         assert objective_langs(form, "dev_unseen") == [("rus", 0.3), ("spa", 0.4)]
         assert objective_langs(form, "dev_seen") == [("eng", 0.9)]
         assert [lang for lang, _ in objective_langs(form, "dev_all")] == ["eng", "rus", "spa"]

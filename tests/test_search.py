@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 
 from alchemy_tune import constants as C
@@ -252,6 +253,13 @@ def test_search_with_the_real_trial_records_completed_and_diverged(tmp_path, tin
     # each trial's TensorBoard events are under its own folder in the run directory
     events = list(run_dir.glob("*/tensorboard/events.out.tfevents.*"))
     assert len(events) == 2
+    # and only there: Tune's own TensorBoardX logger, a copy of them, is off; its CSV and JSON logs stay,
+    # each report's languages in one JSON column instead of one column per language, split and metric
+    assert not list(run_dir.glob("*/events.out.tfevents.*"))
+    progress = [pd.read_csv(p) for p in run_dir.glob("*/progress.csv")]
+    assert len(progress) == 2 and all(len(p.columns) < 100 for p in progress)
+    scored = [p for p in progress if "langs" in p.columns]  # the diverged trial stopped before scoring
+    assert scored and all(json.loads(p["langs"].iloc[0])["spa"]["seen"] is False for p in scored)
     study = optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(run_dir / JOURNAL))))
     by_lambda = {t.params["lambda"]: t for t in study.trials}

@@ -56,3 +56,16 @@ def test_step_must_be_an_int(tmp_path):
     with pytest.raises(ValueError, match="'step' must be an int"):
         logger.log({"step": None})
     logger.close()
+
+
+def test_logging_does_not_import_torch(tmp_path):
+    """Scripted and simulated trials log to TensorBoard without paying torch's import in every worker."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from alchemy_tune.tensorboard import TensorBoardLogger; "
+            f"logger = TensorBoardLogger({str(tmp_path)!r}); logger.log({{'step': 1, 'train_loss': 0.5}}); "
+            "logger.close(); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert _scalars(tmp_path)["loss/train"] == [(1, 0.5)]
