@@ -22,7 +22,8 @@ from . import constants as C
 from . import langinfo
 from . import paired as P
 from .errors import UsageError
-from .results import read_run_meta, read_trials, values_at_steps
+from .results import read_trials, values_at_steps
+from .run_dir import read_metadata as read_run_meta
 
 ORACLE_PREFIX = "oracle_"  # a selection metric named oracle_<average> chose on test-language dev data
 

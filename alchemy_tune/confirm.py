@@ -44,7 +44,8 @@ class Plan:
 
 
 def _source_frame(run_dir: str) -> tuple[dict, pd.DataFrame]:
-    from .results import read_run_meta, read_trials
+    from .results import read_trials
+    from .run_dir import read_metadata as read_run_meta
 
     meta = read_run_meta(run_dir)
     rows = read_trials(run_dir).to_pylist()

@@ -51,7 +51,7 @@ def final_status(handle: StudyHandle, trial, *, error: bool = False) -> tuple[st
 
 
 class ResultsCallback(Callback):
-    """Feeds :class:`alchemy_tune.results.ResultsWriter`; the writer is opened lazily in the driver."""
+    """Feeds :class:`alchemy_tune.results_writer.ResultsWriter`; the writer is opened lazily in the driver."""
 
     def __init__(self, run_dir: str, run_id: str, handle: StudyHandle, metric: str, mode: str):
         self.run_dir, self.run_id, self.handle = run_dir, run_id, handle
@@ -70,7 +70,7 @@ class ResultsCallback(Callback):
     @property
     def writer(self):
         if self._writer is None:
-            from .results import ResultsWriter
+            from .results_writer import ResultsWriter
 
             # background: Tune's event loop never waits for storage (see ResultsWriter)
             self._writer = ResultsWriter(self.run_dir, self.run_id, metric=self.metric, mode=self.mode,

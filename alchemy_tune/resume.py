@@ -122,7 +122,7 @@ def reconcile(run_dir: str, run_id: str, handle: StudyHandle) -> list[str]:
     from ray.tune import ExperimentAnalysis
 
     from alchemy_tune.progress import final_status
-    from alchemy_tune.results import ResultsWriter
+    from alchemy_tune.results_writer import ResultsWriter
 
     trials = ExperimentAnalysis(run_dir).trials
     writer = None

@@ -145,7 +145,7 @@ class TrainRunSink:
     """Results and TensorBoard events of one ``alchemy-tune train --out DIR`` trial, in the run layout."""
 
     def __init__(self, run_dir: str, config):
-        from .results import ResultsWriter
+        from .results_writer import ResultsWriter
         from .run_dir import join, write_metadata
         from .tensorboard import TensorBoardLogger
 

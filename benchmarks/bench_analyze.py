@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from testing import synthetic  # noqa: E402
-from alchemy_tune.results import ResultsWriter  # noqa: E402
+from alchemy_tune.results_writer import ResultsWriter  # noqa: E402
 
 
 def build(run_dir: str, trials: int, evals: int, langs: int) -> tuple[float, float]:

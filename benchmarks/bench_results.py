@@ -49,7 +49,7 @@ def drive(run_dir: str, n: int, evals: int, langs: int, pruner: str) -> dict:
     from alchemy_tune.optuna_searcher import OptunaSearcher, StudyHandle
     from alchemy_tune.pruning import EVAL_INDEX, OptunaPruningScheduler
     from testing import synthetic
-    from alchemy_tune.results import ResultsWriter
+    from alchemy_tune.results_writer import ResultsWriter
     from alchemy_tune.journal import JOURNAL
     from alchemy_tune.space_file import load_space
 

@@ -16,7 +16,8 @@ from typing import Iterator
 
 from alchemy_tune import constants as C
 from alchemy_tune.config import TrialConfig
-from alchemy_tune.results import ResultsWriter, resolve
+from alchemy_tune.results_writer import ResultsWriter
+from alchemy_tune.run_dir import resolve
 from alchemy_tune.run_dir import RUN_FILE as RUN_META
 
 # (dataset code, URIEL code, seen, role): role seen | val (chooses, never trained on) | unseen (test)

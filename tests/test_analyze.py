@@ -19,7 +19,8 @@ from alchemy_tune import paired as P
 from alchemy_tune.cli import main
 from alchemy_tune.config import TrialConfig
 from alchemy_tune.importance import param_importance
-from alchemy_tune.results import ResultsWriter, read_metrics, read_trials
+from alchemy_tune.results import read_metrics, read_trials
+from alchemy_tune.results_writer import ResultsWriter
 from testing.synthetic import make_run
 from test_results import make_report
 

@@ -10,7 +10,8 @@ from alchemy_tune import constants as C
 from alchemy_tune.cli import main
 from alchemy_tune.confirm import plan
 from alchemy_tune.config import TrialConfig
-from alchemy_tune.results import ResultsWriter, read_trials
+from alchemy_tune.results import read_trials
+from alchemy_tune.results_writer import ResultsWriter
 from alchemy_tune.run_dir import write_metadata
 from test_results import make_report
 from test_search import TINY

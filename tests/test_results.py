@@ -19,8 +19,10 @@ from alchemy_tune import constants as C
 from alchemy_tune.config import TrialConfig
 from alchemy_tune.errors import UsageError
 from alchemy_tune.result_store import SCHEMA_VERSION
-from alchemy_tune.results import (METRICS_SCHEMA, ResultsWriter, compact, read_metrics,
-                                  read_run_meta, read_steps, read_trials)
+from alchemy_tune.results import METRICS_SCHEMA, compact, read_metrics, read_steps, read_trials
+from alchemy_tune import results_writer
+from alchemy_tune.results_writer import ResultsWriter
+from alchemy_tune.run_dir import read_metadata as read_run_meta
 
 LANGS = {"eng": ("eng", True), "fra": ("fra", True), "sw-KE": ("swh", False), "ja-JP": ("jpn", False)}
 
@@ -388,7 +390,7 @@ def test_crash_between_writing_a_part_and_recording_it_loses_and_duplicates_noth
     def die(*args, **kwargs):
         raise SystemExit("driver killed")
 
-    monkeypatch.setattr(ResultsWriter, "_trials_table", die)
+    monkeypatch.setattr(results_writer, "trials_table", die)  # the trials part, written after the others
     with pytest.raises(SystemExit):
         writer.flush()
     monkeypatch.undo()

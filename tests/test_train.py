@@ -280,7 +280,8 @@ def _improving_steps(reports, metric):
 
 @pytest.mark.parametrize("select", [None, ("dev_seen", "max")])
 def test_test_is_scored_only_at_chosen_steps_and_the_tables_say_so(tiny_encoder_dir, tmp_path, select):
-    from alchemy_tune.results import ResultsWriter, read_steps, read_trials
+    from alchemy_tune.results import read_steps, read_trials
+    from alchemy_tune.results_writer import ResultsWriter
 
     rec = Recorder()
     run_trial(tiny(tiny_encoder_dir, evals_per_epoch=5, epochs=2.0, lr=3e-3), rec, select=select)
