@@ -140,7 +140,9 @@ def check(run_dir: str, trials: int, partial: bool = False) -> list[str]:
     print(f"trials table: {len(rows)} rows, {len(set(ids))} distinct; statuses "
           f"{sorted({r['status'] for r in rows})}; n_reports {sorted({r['n_reports'] for r in rows})}")
     if sorted(ids) != sorted(i for i in ray_ids if i):
-        problems.append("trials table: trial ids differ from the study's")
+        missing = sorted(set(i for i in ray_ids if i) - set(ids))
+        problems.append(f"trials table: trial ids differ from the study's (missing {missing}, extra "
+                        f"{sorted(set(ids) - set(ray_ids))})")
     if any(r["status"] != "completed" or r["n_reports"] != N_EVALS for r in rows):
         problems.append("trials table: a trial not completed with every evaluation")
     steps = read_steps(run_dir)
@@ -242,6 +244,15 @@ def run(args, work: Path, endpoint: str, start_cluster, loopback: dict) -> int:
         print(f"driver exited with {proc.returncode} after {wall:.0f} s; tail of its log:")
         print("\n".join(log.read_text().splitlines()[-4:]))
         problems = check(run_dir, args.trials) if proc.returncode == 0 else ["the driver did not finish"]
+        if problems:  # keep the evidence: the S3 API's data lives in its process
+            import pyarrow.fs as pafs
+
+            from alchemy_tune.run_dir import resolve
+
+            fs, root = resolve(run_dir)
+            pafs.copy_files(root, str(work / "run"), source_filesystem=fs,
+                            destination_filesystem=pafs.LocalFileSystem())
+            print(f"the run's files are copied to {work / 'run'}")
     finally:
         proc.kill()
         cluster.shutdown()
