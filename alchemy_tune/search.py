@@ -306,6 +306,13 @@ def run_search(request: SearchRequest) -> SearchOutcome:
                          Path("/proc/mounts").read_text() if Path("/proc/mounts").exists() else "")
     allow_pending(settings)
     journal = journal_location(run_dir)
+    if is_uri(run_dir) and os.path.exists(journal):
+        # This machine's copy of the journal of an earlier run at the same address, whose folder has gone
+        # (deleted, bucket emptied): not this run's study. Kept aside, never continued.
+        stale = f"{journal}.stale-{_timestamp()}"
+        os.replace(journal, stale)
+        print(f"note: {run_dir} is a new run, but this machine kept the journal of an earlier run there; "
+              f"moved it to {stale}", file=sys.stderr, flush=True)
     objectives = [list(o) for o in (settings.objectives or ((settings.metric, settings.mode),))]
     metric, mode = watched(settings)
     meta = write_metadata(

@@ -79,8 +79,12 @@ def wait_for(predicate, timeout_s: float, what: str):
 
 
 def load_study(run_dir: Path) -> optuna.Study:
+    return load_study_file(run_dir / JOURNAL)
+
+
+def load_study_file(journal: Path) -> optuna.Study:
     return optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(run_dir / JOURNAL))))
+        optuna.storages.journal.JournalFileBackend(str(journal))))
 
 
 def study_if_created(journal: Path) -> optuna.Study | None:
@@ -89,8 +93,7 @@ def study_if_created(journal: Path) -> optuna.Study | None:
     if not journal.exists():
         return None
     try:
-        return optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(journal))))
+        return load_study_file(journal)
     except KeyError:
         return None
 
@@ -342,3 +345,40 @@ def test_object_store_run_killed_then_resumed_keeps_every_trial_and_row(tmp_path
         assert sorted(got) == list(range(1, len(got) + 1))
         if row["status"] == C.COMPLETED:
             assert row["n_reports"] == 6
+
+
+def test_a_new_object_store_run_never_continues_a_journal_left_by_an_earlier_run_there(tmp_path, s3, s3_cluster):
+    """The bucket was emptied (or the run folder deleted) and a new search takes the same address: the
+    journal this machine kept for the earlier run is moved aside, and the new study holds only its trials."""
+    import ray
+
+    from alchemy_tune.journal import journal_location
+    from alchemy_tune.optuna_searcher import RAY_ID_ATTR, STUDY_NAME
+    from alchemy_tune.results import read_trials
+    from alchemy_tune.search import SearchRequest, run_search
+
+    run_dir = f"{s3}/again"
+    local = Path(journal_location(run_dir))
+    local.parent.mkdir(parents=True)
+    old = optuna.create_study(study_name=STUDY_NAME, direction="maximize", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(local))))
+    for value in (0.9, 0.8):
+        old.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=value,
+                                                user_attrs={RAY_ID_ATTR: f"old{value}"}))
+    space = tmp_path / "space.yaml"
+    space.write_text(json.dumps({"search": {"sampler": "random", "pruner": "none", "trials": 2,
+                                            "max_concurrent": 2, "seed": 0},
+                                 "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}))
+    try:
+        outcome = run_search(SearchRequest(space_path=str(space), storage=s3, name="again",
+                                           address=s3_cluster.address, trial_fn="scripted_trials:quality_trial",
+                                           progress_interval_s=1000))
+    finally:
+        ray.shutdown()  # this process joined the cluster; the fixture removes its nodes
+    assert outcome.counts == {C.COMPLETED: 2}
+    study = load_study_file(local)
+    assert len(study.trials) == 2 and not any(t.user_attrs[RAY_ID_ATTR].startswith("old") for t in study.trials)
+    assert sorted(r["trial_id"] for r in read_trials(run_dir).to_pylist()) == \
+        sorted(t.user_attrs[RAY_ID_ATTR] for t in study.trials)
+    (kept,) = local.parent.glob(f"{local.name}.stale-*")  # the earlier run's journal, kept
+    assert len(load_study_file(kept).trials) == 2
