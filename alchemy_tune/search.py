@@ -132,6 +132,7 @@ def build_components(space, settings, run_dir: str, run_id: str, request: Search
     """(searcher, scheduler, callbacks, handle) for one search; also used by the benchmarks."""
     from alchemy_tune.progress import ProgressCallback, ResultsCallback
     from alchemy_tune.pruning import AshaPruningScheduler, OptunaPruningScheduler
+    from alchemy_tune.retention import CheckpointRetention
 
     objectives = [tuple(o) for o in (settings.objectives or ((settings.metric, settings.mode),))]
     handle = StudyHandle(journal, objectives=objectives, sampler=settings.sampler, pruner=settings.pruner,
@@ -155,7 +156,7 @@ def build_components(space, settings, run_dir: str, run_id: str, request: Search
         scheduler = OptunaPruningScheduler(handle, metric, settings.pruner)
     results = ResultsCallback(run_dir, run_id, handle, metric, mode)
     progress = ProgressCallback(handle, settings.trials, interval_s=request.progress_interval_s)
-    callbacks = [results, progress]
+    callbacks = [results, progress, CheckpointRetention(keep=2)]
     if is_uri(run_dir):
         callbacks.append(JournalMirror(run_dir, run_id))
     return searcher, scheduler, callbacks, handle
@@ -190,7 +191,8 @@ def make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir: str
         run_config=tune.RunConfig(
             name=name, storage_path=storage, callbacks=callbacks, verbose=0,
             failure_config=tune.FailureConfig(max_failures=max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # every checkpoint: CheckpointRetention (in callbacks) deletes old ones, never one a resume needs
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             sync_config=tune.SyncConfig(sync_artifacts=True),
         ),
     )

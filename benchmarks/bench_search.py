@@ -19,9 +19,11 @@
 (c) ``--simulate``: orchestration efficiency at cluster scale, by simulation on this machine. A loopback Ray
     cluster of 4 nodes that each declare 8 CPUs and 2 GPUs (bookkeeping only: no GPU is used) runs 1,000
     trials at 1 CPU + 0.25 GPU each (32 slots) through the real searcher (random sampler), scheduler
-    (median pruner), results writer and study journal. Each trial (``sim_trial``) sleeps ~2 s in all and
-    sends ``--sim-evals`` reports of the real size (52 languages × dev/test × 2 metrics). Prints Σ busy ÷
-    (wall × slots), busy and wall as in (a).
+    (``--sim-pruner``, default none), results writer and study journal. Each trial (``sim_trial``) sleeps
+    ~2 s in all and sends ``--sim-evals`` reports of the real size (52 languages x dev/test x 2 metrics).
+    Prints Σ slept ÷ (Tuner.fit wall × slots) over the whole run and in the steady state (all slots
+    started, before the last evaluation), then the same for the same load through Ray Tune alone
+    (``bare_trial``: Tune's random search, FIFO, no alchemy-tune code), measured after it in the same run.
 
     python benchmarks/bench_search.py --simulate [--sim-trials 1000] [--sim-seconds 2] [--storage /dev/shm]
 """
@@ -117,11 +119,56 @@ def busy_in(intervals: list[tuple[float, float]], lo: float, hi: float) -> float
     return sum(max(0.0, min(b, hi) - max(a, lo)) for a, b in intervals)
 
 
-def simulate(storage: str, trials: int, seconds: float, evals: int, langs: int, pruner: str) -> None:
-    """(c): 1,000 sleeping trials on a 4-node loopback cluster with 32 GPU-fraction slots."""
+def bare_trial(config):
+    """Ray Tune alone (the baseline of --simulate): the same sleeps and the same reports as ``sim_trial`` sends
+    to Tune through alchemy_trial (languages as one JSON value), without alchemy-tune's TensorBoard files."""
+    import random as _random
+
+    from ray import tune
+
+    from testing import synthetic
+
+    seconds, evals, n_langs, folder = os.environ["ALCHEMY_BENCH_SIM"].split(",", 3)
+    seconds, evals = float(seconds), int(evals)
+    rng, langs = _random.Random(config["lr"]), synthetic.languages(int(n_langs))
+    cfg = {"lambda": 10.0, "uriel_features": "syntax_knn", "train_size": 100, "batch_size": 16,
+           "seed": config["lr"]}
+    for step in range(1, evals + 1):
+        start = time.time()
+        time.sleep(seconds / evals)
+        with open(os.path.join(folder, str(os.getpid())), "a") as log:
+            log.write(f"{start} {time.time()}\n")
+        metrics = synthetic.report(cfg, step, evals, langs, rng)
+        metrics["langs"] = json.dumps(metrics["langs"])
+        metrics["status"] = "completed" if step == evals else "running"
+        tune.report(metrics)
+
+
+def _bare_search(storage: str, trials: int, slots: int) -> tuple[dict, float]:
+    """Tune's own random search (BasicVariantGenerator, FIFO scheduler), its CSV and JSON loggers only."""
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    tuner = tune.Tuner(
+        tune.with_resources(bare_trial, {"cpu": 1, "gpu": 0.25}),
+        param_space={"lr": tune.loguniform(1e-5, 1e-3)},
+        tune_config=tune.TuneConfig(num_samples=trials, max_concurrent_trials=slots, reuse_actors=True),
+        run_config=tune.RunConfig(name="bare", storage_path=storage, verbose=0,
+                                  callbacks=[CSVLoggerCallback(), JsonLoggerCallback()]))
+    start = time.perf_counter()
+    grid = tuner.fit()
+    wall = time.perf_counter() - start
+    return {"completed": sum(r.error is None for r in grid), "errored": grid.num_errors}, wall
+
+
+def simulate(storage: str, trials: int, seconds: float, evals: int, langs: int, pruner: str,
+             bare: bool = False) -> tuple[float, float]:
+    """(c): 1,000 sleeping trials on a 4-node loopback cluster with 32 GPU-fraction slots; ``bare``: the same
+    load through Ray Tune alone. Returns the (whole-run, steady-state) efficiency."""
     import ray
     from loopback import start_cluster
 
+    from alchemy_tune.cluster import init_ray
     from alchemy_tune.search import SearchRequest, run_search
 
     slots = 32
@@ -134,11 +181,16 @@ search: {{sampler: random, pruner: {pruner}, max_concurrent: {slots}, cpus_per_t
 lr: {{type: float, low: 1.0e-5, high: 1.0e-3, log: true}}
 """)
     try:
+        init_ray(cluster.address)  # the same driver settings for both (loggers, log lines)
         start, machine = time.perf_counter(), machine_cpu()
         driver = resource.getrusage(resource.RUSAGE_SELF)
-        outcome = run_search(SearchRequest(space_path=space, storage=storage, name="simulate", address=cluster.address,
-                                           settings={"trials": trials}, trial_fn="bench_search:sim_trial",
-                                           progress_interval_s=30))
+        if bare:
+            counts, fit = _bare_search(storage, trials, slots)
+        else:
+            outcome = run_search(SearchRequest(space_path=space, storage=storage, name="simulate",
+                                               address=cluster.address, settings={"trials": trials},
+                                               trial_fn="bench_search:sim_trial", progress_interval_s=30))
+            counts, fit = outcome.counts, outcome.wall_seconds
         wall = time.perf_counter() - start
         used = resource.getrusage(resource.RUSAGE_SELF)
         driver_cpu = used.ru_utime + used.ru_stime - driver.ru_utime - driver.ru_stime
@@ -146,16 +198,18 @@ lr: {{type: float, low: 1.0e-5, high: 1.0e-3, log: true}}
     finally:
         ray.shutdown()
         cluster.shutdown()
+    fit = fit or wall
     # One actor runs its trials one after another (Tune reuses actors); a stopped trial's last sleep may still
     # overlap the next trial's first, so each actor's sleeps are merged: a slot counts once at any moment.
     per_actor = [merged([tuple(map(float, line.split())) for line in f.read_text().splitlines()])
                  for f in folder.iterdir()]
     n_sleeps = sum(len(f.read_text().splitlines()) for f in folder.iterdir())
     sleeps = sorted(iv for actor in per_actor for iv in actor)
-    busy, fit = sum(b - a for a, b in sleeps), outcome.wall_seconds or wall
-    print(f"(c) simulated cluster: {outcome.counts}; {n_sleeps} evaluations ({n_sleeps * seconds / evals:.0f} s of "
-          f"trial work planned), slept {busy:.0f} s; Tuner.fit wall {fit:.0f} s x {slots} slots; run_search wall "
-          f"{wall:.0f} s; {len(per_actor)} trial actors")
+    busy = sum(b - a for a, b in sleeps)
+    who = "Ray Tune alone (baseline)" if bare else "alchemy-tune"
+    print(f"(c) simulated cluster, {who}: {counts}; {n_sleeps} evaluations ({n_sleeps * seconds / evals:.0f} s of "
+          f"trial work planned), slept {busy:.0f} s; Tuner.fit wall {fit:.0f} s x {slots} slots; {len(per_actor)} "
+          "trial actors")
     print(f"    whole run, from Tuner.fit's start: {busy / (fit * slots):.3f} (the {len(per_actor)} actors' start-up "
           "-- Python and Ray imported by 32 processes on this machine's cores -- counts against it)")
     # Steady state: from the moment every slot had started working to the start of the last evaluation
@@ -164,11 +218,10 @@ lr: {{type: float, low: 1.0e-5, high: 1.0e-3, log: true}}
     lo, hi = first[min(slots, len(first)) - 1], sleeps[-1][0]
     steady = busy_in(sleeps, lo, hi) / ((hi - lo) * slots) if hi > lo else float("nan")
     print(f"    steady state, {hi - lo:.0f} s from all {slots} slots busy to the last evaluation's start: {steady:.3f}")
-    print(f"    the driver process used {driver_cpu:.0f} s of CPU over run_search's {wall:.0f} s ({driver_cpu / wall:.2f} "
-          f"of one core); the machine's {os.cpu_count()} cores were busy {machine[0] / max(sum(machine), 1e-9):.0%} of the "
-          "time (/proc/stat): the driver, 4 raylets and their agents, and 32 trial processes share them")
-    print(f"orchestration_efficiency_32_slots={busy / (fit * slots):.3f} steady_state={steady:.3f} (target >= 0.85; "
-          f"{seconds:g} s trials of {evals} reports of {langs} languages, pruner {pruner})")
+    print(f"    the driver process used {driver_cpu:.0f} s of CPU over {wall:.0f} s ({driver_cpu / wall:.2f} of one "
+          f"core); the machine's {os.cpu_count()} cores were busy {machine[0] / max(sum(machine), 1e-9):.0%} of the "
+          "time (/proc/stat): the driver, 4 raylets and their agents, and 32 trial processes share them", flush=True)
+    return busy / (fit * slots), steady
 
 
 def write_space(path: Path, body: str) -> str:
@@ -304,6 +357,8 @@ def main() -> int:
     parser.add_argument("--sim-seconds", type=float, default=2.0)
     parser.add_argument("--sim-evals", type=int, default=4)
     parser.add_argument("--sim-langs", type=int, default=52)
+    parser.add_argument("--sim-no-baseline", action="store_true",
+                        help="(c): skip the same load through Ray Tune alone (run after ours, for comparison)")
     parser.add_argument("--sim-pruner", default="none",
                         help="(c): the study's pruner. With none every trial runs its ~2 s; the scheduler still "
                              "records every report in the journal. Optuna's median pruner compares with completed "
@@ -316,7 +371,17 @@ def main() -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")])
     if args.simulate:
         with tempfile.TemporaryDirectory(prefix="bench-sim-", dir=args.storage) as tmp:
-            simulate(tmp, args.sim_trials, args.sim_seconds, args.sim_evals, args.sim_langs, args.sim_pruner)
+            ours = simulate(tmp, args.sim_trials, args.sim_seconds, args.sim_evals, args.sim_langs,
+                            args.sim_pruner)
+        bare = (float("nan"),) * 2
+        if not args.sim_no_baseline:
+            with tempfile.TemporaryDirectory(prefix="bench-sim-bare-", dir=args.storage) as tmp:
+                bare = simulate(tmp, args.sim_trials, args.sim_seconds, args.sim_evals, args.sim_langs,
+                                args.sim_pruner, bare=True)
+        print(f"alchemy-tune / Ray Tune alone: {ours[0] / bare[0]:.3f} whole run, {ours[1] / bare[1]:.3f} steady state")
+        print(f"orchestration_efficiency_32_slots={ours[0]:.3f} steady_state={ours[1]:.3f} ray_tune_alone={bare[0]:.3f} "
+              f"ray_tune_alone_steady={bare[1]:.3f} (target >= 0.85; {args.sim_seconds:g} s trials of "
+              f"{args.sim_evals} reports of {args.sim_langs} languages, pruner {args.sim_pruner})")
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
         if args.only in (None, "a"):

@@ -78,15 +78,42 @@ def start_s3(log_dir: Path) -> tuple[subprocess.Popen, str]:
     return server, endpoint
 
 
-def driver(address: str, space: str, storage: str, log: Path, resume_dir: str | None = None) -> subprocess.Popen:
+def driver(address: str, space: str, storage: str, log: Path, resume_dir: str | None = None,
+           retry: bool = False) -> subprocess.Popen:
     if resume_dir:
-        cmd = [sys.executable, "-m", "alchemy_tune.cli", "resume", resume_dir, "--address", address]
+        cmd = [sys.executable, "-m", "alchemy_tune.cli", "resume", resume_dir, "--address", address,
+               *(["--retry-errored"] if retry else [])]
     else:
         cmd = [sys.executable, "-c", (
             "from alchemy_tune.search import SearchRequest, run_search; "
             f"run_search(SearchRequest(space_path={space!r}, storage={storage!r}, name='soak', address={address!r}, "
             "max_failures=20, trial_fn='soak:soak_trial', progress_interval_s=30))")]
     return subprocess.Popen(cmd, stdout=open(log, "a"), stderr=subprocess.STDOUT)
+
+
+def stored_trials(run_dir: str) -> list:
+    """The trials of the run's study as its object-store copy holds them, without failed attempts that
+    ``resume --retry-errored`` ran again (those are kept, flagged, and no longer count)."""
+    import optuna
+
+    from alchemy_tune.optuna_searcher import RETRY_OF_ATTR, STUDY_NAME
+    from alchemy_tune.journal import JOURNAL
+    from alchemy_tune.run_dir import resolve
+
+    fs, root = resolve(run_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, JOURNAL)
+        with fs.open_input_stream(f"{root}/{JOURNAL}") as src, open(local, "wb") as dst:
+            dst.write(src.read())
+        study = optuna.load_study(study_name=STUDY_NAME, storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(local)))
+        trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs[RETRY_OF_ATTR] for t in trials if RETRY_OF_ATTR in t.user_attrs}
+    return [t for t in trials if t.number not in retried]
+
+
+def errored_trials(run_dir: str) -> int:
+    return sum(t.state.name == "FAIL" for t in stored_trials(run_dir))
 
 
 def journal_stored(run_dir: str) -> bool:
@@ -102,23 +129,13 @@ def journal_stored(run_dir: str) -> bool:
 def check(run_dir: str, trials: int, partial: bool = False) -> list[str]:
     """Every problem found: each trial once in the study and in every table, each step once. ``partial``: a
     search still running (or stopped): the trials completed so far must be whole, nothing may be duplicated."""
-    import optuna
     import pyarrow.compute as pc
 
-    from alchemy_tune.optuna_searcher import RAY_ID_ATTR, STUDY_NAME
+    from alchemy_tune.optuna_searcher import RAY_ID_ATTR
     from alchemy_tune.results import read_metrics, read_steps, read_trials
-    from alchemy_tune.run_dir import resolve
-    from alchemy_tune.journal import JOURNAL
 
     problems = []
-    fs, root = resolve(run_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        local = os.path.join(tmp, JOURNAL)
-        with fs.open_input_stream(f"{root}/{JOURNAL}") as src, open(local, "wb") as dst:
-            dst.write(src.read())
-        study = optuna.load_study(study_name=STUDY_NAME, storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(local)))
-        otrials = study.get_trials(deepcopy=False)
+    otrials = stored_trials(run_dir)
     ray_ids = [t.user_attrs.get(RAY_ID_ATTR) for t in otrials]
     states = {}
     for t in otrials:
@@ -210,14 +227,21 @@ def run(args, work: Path, endpoint: str, start_cluster, loopback: dict) -> int:
           flush=True)
     events, started = [], time.monotonic()
     proc = driver(cluster.address, str(space), storage, log)
-    resumed, next_kill, rng = False, args.kill_every, random.Random(0)
+    resumed, retried, next_kill, rng = False, False, args.kill_every, random.Random(0)
     try:
         while True:
             elapsed = time.monotonic() - started
             if proc.poll() is not None:
-                if resumed or proc.returncode != 0:
+                errored = errored_trials(run_dir) if proc.returncode == 0 and not retried else 0
+                if not errored:
                     break
-                break
+                # Tune gave up on a trial whose node was killed (it errored it although max_failures
+                # allowed a retry): the documented way back is `resume --retry-errored`, nodes still dying.
+                events.append(f"{elapsed:5.0f} s: the search ended with {errored} errored trial(s); started "
+                              f"`alchemy-tune resume {run_dir} --retry-errored`")
+                print(events[-1], flush=True)
+                proc = driver(cluster.address, str(space), storage, log, resume_dir=run_dir, retry=True)
+                retried = True
             if not resumed and elapsed >= args.driver_kill_at and journal_stored(run_dir):
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()

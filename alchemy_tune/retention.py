@@ -1,0 +1,78 @@
+"""Which trial checkpoints the driver deletes, and when: never one that a resumed search may need.
+
+Ray Tune's own ``CheckpointConfig(num_to_keep=2)`` deletes a trial's older checkpoints as soon as it has two
+newer ones. But a resumed search restores each trial from the checkpoint named in Tune's experiment state,
+which Tune saves every so often and uploads in the background: when a trial checkpoints faster than that, the
+saved state names a checkpoint already deleted, and the resumed trial cannot be restored ("does not exist on
+storage anymore"; Tune retries it until ``max_failures`` and errors it). The soak
+(``benchmarks/soak.py``) found it: a driver killed on object storage left trials that could not continue.
+
+So Tune keeps every checkpoint, and :class:`CheckpointRetention` deletes one only when it is neither among its
+trial's ``keep`` newest nor at or after the oldest checkpoint that an experiment state saved within the grace
+period names (``grace_s``, at least three of the longest gaps seen between saves; Tune asks this callback for its
+state at each save). A resumed driver deletes only checkpoints registered since it started.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+
+from ray.tune import Callback
+
+logger = logging.getLogger(__name__)
+
+
+class CheckpointRetention(Callback):
+    """Deletes old trial checkpoints at Tune's experiment-state saves, keeping any a saved state may name."""
+
+    def __init__(self, keep: int = 2, grace_s: float = 300.0):
+        self.keep, self.grace_s = keep, grace_s
+        self._forget()
+
+    def _forget(self) -> None:
+        self._checkpoints: dict[str, list] = {}  # trial id -> its checkpoints, oldest first
+        self._serial: dict[str, int] = {}  # trial id -> number of checkpoints registered so far
+        self._saves: deque = deque()  # (time, {trial id: serial of its newest checkpoint}) per state save
+        self._grace = self.grace_s
+
+    def __getstate__(self):
+        return {"keep": self.keep, "grace_s": self.grace_s}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._forget()  # a resumed driver deletes only the checkpoints it saw registered
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        n = self._serial.get(trial.trial_id, 0)
+        self._serial[trial.trial_id] = n + 1
+        self._checkpoints.setdefault(trial.trial_id, []).append((n, checkpoint))
+
+    def get_state(self):
+        """Called by Tune while it saves its experiment state: the state being saved names each trial's newest
+        checkpoint. Then delete what no state saved within the grace period can name."""
+        now = time.monotonic()
+        if self._saves:  # a slow upload can leave the stored state a few saves behind: 3 gaps at least
+            self._grace = max(self._grace, 3 * (now - self._saves[-1][0]))
+        self._saves.append((now, {tid: s - 1 for tid, s in self._serial.items()}))
+        # the newest save older than the grace period stays: the stored state may still be that one
+        while len(self._saves) > 1 and now - self._saves[1][0] > self._grace:
+            self._saves.popleft()
+        for tid, checkpoints in self._checkpoints.items():
+            floor = min(refs.get(tid, -1) for _, refs in self._saves)
+            removed = set()
+            for n, checkpoint in checkpoints[:-self.keep]:
+                if n >= floor:  # floor -1: a save that knew none of this trial's checkpoints may be stored
+                    break
+                try:
+                    checkpoint.filesystem.delete_dir(checkpoint.path)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:  # storage hiccup: the next save tries again
+                    logger.warning("could not delete old checkpoint %s: %s", checkpoint.path, exc)
+                    continue
+                removed.add(n)
+            if removed:
+                self._checkpoints[tid] = [(n, c) for n, c in checkpoints if n not in removed]
+        return None

@@ -1,0 +1,50 @@
+"""Old trial checkpoints are deleted only when no recently saved experiment state can name them."""
+
+from __future__ import annotations
+
+import pickle
+from types import SimpleNamespace
+
+from ray import tune
+
+from alchemy_tune import retention
+from alchemy_tune.retention import CheckpointRetention
+
+
+def test_a_checkpoint_a_recent_saved_state_names_survives_until_no_stored_state_can_name_it(tmp_path, monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(retention.time, "monotonic", lambda: clock[0])
+    keeper = CheckpointRetention(keep=2, grace_s=100)
+    trial, later = SimpleNamespace(trial_id="t"), SimpleNamespace(trial_id="u")
+
+    def checkpoint(trial, n):
+        path = tmp_path / trial.trial_id / f"checkpoint_{n:06d}"
+        path.mkdir(parents=True)
+        keeper.on_checkpoint(0, [], trial, tune.Checkpoint.from_directory(str(path)))
+
+    def left(trial):
+        return sorted(int(p.name[-6:]) for p in (tmp_path / trial.trial_id).iterdir())
+
+    for n in range(3):
+        checkpoint(trial, n)
+    keeper.get_state()  # save A names checkpoint 2
+    assert left(trial) == [1, 2]
+    for n in range(3, 6):
+        checkpoint(trial, n)
+    clock[0] = 10.0
+    keeper.get_state()  # save B names 5; save A (naming 2) may still be the stored state
+    assert left(trial) == [2, 3, 4, 5]  # Tune's num_to_keep=2 would have deleted 2
+    for n in range(3):
+        checkpoint(later, n)  # a trial no save has seen yet
+    for clock[0] in range(20, 130, 10):  # saves every 10 s: the grace period stays 100 s
+        keeper.get_state()
+    # at 120 s, A is past the grace period; B (10 s), the newest save older than that, may still be stored
+    assert left(trial) == [4, 5]
+    assert left(later) == [0, 1, 2]  # B did not know it: B's state would start it from scratch
+    clock[0] = 130.0
+    keeper.get_state()  # B is gone too; the oldest save kept names later's checkpoint 2
+    assert left(later) == [1, 2]
+    # a resumed driver starts over: it never deletes what it did not see registered
+    again = pickle.loads(pickle.dumps(keeper))
+    again.get_state()
+    assert left(trial) == [4, 5] and left(later) == [1, 2]
