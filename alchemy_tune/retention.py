@@ -35,6 +35,7 @@ class CheckpointRetention(Callback):
         self._checkpoints: dict[str, list] = {}  # trial id -> its checkpoints, oldest first
         self._serial: dict[str, int] = {}  # trial id -> number of checkpoints registered so far
         self._saves: deque = deque()  # (time, {trial id: serial of its newest checkpoint}) per state save
+        self._ended: set[str] = set()  # forgotten once down to `keep` checkpoints: the work stays per live trial
         self._grace = self.grace_s
 
     def __getstate__(self):
@@ -48,6 +49,12 @@ class CheckpointRetention(Callback):
         n = self._serial.get(trial.trial_id, 0)
         self._serial[trial.trial_id] = n + 1
         self._checkpoints.setdefault(trial.trial_id, []).append((n, checkpoint))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._ended.add(trial.trial_id)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._ended.add(trial.trial_id)
 
     def get_state(self):
         """Called by Tune while it saves its experiment state: the state being saved names each trial's newest
@@ -75,4 +82,8 @@ class CheckpointRetention(Callback):
                 removed.add(n)
             if removed:
                 self._checkpoints[tid] = [(n, c) for n, c in checkpoints if n not in removed]
+        for tid in [t for t in self._ended if len(self._checkpoints.get(t, ())) <= self.keep]:
+            self._ended.discard(tid)
+            self._checkpoints.pop(tid, None)
+            self._serial.pop(tid, None)
         return None

@@ -48,3 +48,17 @@ def test_a_checkpoint_a_recent_saved_state_names_survives_until_no_stored_state_
     again = pickle.loads(pickle.dumps(keeper))
     again.get_state()
     assert left(trial) == [4, 5] and left(later) == [1, 2]
+
+
+def test_an_ended_trial_is_forgotten_once_down_to_its_newest_checkpoints(tmp_path):
+    keeper = CheckpointRetention(keep=2, grace_s=0)
+    trial = SimpleNamespace(trial_id="t")
+    for n in range(4):
+        path = tmp_path / f"checkpoint_{n:06d}"
+        path.mkdir()
+        keeper.on_checkpoint(0, [], trial, tune.Checkpoint.from_directory(str(path)))
+    keeper.on_trial_complete(0, [], trial)
+    keeper.get_state()
+    keeper.get_state()  # the first save named checkpoint 3; with no grace the second one is the only one kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_000002", "checkpoint_000003"]
+    assert keeper._checkpoints == {} and keeper._saves[-1][1] == {}  # nothing per trial is kept after its end
