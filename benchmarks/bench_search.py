@@ -21,8 +21,8 @@
     trials at 1 CPU + 0.25 GPU each (32 slots) through the real searcher (random sampler), scheduler
     (``--sim-pruner``, default none), results writer and study journal. Each trial (``sim_trial``) sleeps
     ~2 s in all and sends ``--sim-evals`` reports of the real size (52 languages x dev/test x 2 metrics).
-    Prints Σ slept ÷ (Tuner.fit wall × slots) over the whole run and in the steady state (all slots
-    started, before the last evaluation), then the same for the same load through Ray Tune alone
+    Prints Σ slept ÷ (Tuner.fit wall × slots) over the whole run and in the steady state (every trial
+    process started, before the last evaluation), then the same for the same load through Ray Tune alone
     (``bare_trial``: Tune's random search, FIFO, no alchemy-tune code), measured after it in the same run.
 
     python benchmarks/bench_search.py --simulate [--sim-trials 1000] [--sim-seconds 2] [--storage /dev/shm]
@@ -212,12 +212,13 @@ lr: {{type: float, low: 1.0e-5, high: 1.0e-3, log: true}}
           "trial actors")
     print(f"    whole run, from Tuner.fit's start: {busy / (fit * slots):.3f} (the {len(per_actor)} actors' start-up "
           "-- Python and Ray imported by 32 processes on this machine's cores -- counts against it)")
-    # Steady state: from the moment every slot had started working to the start of the last evaluation
-    # (after that the slots drain as the last trials end).
+    # Steady state: from the moment every trial process had started working (Tune may run the load on fewer
+    # than 32, reusing them) to the start of the last evaluation (after that the slots drain).
     first = sorted(actor[0][0] for actor in per_actor if actor)
     lo, hi = first[min(slots, len(first)) - 1], sleeps[-1][0]
     steady = busy_in(sleeps, lo, hi) / ((hi - lo) * slots) if hi > lo else float("nan")
-    print(f"    steady state, {hi - lo:.0f} s from all {slots} slots busy to the last evaluation's start: {steady:.3f}")
+    print(f"    steady state, {hi - lo:.0f} s from the first work of the last of the {len(first)} trial processes to "
+          f"start to the last evaluation's start: {steady:.3f}")
     print(f"    the driver process used {driver_cpu:.0f} s of CPU over {wall:.0f} s ({driver_cpu / wall:.2f} of one "
           f"core); the machine's {os.cpu_count()} cores were busy {machine[0] / max(sum(machine), 1e-9):.0%} of the "
           "time (/proc/stat): the driver, 4 raylets and their agents, and 32 trial processes share them", flush=True)
