@@ -69,8 +69,8 @@ def curve_trial(config, report, *, resume_from=None):
             report(metrics, ckpt)
 
 
-def sim_trial(config, report, *, resume_from=None):
-    """Sleeps ``sim_seconds`` in all and reports ``sim_evals`` times, each report of the real size.
+def sim_reports(config):
+    """The simulated trial's work: sleeps ``sim_seconds`` in all and yields ``sim_evals`` reports of the real size.
 
     Its scores keep a per-trial level (the synthetic model's seed noise, seeded by the sampled lr), so the
     median pruner stops the trials that trail from their first reports, as in a real search, not ~all of them
@@ -93,6 +93,12 @@ def sim_trial(config, report, *, resume_from=None):
             log.write(f"{start} {time.time()}\n")
         metrics = synthetic.report(cfg, step, evals, langs, rng)
         metrics["status"] = "completed" if step == evals else "running"
+        yield metrics
+
+
+def sim_trial(config, report, *, resume_from=None):
+    """The simulated trial, through alchemy-tune's trainable (its TensorBoard files, its report to Tune)."""
+    for metrics in sim_reports(config):
         report(metrics, None)
 
 
@@ -122,26 +128,10 @@ def busy_in(intervals: list[tuple[float, float]], lo: float, hi: float) -> float
 def bare_trial(config):
     """Ray Tune alone (the baseline of --simulate): the same sleeps and the same reports as ``sim_trial`` sends
     to Tune through alchemy_trial (languages as one JSON value), without alchemy-tune's TensorBoard files."""
-    import random as _random
-
     from ray import tune
 
-    from testing import synthetic
-
-    seconds, evals, n_langs, folder = os.environ["ALCHEMY_BENCH_SIM"].split(",", 3)
-    seconds, evals = float(seconds), int(evals)
-    rng, langs = _random.Random(config["lr"]), synthetic.languages(int(n_langs))
-    cfg = {"lambda": 10.0, "uriel_features": "syntax_knn", "train_size": 100, "batch_size": 16,
-           "seed": config["lr"]}
-    for step in range(1, evals + 1):
-        start = time.time()
-        time.sleep(seconds / evals)
-        with open(os.path.join(folder, str(os.getpid())), "a") as log:
-            log.write(f"{start} {time.time()}\n")
-        metrics = synthetic.report(cfg, step, evals, langs, rng)
-        metrics["langs"] = json.dumps(metrics["langs"])
-        metrics["status"] = "completed" if step == evals else "running"
-        tune.report(metrics)
+    for metrics in sim_reports(config):
+        tune.report({**metrics, "langs": json.dumps(metrics["langs"])})
 
 
 def _bare_search(storage: str, trials: int, slots: int) -> tuple[dict, float]:
