@@ -7,7 +7,8 @@ the single source of truth: every Optuna trial carries its Ray trial id and its 
 nothing of the study is pickled with Tune's own state.
 
 Invariants: each Ray trial has exactly one Optuna trial; each Optuna trial is told exactly once
-(``tell(skip_if_finished=True)`` plus a state check). An Optuna trial that a killed driver asked for but Tune
+(``tell(skip_if_finished=True)`` plus a state check), and only after the results tables hold its end, so a
+study never knows more than the tables (:class:`alchemy_tune.progress.ResultsCallback`). An Optuna trial that a killed driver asked for but Tune
 never recorded (an "orphan") is handed to the next Ray trial instead of asking a new one. Ray's trial ids
 are 8 random hex characters: a new id that the study already holds is refused (Tune then asks again with a
 fresh id), so two Ray trials never share an Optuna trial.
@@ -323,6 +324,45 @@ class StudyHandle:
         self.bind(ray_id, trial.number)
         return config
 
+    def ending(self, ray_id: str, result: Mapping[str, Any] | None,
+               error: str | bool = False) -> tuple[str, str, int | None] | None:
+        """How :meth:`finish` would record the trial's end, without recording it: (status, reason,
+        pruned_at_step); None when unknown or already told. The results tables record the end with this
+        first, and Optuna hears of it only once they hold it (:class:`alchemy_tune.progress.ResultsCallback`),
+        so a study that knows a trial ended never has tables that miss its end, however the driver dies."""
+        if self.repeats > 1:
+            end = replicates.ending(self, ray_id, result, error)
+            return None if end is None else (end["status"], end["reason"], end["pruned_at_step"])
+        decision = self._decide(ray_id, result, error)
+        if decision is None:
+            return None
+        status, _, _, reason = decision
+        pruned = self.frozen(ray_id).user_attrs.get(PRUNED_AT_ATTR) if status == C.PRUNED else None
+        return status, reason, pruned
+
+    def _decide(self, ray_id: str, result: Mapping[str, Any] | None, error: str | bool):
+        """(status, Optuna state, values to tell, reason) of a single-configuration trial's end; None when
+        unknown or already told."""
+        frozen = self.frozen(ray_id)
+        if frozen is None or frozen.state.is_finished():
+            return None
+        if not result and not error:
+            return None  # removed before it ever ran (search stopped): a resumed search still runs it
+        result = result or {}
+        values = [result.get(C.report_key(m)) for m in self.objective_metrics]
+        if error:
+            return C.FAILED, TrialState.FAIL, None, str(error) if isinstance(error, str) else "error"
+        if frozen.user_attrs.get(PRUNED_BY_ATTR) is not None:
+            return C.PRUNED, TrialState.PRUNED, None, ""
+        if result.get(C.STATUS) == C.DIVERGED:
+            # PRUNED, not FAIL: TPE ignores FAIL trials and would keep sampling where trials diverge; a
+            # PRUNED trial counts with its last intermediate value (the last finite objective; NaNs are
+            # never reported), or as worse than any trial with values when it had none.
+            return C.DIVERGED, TrialState.PRUNED, None, str(result.get(C.REASON) or "diverged")
+        if values and all(is_finite_number(v) for v in values):
+            return C.COMPLETED, TrialState.COMPLETE, [float(v) for v in values], ""
+        return C.FAILED, TrialState.FAIL, None, f"no finite {', '.join(self.objective_metrics)} reported"
+
     def finish(self, ray_id: str, result: Mapping[str, Any] | None, error: str | bool = False) -> str | None:
         """Tell Optuna how the trial ended (once); returns the alchemy status, None if unknown/already told.
 
@@ -331,42 +371,24 @@ class StudyHandle:
             status, outcome = replicates.finish(self, ray_id, result, error)
             if outcome is not None:
                 config_status, state, told, reason = outcome
-                number = self.number_of(ray_id)
-                if reason:
-                    self.set_user_attr(number, REASON_ATTR, reason)
-                self.set_user_attr(number, STATUS_ATTR, config_status)
-                self.study.tell(number, told, state=state, skip_if_finished=True)
+                self._tell(self.number_of(ray_id), config_status, state, told, reason)
             return status
-        frozen = self.frozen(ray_id)
-        if frozen is None or frozen.state.is_finished():
+        decision = self._decide(ray_id, result, error)
+        if decision is None:
             return None
-        if not result and not error:
-            return None  # removed before it ever ran (search stopped): a resumed search still runs it
-        number, result = frozen.number, result or {}
-        values = [result.get(C.report_key(m)) for m in self.objective_metrics]
-        if error:
-            status, state, told = C.FAILED, TrialState.FAIL, None
-            self.set_user_attr(number, REASON_ATTR, str(error) if isinstance(error, str) else "error")
-        elif frozen.user_attrs.get(PRUNED_BY_ATTR) is not None:
-            status, state, told = C.PRUNED, TrialState.PRUNED, None
-        elif result.get(C.STATUS) == C.DIVERGED:
-            # PRUNED, not FAIL: TPE ignores FAIL trials and would keep sampling where trials diverge; a
-            # PRUNED trial counts with its last intermediate value (the last finite objective; NaNs are
-            # never reported), or as worse than any trial with values when it had none.
-            status, state, told = C.DIVERGED, TrialState.PRUNED, None
-            self.set_user_attr(number, REASON_ATTR, str(result.get(C.REASON) or "diverged"))
-        elif values and all(is_finite_number(v) for v in values):
-            status, state, told = C.COMPLETED, TrialState.COMPLETE, [float(v) for v in values]
-        else:
-            status, state, told = C.FAILED, TrialState.FAIL, None
-            self.set_user_attr(number, REASON_ATTR, f"no finite {', '.join(self.objective_metrics)} reported")
-        self.set_user_attr(number, STATUS_ATTR, status)
-        self.study.tell(frozen.number, told, state=state, skip_if_finished=True)
+        status, state, told, reason = decision
+        self._tell(self.number_of(ray_id), status, state, told, reason)
         return status
+
+    def _tell(self, number: int, status: str, state: TrialState, told, reason: str) -> None:
+        if reason:
+            self.set_user_attr(number, REASON_ATTR, reason)
+        self.set_user_attr(number, STATUS_ATTR, status)
+        self.study.tell(number, told, state=state, skip_if_finished=True)
 
 
 class OptunaSearcher(Searcher):
-    """ask -> ``space.suggest`` -> Ray trial config; tell on completion.
+    """ask -> ``space.suggest`` -> Ray trial config; the results callback tells once the end is stored.
 
     At most ``n_trials`` trials of this search, and never more than ``grid`` holds (grid: served in
     order; bruteforce: its size caps the search). ``budget`` (a :class:`alchemy_tune.budget.Budget`) stops
@@ -419,9 +441,9 @@ class OptunaSearcher(Searcher):
             self.budget.record(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        # Optuna is told by the results callback once the tables hold the trial's end (see progress.py)
         if self.budget is not None and result:
             self.budget.record(trial_id, result)
-        self.handle.finish(trial_id, result, error)
 
     # Tune saves searcher state periodically; ours is the journal, so there is nothing to write.
     def save(self, checkpoint_path: str) -> None:

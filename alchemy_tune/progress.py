@@ -1,8 +1,10 @@
 """Driver-side Tune callbacks: the results tables and a one-line progress display.
 
-Both run in the driver, after the searcher has told Optuna how a trial ended (Tune calls the search
-algorithm before callbacks), so the trial's final status is read from its Optuna trial: completed, pruned
-(with the step), diverged (with the reason) or failed (with the error's last line).
+A trial's end is recorded in the tables first and told to Optuna once they hold it (ResultsCallback), so
+the study never knows more than the tables: a driver killed in between leaves a study trial still running,
+which a resumed search continues or runs again, never a finished one whose last rows were lost. Until it is
+told, a trial's final status (completed, pruned with the step, diverged with the reason, failed with the
+error's last line) is what :meth:`StudyHandle.ending` says Optuna will be told; afterwards, the study's.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from ray.tune import Callback
 
 from . import constants as C
 from .journal import relocated
-from .optuna_searcher import REASON_ATTR, STATUS_ATTR, StudyHandle
+from .numbers import is_finite_number
+from .optuna_searcher import RAY_ID_ATTR, REASON_ATTR, STATUS_ATTR, StudyHandle
 from .pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR
 from .replicates import ended, identity
 from .trainable import report_of
@@ -34,12 +37,16 @@ def _error_line(trial) -> str:
 
 
 def final_status(handle: StudyHandle, trial, *, error: bool = False) -> tuple[str, str, int | None]:
-    """(status, reason, pruned_at_step) of a finished Ray trial, from its Optuna trial."""
-    frozen = handle.frozen(trial.trial_id)
-    attrs = frozen.user_attrs if frozen is not None else {}
-    last = trial.last_result or {}
+    """(status, reason, pruned_at_step) of a finished Ray trial, from its Optuna trial (or what it will be
+    told)."""
     if error:
         return C.FAILED, _error_line(trial), None
+    last = trial.last_result or {}
+    untold = handle.ending(trial.trial_id, last) if handle is not None else None
+    if untold is not None:
+        return untold
+    frozen = handle.frozen(trial.trial_id) if handle is not None else None
+    attrs = frozen.user_attrs if frozen is not None else {}
     end = ended(frozen, trial.trial_id)
     if end:  # a replicate: its own ending, not its configuration's
         return end["status"], end["reason"], end["pruned_at_step"]
@@ -59,9 +66,10 @@ class ResultsCallback(Callback):
         self._writer = None
         self._seen: set[str] = set()
         self._told_before: set[str] = set()
+        self._untold: dict[str, tuple] = {}  # ended, recorded, Optuna not told until the tables hold it
 
     def __getstate__(self):
-        return {**self.__dict__, "_writer": None, "_seen": set(), "_told_before": set()}
+        return {**self.__dict__, "_writer": None, "_seen": set(), "_told_before": set(), "_untold": {}}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -95,15 +103,28 @@ class ResultsCallback(Callback):
     def end(self, trial, *, error: bool = False) -> None:
         if trial.trial_id in self._told_before:
             return
-        # The searcher has told Optuna already, except for trials Tune restored (a resumed search): Tune's
-        # concurrency limiter forwards only the trials it started itself. Telling twice is a no-op.
-        self.handle.finish(trial.trial_id, trial.last_result, error=error)
         status, reason, step = final_status(self.handle, trial, error=error)
         last = trial.last_result or {}
         self.writer.set_identity(trial.trial_id, *identity(self.handle, trial.trial_id))
         self.writer.end_trial(trial.trial_id, status, error=reason, pruned_at_step=step,
                               resources=trial.placement_group_factory.required_resources,
                               wall_seconds=last.get("time_total_s"), config=trial.config)
+        if self.handle is not None:
+            # Optuna hears of the end once it is stored (the writer's thread, about a second from now): a
+            # driver killed before then leaves the study trial running, never finished with rows missing.
+            self._untold[trial.trial_id] = (trial.last_result, error)
+            self.tell_stored()
+
+    def tell_stored(self) -> None:
+        """Tell Optuna the ends the tables now hold (Tune's event loop: every step, and at state saves)."""
+        if self._untold and self._writer is not None:
+            for trial_id in self._writer.stored_ends():
+                told = self._untold.pop(trial_id, None)
+                if told is not None:
+                    self.handle.finish(trial_id, *told)
+
+    def on_step_end(self, iteration, trials, **info):
+        self.tell_stored()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.end(trial)
@@ -116,10 +137,12 @@ class ResultsCallback(Callback):
         so a resumed search never continues a trial from a checkpoint whose rows were not stored."""
         if self._writer is not None:
             self._writer.flush()
+            self.tell_stored()
         return None  # nothing to restore: the tables themselves are the state
 
     def on_experiment_end(self, trials, **info):
         self.writer.close(compact_after=True)  # one file per table for readers; a resume adds parts again
+        self.tell_stored()
 
 
 def metric_label(metric: str) -> str:
@@ -149,12 +172,13 @@ class ProgressCallback(Callback):
     def _forget(self) -> None:
         self._statuses: dict[int, str] | None = None  # Optuna trial number -> alchemy status (this search)
         self._counts: dict[str, int] = {}
-        self._best_trial: optuna.trial.FrozenTrial | None = None
+        self._best_seen: tuple[float, int, str] | None = None  # (value, Optuna number, Ray id)
+        self._unsettled: set[int] = set()  # configurations whose end Optuna has not been told yet
         self._pareto: tuple[float, str] | None = None  # (when, label)
 
     def __getstate__(self):
         state = {**self.__dict__, "stream": None}
-        for key in ("_statuses", "_counts", "_best_trial", "_pareto"):
+        for key in ("_statuses", "_counts", "_best_seen", "_unsettled", "_pareto"):
             state.pop(key, None)
         return state
 
@@ -162,22 +186,41 @@ class ProgressCallback(Callback):
         self.__dict__.update(state)
         self._forget()  # a resumed driver looks at the study again
 
+    def _count(self, number: int, status: str) -> None:
+        old = self._statuses.get(number)
+        if old:
+            self._counts[old] -= 1
+        self._statuses[number] = status
+        self._counts[status] = self._counts.get(status, 0) + 1
+
+    def _offer(self, number: int, value: float, ray_id: str | None) -> None:
+        best = self._best_seen
+        maximize = self.handle.directions[0] == "maximize"
+        if best is None or best[1] == number or (value > best[0] if maximize else value < best[0]):
+            self._best_seen = (value, number, ray_id)
+
     def _note(self, frozen: optuna.trial.FrozenTrial | None, *, counted: bool = True) -> None:
         if frozen is None:
             return
         status = frozen.user_attrs.get(STATUS_ATTR)
         if counted and status:
-            old = self._statuses.get(frozen.number)
-            if old:
-                self._counts[old] -= 1
-            self._statuses[frozen.number] = status
-            self._counts[status] = self._counts.get(status, 0) + 1
+            self._count(frozen.number, status)
         if frozen.state == TrialState.COMPLETE and not self.handle.multi_objective and frozen.value is not None:
-            best = self._best_trial
-            better = (frozen.value > best.value if self.handle.directions[0] == "maximize" else frozen.value < best.value) \
-                if best is not None else True
-            if better or (best is not None and best.number == frozen.number):
-                self._best_trial = frozen
+            self._offer(frozen.number, frozen.value, frozen.user_attrs.get(RAY_ID_ATTR))
+
+    def _note_end(self, trial, status: str) -> None:
+        """A Ray trial that just ended; Optuna may not be told yet (see ResultsCallback)."""
+        frozen = self.handle.frozen(trial.trial_id)
+        if frozen is None:
+            return
+        if frozen.state.is_finished() or self.handle.repeats > 1:
+            # a configuration's outcome is known once its last replicate is told
+            self._unsettled.add(frozen.number)
+            return
+        self._count(frozen.number, status)  # what Optuna will be told
+        value = (trial.last_result or {}).get(C.report_key(self.handle.metric))
+        if status == C.COMPLETED and not self.handle.multi_objective and is_finite_number(value):
+            self._offer(frozen.number, float(value), trial.trial_id)
 
     def _look(self) -> None:
         if self._statuses is not None:
@@ -188,10 +231,15 @@ class ProgressCallback(Callback):
         for t in self.handle.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             self._note(t, counted=False)  # the best may be a warm-start trial, as Optuna's best_trial says
 
-    def _print(self, trials, event: str = "", ending=None) -> None:
+    def _print(self, trials, event: str = "", ending=None, status: str | None = None) -> None:
         self._look()
         if ending is not None:
-            self._note(self.handle.frozen(ending.trial_id))
+            self._note_end(ending, status)
+        for number in list(self._unsettled):
+            frozen = self.handle.get_trial(number)
+            if frozen.state.is_finished():
+                self._unsettled.discard(number)
+                self._note(frozen)
         counts = self._counts
         running = sum(1 for t in trials if t.status == "RUNNING" and t is not ending)
         unit = "configurations" if self.handle.repeats > 1 else "trials"  # each runs `repeats` Ray trials
@@ -209,13 +257,13 @@ class ProgressCallback(Callback):
                 front = self.handle.study.best_trials
                 self._pareto = (now, f"Pareto front of {len(front)} trial(s)" if front else "none yet")
             return self._pareto[1]
-        best = self._best_trial
-        if best is None:
+        if self._best_seen is None:
             return "none yet"
+        value, number, ray_id = self._best_seen
         label = f"{metric_label(self.handle.metric)}"
         if self.handle.repeats > 1:
-            return f"{label}={_fmt(best.value)} (configuration {best.number}, mean of its replicates)"
-        return f"{label}={_fmt(best.value)} (trial {best.user_attrs.get('ray_trial_id')})"
+            return f"{label}={_fmt(value)} (configuration {number}, mean of its replicates)"
+        return f"{label}={_fmt(value)} (trial {ray_id})"
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if time.monotonic() - self._last >= self.interval_s:
@@ -232,7 +280,7 @@ class ProgressCallback(Callback):
         else:
             value = (trial.last_result or {}).get(C.report_key(self.handle.metric))
             detail += f" {metric_label(self.handle.metric)}={_fmt(value)}"
-        self._print(trials, detail, ending=trial)
+        self._print(trials, detail, ending=trial, status=status)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._end(trials, trial, error=False)

@@ -110,19 +110,15 @@ def release_unknown(handle, known_ray_ids: set[str]) -> int:
     return n
 
 
-def finish(handle, ray_id: str, result: Mapping[str, Any] | None, error: str | bool = False):
-    """Record how replicate ``ray_id`` ended: (its status, the configuration's outcome or None).
-
-    The outcome, once every replicate of the configuration has ended, is (status, Optuna state, values to
-    tell or None, reason): COMPLETE with the mean of the completed replicates' final values, PRUNED when
-    the configuration was pruned, else diverged/failed. (None, None) when unknown or already recorded.
-    """
+def ending(handle, ray_id: str, result: Mapping[str, Any] | None, error: str | bool = False) -> dict | None:
+    """How replicate ``ray_id`` ended ({status, reason, pruned_at_step, values}), recording nothing; None
+    when unknown, removed before it ran, or already recorded."""
     frozen = handle.frozen(ray_id)
     r = replicate_of(frozen, ray_id)
     if r is None or frozen.state.is_finished() or f"{END_PREFIX}{r}" in frozen.user_attrs:
-        return None, None
+        return None
     if not result and not error:
-        return None, None  # removed before it ever ran
+        return None  # removed before it ever ran
     result = result or {}
     values = [result.get(C.report_key(m)) for m in handle.objective_metrics]
     step = result.get(C.STEP)
@@ -137,7 +133,21 @@ def finish(handle, ray_id: str, result: Mapping[str, Any] | None, error: str | b
         end["values"] = [float(v) for v in values]
     else:
         end.update(status=C.FAILED, reason=f"no finite {', '.join(handle.objective_metrics)} reported")
-    handle.set_user_attr(frozen.number, f"{END_PREFIX}{r}", end)
+    return end
+
+
+def finish(handle, ray_id: str, result: Mapping[str, Any] | None, error: str | bool = False):
+    """Record how replicate ``ray_id`` ended: (its status, the configuration's outcome or None).
+
+    The outcome, once every replicate of the configuration has ended, is (status, Optuna state, values to
+    tell or None, reason): COMPLETE with the mean of the completed replicates' final values, PRUNED when
+    the configuration was pruned, else diverged/failed. (None, None) when unknown or already recorded.
+    """
+    end = ending(handle, ray_id, result, error)
+    if end is None:
+        return None, None
+    frozen = handle.frozen(ray_id)
+    handle.set_user_attr(frozen.number, f"{END_PREFIX}{replicate_of(frozen, ray_id)}", end)
     return end["status"], _outcome(handle, handle.get_trial(frozen.number))
 
 

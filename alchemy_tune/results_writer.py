@@ -105,6 +105,7 @@ class ResultsWriter:
         self._lock = threading.RLock()  # the in-memory state
         self._io = threading.Lock()  # one flush at a time; a restart waits for the write in flight
         self._ended: set[str] = set()  # ended trials not yet written
+        self._stored_ends: list[str] = []  # ended trials whose end is now stored (see stored_ends)
         self._token, self._seq = f"{time.time_ns():x}", 0  # part names: <writer>-<n>, fixed before writing
         self._last_flush = time.monotonic()
         self._last_version = 0
@@ -303,6 +304,12 @@ class ResultsWriter:
         elif math.isfinite(self.flush_interval_s):
             self.flush()
 
+    def stored_ends(self) -> list[str]:
+        """Trials whose end (recorded with :meth:`end_trial`) has been written since the last call."""
+        with self._lock:
+            ended, self._stored_ends = self._stored_ends, []
+        return ended
+
     # ------------------------------------------------------------------ writing
     def flush(self) -> None:
         """Write every unwritten row now (each trial's rows as new part files, its trials row replaced)."""
@@ -349,7 +356,8 @@ class ResultsWriter:
                     if (only is not None and tid not in only) or not (st.metrics or st.steps or st.dirty):
                         continue
                     rows = [st.history[s] for s in st.steps if s in st.history]
-                    jobs.append((tid, st, st.metrics, st.steps, rows, self._trial_row(tid, st) if st.dirty else None))
+                    jobs.append((tid, st, st.metrics, st.steps, rows, self._trial_row(tid, st) if st.dirty else None,
+                                 st.ended and st.dirty))
                     st.metrics, st.steps, st.dirty = [], [], False
                 if only is None:
                     self._last_flush = time.monotonic()
@@ -360,7 +368,7 @@ class ResultsWriter:
                         self._record(jobs, written)
                 except BaseException:
                     with self._lock:  # unwritten or unrecorded: the next flush writes them again (same names)
-                        for tid, st, metrics, steps, _, trial_row in jobs:
+                        for tid, st, metrics, steps, _, trial_row, _ in jobs:
                             st.metrics = metrics + st.metrics
                             st.steps = sorted(set(steps) | set(st.steps))
                             st.dirty = st.dirty or trial_row is not None
@@ -374,7 +382,7 @@ class ResultsWriter:
         # must stay small however many reports a flush carries (else it falls behind and rows pile up).
         name = f"{self._token}-{self._seq:06d}"
         metrics, metric_attempts, steps, step_attempts, trials = [], [], [], [], []
-        for tid, st, pending, _, rows, trial_row in jobs:
+        for tid, st, pending, _, rows, trial_row, _ in jobs:
             if pending:
                 metrics += pending
                 metric_attempts.append((st.attempt, sum(t.num_rows for t in pending)))
@@ -398,7 +406,9 @@ class ResultsWriter:
     def _record(self, jobs: list, metrics_path: str | None) -> None:
         """The parts are stored: the next flush gets a new name; ended, fully written trials are forgotten."""
         self._seq += 1
-        for tid, st, pending, _, rows, _ in jobs:
+        for tid, st, pending, _, rows, _, end_row in jobs:
+            if end_row:
+                self._stored_ends.append(tid)
             if pending or rows:
                 st.on_disk = True
             if pending and metrics_path:

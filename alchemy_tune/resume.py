@@ -130,12 +130,13 @@ def reconcile(run_dir: str, run_id: str, handle: StudyHandle) -> list[str]:
         if trial.status not in ("TERMINATED", "ERROR"):
             continue
         error = trial.status == "ERROR"
-        if handle.finish(trial.trial_id, trial.last_result, error=error) is None:
-            continue
+        if handle.ending(trial.trial_id, trial.last_result, error=error) is None:
+            continue  # told already: the tables hold its end (they are written before Optuna is told)
         writer = writer or ResultsWriter(run_dir, run_id)
         status, reason, step = final_status(handle, trial, error=error)
         writer.end_trial(trial.trial_id, status, error=reason, pruned_at_step=step,
                          wall_seconds=(trial.last_result or {}).get("time_total_s"), config=trial.config)
+        handle.finish(trial.trial_id, trial.last_result, error=error)  # end_trial wrote it (no thread)
     if handle.repeats > 1:
         from alchemy_tune.replicates import release_unknown
 

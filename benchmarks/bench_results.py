@@ -7,8 +7,9 @@ training: per trial the searcher asks the study for a configuration (``OptunaSea
 ``--evals`` reports of the real size (``--langs`` languages × dev/test × 2 metrics: 4,160 metric rows per
 trial at the defaults) go through the pruning scheduler (``OptunaPruningScheduler.on_trial_result``: the
 journal write and the pruner's decision) and the results writer (``ResultsWriter.add_report``, built as the
-search's ResultsCallback builds it: background writing thread), then the trial end goes through the searcher
-(``on_trial_complete``: the journal's tell) and the writer (``end_trial``). The search's end is the writer's
+search's ResultsCallback builds it: background writing thread), then the trial end goes through the writer
+(``end_trial``) and the journal's tell (``StudyHandle.finish``; the search tells once the writer's thread has
+stored the end, on the same event loop). The search's end is the writer's
 ``close(compact_after=True)``. Whatever the searcher and writer do after later changes is what is measured.
 
 Printed per N: mean driver milliseconds per report and per trial end on the event loop, the writing thread's
@@ -100,11 +101,11 @@ def drive(run_dir: str, n: int, evals: int, langs: int, pruner: str) -> dict:
             if decision == "STOP":
                 pruned += 1
                 break
-        timed("journal_end", searcher.on_trial_complete, tid, result)
         status = C.PRUNED if decision == "STOP" else C.COMPLETED
         timed("writer_end", writer.end_trial, tid, status,
               pruned_at_step=result[C.STEP] if status == C.PRUNED else None,
               resources={"CPU": 1, "GPU": 0.25}, wall_seconds=2.0)
+        timed("journal_end", searcher.handle.finish, tid, result)
     t0 = time.perf_counter()
     writer.close()
     close_s = time.perf_counter() - t0
