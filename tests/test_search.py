@@ -15,7 +15,8 @@ import pytest
 from alchemy_tune import constants as C
 from alchemy_tune.cli import main
 from alchemy_tune.errors import UsageError
-from alchemy_tune.optuna_searcher import CONFIG_ATTR, RAY_ID_ATTR, StudyHandle, build_sampler
+from alchemy_tune.optuna_searcher import CONFIG_ATTR, RAY_ID_ATTR, StudyHandle
+from alchemy_tune.samplers import build_sampler
 from alchemy_tune.journal import JOURNAL
 from alchemy_tune.search import SearchRequest, run_search
 from alchemy_tune.search_settings import SAMPLERS

@@ -9,7 +9,7 @@ import pytest
 
 from alchemy_tune.cli import main
 from alchemy_tune.errors import UsageError
-from alchemy_tune.optuna_searcher import build_sampler
+from alchemy_tune.samplers import build_sampler
 from alchemy_tune.pruning import build_pruner
 from alchemy_tune.search_settings import CMAES_ONE_OBJECTIVE, SearchSettings, check_settings
 from alchemy_tune.space_file import load_space
