@@ -208,13 +208,13 @@ class ProgressCallback(Callback):
         if frozen.state == TrialState.COMPLETE and not self.handle.multi_objective and frozen.value is not None:
             self._offer(frozen.number, frozen.value, frozen.user_attrs.get(RAY_ID_ATTR))
 
-    def _note_end(self, trial, status: str) -> None:
+    def _note_end(self, trial, status: str, error: bool) -> None:
         """A Ray trial that just ended; Optuna may not be told yet (see ResultsCallback)."""
         frozen = self.handle.frozen(trial.trial_id)
         if frozen is None:
             return
-        if frozen.state.is_finished() or self.handle.repeats > 1:
-            # a configuration's outcome is known once its last replicate is told
+        if self.handle.repeats > 1 or self.handle.ending(trial.trial_id, trial.last_result, error=error) is None:
+            # told already (noted at once below), or a configuration, known once its last replicate is told
             self._unsettled.add(frozen.number)
             return
         self._count(frozen.number, status)  # what Optuna will be told
@@ -231,10 +231,11 @@ class ProgressCallback(Callback):
         for t in self.handle.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             self._note(t, counted=False)  # the best may be a warm-start trial, as Optuna's best_trial says
 
-    def _print(self, trials, event: str = "", ending=None, status: str | None = None) -> None:
+    def _print(self, trials, event: str = "", ending=None, status: str | None = None,
+               error: bool = False) -> None:
         self._look()
         if ending is not None:
-            self._note_end(ending, status)
+            self._note_end(ending, status, error)
         for number in list(self._unsettled):
             frozen = self.handle.get_trial(number)
             if frozen.state.is_finished():
@@ -280,7 +281,7 @@ class ProgressCallback(Callback):
         else:
             value = (trial.last_result or {}).get(C.report_key(self.handle.metric))
             detail += f" {metric_label(self.handle.metric)}={_fmt(value)}"
-        self._print(trials, detail, ending=trial, status=status)
+        self._print(trials, detail, ending=trial, status=status, error=error)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._end(trials, trial, error=False)
