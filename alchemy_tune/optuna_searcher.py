@@ -298,17 +298,17 @@ class StudyHandle:
         if self.repeats > 1:
             end = replicates.ending(self, ray_id, result, error)
             return None if end is None else (end["status"], end["reason"], end["pruned_at_step"])
-        decision = self._decide(ray_id, result, error)
+        frozen = self.frozen(ray_id)
+        decision = self._decide(frozen, result, error)
         if decision is None:
             return None
         status, _, _, reason = decision
-        pruned = self.frozen(ray_id).user_attrs.get(PRUNED_AT_ATTR) if status == C.PRUNED else None
-        return status, reason, pruned
+        return status, reason, frozen.user_attrs.get(PRUNED_AT_ATTR) if status == C.PRUNED else None
 
-    def _decide(self, ray_id: str, result: Mapping[str, Any] | None, error: str | bool):
+    def _decide(self, frozen: optuna.trial.FrozenTrial | None, result: Mapping[str, Any] | None,
+                error: str | bool):
         """(status, Optuna state, values to tell, reason) of a single-configuration trial's end; None when
         unknown or already told."""
-        frozen = self.frozen(ray_id)
         if frozen is None or frozen.state.is_finished():
             return None
         if not result and not error:
@@ -338,11 +338,12 @@ class StudyHandle:
                 config_status, state, told, reason = outcome
                 self._tell(self.number_of(ray_id), config_status, state, told, reason)
             return status
-        decision = self._decide(ray_id, result, error)
+        frozen = self.frozen(ray_id)
+        decision = self._decide(frozen, result, error)
         if decision is None:
             return None
         status, state, told, reason = decision
-        self._tell(self.number_of(ray_id), status, state, told, reason)
+        self._tell(frozen.number, status, state, told, reason)
         return status
 
     def _tell(self, number: int, status: str, state: TrialState, told, reason: str) -> None:

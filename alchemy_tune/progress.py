@@ -213,8 +213,9 @@ class ProgressCallback(Callback):
         frozen = self.handle.frozen(trial.trial_id)
         if frozen is None:
             return
-        if self.handle.repeats > 1 or self.handle.ending(trial.trial_id, trial.last_result, error=error) is None:
-            # told already (noted at once below), or a configuration, known once its last replicate is told
+        if self.handle.repeats > 1 or frozen.state.is_finished() or not (trial.last_result or error):
+            # told already (noted at once below), a configuration (known once its last replicate is told), or
+            # removed before it ran (never told: StudyHandle.ending)
             self._unsettled.add(frozen.number)
             return
         self._count(frozen.number, status)  # what Optuna will be told
