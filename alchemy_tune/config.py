@@ -198,6 +198,14 @@ class TrialConfig:
                 kwargs[key] = tuple(value)
         return cls(**kwargs, _check=(source, combinations))
 
+    def task_options(self):
+        """The :class:`~alchemy_tune.tasks.TaskOptions` this trial loads its task with."""
+        from .tasks import TaskOptions
+
+        return TaskOptions(train_size=self.train_size, dev_size=self.dev_size, test_size=self.test_size,
+                           seen=self.seen, unseen=self.unseen, val=self.val, data_dir=self.data_dir,
+                           variant=self.task_variant, seed=self.data_seed)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain values keyed by parameter name (``lambda``, not ``lambda_``)."""
         out = {}

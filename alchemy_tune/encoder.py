@@ -175,14 +175,22 @@ def _usage(value: str, why: str) -> UsageError:
     )
 
 
-def _checked_path(name_or_path: str) -> str:
-    path = resolve_model(name_or_path)
-    if Path(path).is_dir() and not (Path(path) / "config.json").is_file():
+def check_model(name_or_path: str) -> None:
+    """Raise the UsageError loading would raise for a local folder that is not a model, without loading or
+    converting anything (so a command can answer before importing torch)."""
+    if name_or_path in BUNDLED_MODELS:
+        return
+    path = Path(name_or_path)
+    if path.is_dir() and not (path / "config.json").is_file():
         raise _usage(name_or_path, "the folder has no config.json")
-    if not Path(path).is_dir() and (Path(path).exists() or path.startswith(("/", ".", "~"))):
+    if not path.is_dir() and (path.exists() or name_or_path.startswith(("/", ".", "~"))):
         # Clearly meant as a local path: answer now instead of after the hub client's retries.
         raise _usage(name_or_path, "no such folder")
-    return path
+
+
+def _checked_path(name_or_path: str) -> str:
+    check_model(name_or_path)
+    return resolve_model(name_or_path)
 
 
 def _loading_errors(name_or_path: str):

@@ -369,6 +369,12 @@ class OptunaSearcher(Searcher):
         self.exhaustive = exhaustive if grid is None else len(grid)
         self.budget = budget
         self.stop_reason: str | None = None
+        self.settle = None
+        """Called before each suggestion: the results callback's ``settle`` (every recorded end told)."""
+
+    def __getstate__(self):
+        # Tune pickles the searcher with its experiment state; the callback's writer is not to be pickled
+        return {**self.__dict__, "settle": None}
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return True  # metric and mode come from the space's settings, fixed at construction
@@ -383,6 +389,8 @@ class OptunaSearcher(Searcher):
             self.stop_reason = self.budget.spent()
             if self.stop_reason:
                 self.handle.study.set_user_attr(STOPPED_ATTR, self.stop_reason)
+        if self.settle is not None:
+            self.settle()
         if self.stop_reason or self.handle.moved:
             # moved: Ray Tune's restored experiment would create new trials at the folder's old place (its
             # search generator keeps the storage path it began with); `resume` asks for them in a new one.

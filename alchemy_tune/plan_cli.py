@@ -28,14 +28,10 @@ def task_languages(
     """(seen, val, unseen, where from, notes): the loaded task's language groups and notes (the task's own,
     then the load's: languages left out of a split, dropped rows, ...), or, when its data is not reachable
     (a paper task planned before the data is staged), the groups the registry's lists give and its notes."""
-    from .tasks import TASKS, TaskOptions, declared_roles, load_task
+    from .tasks import TASKS, declared_roles, load_task
 
-    if task not in TASKS:
-        raise UsageError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
     # the sizes the trials will load: the dry run also proves the data is there and large enough
-    options = TaskOptions(train_size=config.train_size, dev_size=config.dev_size, test_size=config.test_size,
-                          seed=config.data_seed, seen=config.seen, unseen=config.unseen, val=config.val,
-                          data_dir=config.data_dir, variant=config.task_variant)
+    options = config.task_options()
     seen, val, unseen = declared_roles(task, options)  # wrong language lists fail here, whatever the data
     notes = list(TASKS[task].notes)
     try:

@@ -123,6 +123,14 @@ class ResultsCallback(Callback):
                 if told is not None:
                     self.handle.finish(trial_id, *told)
 
+    def settle(self) -> None:
+        """Store the ends recorded so far and tell Optuna now. The searcher calls this before the sampler
+        decides, so what it samples never depends on how far the writer's thread has got: a search that
+        runs one trial at a time makes the same choices on every run."""
+        if self._untold and self._writer is not None:
+            self._writer.flush()
+            self.tell_stored()
+
     def on_step_end(self, iteration, trials, **info):
         self.tell_stored()
 

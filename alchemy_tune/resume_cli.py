@@ -17,11 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .resume import resume_search
-    from .search_cli import print_outcome
+    from .run_dir import read_metadata
 
     if args.trials is not None and args.trials < 1:
         raise UsageError(f"--trials: must be at least 1, got {args.trials}")
+    read_metadata(args.run_dir)  # not a run folder: said before Ray's and Optuna's imports
+    from .resume import resume_search
+    from .search_cli import print_outcome
+
     print_outcome(resume_search(args.run_dir, address=args.address, num_cpus=args.num_cpus, trials=args.trials,
                                 retry_errored=args.retry_errored))
     return 0

@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 if __name__ == "__main__":
     # Run as a file (`python alchemy_tune/search.py`), this folder would come first on sys.path and its
@@ -33,10 +33,13 @@ if __name__ == "__main__":
 from alchemy_tune import constants as C  # noqa: E402  (absolute: this file also runs as a plain script)
 from alchemy_tune.cluster import DEFAULT_STORAGE, check_resources, init_ray  # noqa: E402
 from alchemy_tune.errors import UsageError  # noqa: E402
-from alchemy_tune.journal import JournalMirror, journal_location, upload  # noqa: E402
-from alchemy_tune.optuna_searcher import OptunaSearcher, StudyHandle  # noqa: E402
 from alchemy_tune.run_dir import is_uri, local_path, run_name  # noqa: E402
 from alchemy_tune.search_settings import check_settings  # noqa: E402
+
+if TYPE_CHECKING:
+    from alchemy_tune.optuna_searcher import StudyHandle
+# Ray, Optuna and the modules built on them are imported where a search starts, not here: a bad flag or
+# space is answered before their second of imports.
 
 AVERAGES = C.AVERAGE_KEYS
 
@@ -130,6 +133,8 @@ def expected_evals(space) -> int:
 def build_components(space, settings, run_dir: str, run_id: str, request: SearchRequest, journal: str,
                      budget=None):
     """(searcher, scheduler, callbacks, handle) for one search; also used by the benchmarks."""
+    from alchemy_tune.journal import JournalMirror
+    from alchemy_tune.optuna_searcher import OptunaSearcher, StudyHandle
     from alchemy_tune.progress import ProgressCallback, ResultsCallback
     from alchemy_tune.pruning import AshaPruningScheduler, OptunaPruningScheduler
     from alchemy_tune.retention import CheckpointRetention
@@ -155,6 +160,7 @@ def build_components(space, settings, run_dir: str, run_id: str, request: Search
     else:
         scheduler = OptunaPruningScheduler(handle, metric, settings.pruner)
     results = ResultsCallback(run_dir, run_id, handle, metric, mode)
+    searcher.settle = results.settle
     progress = ProgressCallback(handle, settings.trials, interval_s=request.progress_interval_s)
     callbacks = [results, progress, CheckpointRetention(keep=2)]
     if is_uri(run_dir):
@@ -275,8 +281,6 @@ def run_search(request: SearchRequest) -> SearchOutcome:
     """Validate, start (or join) Ray, run the search to the end and return its summary."""
     from alchemy_tune.budget import Budget
     from alchemy_tune.run_dir import read_metadata, write_metadata
-    from alchemy_tune.trainable import make_trainable
-    from alchemy_tune.warm_start import enqueue, open_source_study, read_enqueue, warm_start
 
     space, settings = load(request)
     name = run_name(request.name) if request.name else f"search-{_timestamp()}"
@@ -290,6 +294,11 @@ def run_search(request: SearchRequest) -> SearchOutcome:
         raise UsageError(f"--name {name}: {run_dir} already holds a run; continue it with "
                          f"`alchemy-tune resume {run_dir}` or choose another --name")
     budget = Budget.of(request.time_budget_s, request.gpu_hours, settings.gpus_per_trial)
+    # what needs Optuna and Ray from here on: the checks above answer a bad flag before these imports
+    from alchemy_tune.journal import journal_location
+    from alchemy_tune.trainable import make_trainable
+    from alchemy_tune.warm_start import enqueue, open_source_study, read_enqueue, warm_start
+
     enqueued = read_enqueue(request.enqueue, space) if request.enqueue else []
     if enqueued and settings.sampler == "grid":
         raise UsageError("--enqueue: the grid sampler already fixes the order of every configuration; "
@@ -349,6 +358,8 @@ def run_search(request: SearchRequest) -> SearchOutcome:
 
 def fit_and_summarize(tuner, handle: StudyHandle, run_dir: str, journal: str) -> SearchOutcome:
     """Run the Tuner to the end, publish the study file, and summarise (shared by search and resume)."""
+    from alchemy_tune.journal import upload
+
     started = time.perf_counter()
     tuner.fit()
     upload(run_dir, journal)

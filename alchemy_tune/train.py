@@ -34,7 +34,7 @@ from .errors import UsageError
 from .lambdas import LambdaSchedule
 from .metrics import averages, notes as metric_notes, score
 from .model import AlchemyModel, task_loss, uriel_loss
-from .tasks import Task, TaskOptions, load_task
+from .tasks import Task, load_task
 from .language_vectors import load_table
 
 Report = Callable[[dict, Optional[str]], None]
@@ -69,12 +69,7 @@ def prepare(config: TrialConfig) -> Prepared:
         torch.set_num_threads(config.threads)
     device = pick_device(config.device)
     set_determinism(config.deterministic)
-    options = TaskOptions(
-        train_size=config.train_size, dev_size=config.dev_size, test_size=config.test_size,
-        seen=config.seen, unseen=config.unseen, val=config.val, data_dir=config.data_dir, variant=config.task_variant,
-        seed=config.data_seed,
-    )
-    task = load_task(config.task, options)
+    task = load_task(config.task, config.task_options())
     languages = list(task.languages)
     codes = [task.uriel_codes[lang] for lang in languages]
     table = load_table(config.uriel_source)

@@ -105,13 +105,17 @@ def _fmt(value) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .train import run_trial
+    from .encoder import check_model
+    from .tasks import declared_roles
 
     config = config_from_args(args)
-    sink = None
-    if args.out:
+    # What the trial would refuse before reading data, answered before torch's ~2 s import: the model
+    # folder, the task and its language lists.
+    check_model(config.model)
+    declared_roles(config.task, config.task_options())
+    from .train import run_trial
 
-        sink = TrainRunSink(args.out, config)
+    sink = TrainRunSink(args.out, config) if args.out else None
     started = time.perf_counter()
 
     def report(metrics: dict, checkpoint_dir: str | None) -> None:

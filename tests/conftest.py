@@ -10,6 +10,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ if os.path.basename(_CACHE).startswith("alchemy-tune-cache-"):
     atexit.register(shutil.rmtree, _CACHE, True)
 # Keep torch to the CI machine's size; tests run the real code paths, just small.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+TESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +37,27 @@ def tiny_pooler_encoder_dir(tmp_path_factory) -> str:
     from testing.tiny_encoder import make_tiny_encoder
 
     return str(make_tiny_encoder(tmp_path_factory.mktemp("tiny-pooler-encoder"), pooler=True))
+
+
+@pytest.fixture
+def s3(monkeypatch, tmp_path):
+    """An S3 API (moto in server mode) on 127.0.0.1 with a bucket `alchemy`; pyarrow (and so Ray Tune and the
+    run's tables) reach it through AWS_ENDPOINT_URL, in this process and in every process started after."""
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for key, value in {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test",
+                       "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+                       "AWS_EC2_METADATA_DISABLED": "true",
+                       # the driver and the resume share this machine's cache (the journal's local copy)
+                       "ALCHEMY_TUNE_CACHE": str(tmp_path / "cache"),
+                       # scripted trials (tests/scripted_trials.py)
+                       "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}.items():
+        monkeypatch.setenv(key, value)
+    pafs.S3FileSystem(endpoint_override=f"{host}:{port}", scheme="http",
+                      allow_bucket_creation=True).create_dir("alchemy")
+    yield "s3://alchemy/runs"
+    server.stop()

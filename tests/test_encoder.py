@@ -223,6 +223,7 @@ def _resolve_in_child(_: int) -> str:
     return encoder.resolve_model("e5-small")
 
 
+@pytest.mark.slow
 def test_racing_processes_build_one_complete_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("ALCHEMY_TUNE_CACHE", str(tmp_path))
     with multiprocessing.get_context("spawn").Pool(2) as pool:

@@ -231,34 +231,11 @@ def test_driver_killed_mid_search_then_resumed(tmp_path, cluster, tiny_encoder_d
 
 
 # ----------------------------------------------------------------------------- object storage
+# the `s3` fixture (moto on 127.0.0.1) is in conftest.py: the fast tier's object-store search uses it too
 @pytest.fixture
-def s3(monkeypatch, tmp_path):
-    """An S3 API (moto in server mode) on 127.0.0.1 with a bucket `alchemy`; pyarrow (and so Ray Tune and the
-    run's tables) reach it through AWS_ENDPOINT_URL, in this process and in every process started after."""
-    import pyarrow.fs as pafs
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for key, value in {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test",
-                       "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-                       "AWS_EC2_METADATA_DISABLED": "true",
-                       # the driver and the resume share this machine's cache (the journal's local copy)
-                       "ALCHEMY_TUNE_CACHE": str(tmp_path / "cache"),
-                       # scripted trials (tests/scripted_trials.py), 1 s per evaluation
-                       "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-                       "SCRIPTED_SECONDS_PER_EVAL": "1.0"}.items():
-        monkeypatch.setenv(key, value)
-    pafs.S3FileSystem(endpoint_override=f"{host}:{port}", scheme="http",
-                      allow_bucket_creation=True).create_dir("alchemy")
-    yield "s3://alchemy/runs"
-    server.stop()
-
-
-@pytest.fixture
-def s3_cluster(s3):
+def s3_cluster(s3, monkeypatch):
     """Like ``cluster`` (0-CPU head, one 2-CPU worker), started after the S3 environment is set."""
+    monkeypatch.setenv("SCRIPTED_SECONDS_PER_EVAL", "1.0")  # time enough to kill the driver between uploads
     from ray.cluster_utils import Cluster
 
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False, **LOOPBACK})

@@ -4,22 +4,19 @@ The paper space asks for a GPU and Hugging Face models per trial; on this CPU-on
 space runs with those two pinned from the command line (--gpus-per-trial 0 --model <local folder>).
 """
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from release_fixtures import write_massive
+from testing.cli import run_cli_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(*args, timeout=400):
-    return subprocess.run([sys.executable, "-m", "alchemy_tune.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return run_cli_process(*args, cwd=ROOT, timeout=timeout)
 
 
 def test_train_on_massive_release_files(tmp_path, tiny_encoder_dir):

@@ -1,18 +1,15 @@
 """`alchemy-tune plan` and `--dry-run`: what a paper space would run, with languages and URIEL coverage."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from release_fixtures import write_massive, write_semrel
+from testing.cli import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cli(*args, timeout=180):
-    return subprocess.run([sys.executable, "-m", "alchemy_tune.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+def cli(*args):
+    return run_cli(*args, cwd=ROOT)
 
 
 def test_plan_of_the_paper_massive_space_without_data():

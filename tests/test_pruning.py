@@ -164,8 +164,9 @@ def scripted_ray():
         os.environ.pop("PYTHONPATH") if saved is None else os.environ.update(PYTHONPATH=saved)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("pruner", ["median", "asha", "wilcoxon"])
+# median in the fast tier (an Optuna pruner stopping a real Ray trial); the other two in the slow tier
+@pytest.mark.parametrize("pruner", ["median", pytest.param("asha", marks=pytest.mark.slow),
+                                    pytest.param("wilcoxon", marks=pytest.mark.slow)])
 def test_ray_trials_are_really_stopped(tmp_path, scripted_ray, pruner):
     """Grid order, one at a time: two good trials (the second better, so even ASHA keeps it) run to the end,
     then a clearly bad one (lr 1e-6: quality 0) is stopped early; Ray ran it for fewer evaluations.

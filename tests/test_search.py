@@ -21,6 +21,7 @@ from alchemy_tune.journal import JOURNAL
 from alchemy_tune.search import SearchRequest, run_search
 from alchemy_tune.search_settings import SAMPLERS
 from alchemy_tune.space_file import load_space
+from testing.cli import one_line_error, run_cli
 
 TESTS = Path(__file__).resolve().parent
 TINY = dict(task="bible-genre", train_size=24, dev_size=12, test_size=12, seen=["eng", "fra", "deu"],
@@ -79,11 +80,7 @@ def local_ray(_module_ray):
 
 
 def cli_error(capsys, argv) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err
-    return err
+    return one_line_error(run_cli(*argv))
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -219,7 +216,6 @@ def test_a_trial_is_told_once(tmp_path):
 
 
 # ----------------------------------------------------------------------------- real searches
-@pytest.mark.slow
 def test_search_with_the_real_trial_records_completed_and_diverged(tmp_path, tiny_encoder_dir, local_ray, capsys):
     """ASHA with its top rung at the trials' last evaluation (1 epoch x 3): the trial that ran to its end is
     completed, not pruned; the diverging one is PRUNED in Optuna (README: Search) and `diverged` in the tables."""

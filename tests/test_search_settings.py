@@ -7,12 +7,12 @@ import dataclasses
 
 import pytest
 
-from alchemy_tune.cli import main
 from alchemy_tune.errors import UsageError
 from alchemy_tune.samplers import build_sampler
 from alchemy_tune.pruning import build_pruner
 from alchemy_tune.search_settings import CMAES_ONE_OBJECTIVE, SearchSettings, check_settings
 from alchemy_tune.space_file import load_space
+from testing.cli import one_line_error, run_cli
 
 
 def file_error(tmp_path, search: str) -> str:
@@ -24,10 +24,7 @@ def file_error(tmp_path, search: str) -> str:
 
 
 def cli_error(capsys, argv) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err
-    return err.split("error: ", 1)[1]
+    return one_line_error(run_cli(*argv)).split("error: ", 1)[1]
 
 
 @pytest.mark.parametrize("flag, value, setting, yaml_value", [

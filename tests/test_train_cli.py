@@ -1,20 +1,16 @@
-"""`alchemy-tune train` as a user runs it: a real subprocess, real corpus, tiny or real encoder."""
+"""`alchemy-tune train` as a user runs it: bad input in this process, one real subprocess run end to end,
+real corpus, tiny encoder."""
 
-import os
-import subprocess
 import sys
 
 import pyarrow.parquet as pq
 import pytest
 
+from testing.cli import one_line_error, run_cli, run_cli_process
+
 TINY = ["--train-size", "24", "--dev-size", "12", "--test-size", "12", "--seen", "eng,fra", "--unseen", "spa,rus",
         "--batch-size", "8", "--epochs", "1", "--evals-per-epoch", "1", "--max-length", "48", "--lr", "1e-3",
         "--num-layers", "none"]
-
-
-def cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "alchemy_tune.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -35,26 +31,52 @@ def cli(*args, timeout=300):
 ])
 def test_bad_input_is_one_line_and_exit_2(args, needle, tiny_encoder_dir):
     model = [] if "--model" in args else ["--model", tiny_encoder_dir]
-    result = cli("train", *model, *args)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0], result.stderr
-    assert "Traceback" not in result.stderr
+    one_line_error(run_cli("train", *model, *args), needle)
 
 
 def test_help_on_every_command():
     from alchemy_tune.cli import COMMANDS
 
     for command in COMMANDS:
-        result = cli(command, "--help", timeout=120)
+        result = run_cli(command, "--help")
         assert result.returncode == 0 and "usage" in result.stdout.lower(), (command, result.stderr)
-    top = cli("--help")
+    top = run_cli("--help")
     assert top.returncode == 0 and all(c in top.stdout for c in COMMANDS)
+
+
+_HEAVY = ("torch", "transformers", "ray", "optuna", "pandas")
+_REPORT = ("import sys\nfrom alchemy_tune.cli import main\ncode = main(sys.argv[1:])\n"
+           f"print(code, [m for m in {_HEAVY!r} if m in sys.modules], file=sys.stderr)")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["train", "--lambda", "-1"], "lambda: must be >= 0"),
+    (["train", "--model", "/nonexistent/model-dir"], "/nonexistent/model-dir"),
+    (["train", "--task", "nope"], "unknown task 'nope'"),
+    (["train", "--seen", "eng,xx-QQ"], "xx-QQ"),
+    (["--trials", "0"], "--trials"),
+    (["--trials", "2", "--sampler", "annealing"], "'annealing'"),
+    (["--trials", "1", "--name", "../x"], "--name"),
+    (["plan", "--space", "nope"], "--space nope"),
+    (["resume", "/nonexistent/run"], "no such directory"),
+    (["confirm", "/nonexistent/run"], "no such directory"),
+    (["analyze", "/nonexistent/run"], "no such directory"),
+    (["compact", "/nonexistent/run"], "no such directory"),
+])
+def test_bad_input_is_answered_before_the_heavy_imports(args, needle):
+    """A fresh interpreter, as the installed command starts: validation comes before torch (about 2 s to
+    import), Ray and Optuna, so a mistyped flag is answered at once."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", _REPORT, *args], capture_output=True, text=True, timeout=120)
+    *error, report = result.stderr.strip().splitlines()
+    assert len(error) == 1 and needle in error[0] and "Traceback" not in result.stderr, result.stderr
+    assert report == "2 []" or (args[0] in ("analyze", "confirm", "compact") and report == "2 ['pandas']"), report
 
 
 def test_train_prints_table_and_writes_a_run(tiny_encoder_dir, tmp_path):
     out = tmp_path / "run"
-    result = cli("train", "--model", tiny_encoder_dir, *TINY, "--val", "rus", "--out", str(out))
+    result = run_cli_process("train", "--model", tiny_encoder_dir, *TINY, "--val", "rus", "--out", str(out))
     assert result.returncode == 0, result.stderr
     text = result.stdout
     assert "seen average" in text and "val average" in text and "test average" in text

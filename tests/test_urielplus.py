@@ -1,12 +1,9 @@
 """URIEL+ vectors: equal to URIEL+'s own query API for every language of the four tasks, per set.
 
-The integration of URIEL+ (the package's own ``integrate_databases``) takes about 2 minutes, so it runs
-once per session; the cache file the trials read is written from the same object.
+The integration of URIEL+ (the package's own ``integrate_databases``) takes one to two minutes. The fast
+tier reads the table the session's cache holds (built once, by whichever test needs it first); the slow
+tier integrates URIEL+ once more to compare every vector with the package's own query API.
 """
-
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,6 +12,7 @@ from alchemy_tune import urielplus
 from alchemy_tune.codes import to_uriel
 from alchemy_tune.tasks import TASKS
 from alchemy_tune.uriel import read_or_build
+from testing.cli import one_line_error, run_cli, run_cli_process
 from testing.urielplus_api import query_vectors
 
 # Every language of the bundled corpus, MASSIVE, MasakhaNEWS and SemRel 2024 (dataset codes).
@@ -23,9 +21,6 @@ MASSIVE = list(TASKS["massive"].languages)  # the 52 locales, from the task regi
 MASAKHANEWS = "amh eng fra hau swa orm som ibo lin lug pcm run sna tir xho yor".split()
 SEMREL = "amh arq ary eng esp hau kin mar tel afr arb hin ind pan".split()
 ALL = list(dict.fromkeys(BUNDLED + MASSIVE + MASAKHANEWS + SEMREL))
-
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def integrated():
@@ -38,7 +33,8 @@ def integrated():
 
 
 @pytest.fixture(scope="module")
-def table(integrated):
+def table():
+    """The table trials read: the session's cache file, built from URIEL+'s integration if not there yet."""
     return urielplus.UrielPlusTable.load()
 
 
@@ -51,6 +47,7 @@ def test_every_task_language_has_an_entry(table):
     assert urielplus.mapping_note("eng") is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("feature_set", urielplus.FEATURE_SETS)
 def test_vectors_equal_urielplus_query_api(integrated, table, feature_set):
     codes = [to_uriel(lang) for lang in ALL]
@@ -78,11 +75,6 @@ def test_mean_policy_fills_gaps_with_the_column_mean(table):
     assert ((filled[gaps] > 0) & (filled[gaps] < 1)).any()  # means, not zeros
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "alchemy_tune.cli", *args], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-
-
 @pytest.mark.parametrize("args, needle", [
     (["--uriel-source", "urielplus", "--uriel-features", "syntax_knn+geo"],
      "valid for uriel_source urielplus: syntactic, phonological"),
@@ -91,17 +83,15 @@ def cli(*args):
     (["--uriel-source", "uriel++"], "uriel_source: 'uriel++' is not one of lang2vec, urielplus"),
 ])
 def test_bad_sets_per_source_are_one_line_and_exit_2(args, needle, tiny_encoder_dir):
-    result = cli("train", "--model", tiny_encoder_dir, *args)
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in result.stderr, result.stderr
+    one_line_error(run_cli("train", "--model", tiny_encoder_dir, *args), needle)
 
 
-def test_train_runs_with_urielplus_on_the_bundled_task(integrated, tiny_encoder_dir, tmp_path):
+@pytest.mark.slow
+def test_train_runs_with_urielplus_on_the_bundled_task(table, tiny_encoder_dir, tmp_path):
     from alchemy_tune.results import read_trials
 
     out = tmp_path / "run"
-    result = cli("train", "--uriel-source", "urielplus", "--model", tiny_encoder_dir, "--train-size", "16",
+    result = run_cli_process("train", "--uriel-source", "urielplus", "--model", tiny_encoder_dir, "--train-size", "16",
                  "--dev-size", "8", "--test-size", "8", "--seen", "eng,arb", "--unseen", "swh",
                  "--batch-size", "8", "--max-steps", "3", "--num-layers", "none", "--out", str(out))
     assert result.returncode == 0, result.stderr

@@ -93,7 +93,7 @@ def resolve_languages(name: str, options: TaskOptions) -> tuple[tuple[str, ...],
     (``val``) are held out too: with ``unseen`` given, they are added to it. Unknown, repeated or
     conflicting languages are a UsageError naming the field.
     """
-    spec = TASKS[name]
+    spec = task_spec(name)
     valid = spec.languages
     for field_name in ("seen", "unseen", "val"):
         given = getattr(options, field_name)
@@ -124,10 +124,16 @@ def resolve_languages(name: str, options: TaskOptions) -> tuple[tuple[str, ...],
     return seen, held
 
 
-def load_task(name: str, options: TaskOptions | None = None) -> Task:
-    """Load a registered task by name; an unknown name is a UsageError listing the valid ones."""
+def task_spec(name: str) -> TaskSpec:
+    """The registered task ``name``; an unknown name is a UsageError listing the valid ones."""
     if name not in TASKS:
         raise UsageError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+def load_task(name: str, options: TaskOptions | None = None) -> Task:
+    """Load a registered task by name; an unknown name is a UsageError listing the valid ones."""
+    task_spec(name)
     options = options or TaskOptions()
     resolve_languages(name, options)  # bad language lists fail before any data is read
     module_name, func_name = TASKS[name].loader.split(":")
