@@ -124,9 +124,9 @@ class ResultsCallback(Callback):
                     self.handle.finish(trial_id, *told)
 
     def settle(self) -> None:
-        """Store the ends recorded so far and tell Optuna now. The searcher calls this before the sampler
-        decides, so what it samples never depends on how far the writer's thread has got: a search that
-        runs one trial at a time makes the same choices on every run."""
+        """Store the ends recorded so far and tell Optuna now. A search that runs one trial at a time calls
+        this before the sampler decides, so what it samples never depends on how far the writer's thread
+        has got: it makes the same choices on every run."""
         if self._untold and self._writer is not None:
             self._writer.flush()
             self.tell_stored()

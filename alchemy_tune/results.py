@@ -5,57 +5,10 @@ this package. How they are laid out on storage (append-only parts, one folder pe
 hides superseded rows, and compaction: :mod:`alchemy_tune.result_store`. Each file carries
 ``schema_version`` (2; version-1 runs still read) and ``table`` in its Parquet key-value metadata.
 
-``trials.parquet`` — one row per trial, keyed by (run_id, trial_id):
-
-=======================  =========  ==============================================================
-column                   type       meaning
-=======================  =========  ==============================================================
-run_id, trial_id         string     the run (alchemy_run.json) and the trial within it
-status                   string     running / completed / pruned / diverged / failed
-config_id                string     the configuration (its Optuna trial number); replicates share it
-replicate                int64      replicate index 0..k-1 (training seed = base seed + replicate)
-selection_metric         string     what chose the best step and the search (alchemy_run.json metric)
-oracle                   bool       true when that metric used the test languages' dev data
-cfg_<name>               typed      every TrialConfig value (cfg_lambda, cfg_uriel_features, ...)
-n_reports                int64      evaluations reported
-final_step, final_epoch  int64/f64  the last evaluation
-final_<split>_<group>    float64    averages at the last evaluation (dev/test × seen/val/unseen/all,
-                                    and dev_select); final_test_* is null for a trial pruned at a step
-                                    that had no test
-best_step                int64      the evaluation where the run's selection metric (alchemy_run.json
-                                    ``metric``/``mode``, default dev_select/max) was best
-best_<split>_<group>     float64    every average at ``best_step`` (test is never used to choose;
-                                    a trial scores test exactly at the steps that become its best)
-final_lambda             float64    λ at the last evaluation (schedules change it)
-primary_metric           string     accuracy, pearson, ...
-pruned_at_step           int64      step at which the search pruned it (null otherwise)
-error                    string     failure text or divergence reason ("" when none)
-wall_seconds             float64    wall-clock seconds of the trial (search-measured)
-compute_seconds          float64    training seconds reported by the trial (resumes included)
-cpus, gpus               float64    resources of the trial; ``resources`` holds them all as JSON
-precision                string     what the trial computed in: fp32 or bf16 (autocast on native GPUs)
-peak_rss_mb              float64    the trial's peak host RSS, MB (its worker process, from its start)
-peak_gpu_mb              float64    peak GPU memory torch reserved for the trial, MB (null on CPU)
-seed                     int64      the training seed (= cfg_seed)
-versions                 string     JSON of package versions (from alchemy_run.json)
-updated                  timestamp  when the row was last written (UTC)
-attempt                  int64      the trial's current attempt (see steps/metrics below)
-version                  int64      write order of this row (nanoseconds); the highest per trial counts
-=======================  =========  ==============================================================
-
-``metrics.parquet`` — one tidy row per (run_id, trial_id, step, split, lang, metric):
-run_id, trial_id (string); step (int64), epoch (float64); split (dev/test); lang (the dataset's own
-code, e.g. ``sw-KE``); uriel_code (ISO 639-3 / lang2vec code, e.g. ``swa``); seen (bool); role (seen,
-val or unseen: trained on, validation, test); metric
-(accuracy, macro_f1, pearson, ...); value (float64); lambda, train_loss, task_loss, uriel_loss,
-train_seconds (float64, the values at that step); attempt (int64).
-
-``steps.parquet`` — one row per (run_id, trial_id, step): epoch, examples_seen, lambda, task_weight and
-uriel_weight (the effective weights of the two losses; lambda = uriel_weight / task_weight), the losses,
-the averages (dev_seen ... test_all, dev_select), train_seconds, status, attempt: the learning curves;
-``test_scored`` (bool) says which steps have test scores (a trial scores test only at each new best dev step
-and at its last step, unless ``score_test: every``); the test averages of the other steps are NaN and
-metrics.parquet has no test rows for them.
+The columns are declared once, below (``TRIAL_COLUMNS``, ``STEPS_SCHEMA``, ``METRICS_SCHEMA``); what each
+means is documented in ``docs/results.md``, whose tables ``tests/test_docs.py`` checks against these.
+``trials`` has one row per trial, keyed by (run_id, trial_id); ``steps`` one per (run_id, trial_id, step);
+``metrics`` one tidy row per (run_id, trial_id, step, split, lang, metric).
 
 A trial that restarts from a checkpoint and reports step s again starts a new ``attempt`` holding its rows
 before s; readers keep each trial's highest attempt, so a resumed or retried trial's rows appear once.

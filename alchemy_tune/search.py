@@ -160,7 +160,10 @@ def build_components(space, settings, run_dir: str, run_id: str, request: Search
     else:
         scheduler = OptunaPruningScheduler(handle, metric, settings.pruner)
     results = ResultsCallback(run_dir, run_id, handle, metric, mode)
-    searcher.settle = results.settle
+    if settings.max_concurrent == 1:
+        # One trial at a time: settle every end before the sampler decides, so the same seed makes the same
+        # choices. With several at once the order of ends is timing anyway, and the writer keeps batching.
+        searcher.settle = results.settle
     progress = ProgressCallback(handle, settings.trials, interval_s=request.progress_interval_s)
     callbacks = [results, progress, CheckpointRetention(keep=2)]
     if is_uri(run_dir):
