@@ -1,11 +1,9 @@
 """alchemy-tune: distributed hyperparameter search for LinguAlchemy.
 
-Modules, in the order a trial uses them:
-``codes`` (dataset language codes -> lang2vec codes), ``uriel`` (URIEL vectors),
-``tasks`` (datasets -> examples per language and split), ``encoder`` (the bundled encoder),
-``batching``, ``model`` (encoder + heads + URIEL projection), ``lambdas`` (λ schedules),
-``train`` (one trial, handed a ``report`` callable), ``space`` / ``search`` (Ray Tune + Optuna),
-``results`` (Parquet tables), ``analyze`` (reports) and ``cli``.
+Layers, each a subpackage, importing only downwards (``tests/test_imports.py`` checks it):
+``cli`` → ``analysis`` → ``tuning`` (Ray Tune + Optuna) → ``results`` (run folder, Parquet tables) →
+``trial`` (one trial, no Ray) → ``tasks`` (datasets) → ``languages`` (URIEL, URIEL+) → ``core``.
+``alchemy_tune/search.py`` is the file ``ray submit`` runs; it only calls the CLI.
 """
 
 __version__ = "0.1.0"

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from testing import synthetic  # noqa: E402
-from alchemy_tune.results_writer import ResultsWriter  # noqa: E402
+from alchemy_tune.results.writer import ResultsWriter  # noqa: E402
 
 
 def build(run_dir: str, trials: int, evals: int, langs: int) -> tuple[float, float]:
@@ -111,7 +111,7 @@ def main() -> None:
     if args.compare:
         compare(base + ["--no-report"], args.compare, args.repeat)
     t0 = time.perf_counter()
-    imports = "import alchemy_tune.analyze_cli, alchemy_tune.plots"
+    imports = "import alchemy_tune.cli.analyze, alchemy_tune.analysis.plots"
     subprocess.run([*pin, sys.executable, "-c", imports], check=True)
     print(f"(python start-up + imports alone: {time.perf_counter() - t0:.2f} s; "
           f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")

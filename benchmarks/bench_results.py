@@ -46,13 +46,13 @@ def _size(path: Path) -> int:
 
 def drive(run_dir: str, n: int, evals: int, langs: int, pruner: str) -> dict:
     """One driver process: N trials through the real searcher, scheduler, journal and results writer."""
-    from alchemy_tune import constants as C
-    from alchemy_tune.optuna_searcher import OptunaSearcher, StudyHandle
-    from alchemy_tune.pruning import EVAL_INDEX, OptunaPruningScheduler
+    from alchemy_tune.core import constants as C
+    from alchemy_tune.tuning.searcher import OptunaSearcher, StudyHandle
+    from alchemy_tune.tuning.pruning import EVAL_INDEX, OptunaPruningScheduler
     from testing import synthetic
-    from alchemy_tune.results_writer import ResultsWriter
-    from alchemy_tune.journal import JOURNAL
-    from alchemy_tune.space_file import load_space
+    from alchemy_tune.results.writer import ResultsWriter
+    from alchemy_tune.tuning.journal import JOURNAL
+    from alchemy_tune.tuning.space_file import load_space
 
     synthetic.write_meta(run_dir, "bench")
     space = load_space(ROOT / "search_spaces" / "default.yaml")
@@ -115,7 +115,7 @@ def drive(run_dir: str, n: int, evals: int, langs: int, pruner: str) -> dict:
     rss_before_compact = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     tail_flush = (writer.flush_seconds - flush_at_tail[0], writer.flush_cpu_seconds - flush_at_tail[1])
     t0 = time.perf_counter()
-    from alchemy_tune.results import compact
+    from alchemy_tune.results.schema import compact
 
     compact(run_dir)
     compact_s = time.perf_counter() - t0

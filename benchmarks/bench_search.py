@@ -41,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from alchemy_tune.constants import TRIAL_FN
+from alchemy_tune.core.constants import TRIAL_FN
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # testing/ (the tiny encoder, synthetic reports)
@@ -158,8 +158,8 @@ def simulate(storage: str, trials: int, seconds: float, evals: int, langs: int, 
     import ray
     from loopback import start_cluster
 
-    from alchemy_tune.cluster import init_ray
-    from alchemy_tune.search import SearchRequest, run_search
+    from alchemy_tune.tuning.cluster import init_ray
+    from alchemy_tune.tuning.search import SearchRequest, run_search
 
     slots = 32
     folder = Path(storage) / "intervals"
@@ -223,8 +223,8 @@ def write_space(path: Path, body: str) -> str:
 def search(space: str, storage: str, name: str, trials: int, pruner: str, trial_fn: str, cpus: int):
     import ray
 
-    from alchemy_tune.cluster import init_ray
-    from alchemy_tune.search import SearchRequest, run_search
+    from alchemy_tune.tuning.cluster import init_ray
+    from alchemy_tune.tuning.search import SearchRequest, run_search
 
     init_ray(None, cpus)
     start = time.perf_counter()
@@ -242,7 +242,7 @@ def efficiency(tmp: Path, epochs: int) -> None:
     from ray.tune import ExperimentAnalysis
 
     from testing.tiny_encoder import make_tiny_encoder
-    from alchemy_tune.trainable import BUSY_SECONDS
+    from alchemy_tune.tuning.trainable import BUSY_SECONDS
 
     tiny = tmp / "tiny"
     if not tiny.exists():
@@ -283,9 +283,9 @@ def compute_to_reach(run_dir: str, target: float) -> float:
     """Σ compute of the trials up to the first one finishing at >= target, in the study's order."""
     import optuna
 
-    from alchemy_tune.optuna_searcher import RAY_ID_ATTR, STUDY_NAME
-    from alchemy_tune.results import read_trials
-    from alchemy_tune.journal import JOURNAL
+    from alchemy_tune.tuning.searcher import RAY_ID_ATTR, STUDY_NAME
+    from alchemy_tune.results.schema import read_trials
+    from alchemy_tune.tuning.journal import JOURNAL
 
     rows = {r["trial_id"]: r for r in read_trials(run_dir).to_pylist()}
     study = optuna.load_study(study_name=STUDY_NAME, storage=optuna.storages.JournalStorage(
@@ -300,7 +300,7 @@ def compute_to_reach(run_dir: str, target: float) -> float:
 
 
 def pruning(tmp: Path, trials: int, real: bool, pruners: list[str]) -> None:
-    from alchemy_tune.results import read_trials
+    from alchemy_tune.results.schema import read_trials
 
     if real:
         from testing.tiny_encoder import make_tiny_encoder

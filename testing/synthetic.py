@@ -14,11 +14,11 @@ import math
 import random
 from typing import Iterator
 
-from alchemy_tune import constants as C
-from alchemy_tune.config import TrialConfig
-from alchemy_tune.results_writer import ResultsWriter
-from alchemy_tune.run_dir import resolve
-from alchemy_tune.run_dir import RUN_FILE as RUN_META
+from alchemy_tune.core import constants as C
+from alchemy_tune.trial.config import TrialConfig
+from alchemy_tune.results.writer import ResultsWriter
+from alchemy_tune.results.run_dir import resolve
+from alchemy_tune.results.run_dir import RUN_FILE as RUN_META
 
 # (dataset code, URIEL code, seen, role): role seen | val (chooses, never trained on) | unseen (test)
 DEFAULT_LANGS = (("eng", "eng", True, "seen"), ("fra", "fra", True, "seen"), ("hin", "hin", True, "seen"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from importlib import metadata
 from pathlib import Path
 
-from alchemy_tune.cache import atomic_dir, cache_dir
-from alchemy_tune.encoder import MAX_LENGTH, build_tokenizer, bundled_e5, save_tokenizer
+from alchemy_tune.core.cache import atomic_dir, cache_dir
+from alchemy_tune.trial.encoder import MAX_LENGTH, build_tokenizer, bundled_e5, save_tokenizer
 
 # The most frequent pieces plus every single-character piece, so all scripts of the corpus still tokenise
 # without <unk> while the embedding matrix stays small.

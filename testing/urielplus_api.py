@@ -1,5 +1,5 @@
 """URIEL+ vectors through the ``urielplus`` package's own API: the reference the equivalence test and
-benchmark compare :mod:`alchemy_tune.urielplus` with."""
+benchmark compare :mod:`alchemy_tune.languages.urielplus` with."""
 
 from __future__ import annotations
 

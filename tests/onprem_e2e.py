@@ -362,7 +362,7 @@ def wait_http(url: str, timeout_s: float) -> None:
 
 
 def assert_run(run_dir: Path, trials: int) -> None:
-    from alchemy_tune.results import read_trials  # the tables are folders of parts (schema 2)
+    from alchemy_tune.results.schema import read_trials  # the tables are folders of parts (schema 2)
 
     assert (run_dir / "alchemy_run.json").is_file(), f"no run at {run_dir}"
     table = read_trials(str(run_dir)).to_pydict()

@@ -2,7 +2,7 @@
 
 They let search tests check decisions (which trial is pruned, what the Pareto front is) exactly, in seconds.
 Ray workers import this module by name (the tests put this folder on their PYTHONPATH). Searches that must
-prove the real trial loop works under Ray use ``alchemy_tune.train.run_trial`` instead.
+prove the real trial loop works under Ray use ``alchemy_tune.trial.train.run_trial`` instead.
 """
 
 from __future__ import annotations
@@ -81,11 +81,11 @@ def scrambled_test_labels_trial(config, report, *, resume_from=None):
     """The real trial, with every label of the test (unseen) languages' dev and test splits changed.
 
     Training never sees those languages, and nothing that chooses may read them: a search run with this
-    trial must make exactly the decisions of one run with ``alchemy_tune.train.run_trial``.
+    trial must make exactly the decisions of one run with ``alchemy_tune.trial.train.run_trial``.
     """
     import dataclasses
 
-    from alchemy_tune import train
+    from alchemy_tune.trial import train
 
     load = train.load_task
 

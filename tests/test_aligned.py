@@ -1,6 +1,6 @@
 """The commands' text tables: aligned columns, a rule under the header, numbers right-aligned."""
 
-from alchemy_tune.aligned import aligned_lines
+from alchemy_tune.core.aligned import aligned_lines
 
 
 def test_columns_align_and_rules_fall_where_asked():

@@ -13,16 +13,16 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
-from alchemy_tune import analyze as A
-from alchemy_tune import constants as C
-from alchemy_tune import paired as P
+from alchemy_tune.analysis import analyze as A
+from alchemy_tune.core import constants as C
+from alchemy_tune.analysis import paired as P
 from alchemy_tune.cli import main
-from alchemy_tune.config import TrialConfig
-from alchemy_tune.importance import param_importance
-from alchemy_tune.results import read_metrics, read_trials
-from alchemy_tune.results_writer import ResultsWriter
+from alchemy_tune.trial.config import TrialConfig
+from alchemy_tune.analysis.importance import param_importance
+from alchemy_tune.results.schema import read_metrics, read_trials
+from alchemy_tune.results.writer import ResultsWriter
 from testing.synthetic import make_run
-from test_results import make_report
+from testing.reports import make_report
 
 
 N_LANGS = 16  # 8 test languages: a Wilcoxon test across them can reach p = 2/2**8

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from alchemy_tune.batching import Encoded, collate, epoch_batches
+from alchemy_tune.trial.batching import Encoded, collate, epoch_batches
 
 
 def fake(lengths):
@@ -46,7 +46,7 @@ def test_prefetch_keeps_order_propagates_errors_and_stops_when_closed():
     import contextlib
     import threading
 
-    from alchemy_tune.batching import prefetch
+    from alchemy_tune.trial.batching import prefetch
 
     made = []
 

@@ -15,7 +15,7 @@ import pytest
 from processes import stop_tree
 
 from alchemy_tune.cli import main
-from alchemy_tune.cluster import DEFAULT_STORAGE, node_wait_s, storage_root
+from alchemy_tune.tuning.cluster import DEFAULT_STORAGE, node_wait_s, storage_root
 
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -131,7 +131,7 @@ def test_the_loopback_workaround_still_reaches_rays_switch():
     """keep_loopback is the package's one use of ray._private: when a Ray release moves what it relies on, this
     fails (no skip), instead of drivers silently losing a cluster bound to 127.0.0.1."""
     done = driver("import os\n"
-                  "from alchemy_tune.cluster import keep_loopback\n"
+                  "from alchemy_tune.tuning.cluster import keep_loopback\n"
                   "import ray.util\n"
                   "switch = lambda: os.environ.get('RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER')\n"
                   "print('elsewhere', keep_loopback('10.0.0.5:6379'), switch())\n"
@@ -145,7 +145,7 @@ def test_the_loopback_workaround_still_reaches_rays_switch():
 def test_address_auto_stays_on_loopback(loopback_head):
     # RAY_ADDRESS is how `auto` finds this head (and what a Ray job's driver gets); without the fix Ray
     # rewrites 127.0.0.1 to the machine's outward address, where no raylet of this cluster is.
-    done = driver("from alchemy_tune.cluster import init_ray\n"
+    done = driver("from alchemy_tune.tuning.cluster import init_ray\n"
                   "init_ray('auto')\n"
                   "import ray\n"
                   "print('nodes', sorted(n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']))\n"

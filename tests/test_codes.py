@@ -6,9 +6,9 @@ import warnings
 
 import pytest
 
-from alchemy_tune.codes import mapping_note, to_uriel
-from alchemy_tune.errors import UsageError
-from alchemy_tune.uriel import UrielTable
+from alchemy_tune.languages.codes import mapping_note, to_uriel
+from alchemy_tune.core.errors import UsageError
+from alchemy_tune.languages.uriel import UrielTable
 
 # The language lists, written out from paper.md and the bundled corpus (not taken from the code under test).
 BIBLE = "eng fra spa ita deu tgl por hin arb cmn jpn rus tur ben swh ron pol kor pes ind vie ukr".split()

@@ -5,9 +5,9 @@ import math
 
 import pytest
 
-from alchemy_tune import config as C
-from alchemy_tune.config import TrialConfig
-from alchemy_tune.errors import UsageError
+from alchemy_tune.trial import config as C
+from alchemy_tune.trial.config import TrialConfig
+from alchemy_tune.core.errors import UsageError
 
 
 @pytest.mark.parametrize("changes, needle", [

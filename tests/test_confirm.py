@@ -6,15 +6,15 @@ import json
 
 import pytest
 
-from alchemy_tune import constants as C
+from alchemy_tune.core import constants as C
 from alchemy_tune.cli import main
-from alchemy_tune.confirm import plan
-from alchemy_tune.config import TrialConfig
-from alchemy_tune.results import read_trials
-from alchemy_tune.results_writer import ResultsWriter
-from alchemy_tune.run_dir import write_metadata
-from test_results import make_report
-from test_search import TINY
+from alchemy_tune.analysis.confirm import plan
+from alchemy_tune.trial.config import TrialConfig
+from alchemy_tune.results.schema import read_trials
+from alchemy_tune.results.writer import ResultsWriter
+from alchemy_tune.results.run_dir import write_metadata
+from testing.reports import make_report
+from testing.searches import TINY
 
 # (λ, seed, dev offset, test offset): λ=3 is best on dev (the selection metric), λ=1 on test
 SOURCE = ((0.0, 1, 0.00, 0.00), (0.0, 2, 0.00, 0.00), (1.0, 1, 0.01, 0.30), (1.0, 2, 0.01, 0.30),
@@ -89,8 +89,8 @@ def test_confirm_runs_the_best_configuration_and_its_baseline_end_to_end(tmp_pat
     # the test-language scores and the verdict are reported
     assert "confirmed test scores" in out and "test_unseen" in out and "On test languages" in out
     # analyze bases its verdict on the confirmation run
-    from alchemy_tune import analyze as A
-    from alchemy_tune.analyze_cli import compute
+    from alchemy_tune.analysis import analyze as A
+    from alchemy_tune.analysis.report import compute
 
     tables, _, verdict = compute(A.load_runs([str(confirm_dir)]), top=5, importance="ped-anova")
     assert "confirmed" in verdict[0], verdict

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from alchemy_tune.device import FP32, PeakMemory, choose_precision, set_determinism
+from alchemy_tune.trial.device import FP32, PeakMemory, choose_precision, set_determinism
 
 
 def test_bf16_only_where_native():

@@ -110,8 +110,8 @@ def documented_columns() -> dict[str, set[str]]:
 
 
 def declared_columns() -> dict[str, set[str]]:
-    """The columns the code writes: results.py's declarations, as result_store stores them."""
-    from alchemy_tune import results, result_store
+    """The columns the code writes: results/schema.py's declarations, as results/store.py stores them."""
+    from alchemy_tune.results import schema as results, store as result_store
 
     return {
         "trials": {name for name, _ in results.TRIAL_COLUMNS} | {CFG_PLACEHOLDER},

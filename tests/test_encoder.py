@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from alchemy_tune import encoder
-from alchemy_tune.e5format import dequantize_q4_0, read_e5_file
-from alchemy_tune.errors import UsageError
+from alchemy_tune.trial import encoder
+from alchemy_tune.trial.e5format import dequantize_q4_0, read_e5_file
+from alchemy_tune.core.errors import UsageError
 from testing.tiny_encoder import make_tiny_encoder
 
 # Same verse (book b, chapter 1, verse 1) in English (KJV) and five other scripts/languages.
@@ -167,7 +167,7 @@ def test_folder_without_config_is_a_usage_error(tmp_path):
 
 def test_unreachable_hub_id_is_a_usage_error():
     # A well-formed hub id goes to the hub; offline mode makes that fail at once instead of retrying.
-    code = ("from alchemy_tune.encoder import load_encoder\nfrom alchemy_tune.errors import UsageError\n"
+    code = ("from alchemy_tune.trial.encoder import load_encoder\nfrom alchemy_tune.core.errors import UsageError\n"
             "try:\n    load_encoder('intfloat/no-such-model-here')\nexcept UsageError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "HF_HUB_OFFLINE": "1"},
                          capture_output=True, text=True, timeout=120)
@@ -241,7 +241,7 @@ def test_racing_processes_build_one_complete_folder(tmp_path, monkeypatch):
 def test_a_shrunk_frozen_vocabulary_gives_the_same_outputs(tiny_encoder_dir):
     import torch
 
-    from alchemy_tune.encoder import load_encoder, shrink_vocabulary
+    from alchemy_tune.trial.encoder import load_encoder, shrink_vocabulary
 
     model, _ = load_encoder(tiny_encoder_dir, freeze_embeddings=True)
     model.eval()

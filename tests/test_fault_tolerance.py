@@ -4,7 +4,6 @@ worker node dies under a running trial, and the search driver is SIGKILLed and r
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -17,8 +16,8 @@ import optuna
 import pytest
 from types import SimpleNamespace
 
-from alchemy_tune import constants as C
-from alchemy_tune.journal import JOURNAL
+from alchemy_tune.core import constants as C
+from alchemy_tune.tuning.journal import JOURNAL
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 TESTS = Path(__file__).resolve().parent
@@ -58,9 +57,9 @@ def space_file(tmp_path: Path, trials: int, concurrent: int, fixed: dict) -> str
 
 
 def start_driver(tmp_path: Path, address: str, name: str, space: str) -> subprocess.Popen:
-    # The default trial function: alchemy_tune.train:run_trial, the real trial loop.
+    # The default trial function: alchemy_tune.trial.train:run_trial, the real trial loop.
     code = textwrap.dedent(f"""
-        from alchemy_tune.search import SearchRequest, run_search
+        from alchemy_tune.tuning.search import SearchRequest, run_search
         run_search(SearchRequest(space_path={space!r}, storage={str(tmp_path / 'runs')!r}, name={name!r},
                    address={address!r}, max_failures=3, progress_interval_s=1000))
         """)
@@ -102,7 +101,7 @@ def uninterrupted(config: dict) -> list[dict]:
     """Every report of the same trial run start to end in this process, without Ray or any restart."""
     import torch
 
-    from alchemy_tune.train import run_trial
+    from alchemy_tune.trial.train import run_trial
 
     reports: list[dict] = []
     threads = torch.get_num_threads()  # the trial sets torch's threads process-wide
@@ -116,8 +115,8 @@ def uninterrupted(config: dict) -> list[dict]:
 def test_trial_moves_to_another_node_from_its_last_checkpoint(tmp_path, cluster, tiny_encoder_dir):
     from ray.tune import ExperimentAnalysis
 
-    from alchemy_tune.results import read_steps, read_trials
-    from alchemy_tune.trainable import report_of
+    from alchemy_tune.results.schema import read_steps, read_trials
+    from alchemy_tune.tuning.trainable import report_of
 
     first = next(iter(cluster.worker_nodes))
     fixed = real_trial(tiny_encoder_dir, NODE_LOSS_TRAIN_SIZE)
@@ -158,8 +157,8 @@ def test_trial_moves_to_another_node_from_its_last_checkpoint(tmp_path, cluster,
 def test_driver_killed_mid_search_then_resumed(tmp_path, cluster, tiny_encoder_dir):
     from ray.tune import ExperimentAnalysis
 
-    from alchemy_tune.optuna_searcher import RAY_ID_ATTR
-    from alchemy_tune.results import read_steps, read_trials
+    from alchemy_tune.tuning.searcher import RAY_ID_ATTR
+    from alchemy_tune.results.schema import read_steps, read_trials
 
     cluster.add_node(num_cpus=1, **LOOPBACK)  # two trials at a time
     run_dir = tmp_path / "runs" / "kill"
@@ -249,9 +248,9 @@ def test_object_store_run_killed_then_resumed_keeps_every_trial_and_row(tmp_path
     uploads leaves the S3 copy behind the local one. Resume keeps the longer copy: every Optuna trial the
     killed driver knew (asked, reported, finished) is still there, each once, and each trial's every
     evaluation is in the tables once."""
-    from alchemy_tune.journal import journal_location
-    from alchemy_tune.optuna_searcher import RAY_ID_ATTR
-    from alchemy_tune.results import read_steps, read_trials
+    from alchemy_tune.tuning.journal import journal_location
+    from alchemy_tune.tuning.searcher import RAY_ID_ATTR
+    from alchemy_tune.results.schema import read_steps, read_trials
 
     run_dir = f"{s3}/s3kill"
     space = tmp_path / "space.yaml"
@@ -259,7 +258,7 @@ def test_object_store_run_killed_then_resumed_keeps_every_trial_and_row(tmp_path
                                             "max_concurrent": 2, "seed": 0},
                                  "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}))
     code = textwrap.dedent(f"""
-        from alchemy_tune.search import SearchRequest, run_search
+        from alchemy_tune.tuning.search import SearchRequest, run_search
         run_search(SearchRequest(space_path={str(space)!r}, storage={s3!r}, name="s3kill",
                    address={s3_cluster.address!r}, trial_fn="scripted_trials:quality_trial",
                    progress_interval_s=1000))
@@ -297,7 +296,7 @@ def test_object_store_run_killed_then_resumed_keeps_every_trial_and_row(tmp_path
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
 
     local.unlink()  # read back what the run's S3 folder holds, not this machine's copy
-    from alchemy_tune.journal import download
+    from alchemy_tune.tuning.journal import download
 
     download(run_dir, str(local))
     study = study_now()
@@ -329,10 +328,10 @@ def test_a_new_object_store_run_never_continues_a_journal_left_by_an_earlier_run
     journal this machine kept for the earlier run is moved aside, and the new study holds only its trials."""
     import ray
 
-    from alchemy_tune.journal import journal_location
-    from alchemy_tune.optuna_searcher import RAY_ID_ATTR, STUDY_NAME
-    from alchemy_tune.results import read_trials
-    from alchemy_tune.search import SearchRequest, run_search
+    from alchemy_tune.tuning.journal import journal_location
+    from alchemy_tune.tuning.searcher import RAY_ID_ATTR, STUDY_NAME
+    from alchemy_tune.results.schema import read_trials
+    from alchemy_tune.tuning.search import SearchRequest, run_search
 
     run_dir = f"{s3}/again"
     local = Path(journal_location(run_dir))

@@ -1,5 +1,5 @@
-"""The package's import graph: no cycles (function-level imports count), no private cross-module imports,
-no Optuna or Ray internals outside the one documented place."""
+"""The package's import graph: no cycles (function-level imports count), imports only down the layers, no
+private cross-module imports, no Optuna or Ray internals outside the one documented place."""
 
 from __future__ import annotations
 
@@ -88,3 +88,44 @@ def test_no_private_module_is_imported_from_outside_its_package():
             leaf = target.rsplit(".", 1)[-1]
             if leaf.startswith("_") and not leaf.startswith("__"):
                 assert target.rsplit(".", 1)[0] == name.rsplit(".", 1)[0], f"{name} imports private {target}"
+
+
+# The layers, bottom first: a module may import from its own layer and the ones below it, never above.
+LAYERS = ("core", "languages", "tasks", "trial", "results", "tuning", "analysis", "cli")
+# alchemy_tune/search.py, the file `ray submit` runs: it calls the CLI and nothing imports it
+ENTRY = "alchemy_tune.search"
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """``module -> target`` for every import of a higher layer (the entry and the package root aside)."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        if module in (ENTRY, "alchemy_tune") or _layer(module) is None:
+            continue
+        for target in sorted(targets):
+            if _layer(target) is not None and LAYERS.index(_layer(target)) > LAYERS.index(_layer(module)):
+                found.append(f"{module} ({_layer(module)}) -> {target} ({_layer(target)})")
+    return found
+
+
+def test_every_module_belongs_to_a_layer():
+    loose = [name for name in _modules() if name not in ("alchemy_tune", ENTRY) and _layer(name) is None]
+    assert loose == [], f"modules outside the layers {LAYERS}: {loose}"
+
+
+def test_imports_go_only_down_the_layers():
+    mods = _modules()
+    graph = {name: _imports(name, path, mods) for name, path in mods.items()}
+    assert upward_imports(graph) == []
+    assert not any(ENTRY in targets for targets in graph.values()), "nothing imports the ray-submit entry"
+
+
+def test_the_layer_check_finds_an_upward_import():
+    graph = {"alchemy_tune.trial.train": {"alchemy_tune.core.errors", "alchemy_tune.tuning.search"},
+             "alchemy_tune.cli.plan": {"alchemy_tune.trial.config"}, ENTRY: {"alchemy_tune.cli"}}
+    assert upward_imports(graph) == ["alchemy_tune.trial.train (trial) -> alchemy_tune.tuning.search (tuning)"]

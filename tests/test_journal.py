@@ -9,8 +9,8 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from alchemy_tune.journal import JOURNAL, drop_dangling_lock
-from alchemy_tune.optuna_searcher import STUDY_NAME
+from alchemy_tune.tuning.journal import JOURNAL, drop_dangling_lock
+from alchemy_tune.tuning.searcher import STUDY_NAME
 
 
 def test_a_moved_run_with_a_dead_drivers_lock_opens(tmp_path):
@@ -26,7 +26,7 @@ def test_a_moved_run_with_a_dead_drivers_lock_opens(tmp_path):
     old.rename(new)
     assert os.path.islink(new / (JOURNAL + ".lock")) and not os.path.exists(new / (JOURNAL + ".lock"))
     code = textwrap.dedent(f"""
-        from alchemy_tune.optuna_searcher import StudyHandle
+        from alchemy_tune.tuning.searcher import StudyHandle
         h = StudyHandle({str(new / JOURNAL)!r}, objectives=[("dev_select", "max")], sampler="random",
                         pruner="none", seed=0)
         h.study.tell(h.study.ask(), 0.7)
@@ -54,11 +54,11 @@ def test_a_search_on_an_object_store_keeps_its_tables_and_journal_there(tmp_path
 
     import ray
 
-    from alchemy_tune import constants as C
-    from alchemy_tune.journal import download, journal_location
-    from alchemy_tune.optuna_searcher import RAY_ID_ATTR
-    from alchemy_tune.results import read_steps, read_trials
-    from alchemy_tune.search import SearchRequest, run_search
+    from alchemy_tune.core import constants as C
+    from alchemy_tune.tuning.journal import download, journal_location
+    from alchemy_tune.tuning.searcher import RAY_ID_ATTR
+    from alchemy_tune.results.schema import read_steps, read_trials
+    from alchemy_tune.tuning.search import SearchRequest, run_search
 
     monkeypatch.setenv("SCRIPTED_SECONDS_PER_EVAL", "0.05")
     space = tmp_path / "space.yaml"

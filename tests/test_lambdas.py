@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from alchemy_tune.lambdas import LambdaSchedule
+from alchemy_tune.trial.lambdas import LambdaSchedule
 
 
 def test_static_schedules():

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from alchemy_tune.metrics import accuracy, macro_f1, notes, pearson, score, spearman
+from alchemy_tune.trial.metrics import accuracy, macro_f1, notes, pearson, score, spearman
 
 
 def test_accuracy_and_macro_f1_by_hand():

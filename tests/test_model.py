@@ -6,9 +6,9 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from alchemy_tune.config import TrialConfig
-from alchemy_tune.lambdas import LambdaSchedule
-from alchemy_tune.model import AlchemyModel, build_projection, pool, task_loss, uriel_loss
+from alchemy_tune.trial.config import TrialConfig
+from alchemy_tune.trial.lambdas import LambdaSchedule
+from alchemy_tune.trial.model import AlchemyModel, build_projection, pool, task_loss, uriel_loss
 
 
 def tiny_bert():

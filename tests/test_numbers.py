@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from alchemy_tune.numbers import is_finite_number
+from alchemy_tune.core.numbers import is_finite_number
 
 
 def test_finite_ints_and_floats_are_numbers():

@@ -4,10 +4,10 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from alchemy_tune.config import TrialConfig
-from alchemy_tune.lambdas import LambdaSchedule
-from alchemy_tune.model import AlchemyModel
-from alchemy_tune.optim import build_optimizer, lr_factor, no_decay_names, total_steps
+from alchemy_tune.trial.config import TrialConfig
+from alchemy_tune.trial.lambdas import LambdaSchedule
+from alchemy_tune.trial.model import AlchemyModel
+from alchemy_tune.trial.optim import build_optimizer, lr_factor, no_decay_names, total_steps
 
 
 def small_model(**changes) -> AlchemyModel:

@@ -61,7 +61,7 @@ def test_dry_run_of_the_search_prints_the_same_plan():
     assert "trials: 49 (the full grid)" in result.stdout and "(loaded)" in result.stdout
     # the bundled corpus's member codes get the macro-language codes of the paper tasks, and the coverage
     # shown is that of the code used
-    from alchemy_tune.uriel import UrielTable
+    from alchemy_tune.languages.uriel import UrielTable
 
     table = UrielTable.load()
     lines = result.stdout.splitlines()
@@ -84,8 +84,8 @@ def test_plan_bad_space_is_one_line(tmp_path):
 
 def test_plan_of_every_shipped_space_prints_the_three_groups_and_the_selection_metric(capsys, tmp_path):
     """Acceptance: no shipped space selects on test-language data; an oracle space says so on every line."""
-    from alchemy_tune.plan_cli import print_plan
-    from alchemy_tune.space_file import load_space
+    from alchemy_tune.cli.plan import print_plan
+    from alchemy_tune.tuning.space_file import load_space
 
     for path in sorted((ROOT / "search_spaces").glob("*.yaml")):
         print_plan(load_space(path), show=1)
@@ -113,9 +113,8 @@ def test_plan_refuses_lambda_zero_with_a_dynamic_schedule(tmp_path):
 def test_plan_without_data_prints_the_task_notes_and_applies_the_override_rule(capsys):
     """The registry's notes are printed even when the data is not loaded, and the declared groups follow the
     same override rule as a load (seen given alone: every other language is held out)."""
-    from alchemy_tune.config import TrialConfig
-    from alchemy_tune.plan_cli import task_languages
-    from alchemy_tune.tasks import TASKS
+    from alchemy_tune.trial.config import TrialConfig
+    from alchemy_tune.tasks import TASKS, task_languages
 
     result = cli("plan", "--space", "search_spaces/paper-semrel.yaml", "--show", "1")
     assert result.returncode == 0, result.stderr
@@ -123,6 +122,6 @@ def test_plan_without_data_prints_the_task_notes_and_applies_the_override_rule(c
     for note in TASKS["semrel"].notes:
         assert f"  - {note}" in notes
     config = TrialConfig(task="massive", seen=("en-US", "de-DE"))
-    seen, val, unseen, source, _ = task_languages("massive", config)
+    seen, val, unseen, source, _ = task_languages("massive", config.task_options())
     assert source.startswith("declared lists") and seen == ("en-US", "de-DE") and val == ()
     assert set(unseen) == set(TASKS["massive"].languages) - {"en-US", "de-DE"}

@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 from types import SimpleNamespace
 
-from alchemy_tune import constants as C
-from alchemy_tune.journal import JOURNAL
-from alchemy_tune.optuna_searcher import StudyHandle
-from alchemy_tune.progress import ProgressCallback
-from alchemy_tune.space_file import load_space
+from alchemy_tune.core import constants as C
+from alchemy_tune.tuning.journal import JOURNAL
+from alchemy_tune.tuning.searcher import StudyHandle
+from alchemy_tune.tuning.progress import ProgressCallback
+from alchemy_tune.tuning.space_file import load_space
 
 
 def test_each_trial_end_is_counted_without_reading_the_whole_study_again(tmp_path, monkeypatch):
@@ -63,9 +63,9 @@ def test_optuna_hears_of_a_trial_end_only_once_the_tables_hold_it(tmp_path):
     runs again) whose last rows and end were lost. Tune's order at a trial end: searcher, then callbacks."""
     import time
 
-    from alchemy_tune.optuna_searcher import OptunaSearcher
-    from alchemy_tune.progress import ResultsCallback
-    from alchemy_tune.results import read_trials
+    from alchemy_tune.tuning.searcher import OptunaSearcher
+    from alchemy_tune.tuning.progress import ResultsCallback
+    from alchemy_tune.results.schema import read_trials
 
     (tmp_path / "s.yaml").write_text("lr: {type: float, low: 1.0e-5, high: 1.0e-3, log: true}\n")
     handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_unseen", "max")], sampler="random",

@@ -12,14 +12,15 @@ import optuna
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
-from alchemy_tune import constants as C
-from alchemy_tune.errors import UsageError
-from alchemy_tune.optuna_searcher import StudyHandle
-from alchemy_tune.pruning import LANG_SCORES_ATTR, PRUNED_AT_ATTR, OptunaPruningScheduler, build_pruner, objective_langs
-from alchemy_tune.journal import JOURNAL
-from alchemy_tune.search import SearchRequest, run_search
-from alchemy_tune.search_settings import PRUNERS
-from alchemy_tune.space_file import load_space
+from alchemy_tune.core import constants as C
+from alchemy_tune.core.errors import UsageError
+from alchemy_tune.tuning.searcher import StudyHandle
+from alchemy_tune.tuning.pruning import (LANG_SCORES_ATTR, PRUNED_AT_ATTR, OptunaPruningScheduler,
+    build_pruner, objective_langs)
+from alchemy_tune.tuning.journal import JOURNAL
+from alchemy_tune.tuning.search import SearchRequest, run_search
+from alchemy_tune.tuning.settings import PRUNERS
+from alchemy_tune.tuning.space_file import load_space
 
 TESTS = Path(__file__).resolve().parent
 EXPECTED = {"none": "NopPruner", "asha": "NopPruner", "median": "MedianPruner", "percentile": "PercentilePruner",
@@ -174,7 +175,7 @@ def test_ray_trials_are_really_stopped(tmp_path, scripted_ray, pruner):
     Through Tune, so schedulers see what Tune gives them (flattened results); ASHA's top rung is the trials'
     last evaluation (max_evals 6), where it says STOP to trials that ran to their end: still completed.
     """
-    from alchemy_tune.results import read_trials
+    from alchemy_tune.results.schema import read_trials
 
     space = tmp_path / "space.yaml"
     space.write_text("search: {sampler: grid, max_concurrent: 1, seed: 0, max_evals: 6}\n"

@@ -7,18 +7,16 @@ median-pruning case runs in ``test_search.py``'s scrambled-labels test, which ch
 
 from __future__ import annotations
 
-import statistics
-from pathlib import Path
 
 import optuna
 import pytest
 
-from alchemy_tune import constants as C
-from alchemy_tune.replicates import seeded
-from alchemy_tune.results import read_steps, read_trials
-from alchemy_tune.journal import JOURNAL
-from alchemy_tune.search import SearchRequest, run_search
-from test_search import TINY, write_space
+from alchemy_tune.core import constants as C
+from alchemy_tune.tuning.replicates import seeded
+from alchemy_tune.results.schema import read_trials
+from alchemy_tune.tuning.journal import JOURNAL
+from alchemy_tune.tuning.search import SearchRequest, run_search
+from testing.searches import TINY, check_configurations_see_replicate_means, load_study, write_space
 
 
 @pytest.fixture
@@ -27,36 +25,6 @@ def ray_cleanup():
     import ray
 
     ray.shutdown()
-
-
-def load_study(run_dir: Path) -> optuna.Study:
-    return optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(run_dir / JOURNAL))))
-
-
-def check_configurations_see_replicate_means(run_dir: Path, repeats: int, base_seed: int = 42) -> None:
-    """Every Optuna trial is one configuration whose intermediate values and final value are the means over
-    its replicates' ``dev_select`` (from the results tables), and whose replicates differ only in seed."""
-    trials = read_trials(str(run_dir)).to_pandas()
-    steps = read_steps(str(run_dir)).to_pandas()
-    study = load_study(run_dir)
-    assert len(trials) <= len(study.trials) * repeats
-    for t in study.trials:
-        reps = trials[trials["config_id"] == str(t.number)].sort_values("replicate")
-        assert reps["replicate"].tolist() == list(range(len(reps))) and len(reps) >= 1
-        assert reps["cfg_seed"].tolist() == [base_seed + r for r in reps["replicate"]]
-        others = [c for c in reps.columns if c.startswith("cfg_") and c != "cfg_seed"]
-        assert len(reps[others].astype(str).drop_duplicates()) == 1  # the same configuration otherwise
-        curves = {tid: steps[steps["trial_id"] == tid].sort_values("step")[C.SELECT].tolist()
-                  for tid in reps["trial_id"]}
-        for i, value in t.intermediate_values.items():
-            at_i = [curve[i - 1] for curve in curves.values() if len(curve) >= i]
-            assert value == pytest.approx(statistics.mean(at_i)), (t.number, i)
-        if t.state == optuna.trial.TrialState.COMPLETE:
-            assert len(reps) == repeats and set(reps["status"]) == {C.COMPLETED}
-            assert t.value == pytest.approx(statistics.mean(curve[-1] for curve in curves.values()))
-        if t.state == optuna.trial.TrialState.PRUNED:
-            assert C.PRUNED in set(reps["status"]) and set(reps["status"]) <= {C.PRUNED, C.COMPLETED}
 
 
 def test_replicate_seeds_are_the_base_seed_plus_the_index():
@@ -98,9 +66,9 @@ def test_the_study_sees_one_configuration_fed_its_replicates_mean(tmp_path):
     """Optuna side without Ray: replicates of one configuration are handed out in order; an evaluation is
     reported once every live replicate has it; a diverged replicate stops counting; the configuration is
     told once, with the mean of its completed replicates; a slot whose Ray trial was lost is handed out again."""
-    from alchemy_tune.optuna_searcher import StudyHandle
-    from alchemy_tune.replicates import aggregate, release_unknown, suggest
-    from alchemy_tune.space_file import load_space
+    from alchemy_tune.tuning.searcher import StudyHandle
+    from alchemy_tune.tuning.replicates import aggregate, release_unknown, suggest
+    from alchemy_tune.tuning.space_file import load_space
 
     space = load_space(write_space(tmp_path, {}, {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}},
                                    {"seed": 10}))

@@ -15,34 +15,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from alchemy_tune import constants as C
-from alchemy_tune.config import TrialConfig
-from alchemy_tune.errors import UsageError
-from alchemy_tune.result_store import SCHEMA_VERSION
-from alchemy_tune.results import METRICS_SCHEMA, compact, read_metrics, read_steps, read_trials
-from alchemy_tune import results_writer
-from alchemy_tune.results_writer import ResultsWriter
-from alchemy_tune.run_dir import read_metadata as read_run_meta
-
-LANGS = {"eng": ("eng", True), "fra": ("fra", True), "sw-KE": ("swh", False), "ja-JP": ("jpn", False)}
-
-
-def make_report(step: int, *, offset: float = 0.0, status: str = C.RUNNING) -> dict:
-    """A report dict in the constants.py format; scores encode the step so rows can be told apart."""
-    langs = {}
-    for i, (lang, (uriel, seen)) in enumerate(LANGS.items()):
-        acc = round(0.1 * step + 0.01 * i + offset, 6)
-        langs[lang] = {"uriel": uriel, "seen": seen, "dev": {"accuracy": acc, "macro_f1": acc / 2},
-                       "test": {"accuracy": acc + 0.001, "macro_f1": acc / 3}}
-    avg = {}
-    for split in C.SPLITS_EVALUATED:
-        for group, pick in (("seen", lambda s: s), ("unseen", lambda s: not s), ("all", lambda s: True)):
-            vals = [v[split]["accuracy"] for v in langs.values() if pick(v["seen"])]
-            avg[C.average_key(split, group)] = sum(vals) / len(vals)
-    return {C.STEP: step, C.EPOCH: step / 2, C.EXAMPLES_SEEN: 32 * step, C.LAMBDA: 10.0, C.TRAIN_LOSS: 1.5,
-            C.TASK_LOSS: 1.4, C.URIEL_LOSS: 0.01, **avg, C.LANGS: langs, C.PRIMARY_METRIC: "accuracy",
-            C.STATUS: status, C.REASON: "", C.TRAIN_SECONDS: 2.0 * step}
-
+from alchemy_tune.core import constants as C
+from alchemy_tune.trial.config import TrialConfig
+from alchemy_tune.core.errors import UsageError
+from alchemy_tune.results.store import SCHEMA_VERSION
+from alchemy_tune.results.schema import METRICS_SCHEMA, compact, read_metrics, read_steps, read_trials
+from alchemy_tune.results import writer as results_writer
+from alchemy_tune.results.writer import ResultsWriter
+from alchemy_tune.results.run_dir import read_metadata as read_run_meta
+from testing.reports import LANGS, make_report
 
 @pytest.fixture
 def run_dir(tmp_path):
@@ -440,7 +421,7 @@ def write_v1_run(run_dir: str) -> None:
 
 
 def test_a_schema_1_run_is_still_read_by_analyze_and_converted_when_continued(tmp_path):
-    from alchemy_tune.analyze import load_runs, leaderboard
+    from alchemy_tune.analysis.analyze import load_runs, leaderboard
 
     run = str(tmp_path / "old")
     write_v1_run(run)
@@ -476,8 +457,8 @@ def test_rows_are_stored_before_tune_saves_its_experiment_state(run_dir):
     the checkpoints that state names, so every row reported before it must already be on storage."""
     from types import SimpleNamespace
 
-    from alchemy_tune.progress import ResultsCallback
-    from alchemy_tune.pruning import EVAL_INDEX
+    from alchemy_tune.tuning.progress import ResultsCallback
+    from alchemy_tune.tuning.pruning import EVAL_INDEX
 
     callback = ResultsCallback(run_dir, "r1", handle=None, metric="dev_unseen", mode="max")
     trial = SimpleNamespace(trial_id="t0", config=CONFIG)

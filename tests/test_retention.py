@@ -7,8 +7,8 @@ from types import SimpleNamespace
 
 from ray import tune
 
-from alchemy_tune import retention
-from alchemy_tune.retention import CheckpointRetention
+from alchemy_tune.tuning import retention
+from alchemy_tune.tuning.retention import CheckpointRetention
 
 
 def test_a_checkpoint_a_recent_saved_state_names_survives_until_no_stored_state_can_name_it(tmp_path, monkeypatch):

@@ -12,30 +12,19 @@ import optuna
 import pandas as pd
 import pytest
 
-from alchemy_tune import constants as C
+from alchemy_tune.core import constants as C
 from alchemy_tune.cli import main
-from alchemy_tune.errors import UsageError
-from alchemy_tune.optuna_searcher import CONFIG_ATTR, RAY_ID_ATTR, StudyHandle
-from alchemy_tune.samplers import build_sampler
-from alchemy_tune.journal import JOURNAL
-from alchemy_tune.search import SearchRequest, run_search
-from alchemy_tune.search_settings import SAMPLERS
-from alchemy_tune.space_file import load_space
+from alchemy_tune.core.errors import UsageError
+from alchemy_tune.tuning.searcher import CONFIG_ATTR, RAY_ID_ATTR, StudyHandle
+from alchemy_tune.tuning.samplers import build_sampler
+from alchemy_tune.tuning.journal import JOURNAL
+from alchemy_tune.tuning.search import SearchRequest, run_search
+from alchemy_tune.tuning.settings import SAMPLERS
+from alchemy_tune.tuning.space_file import load_space
 from testing.cli import one_line_error, run_cli
+from testing.searches import TINY, check_configurations_see_replicate_means, write_space
 
 TESTS = Path(__file__).resolve().parent
-TINY = dict(task="bible-genre", train_size=24, dev_size=12, test_size=12, seen=["eng", "fra", "deu"],
-            unseen=["spa", "rus"], batch_size=8, epochs=1.0, evals_per_epoch=3, max_length=48, num_layers=None,
-            device="cpu", threads=1)
-
-
-def write_space(tmp_path: Path, search: dict, params: dict, fixed: dict | None = None, name="space.yaml") -> str:
-    data = {"search": search, **(fixed or {}), **params}
-    path = tmp_path / name
-    path.write_text(json.dumps(data))  # JSON is YAML
-    return str(path)
-
-
 @pytest.fixture
 def ray_cleanup():
     """The test starts its own Ray (not the shared one below): none may be running before or after it."""
@@ -219,8 +208,8 @@ def test_a_trial_is_told_once(tmp_path):
 def test_search_with_the_real_trial_records_completed_and_diverged(tmp_path, tiny_encoder_dir, local_ray, capsys):
     """ASHA with its top rung at the trials' last evaluation (1 epoch x 3): the trial that ran to its end is
     completed, not pruned; the diverging one is PRUNED in Optuna (README: Search) and `diverged` in the tables."""
-    from alchemy_tune.optuna_searcher import REASON_ATTR, STATUS_ATTR
-    from alchemy_tune.results import read_metrics, read_trials
+    from alchemy_tune.tuning.searcher import REASON_ATTR, STATUS_ATTR
+    from alchemy_tune.results.schema import read_metrics, read_trials
 
     # grid over λ: 0 trains normally, 1e39 makes the first loss infinite
     space = write_space(tmp_path, {"sampler": "grid", "pruner": "asha", "max_concurrent": 2, "seed": 0},
@@ -309,7 +298,7 @@ def test_multi_objective_search_returns_a_pareto_front(tmp_path, local_ray):
 
 def test_a_reopened_study_does_not_replay_its_seeded_draws(tmp_path):
     """After a driver dies, the resumed search re-opens the journal: its sampler must continue, not restart."""
-    from alchemy_tune.optuna_searcher import StudyHandle
+    from alchemy_tune.tuning.searcher import StudyHandle
 
     def draw(handle, n):
         values = []
@@ -331,9 +320,9 @@ def test_a_reopened_study_does_not_replay_its_seeded_draws(tmp_path):
 
 
 def test_an_oracle_search_says_so_in_its_summary_and_progress_lines(capsys):
-    from alchemy_tune.progress import metric_label
-    from alchemy_tune.search import SearchOutcome
-    from alchemy_tune.search_cli import print_outcome
+    from alchemy_tune.tuning.progress import metric_label
+    from alchemy_tune.tuning.search import SearchOutcome
+    from alchemy_tune.cli.search import print_outcome
 
     best = [{"number": 2, "ray_trial_id": "abc", "values": [0.5], "config": {"lr": 1e-3}}]
     print_outcome(SearchOutcome(run_dir="runs/x", counts={C.COMPLETED: 3}, best=best,
@@ -350,7 +339,7 @@ def test_an_oracle_search_says_so_in_its_summary_and_progress_lines(capsys):
 def _decisions(run_dir: Path) -> dict:
     """Every decision of a search: per configuration its values, status, pruning step, best steps and the
     values the sampler and pruner were fed; and the chosen configuration."""
-    from alchemy_tune.results import read_trials
+    from alchemy_tune.results.schema import read_trials
 
     study = optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(run_dir / JOURNAL))))
@@ -370,21 +359,20 @@ def test_scrambling_the_test_languages_labels_changes_no_decision(tmp_path, tiny
     Two TPE searches with median pruning and 2 replicates per configuration, identical except that the
     second trains with every dev/test label of the test languages (spa, rus) changed. One at a time, so the
     order of events, and with it every decision, is reproducible."""
-    from alchemy_tune.results import read_trials
+    from alchemy_tune.results.schema import read_trials
 
     space = write_space(tmp_path, {"sampler": "tpe", "n_startup_trials": 2, "pruner": "median", "seed": 3,
                                    "max_concurrent": 1, "repeats": 2},
                         {"lr": {"type": "float", "low": 1e-5, "high": 3e-3, "log": True}},
                         {**TINY, "unseen": ["spa", "rus", "ita"], "model": tiny_encoder_dir, "lambda": 1.0})
     runs = {}
-    for name, trial_fn in (("plain", "alchemy_tune.train:run_trial"),
+    for name, trial_fn in (("plain", "alchemy_tune.trial.train:run_trial"),
                            ("scrambled", "scripted_trials:scrambled_test_labels_trial")):
         run_search(SearchRequest(space_path=space, storage=str(tmp_path / "runs"), name=name, num_cpus=2,
                                  settings={"trials": 4}, trial_fn=trial_fn, progress_interval_s=1000))
         runs[name] = tmp_path / "runs" / name
     plain, scrambled = _decisions(runs["plain"]), _decisions(runs["scrambled"])
     assert plain == scrambled
-    from test_replicates import check_configurations_see_replicate_means
 
     check_configurations_see_replicate_means(runs["plain"], repeats=2)
     assert any(state == "PRUNED" for _, state, *_ in plain["configs"].values())  # pruning was exercised
@@ -402,7 +390,7 @@ def _lr_space(tmp_path, sampler="random", choices=(1e-3, 1e-4, 1e-5, 1e-6)):
 
 def test_a_repeated_ray_trial_id_gets_no_second_optuna_trial(tmp_path):
     """Ray ids are 8 hex characters; a repeat must not merge two trials: Tune is asked to try another id."""
-    from alchemy_tune.optuna_searcher import OptunaSearcher
+    from alchemy_tune.tuning.searcher import OptunaSearcher
 
     space = _lr_space(tmp_path)
     handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_unseen", "max")], sampler="random",
@@ -421,7 +409,7 @@ def test_trials_are_counted_incrementally_as_a_fresh_driver_counts_them(tmp_path
     from optuna.distributions import CategoricalDistribution
     from optuna.trial import TrialState
 
-    from alchemy_tune.optuna_searcher import WARM_ATTR
+    from alchemy_tune.tuning.searcher import WARM_ATTR
 
     space = _lr_space(tmp_path)
     handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_unseen", "max")], sampler="random",
@@ -451,10 +439,10 @@ def test_trials_are_counted_incrementally_as_a_fresh_driver_counts_them(tmp_path
 def test_an_adopted_orphan_forgets_the_dead_drivers_pruning_and_its_old_rows(tmp_path):
     from types import SimpleNamespace
 
-    from alchemy_tune.optuna_searcher import OptunaSearcher
-    from alchemy_tune.progress import ResultsCallback
-    from alchemy_tune.pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR
-    from alchemy_tune.results import read_trials
+    from alchemy_tune.tuning.searcher import OptunaSearcher
+    from alchemy_tune.tuning.progress import ResultsCallback
+    from alchemy_tune.tuning.pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR
+    from alchemy_tune.results.schema import read_trials
 
     space = _lr_space(tmp_path)
     handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_unseen", "max")], sampler="random",
@@ -481,8 +469,8 @@ def test_an_adopted_orphan_forgets_the_dead_drivers_pruning_and_its_old_rows(tmp
 
 
 def test_enqueued_configurations_come_first_and_bad_ones_are_one_line_errors(tmp_path):
-    from alchemy_tune.optuna_searcher import OptunaSearcher
-    from alchemy_tune.warm_start import enqueue, read_enqueue
+    from alchemy_tune.tuning.searcher import OptunaSearcher
+    from alchemy_tune.tuning.warm_start import enqueue, read_enqueue
 
     space = _lr_space(tmp_path)
     good = tmp_path / "first.yaml"
@@ -502,7 +490,7 @@ def test_enqueued_configurations_come_first_and_bad_ones_are_one_line_errors(tmp
 
 
 def test_budgets_say_why_they_stop():
-    from alchemy_tune.budget import Budget
+    from alchemy_tune.tuning.budget import Budget
 
     assert Budget.of(None, None, 0) is None
     budget = Budget.of(60, 1.0, 0.5)
@@ -525,8 +513,8 @@ def test_enqueue_retry_extend_and_warm_start(tmp_path, local_ray, capsys):
     """One run: an enqueued configuration first (it crashes), then resume retries it and extends the search
     to 3 trials; a second search warm-started from the first is told its 3 trials and, the bruteforce
     sampler knowing them, runs the one configuration left."""
-    from alchemy_tune.optuna_searcher import WARM_ATTR
-    from alchemy_tune.results import read_trials
+    from alchemy_tune.tuning.searcher import WARM_ATTR
+    from alchemy_tune.results.schema import read_trials
 
     space = write_space(tmp_path, {"sampler": "bruteforce", "pruner": "none", "max_concurrent": 1, "seed": 0},
                         {"lr": {"type": "categorical", "choices": [1e-3, 1e-4, 1e-5, 1e-6]}})
@@ -570,7 +558,7 @@ def test_enqueue_retry_extend_and_warm_start(tmp_path, local_ray, capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("budget", [["--time-budget", "1"], ["--gpus-per-trial", "0.5", "--gpu-hours", "0.0003"]])
 def test_a_budget_stops_the_asking_and_running_trials_finish(tmp_path, local_ray, capsys, budget):
-    from alchemy_tune.results import read_trials
+    from alchemy_tune.results.schema import read_trials
 
     space = write_space(tmp_path, {"sampler": "random", "pruner": "none", "max_concurrent": 1, "seed": 0},
                         {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}})
@@ -599,7 +587,7 @@ def test_space_by_shipped_name_and_with_a_tilde(tmp_path, capsys, monkeypatch):
 
 
 def test_uncapped_searches_keep_enough_trials_pending_for_the_autoscaler():
-    from alchemy_tune.search import pending_trials
+    from alchemy_tune.tuning.search import pending_trials
 
     assert pending_trials({"CPU": 2}, 1, 0) == 16  # Tune's default for a custom searcher would be 1
     assert pending_trials({"CPU": 256, "GPU": 64}, 2, 0.5) == 128
@@ -607,7 +595,7 @@ def test_uncapped_searches_keep_enough_trials_pending_for_the_autoscaler():
 
 
 def test_multi_machine_clusters_need_shared_storage(tmp_path):
-    from alchemy_tune.search import check_shared_storage
+    from alchemy_tune.tuning.search import check_shared_storage
 
     mounts = f"/dev/sda1 / ext4 rw 0 0\nserver:/export {tmp_path} nfs4 rw 0 0\n"
     check_shared_storage("/data/runs/x", {"10.0.0.1"}, mounts)  # one machine: any folder
@@ -620,7 +608,7 @@ def test_multi_machine_clusters_need_shared_storage(tmp_path):
 def test_a_resumed_search_counts_its_budget_from_the_resume():
     import pickle
 
-    from alchemy_tune.budget import Budget
+    from alchemy_tune.tuning.budget import Budget
 
     budget = Budget.of(60, None, 0)
     budget.started -= 3600  # an hour ago the first driver began

@@ -11,12 +11,12 @@ from pathlib import Path
 import optuna
 import pytest
 
-from alchemy_tune.config import TrialConfig
-from alchemy_tune.errors import UsageError
-from alchemy_tune.search_settings import SAMPLERS, SearchSettings
-from alchemy_tune.space import check_trial_config
-from alchemy_tune.space_file import load_space
-from alchemy_tune.uriel import parse_feature_spec
+from alchemy_tune.trial.config import TrialConfig
+from alchemy_tune.core.errors import UsageError
+from alchemy_tune.tuning.settings import SAMPLERS, SearchSettings
+from alchemy_tune.tuning.space import check_trial_config
+from alchemy_tune.tuning.space_file import load_space
+from alchemy_tune.languages.uriel import parse_feature_spec
 
 SPACES = Path(__file__).resolve().parent.parent / "search_spaces"
 SHIPPED = sorted(SPACES.glob("*.yaml"))
@@ -139,7 +139,7 @@ def test_ablation_scaling_and_lambda_grids():
 
 
 def test_scaling_space_holds_the_step_budget_fixed_across_train_sizes():
-    from alchemy_tune.optim import eval_interval, total_steps
+    from alchemy_tune.trial.optim import eval_interval, total_steps
     from alchemy_tune.tasks import TASKS
 
     header = (SPACES / "scaling.yaml").read_text().split("\ndescription:")[0]
@@ -191,7 +191,7 @@ def test_all_problems_are_reported_at_once_with_file_and_key_path(tmp_path):
         f"{path}: grad_clip.low: missing (type float needs low, high)",
         f"{path}: warmup_ratio: must be in [0, 1], got 2",
         f"{path}: lrr: unknown parameter (did you mean 'lr'?): parameters are the fields of TrialConfig "
-        "(alchemy_tune/config.py), search, description",
+        "(alchemy_tune/trial/config.py), search, description",
         f"{path}: search.sampler: 'tpee' is not one of {', '.join(SAMPLERS)}",
         f"{path}: search.trials: expected an integer >= 1 or null, got 0",
         f"{path}: search.colour: unknown setting (valid: metric, mode, objectives, sampler, pruner, trials, "
@@ -435,7 +435,7 @@ def test_overrides_pin_parameters_and_are_validated(tmp_path):
     assert problems_of(path, {"lr": 2.0, "colour": "red"}) == [
         f"{path}: override lr: must be in (0, 1), got 2.0",
         f"{path}: override colour: unknown parameter: parameters are the fields of TrialConfig "
-        "(alchemy_tune/config.py)",
+        "(alchemy_tune/trial/config.py)",
     ]
 
 
@@ -518,7 +518,7 @@ def test_a_space_survives_pickling_as_ray_ships_it_to_workers():
 
 
 def test_every_shipped_space_selects_without_the_test_languages_and_searches_no_seed():
-    from alchemy_tune import constants as C
+    from alchemy_tune.core import constants as C
 
     for path in sorted(SPACES.glob("*.yaml")):
         space = load_space(path)

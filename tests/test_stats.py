@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from alchemy_tune.stats import bootstrap_ci, holm, wilcoxon_p
+from alchemy_tune.analysis.stats import bootstrap_ci, holm, wilcoxon_p
 
 
 def _scipy_percentile_ci(values, seed=1):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from alchemy_tune.errors import UsageError
+from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tasks import TASKS, TaskOptions, declared_roles, load_task, resolve_languages
 from alchemy_tune.tasks.bible import TRANSLATIONS
 from release_fixtures import write_masakhanews

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from alchemy_tune.errors import UsageError
+from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tasks import TASKS, TaskOptions, bible, load_task
 
 # Written out here rather than taken from the module, so a slip in bible.GENRES shows up.

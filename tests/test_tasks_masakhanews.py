@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from alchemy_tune.errors import UsageError
+from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tasks import TASKS, TaskOptions, load_task
 from release_fixtures import write_masakhanews
 
@@ -74,7 +74,7 @@ SKEWED = ("business",) * 5 + ("sports",) * 4 + ("politics",) * 3 + ("health",) *
 def test_default_subsets_of_a_test_file_sorted_by_label_cover_its_labels(tmp_path):
     from collections import Counter
 
-    from alchemy_tune.config import TrialConfig
+    from alchemy_tune.trial.config import TrialConfig
 
     repo = write_masakhanews(tmp_path, langs=("eng",), n_per_split=(14, 140, 300), topics=SKEWED)
     write_masakhanews(tmp_path, langs=("sna",), n_per_split=(6, 30, 30), topics=("business", "health", "politics"))
@@ -162,8 +162,8 @@ def test_default_split_matches_the_registry():
 
 
 def test_short_trial_runs_on_release_files(tmp_path, tiny_encoder_dir):
-    from alchemy_tune.config import TrialConfig
-    from alchemy_tune.train import run_trial
+    from alchemy_tune.trial.config import TrialConfig
+    from alchemy_tune.trial.train import run_trial
 
     repo = write_masakhanews(tmp_path, langs=("eng", "hau", "yor"), n_per_split=(14, 7, 7))
     config = TrialConfig(task="masakhanews", data_dir=str(repo), task_variant="headline+text",

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from alchemy_tune.errors import UsageError
+from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tasks import TASKS, TaskOptions, load_task
 from alchemy_tune.tasks.release import hub_rows
 from release_fixtures import MASSIVE_INTENTS, write_massive
@@ -164,8 +164,8 @@ def test_hub_rows_turn_class_labels_into_intent_names():
 
 
 def test_short_trial_runs_on_release_files(tmp_path, tiny_encoder_dir):
-    from alchemy_tune.config import TrialConfig
-    from alchemy_tune.train import run_trial
+    from alchemy_tune.trial.config import TrialConfig
+    from alchemy_tune.trial.train import run_trial
 
     release = write_massive(tmp_path, locales=("en-US", "de-DE", "sw-KE"), n_per_split=(12, 6, 6))
     config = TrialConfig(task="massive", data_dir=str(release), model=tiny_encoder_dir, num_layers=None,
@@ -182,7 +182,7 @@ def test_short_trial_runs_on_release_files(tmp_path, tiny_encoder_dir):
 
 
 def test_parsed_files_are_memoised_until_the_file_changes(small):
-    from alchemy_tune.cache import cache_dir
+    from alchemy_tune.core.cache import cache_dir
 
     release, options = small
     path = release / "data" / "sw-KE.jsonl"

@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from alchemy_tune.errors import UsageError
+from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tasks import TaskOptions, load_task, semrel
 from release_fixtures import write_semrel
 
@@ -166,8 +166,8 @@ def test_split_pair_layouts():
 def test_short_trial_runs_on_release_files(tmp_path, tiny_encoder_dir):
     import math
 
-    from alchemy_tune.config import TrialConfig
-    from alchemy_tune.train import run_trial
+    from alchemy_tune.trial.config import TrialConfig
+    from alchemy_tune.trial.train import run_trial
 
     repo = write_semrel(tmp_path, langs=("eng", "esp", "afr", "ind"), n_per_split=(16, 8, 8))
     config = TrialConfig(task="semrel", data_dir=str(repo), model=tiny_encoder_dir, num_layers=None,
@@ -197,5 +197,5 @@ def test_offline_mode_without_cache_is_a_usage_error(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("alchemy_tune.errors.UsageError: SemRel/SemRel2024: cannot reach the Hugging Face")
+    assert last.startswith("alchemy_tune.core.errors.UsageError: SemRel/SemRel2024: cannot reach the Hugging Face")
     assert last.endswith("pass --data-dir with the release files")

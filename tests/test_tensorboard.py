@@ -7,8 +7,8 @@ import math
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from alchemy_tune.tensorboard import TensorBoardLogger, scalars_of
-from test_results import make_report
+from alchemy_tune.results.tensorboard import TensorBoardLogger, scalars_of
+from testing.reports import make_report
 
 
 def _scalars(log_dir):
@@ -63,7 +63,7 @@ def test_logging_does_not_import_torch(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from alchemy_tune.tensorboard import TensorBoardLogger; "
+    code = ("import sys; from alchemy_tune.results.tensorboard import TensorBoardLogger; "
             f"logger = TensorBoardLogger({str(tmp_path)!r}); logger.log({{'step': 1, 'train_loss': 0.5}}); "
             "logger.close(); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

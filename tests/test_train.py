@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from alchemy_tune import constants as K
-from alchemy_tune.config import TrialConfig
-from alchemy_tune import checkpoint
-from alchemy_tune.checkpoint import CHECKPOINT_FILE
-from alchemy_tune.train import StepLosses, build_optimisation, plan_steps, prepare, run_trial
+from alchemy_tune.core import constants as K
+from alchemy_tune.trial.config import TrialConfig
+from alchemy_tune.trial import checkpoint
+from alchemy_tune.trial.checkpoint import CHECKPOINT_FILE
+from alchemy_tune.trial.train import StepLosses, build_optimisation, plan_steps, prepare, run_trial
 
 
 def tiny(tiny_encoder_dir, **changes) -> TrialConfig:
@@ -139,8 +139,8 @@ def test_alchemytune_weight_learns_within_200_steps_and_is_logged(tiny_encoder_d
     """AlchemyTune learns from unbalanced losses (CE ~1.8 vs URIEL MSE falling from ~0.3 to ~0.03)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from alchemy_tune.train_cli import TrainRunSink
-    from alchemy_tune.results import read_steps
+    from alchemy_tune.results.train_run import TrainRunSink
+    from alchemy_tune.results.schema import read_steps
 
     config = tiny(tiny_encoder_dir, lambda_schedule="alchemytune", epochs=100.0, max_steps=200, eval_every=50)
     first = Recorder()
@@ -165,7 +165,7 @@ def test_alchemytune_weight_learns_within_200_steps_and_is_logged(tiny_encoder_d
 
 def _record_training(monkeypatch, config: TrialConfig) -> dict:
     """Run a trial and keep, per training forward pass: the batch, the RNG state, every dropout mask."""
-    from alchemy_tune import train
+    from alchemy_tune.trial import train
 
     log = {"batches": [], "rng": [], "masks": [], "projections": 0}
 
@@ -280,8 +280,8 @@ def _improving_steps(reports, metric):
 
 @pytest.mark.parametrize("select", [None, ("dev_seen", "max")])
 def test_test_is_scored_only_at_chosen_steps_and_the_tables_say_so(tiny_encoder_dir, tmp_path, select):
-    from alchemy_tune.results import read_steps, read_trials
-    from alchemy_tune.results_writer import ResultsWriter
+    from alchemy_tune.results.schema import read_steps, read_trials
+    from alchemy_tune.results.writer import ResultsWriter
 
     rec = Recorder()
     run_trial(tiny(tiny_encoder_dir, evals_per_epoch=5, epochs=2.0, lr=3e-3), rec, select=select)
@@ -306,8 +306,8 @@ def test_test_is_scored_only_at_chosen_steps_and_the_tables_say_so(tiny_encoder_
 
 
 def test_selection_never_uses_test():
-    from alchemy_tune.errors import UsageError
-    from alchemy_tune.train import Selection
+    from alchemy_tune.core.errors import UsageError
+    from alchemy_tune.trial.train import Selection
 
     with pytest.raises(UsageError, match="test data"):
         Selection("test_unseen", "max")
@@ -384,7 +384,7 @@ def _host_reads_from_package(monkeypatch, run):
 def test_training_steps_do_not_read_the_device(tiny_encoder_dir, monkeypatch):
     """Host reads per step: two trials with one evaluation each, 8 and 40 steps; the 32 extra steps may add
     only the divergence checks (one per 16 steps), not one read (or five, as before) per step."""
-    from alchemy_tune.train import DIVERGENCE_CHECK_EVERY
+    from alchemy_tune.trial.train import DIVERGENCE_CHECK_EVERY
 
     def trial(steps):
         config = tiny(tiny_encoder_dir, train_size=200, max_steps=steps, epochs=3.0, evals_per_epoch=1,
@@ -402,7 +402,7 @@ def test_the_trial_never_imports_ray_or_optuna():
     import subprocess
     import sys
 
-    code = ("import sys, alchemy_tune.train, alchemy_tune.checkpoint, alchemy_tune.divergence; "
+    code = ("import sys, alchemy_tune.trial.train, alchemy_tune.trial.checkpoint, alchemy_tune.trial.divergence; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'optuna'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

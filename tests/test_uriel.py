@@ -11,9 +11,9 @@ import warnings
 import numpy as np
 import pytest
 
-from alchemy_tune import uriel
-from alchemy_tune.errors import UsageError
-from alchemy_tune.uriel import FEATURE_SETS, UrielTable, parse_feature_spec
+from alchemy_tune.languages import uriel
+from alchemy_tune.core.errors import UsageError
+from alchemy_tune.languages.uriel import FEATURE_SETS, UrielTable, parse_feature_spec
 
 # eng: complete; arb/yor/tir: partly missing; pcm: no observed syntax; zho/swa: macro codes absent from
 # lang2vec.LANGUAGES but present in its archives; aaa: an obscure language with almost nothing observed.
@@ -73,7 +73,7 @@ def test_feature_sets_are_lang2vecs_without_learned(l2v):
 
 
 def test_missing_policies_match_the_config():
-    from alchemy_tune.language_vectors import missing_policies
+    from alchemy_tune.languages.vectors import missing_policies
 
     assert uriel.MISSING_POLICIES == missing_policies("lang2vec")
 
@@ -226,7 +226,7 @@ def test_a_torn_cache_file_is_rebuilt(table, session_cache_file, fresh_cache):
 
 
 def test_concurrent_builders_leave_one_complete_file(fresh_cache):
-    code = ("from alchemy_tune.uriel import UrielTable; "
+    code = ("from alchemy_tune.languages.uriel import UrielTable; "
             "print(UrielTable.load().vectors('syntax_knn+geo', ['swh']).sum())")
     env = {**os.environ, "ALCHEMY_TUNE_CACHE": str(fresh_cache)}
     procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)

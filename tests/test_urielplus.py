@@ -8,10 +8,10 @@ tier integrates URIEL+ once more to compare every vector with the package's own 
 import numpy as np
 import pytest
 
-from alchemy_tune import urielplus
-from alchemy_tune.codes import to_uriel
+from alchemy_tune.languages import urielplus
+from alchemy_tune.languages.codes import to_uriel
 from alchemy_tune.tasks import TASKS
-from alchemy_tune.uriel import read_or_build
+from alchemy_tune.languages.uriel import read_or_build
 from testing.cli import one_line_error, run_cli, run_cli_process
 from testing.urielplus_api import query_vectors
 
@@ -88,7 +88,7 @@ def test_bad_sets_per_source_are_one_line_and_exit_2(args, needle, tiny_encoder_
 
 @pytest.mark.slow
 def test_train_runs_with_urielplus_on_the_bundled_task(table, tiny_encoder_dir, tmp_path):
-    from alchemy_tune.results import read_trials
+    from alchemy_tune.results.schema import read_trials
 
     out = tmp_path / "run"
     result = run_cli_process("train", "--uriel-source", "urielplus", "--model", tiny_encoder_dir, "--train-size", "16",

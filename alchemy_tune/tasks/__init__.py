@@ -10,8 +10,9 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from ..errors import UsageError
-from .base import SPLITS, Example, Task, TaskOptions, assign_roles, split_held_out, take_nested
+from alchemy_tune.core.errors import UsageError
+from alchemy_tune.tasks.base import (SPLITS, Example, Task, TaskOptions, assign_roles, split_held_out,
+    take_nested)
 
 __all__ = ["SPLITS", "Example", "Task", "TaskOptions", "TaskSpec", "TASKS", "declared_roles", "load_task",
            "resolve_languages", "take_nested"]
@@ -146,3 +147,20 @@ def declared_roles(name: str, options: TaskOptions) -> tuple[tuple[str, ...], tu
     seen, held = resolve_languages(name, options)
     val, test = split_held_out(name, seen, held, options.val, TASKS[name].val)
     return seen, val, test
+
+
+def task_languages(
+    name: str, options: TaskOptions,
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], str, list[str]]:
+    """(seen, val, unseen, where from, notes) of a load of task ``name`` with ``options``: the loaded task's
+    language groups and notes (the task's own, then the load's: languages left out of a split, dropped
+    rows, ...), or, when its data is not reachable (a paper task planned before the data is staged), the
+    groups the registry's lists give and its notes. Wrong language lists fail whatever the data."""
+    seen, val, unseen = declared_roles(name, options)
+    notes = list(TASKS[name].notes)
+    try:
+        loaded = load_task(name, options)  # the sizes the trials will load: proves the data is there
+    except UsageError as exc:
+        return seen, val, unseen, f"declared lists (data not loaded: {exc})", notes
+    return loaded.seen, loaded.val, loaded.unseen, "loaded", notes + list(loaded.notes)
+

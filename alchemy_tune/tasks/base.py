@@ -21,7 +21,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal, Mapping, Sequence
 
-from ..errors import UsageError
+from alchemy_tune.core.errors import UsageError
 
 TaskKind = Literal["classification", "pair_regression"]
 SPLITS = ("train", "dev", "test")

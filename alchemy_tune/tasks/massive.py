@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UsageError
-from . import release, resolve_languages
-from .base import Task, TaskOptions
-from .release import (
+from alchemy_tune.core.errors import UsageError
+from alchemy_tune.tasks import release, resolve_languages
+from alchemy_tune.tasks.base import Task, TaskOptions
+from alchemy_tune.tasks.release import (
     Row, build_task, check_fields, first_existing, index_labels, load_hub, read_jsonl,
     require_rows,
 )

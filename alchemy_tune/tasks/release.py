@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping, NamedTuple, Sequence
 from urllib.parse import urlparse
 
-from ..errors import UsageError
-from .base import Example, Task, TaskKind, TaskOptions, take_nested
-from .subsets import take_evaluation
+from alchemy_tune.core.errors import UsageError
+from alchemy_tune.tasks.base import Example, Task, TaskKind, TaskOptions, take_nested
+from alchemy_tune.tasks.subsets import take_evaluation
 
 HUB_PROBE_SECONDS = 5.0
 """How long to wait for a TCP connection to the hub before saying it cannot be reached."""
@@ -48,7 +48,7 @@ class Row(NamedTuple):
 # --------------------------------------------------------------------------- languages
 def uriel_mapping(languages: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     """Dataset code -> lang2vec code for every language, plus one note per code that needed a fallback."""
-    from ..codes import mapping_note, to_uriel
+    from alchemy_tune.languages.codes import mapping_note, to_uriel
 
     codes: dict[str, str] = {}
     notes: list[str] = []
@@ -101,7 +101,7 @@ def read_jsonl(path: Path, required: Sequence[str], *, cache: bool = True) -> li
             pass  # a damaged memo is rebuilt below
     rows = _parse_jsonl(path, required)
     if memo is not None:
-        from ..cache import atomic_file
+        from alchemy_tune.core.cache import atomic_file
 
         packed = [[int(row.where.rsplit(":", 1)[1])] + [row.values[k] for k in required] for row in rows]
         with contextlib.suppress(OSError):
@@ -111,7 +111,7 @@ def read_jsonl(path: Path, required: Sequence[str], *, cache: bool = True) -> li
 
 
 def _jsonl_memo_path(path: Path, required: Sequence[str]) -> Path | None:
-    from ..cache import cache_dir
+    from alchemy_tune.core.cache import cache_dir
 
     try:
         stat = path.stat()

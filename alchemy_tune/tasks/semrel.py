@@ -29,14 +29,14 @@ import math
 from pathlib import Path
 from typing import NamedTuple
 
-from ..errors import UsageError
-from . import TASKS, resolve_languages
-from .base import Example, Task, TaskOptions
-from .release import (
+from alchemy_tune.core.errors import UsageError
+from alchemy_tune.tasks import TASKS, resolve_languages
+from alchemy_tune.tasks.base import Example, Task, TaskOptions
+from alchemy_tune.tasks.release import (
     Row, build_task, check_fields, first_existing, load_hub, read_table, require_dir, require_rows,
     select_sizes,
 )
-from .subsets import score_band
+from alchemy_tune.tasks.subsets import score_band
 
 HUB_REPO = "SemRel/SemRel2024"
 COLUMNS = ("PairID", "Text", "Score")

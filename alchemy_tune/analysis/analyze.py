@@ -1,0 +1,328 @@
+"""Analysis of one or more runs: the tables behind ``alchemy-tune analyze``.
+
+Every function takes the loaded :class:`Runs` and returns a pandas DataFrame (possibly empty) plus,
+where something could not be computed, a note saying why. Scores are higher-is-better averages
+(accuracy, Pearson) taken at each trial's selected evaluation (``best_step``: chosen by the run's selection
+metric, never by test data; ``--at final`` uses the last one). Configurations are compared with their
+matched baselines in :mod:`alchemy_tune.analysis.paired`; plots live in ``plots.py``, the report and CLI in
+``analysis/report.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from alchemy_tune.core import constants as C
+from alchemy_tune.languages import langinfo
+from alchemy_tune.analysis import paired as P
+from alchemy_tune.core.errors import UsageError
+from alchemy_tune.results.schema import read_trials, values_at_steps
+from alchemy_tune.results.run_dir import read_metadata as read_run_meta
+
+ORACLE_PREFIX = "oracle_"  # a selection metric named oracle_<average> chose on test-language dev data
+
+
+@dataclass
+class Runs:
+    """Trials of every run analysed together, and each trial's per-language scores."""
+
+    dirs: list[str]
+    metric: str
+    at: str
+    trials: pd.DataFrame
+    langs: pd.DataFrame
+    """run_id, trial_id, split, lang, uriel_code, seen, role, value (primary metric at the selected step)."""
+    notes: list[str] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)
+    """run_id -> the run's kind in alchemy_run.json (search, confirm, train)."""
+    selections: list[str] = field(default_factory=list)
+    """The selection metric of each run (alchemy_run.json ``metric``)."""
+
+    @property
+    def average(self) -> str:
+        """The average that ranks trials (``oracle_dev_unseen`` ranks by ``dev_unseen``)."""
+        return self.metric.removeprefix(ORACLE_PREFIX)
+
+    @property
+    def split(self) -> str:
+        return self.average.split("_")[0]
+
+    def col(self, key: str) -> str:
+        """Trials column of an average at the selected evaluation: ``col("dev_unseen")``."""
+        return f"{self.at}_{key}"
+
+    @property
+    def score(self) -> str:
+        return self.col(self.average)
+
+    @property
+    def oracle(self) -> bool:
+        """Whether any trial (or the ranking asked for) selected on test-language dev data."""
+        t = self.trials
+        flagged = bool(t["oracle"].fillna(False).astype(bool).any()) if "oracle" in t else False
+        names = t["selection_metric"].dropna().astype(str) if "selection_metric" in t else pd.Series([], dtype=str)
+        chosen = [*names, *self.selections, self.metric]
+        # the test languages' own dev sets (in dev_unseen, dev_all) choosing anything makes these oracle results
+        return flagged or any(str(m).startswith(ORACLE_PREFIX) or str(m).endswith(("_unseen", "_all"))
+                              for m in chosen)
+
+    @property
+    def confirm_runs(self) -> list[str]:
+        return [run for run, kind in self.kinds.items() if kind == "confirm"]
+
+    def scores(self, split: str) -> pd.DataFrame:
+        """Per-language values of one split (``test``, ``dev``)."""
+        return self.langs[self.langs["split"] == split] if "split" in self.langs else self.langs
+
+
+# ----------------------------------------------------------------------------- loading
+def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best") -> Runs:
+    """Read every run; UsageError (one line) for a missing folder, a non-run, a newer schema, no trials.
+
+    ``metric`` ranks trials and configurations; None = the runs' own selection metric.
+    """
+    if at not in ("best", "final"):
+        raise UsageError(f"--at: {at!r} is not one of best, final")
+    trials, langs, notes, kinds, selections = [], [], [], {}, []
+    for run_dir in run_dirs:
+        meta = read_run_meta(run_dir)
+        kinds[meta.get("run_id", run_dir)] = meta.get("kind", "search")
+        selections.append(meta.get("metric"))
+        table = read_trials(run_dir)
+        if table.num_rows == 0:
+            notes.append(f"{run_dir}: no trial has reported yet")
+            continue
+        frame = table.to_pandas()
+        frame["run_dir"] = run_dir
+        frame["run_id"] = frame["run_id"].fillna(meta.get("run_id", run_dir))
+        trials.append(frame)
+        langs.append(_lang_scores(run_dir, table, at))
+    if not trials:
+        raise UsageError(f"{', '.join(run_dirs)}: empty run(s): no trial results yet "
+                         "(results/trials/)")
+    frame = pd.concat(trials, ignore_index=True, sort=False)
+    lang_frame = pd.concat(langs, ignore_index=True) if langs else pd.DataFrame()
+    metric = metric or _selection_metric(frame, selections)
+    if metric.startswith("test_"):
+        raise UsageError(f"--metric: {metric!r} would rank configurations on test data; use a dev_* average")
+    averages = sorted(c.removeprefix(f"{at}_") for c in frame.columns if c.startswith(f"{at}_") and c != f"{at}_step")
+    if f"{at}_{metric.removeprefix(ORACLE_PREFIX)}" not in frame:
+        raise UsageError(f"--metric: {metric!r} is not an average of these runs; valid: {', '.join(averages)}")
+    runs = Runs(list(run_dirs), metric, at, frame, lang_frame, notes, kinds, [m for m in selections if m])
+    runs.notes += status_notes(runs)
+    if runs.oracle:
+        runs.notes.insert(0, "ORACLE: trials were selected or ranked on test-language dev data "
+                          f"({metric}); these are not zero-shot results")
+    return runs
+
+
+def _selection_metric(trials: pd.DataFrame, from_meta: list) -> str:
+    """The runs' selection metric: the trials' ``selection_metric``, else alchemy_run.json's ``metric``."""
+    if "selection_metric" in trials and trials["selection_metric"].notna().any():
+        return str(trials["selection_metric"].dropna().mode().iloc[0])
+    named = [m for m in from_meta if m]
+    return named[0] if named else "dev_unseen"
+
+
+def _lang_scores(run_dir: str, trials: pa.Table, at: str) -> pd.DataFrame:
+    """Per-language primary-metric values (dev and test) at each trial's selected step, with each
+    language's role, streamed from the metrics files: only the chosen rows of each split are kept, so
+    memory follows trials × languages, not the table (see :func:`alchemy_tune.results.schema.values_at_steps`)."""
+    out_cols = ["run_id", "trial_id", "split", "lang", "uriel_code", "seen", "role", "value"]
+    picks = trials.select(["run_id", "trial_id", f"{at}_step", "primary_metric"]).rename_columns(
+        ["run_id", "trial_id", "step", "metric"])
+    picks = picks.filter(pc.field("step").is_valid() & pc.field("metric").is_valid())
+    frames = []
+    for split in ("dev", "test"):
+        frame = values_at_steps(run_dir, picks, split).to_pandas()
+        frame["split"] = split
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)[out_cols]
+
+
+def status_notes(runs: Runs) -> list[str]:
+    """What is missing: trials still running, failed (with their errors), pruned, without scores."""
+    t, notes = runs.trials, []
+    counts = t["status"].value_counts()
+    notes.append("trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    if counts.get(C.RUNNING, 0):
+        notes.append(f"{counts[C.RUNNING]} trial(s) still running: their scores are provisional")
+    for _, row in t[t["status"] == C.FAILED].iterrows():
+        last_line = (str(row.get("error") or "").strip().splitlines() or ["no error text"])[-1]
+        notes.append(f"failed {row['run_id']}/{row['trial_id']}: {last_line[:160]}")
+    if runs.score in t:
+        missing = int(t[runs.score].isna().sum())
+        if missing:
+            notes.append(f"{missing} trial(s) have no {runs.metric} value and are left out of the tables")
+    unfinished = int((~t["status"].isin([C.COMPLETED, C.DIVERGED])).sum())
+    if unfinished and unfinished < len(t):
+        notes.append(f"summary tables use finished (completed/diverged) trials only; the leaderboard "
+                     f"also lists the {unfinished} running, pruned or failed one(s)")
+    return notes
+
+
+# ----------------------------------------------------------------------------- statistics
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (beyond: a series in 1/df);
+# kept here because importing scipy.stats or scipy.special costs more than the whole analysis.
+_T975 = (12.7062047, 4.3026527, 3.1824463, 2.7764451, 2.5705818, 2.4469119, 2.3646243, 2.3060041,
+         2.2621572, 2.2281389, 2.2009852, 2.1788128, 2.1603687, 2.1447867, 2.1314495, 2.1199053, 2.1098156,
+         2.1009220, 2.0930241, 2.0859634, 2.0796138, 2.0738731, 2.0686576, 2.0638986, 2.0595386, 2.0555294,
+         2.0518305, 2.0484071, 2.0452296, 2.0422725)
+
+
+def t975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (error < 1e-4)."""
+    if df <= len(_T975):
+        return _T975[df - 1]
+    z = 1.959963985
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2) + (
+        3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
+
+
+def mean_ci(values) -> tuple[float, float, int]:
+    """(mean, half-width of the t-based 95% confidence interval, n); the half-width is NaN when n < 2."""
+    arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    n = len(arr)
+    if n == 0:
+        return math.nan, math.nan, 0
+    if n < 2:
+        return float(arr[0]), math.nan, 1
+    return float(arr.mean()), float(t975(n - 1) * arr.std(ddof=1) / math.sqrt(n)), n
+
+
+def _grouped(frame: pd.DataFrame, by: list[str], columns: dict[str, str]) -> pd.DataFrame:
+    """mean, ±CI and n of each value column per group (as :func:`mean_ci`); ``columns`` maps source column ->
+    output name. Vectorised: a search of thousands of configurations has thousands of groups."""
+    if frame.empty:
+        return pd.DataFrame()
+    keys = [frame[b] for b in by]
+    sizes = frame.groupby(keys, dropna=False, sort=True).size()
+    out = sizes.index.to_frame(index=False, name=by)
+    for src, name in columns.items():
+        stats = pd.to_numeric(frame[src], errors="coerce").groupby(keys, dropna=False, sort=True).agg(
+            ["mean", "std", "count"]).reindex(sizes.index)
+        n = stats["count"].to_numpy(dtype=int)
+        half = [t975(k - 1) * sd / math.sqrt(k) if k >= 2 else math.nan for k, sd in zip(n, stats["std"])]
+        out[name] = np.where(n > 0, stats["mean"].to_numpy(dtype=float), math.nan)
+        out[f"{name}_ci"] = half
+    out["n"] = sizes.to_numpy()
+    return out
+
+
+def _scored(runs: Runs, *, finished: bool = True) -> pd.DataFrame:
+    """Trials with a score; with ``finished``, only those that ran to the end (completed or diverged)
+    when there are any, since a pruned, failed or running trial's score is from a shorter training."""
+    t = runs.trials
+    t = t[t[runs.score].notna()] if runs.score in t else t.iloc[0:0]
+    done = t[t["status"].isin([C.COMPLETED, C.DIVERGED])]
+    return done if finished and len(done) else t
+
+
+# ----------------------------------------------------------------------------- tables
+def leaderboard(runs: Runs, top: int = 10) -> pd.DataFrame:
+    t = _scored(runs, finished=False).sort_values(runs.score, ascending=False).head(top)
+    split = runs.split
+    cols = {"run_id": "run", "trial_id": "trial", "status": "status", runs.score: runs.metric,
+            runs.col(f"{split}_seen"): f"{split}_seen", runs.col(f"{split}_unseen"): f"{split}_unseen",
+            f"{runs.at}_step": "step", "config_id": "config", "replicate": "replicate", "cfg_lambda": "lambda",
+            "cfg_lambda_schedule": "schedule", "cfg_uriel_features": "uriel_features",
+            "cfg_projection": "projection", "cfg_train_size": "train_size", "cfg_lr": "lr",
+            "cfg_seed": "seed"}
+    cols = {k: v for k, v in cols.items() if k in t}
+    out = t[list(dict.fromkeys(cols))].rename(columns=cols).reset_index(drop=True)
+    out.insert(0, "rank", range(1, len(out) + 1))
+    if runs.oracle:
+        out.insert(1, "selection", "oracle")
+    return out
+
+
+def units(runs: Runs, *, only_runs: list[str] | None = None, split: str = "test") -> P.Units:
+    """Finished trials' per-language ``split`` scores, keyed for pairing (optionally some runs only)."""
+    t = _scored(runs)
+    t = t[t["status"].isin([C.COMPLETED, C.DIVERGED])]
+    scores = runs.scores(split)
+    if only_runs is not None:
+        t, scores = t[t["run_id"].isin(only_runs)], scores[scores["run_id"].isin(only_runs)]
+    return P.Units(t, scores, score_col=runs.score)
+
+
+def comparisons(u: P.Units) -> tuple[pd.DataFrame, str | None]:
+    """Every configuration against its matched plain fine-tuning baseline (test-split scores)."""
+    if "cfg_lambda" not in u.trials:
+        return pd.DataFrame(), "no cfg_lambda column: cannot tell plain fine-tuning apart"
+    table = P.baseline_comparisons(u)
+    if table.empty:
+        return table, "every configuration is plain fine-tuning (λ=0): nothing to compare"
+    missing = int((table["baseline"] != "matched").sum())
+    note = (f"{missing} configuration(s) have no matched baseline: no Δ is shown for them (an unpaired "
+            "difference would mix in other settings)") if missing else None
+    return table, note
+
+
+def dimensions(u: P.Units) -> dict[str, tuple[pd.DataFrame, str | None]]:
+    """For every searched setting but λ (compared in ``comparisons``): its values against the reference."""
+    return {P.short(c): P.dimension_comparisons(u, c) for c in u.searched if c != "cfg_lambda"}
+
+
+def config_key(u: P.Units, row: pd.Series) -> str | None:
+    """The Units key of a comparisons row (rows are labelled by their configuration)."""
+    for key, first in u.records.items():
+        if P.label(first, u.searched) == row["configuration"]:
+            return key
+    return None
+
+
+def scaling(runs: Runs) -> tuple[pd.DataFrame, str | None]:
+    """Unseen score against training size per language, one series per configuration of the other
+    searched settings (no series pools different values of another setting)."""
+    t = _scored(runs)
+    if "cfg_train_size" not in t or t["cfg_train_size"].nunique() < 1:
+        return pd.DataFrame(), "no cfg_train_size column"
+    others = [c for c in P.searched_columns(t) if c != "cfg_train_size"]
+    setting = t.apply(lambda r: P.label(r, others), axis=1) if len(t) else pd.Series([], dtype=str)
+    t = t.assign(setting=setting, train_size=t["cfg_train_size"].fillna(-1).astype(int))
+    table = _grouped(t, ["setting", "train_size"], {runs.col(f"{runs.split}_unseen"): "unseen"})
+    note = None if t["train_size"].nunique() > 1 else "only one training size in these runs: no curve"
+    return table, note
+
+
+def per_language_scores(u: P.Units, key: str | None, name: str) -> pd.DataFrame:
+    """Mean test score per language of the focus configuration and of its matched plain fine-tuning,
+    over their common seeds."""
+    if key is None:
+        return pd.DataFrame()
+    treated, base = u.of_config(key), u.baseline_of(key)
+    rows = []
+    for role in u.roles:
+        if role not in treated or role not in base:
+            continue
+        seeds = treated[role].columns.intersection(base[role].columns)
+        rows.append(pd.DataFrame({P.PLAIN: base[role][seeds].mean(axis=1), name: treated[role][seeds].mean(axis=1)})
+                    .assign(role=role).rename_axis("lang").reset_index())
+    if not rows:
+        return pd.DataFrame()
+    table = pd.concat(rows, ignore_index=True)
+    table.insert(0, "language", [langinfo.label(lang, lang) for lang in table["lang"]])
+    table["seen"] = table["role"] == "seen"
+    return table.sort_values(["seen", "lang"], ascending=[False, True]).reset_index(drop=True)
+
+
+def pareto_front(runs: Runs) -> pd.DataFrame:
+    """Trials no other trial beats on both seen and unseen score."""
+    seen, unseen = runs.col(f"{runs.split}_seen"), runs.col(f"{runs.split}_unseen")
+    t = _scored(runs)
+    t = t[t[seen].notna() & t[unseen].notna()]
+    if t.empty:
+        return pd.DataFrame()
+    pts = t[[seen, unseen]].to_numpy()
+    keep = [not np.any(np.all(pts >= p, axis=1) & np.any(pts > p, axis=1)) for p in pts]
+    front = t[keep].sort_values(seen)
+    cols = {"run_id": "run", "trial_id": "trial", seen: "seen", unseen: "unseen", "cfg_lambda": "lambda",
+            "cfg_uriel_features": "uriel_features"}
+    return front[[c for c in cols if c in front]].rename(columns=cols).reset_index(drop=True)

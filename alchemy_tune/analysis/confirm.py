@@ -1,0 +1,262 @@
+"""Confirmation runs: re-run a search's best configurations and their matched baselines on fresh seeds.
+
+The best configuration of a search is the maximum of many noisy draws, so its own score is biased
+upward. ``alchemy-tune confirm RUN_DIR --top K --repeats R`` picks the K best configurations of the source
+run by the run's selection metric (mean over their replicates; never test data), adds each one's matched
+plain fine-tuning baseline (λ = 0, constant schedule, every other setting the same), and runs all of them
+with R training seeds that the source run never used, as a new run (``kind: confirm``) whose
+``alchemy_run.json`` names the source run. Its test-language scores are the numbers to quote; ``analyze``
+bases its verdict on confirmation runs when it is given any.
+
+The configurations are run by the ordinary search (Ray Tune, the study journal, the result tables): a
+space file written into the new run pins what they share and lists what differs, and the search runs
+exactly the chosen configurations, in order, without pruning.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass
+
+import pandas as pd
+
+from alchemy_tune.analysis import paired as P
+from alchemy_tune.core.errors import UsageError
+
+SPACE_FILE = "confirm-space.yaml"
+ORACLE_PREFIX = "oracle_"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a confirmation run will train."""
+
+    configs: list[dict]
+    """Every Ray trial's config, in order: each chosen configuration and baseline × each seed."""
+    chosen: list[dict]
+    """The K configurations (without seed), best first, with their source selection score."""
+    baselines: list[dict]
+    seeds: list[int]
+    metric: str
+    source: dict
+
+
+def _source_frame(run_dir: str) -> tuple[dict, pd.DataFrame]:
+    from alchemy_tune.results.schema import read_trials
+    from alchemy_tune.results.run_dir import read_metadata as read_run_meta
+
+    meta = read_run_meta(run_dir)
+    rows = read_trials(run_dir).to_pylist()
+    if not rows:
+        raise UsageError(f"{run_dir}: no trial results yet (results/trials.parquet): nothing to confirm")
+    return meta, pd.DataFrame(rows, dtype=object)
+
+
+def _config_of(row: pd.Series) -> dict:
+    """The TrialConfig values of a trials-table row (cfg_* columns), as plain Python values."""
+    out = {}
+    for column, value in row.items():
+        if column.startswith("cfg_"):
+            value = P.hashable(value)
+            out[column[4:]] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def plan(run_dir: str, *, top: int, repeats: int, first_seed: int | None = None) -> Plan:
+    """Choose the configurations and seeds; UsageError (one line) when there is nothing to confirm."""
+    from alchemy_tune.trial.config import TrialConfig
+
+    if top < 1:
+        raise UsageError(f"--top: must be a positive integer, got {top}")
+    if repeats < 1:
+        raise UsageError(f"--repeats: must be a positive integer, got {repeats}")
+    meta, trials = _source_frame(run_dir)
+    metric = str(meta.get("metric") or "dev_select")
+    if "selection_metric" in trials and trials["selection_metric"].notna().any():
+        metric = str(trials["selection_metric"].dropna().iloc[0])
+    if metric.removeprefix(ORACLE_PREFIX).startswith("test_"):
+        raise UsageError(f"{run_dir}: selection metric {metric!r} is test data; cannot choose with it")
+    score = f"best_{metric.removeprefix(ORACLE_PREFIX)}"
+    done = trials[:0]
+    if score in trials:
+        done = trials[(trials["status"] == "completed") & trials[score].notna()]
+    if done.empty:
+        raise UsageError(f"{run_dir}: no completed trial with a {metric} score: nothing to confirm")
+    identity = P.identity_columns(done)
+    done = done.assign(_config=P.config_keys(done, identity), _score=done[score].astype(float))
+    treated = done[~P.is_plain(done).astype(bool)]
+    if treated.empty:
+        raise UsageError(f"{run_dir}: every completed trial is plain fine-tuning (λ=0): nothing to confirm")
+    ranking = treated.groupby("_config")["_score"].mean().sort_values(ascending=False, kind="stable")
+    mode = str(meta.get("mode") or "max")
+    if mode == "min":
+        ranking = ranking.iloc[::-1]
+    chosen = []
+    for key in ranking.index[:top]:
+        config = _config_of(treated[treated["_config"] == key].iloc[0])
+        config.pop("seed", None)
+        chosen.append({"config": config, "score": float(ranking[key]),
+                       "replicates": int((treated["_config"] == key).sum())})
+    baselines = _baselines([c["config"] for c in chosen], done)
+    used = pd.to_numeric(trials.get("cfg_seed", pd.Series(dtype=object)), errors="coerce").dropna()
+    base = first_seed if first_seed is not None else (int(used.max()) + 1 if len(used) else TrialConfig.seed)
+    if first_seed is not None and set(range(base, base + repeats)) & set(int(s) for s in used):
+        raise UsageError(f"--seed {base}: seeds {base}..{base + repeats - 1} overlap the source run's seeds "
+                         f"{sorted(set(int(s) for s in used))}; confirmation needs fresh ones")
+    seeds = list(range(base, base + repeats))
+    configs = [{**c, "seed": s} for c in [c["config"] for c in chosen] + baselines for s in seeds]
+    for config in configs:  # every config must still be valid here (e.g. a model folder that moved)
+        TrialConfig.from_dict(config, source=f"{run_dir}: configuration")
+    source = {"run_id": meta.get("run_id"), "run_dir": os.path.abspath(run_dir) if "://" not in run_dir
+              else run_dir, "metric": metric, "oracle": _is_oracle(metric, trials)}
+    return Plan(configs, chosen, baselines, seeds, metric, source)
+
+
+def _is_oracle(metric: str, trials: pd.DataFrame) -> bool:
+    flagged = "oracle" in trials and trials["oracle"].fillna(False).astype(bool).any()
+    return bool(flagged or metric.startswith(ORACLE_PREFIX) or metric.endswith(("_unseen", "_all")))
+
+
+def _baselines(chosen: list[dict], done: pd.DataFrame) -> list[dict]:
+    """Each chosen configuration's plain fine-tuning twin, once per distinct baseline.
+
+    Settings that only shape the URIEL loss are taken from the source run's own plain fine-tuning trial
+    with the same other settings when there is one (so it is the very baseline the search ran), else they
+    keep the chosen configuration's values; λ = 0 with a constant schedule makes them inert.
+    """
+    plain = done[P.is_plain(done).astype(bool)]
+    out, seen = [], set()
+    for config in chosen:
+        rest = tuple(sorted((k, repr(v)) for k, v in config.items() if k not in P.URIEL_KEYS))
+        if rest in seen:
+            continue
+        seen.add(rest)
+        twin = {**config, "lambda": 0.0, "lambda_schedule": "constant"}
+        for _, row in plain.iterrows():
+            candidate = _config_of(row)
+            candidate.pop("seed", None)
+            if tuple(sorted((k, repr(v)) for k, v in candidate.items() if k not in P.URIEL_KEYS)) == rest:
+                twin = candidate
+                break
+        out.append(twin)
+    return out
+
+
+def space_document(p: Plan, settings: dict) -> dict:
+    """The confirmation run's space: shared values fixed, differing ones categorical (the search enqueues
+    exactly ``p.configs``, so the categoricals only declare what may appear)."""
+    doc: dict = {"description": f"confirmation of {p.source['run_id']}: top {len(p.chosen)} by {p.metric} "
+                                f"and their matched baselines, seeds {p.seeds}",
+                 "search": {"sampler": "grid", "pruner": "none", "trials": len(p.configs), "metric": p.metric,
+                            **settings}}
+    keys = list(dict.fromkeys(k for c in p.configs for k in c))
+    for key in keys:
+        values = []
+        for config in p.configs:
+            value = config.get(key)
+            if not any(_same(value, v) for v in values):
+                values.append(value)
+        doc[key] = values[0] if len(values) == 1 else {"type": "categorical", "choices": values}
+    return doc
+
+
+def _same(a, b) -> bool:
+    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
+
+
+def describe(p: Plan) -> list[str]:
+    oracle = " [ORACLE selection]" if p.source["oracle"] else ""
+    lines = [f"confirming the top {len(p.chosen)} configuration(s) of {p.source['run_id']} by {p.metric} "
+             f"with seeds {', '.join(map(str, p.seeds))}{oracle}"]
+    varying = [k for k in p.configs[0] if k != "seed"
+               and len({json.dumps(c.get(k), sort_keys=True, default=str) for c in p.configs}) > 1]
+    for i, c in enumerate(p.chosen, 1):
+        shown = ", ".join(f"{k}={c['config'].get(k)}" for k in varying) or "the only configuration"
+        lines.append(f"  #{i}: {shown}  ({p.metric} {c['score']:.4f}, "
+                     f"mean of {c['replicates']} source trial(s))")
+    for b in p.baselines:
+        shown = ", ".join(f"{k}={b.get(k)}" for k in varying if k not in P.URIEL_KEYS or k == "lambda")
+        lines.append(f"  baseline: plain fine-tuning ({shown or 'λ=0'})")
+    return lines
+
+
+def summary_lines(run_dir: str) -> list[str]:
+    """The confirmation run's test-language scores and verdict, from its own tables."""
+    from alchemy_tune.analysis import analyze as A
+
+    runs = A.load_runs([run_dir])
+    u = A.units(runs)
+    table, note = A.comparisons(u)
+    lines = ["", ("[ORACLE selection] " if runs.oracle else "") + "confirmed test scores (fresh seeds; Δ vs "
+             "matched plain fine-tuning, 95% bootstrap CI, Holm-corrected Wilcoxon p):"]
+    scored = A._scored(runs)
+    for key, first in u.configs.iterrows():
+        mine = scored[P.config_keys(scored, u.identity) == key]
+        name = P.PLAIN if u.plain[key] else P.label(first, u.searched)
+        line = (f"  {name}: test_unseen {mine['best_test_unseen'].mean():.4f}, "
+                f"test_seen {mine['best_test_seen'].mean():.4f} over {len(mine)} seed(s)")
+        row = table[table["configuration"] == P.label(first, u.searched)] if not table.empty else table
+        if not u.plain[key] and len(row) and not math.isnan(row.iloc[0]["Δunseen"]):
+            r = row.iloc[0]
+            line += (f"; Δunseen {r['Δunseen']:+.4f} [{r['Δunseen_lo']:+.4f}, {r['Δunseen_hi']:+.4f}] "
+                     f"p={r['p_holm_unseen']:.3g}")
+        lines.append(line)
+    if note:
+        lines.append(f"  ({note})")
+    lines += ["", *P.verdict(table, confirmed=True, oracle=runs.oracle)]
+    return lines
+
+
+def run_confirmation(p: Plan, source_dir: str, *, top: int, repeats: int, storage: str | None = None,
+                     name: str | None = None, cpus_per_trial: float | None = None,
+                     gpus_per_trial: float | None = None, max_concurrent: int | None = None,
+                     address: str | None = None, num_cpus: int | None = None, max_failures: int = 2):
+    """Run plan ``p`` as a confirmation run beside its source (``STORAGE/confirm-<source name>`` by default),
+    its resources the source run's unless given; returns (run folder, the search's outcome). On a bad input
+    found once the search starts, a run folder this made is removed again: nothing half-written."""
+    from alchemy_tune.results.run_dir import is_uri, local_path, new_run_dir, read_metadata, run_name
+    from alchemy_tune.results.run_dir import write_bytes_atomic
+    from alchemy_tune.tuning.search import SearchRequest, run_search
+
+    source = read_metadata(source_dir)
+    src = source_dir.rstrip("/")
+    storage = storage or (src.rsplit("/", 1)[0] if is_uri(src) else os.path.dirname(local_path(src)))
+    name = run_name(name) if name else f"confirm-{src.rsplit('/', 1)[-1]}"
+    run_dir = new_run_dir(storage, name, "choose another --name")
+    resources = source.get("resources") or {}
+    gpus = gpus_per_trial if gpus_per_trial is not None else resources.get("gpu", 0)
+    settings = {"cpus_per_trial": cpus_per_trial or resources.get("cpu") or 1, "gpus_per_trial": gpus,
+                "max_concurrent": max_concurrent or source.get("max_concurrent")}
+    settings = {k: v for k, v in settings.items() if v is not None}
+    space_path = f"{run_dir}/{SPACE_FILE}"
+    created = not is_uri(run_dir) and not os.path.exists(run_dir)
+    write_bytes_atomic(space_path, json.dumps(space_document(p, settings), indent=1).encode())  # JSON is YAML
+    link = {"source_run": p.source, "confirm": {"top": top, "repeats": repeats, "seeds": p.seeds,
+                                                "configurations": [c["config"] for c in p.chosen],
+                                                "baselines": p.baselines}}
+    request = SearchRequest(space_path=space_path if not is_uri(space_path) else _local_copy(space_path),
+                            storage=storage, name=name, address=address, num_cpus=num_cpus,
+                            max_failures=max_failures, configs=tuple(p.configs), kind="confirm", meta=link)
+    try:
+        return run_dir, run_search(request)
+    except UsageError:
+        if created:  # nothing half-written: the folder held only the space file
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _local_copy(space_uri: str) -> str:
+    """The search reads its space file locally: a remote run keeps a copy in the local cache."""
+    from alchemy_tune.core.cache import cache_dir
+    from alchemy_tune.results.run_dir import resolve
+
+    path = cache_dir() / "confirm-spaces" / space_uri.replace("://", "_").replace("/", "_")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fs, root = resolve(space_uri)
+    with fs.open_input_stream(root) as handle:
+        path.write_bytes(handle.read())
+    return str(path)
+

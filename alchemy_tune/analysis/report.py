@@ -1,0 +1,191 @@
+"""The analysis of run(s) as tables, notes and a verdict (:func:`compute`), and as a report folder:
+``report.md`` opening with the verdict, PNG plots and ``tables.json`` (:func:`write_report`). The
+``analyze`` command prints the same tables."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from alchemy_tune.analysis import analyze as A
+from alchemy_tune.analysis import paired as P
+from alchemy_tune.analysis import plots
+from alchemy_tune.analysis.importance import param_importance
+from alchemy_tune.core.aligned import aligned_lines
+
+
+def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[str]]:
+    """Every table of the analysis, per table a note when it is empty or approximate, and the verdict."""
+    tables, notes = {"leaderboard": A.leaderboard(runs, top)}, {}
+
+    def put(name, result):
+        table, note = result
+        tables[name] = table
+        if note:
+            notes[name] = note
+
+    u = A.units(runs)
+    put("comparisons", A.comparisons(u))
+    for dim, result in A.dimensions(u).items():
+        put(f"by:{dim}", result)
+    # The verdict and the per-language detail come from confirmation runs when there are any: their seeds
+    # are fresh, so the chosen configuration's score is not the maximum of the draws that chose it.
+    confirmed = runs.confirm_runs
+    v_units = A.units(runs, only_runs=confirmed) if confirmed else u
+    v_table = A.comparisons(v_units)[0] if confirmed else tables["comparisons"]
+    verdict = P.verdict(v_table, confirmed=bool(confirmed), oracle=runs.oracle)
+    if confirmed:
+        tables["confirmed"] = v_table
+    best = P.focus(v_table)
+    key = A.config_key(v_units, best) if best is not None else None
+    name = best["configuration"] if best is not None else ""
+    tables["language_deltas"] = P.language_table(v_units, key) if key else pd.DataFrame()
+    tables["family_deltas"] = P.grouped_language_deltas(v_units, key, "family") if key else pd.DataFrame()
+    tables["script_deltas"] = P.grouped_language_deltas(v_units, key, "script") if key else pd.DataFrame()
+    tables["per_language"] = A.per_language_scores(v_units, key, name)
+    for table in ("language_deltas", "family_deltas", "script_deltas", "per_language"):
+        notes[table] = (f"{name} vs its matched plain fine-tuning baseline (test split)" if key else
+                        "no configuration with a matched baseline")
+    put("scaling", A.scaling(runs))
+    put("importance", param_importance(runs.trials, runs.score, importance))
+    tables["pareto_front"] = A.pareto_front(runs)
+    if runs.oracle:  # every table says so, in every format
+        for table in tables.values():
+            if not table.empty and "selection" not in table:
+                table.insert(0, "selection", "oracle")
+    return tables, notes, verdict
+
+
+TITLES = {
+    "leaderboard": "Leaderboard (trials, by the selection metric)",
+    "comparisons": "Paired comparisons: each configuration vs its matched plain fine-tuning baseline "
+                   "(test split; unseen = test languages)",
+    "confirmed": "Confirmation runs: the same comparisons on fresh seeds",
+    "scaling": "Scaling (training size)",
+    "language_deltas": "Per-language gain of the best configuration",
+    "family_deltas": "Gain by language family (test languages)", "script_deltas": "Gain by script (test languages)",
+    "per_language": "Per-language test scores", "importance": "Parameter importance",
+    "pareto_front": "Pareto front (seen vs unseen)",
+}
+
+
+def title(name: str) -> str:
+    if name.startswith("by:"):
+        return f"{name[3:]}: each value vs the reference value, all else equal (paired by seed)"
+    return TITLES[name]
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if value.is_integer() and abs(value) < 1e6:
+            return str(int(value))
+        return f"{value:.4f}" if abs(value) >= 1e-3 else f"{value:.3g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return "" if value is None else str(value)
+
+
+def text_table(table: pd.DataFrame) -> str:
+    """Plain aligned text; numbers right-aligned."""
+    cells = [[_cell(v) for v in row] for row in table.itertuples(index=False)]
+    numeric = {i for i, c in enumerate(table.columns) if pd.api.types.is_numeric_dtype(table[c])}
+    return "\n".join(aligned_lines(table.columns, cells, right=numeric))
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    rows = [[_cell(v).replace("|", "\\|") for v in row] for row in table.itertuples(index=False)]
+    head = "| " + " | ".join(map(str, table.columns)) + " |"
+    return "\n".join([head, "|" + "---|" * len(table.columns)] + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def records(table: pd.DataFrame) -> list[dict]:
+    return json.loads(table.to_json(orient="records", force_ascii=False, date_format="iso"))
+
+
+SHOWN = ("leaderboard", "comparisons", "confirmed", "language_deltas", "family_deltas", "script_deltas",
+         "scaling", "importance", "pareto_front")
+
+
+def shown(tables) -> list[str]:
+    """Tables in reading order: the comparisons, one per searched setting, then the details."""
+    names = [n for n in SHOWN if n in tables]
+    dims = [n for n in tables if n.startswith("by:")]
+    at = names.index("comparisons") + 1 if "comparisons" in names else len(names)
+    return names[:at] + dims + names[at:]
+
+
+def _interval(mean, lo, hi) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return ""
+    return f"{mean:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+
+
+def compact(table: pd.DataFrame) -> pd.DataFrame:
+    """Human view of a table: ``Δ [lo, hi]`` in one cell, p-values beside it (JSON/CSV keep the numbers)."""
+    if table.empty:
+        return table
+    out = table.copy()
+    for mean in [c for c in table.columns if f"{c}_lo" in table and f"{c}_hi" in table]:
+        out[mean] = [_interval(m, lo, hi) for m, lo, hi in zip(table[mean], table[f"{mean}_lo"],
+                                                                table[f"{mean}_hi"])]
+        out = out.drop(columns=[f"{mean}_lo", f"{mean}_hi"])
+    for role in P.ROLES:
+        if f"p_holm_{role}" in out:  # next to its Δ
+            cols = [c for c in out.columns if c != f"p_holm_{role}"]
+            cols.insert(cols.index(f"p_{role}") + 1, f"p_holm_{role}")
+            out = out[cols]
+    if "configuration" in out:  # the searched settings come first; the label says the same in one cell
+        keep = ["selection"] if "selection" in out else []
+        out = out[keep + list(out.columns[list(out.columns).index("configuration"):])]
+    return out.drop(columns=[c for c in out.columns if c.startswith("languages_")])
+
+
+def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: str) -> list[Path]:
+    """report.md (opening with the verdict) + PNG plots + tables.json in ``out``; returns the PNG paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    primary = runs.trials["primary_metric"].dropna() if "primary_metric" in runs.trials else pd.Series([])
+    split = runs.split
+    label = f"test {primary.iloc[0] if len(primary) else 'score'}"
+    seen, unseen = runs.col(f"{split}_seen"), runs.col(f"{split}_unseen")
+    tag = "ORACLE selection (saw test-language dev data)" if runs.oracle else ""
+    made = {
+        "per_language": plots.per_language(tables["per_language"], label, out / "per_language.png", tag=tag),
+        "comparisons": plots.deltas(tables["comparisons"], "configuration", "Δ vs plain fine-tuning",
+                                    out / "comparisons.png", tag=tag),
+        "confirmed": plots.deltas(tables.get("confirmed", pd.DataFrame()), "configuration",
+                                  "Confirmed: Δ vs plain fine-tuning (fresh seeds)", out / "confirmed.png", tag=tag),
+        "scaling": plots.scaling(tables["scaling"], split, out / "scaling.png", tag=tag),
+        "pareto_front": plots.pareto(A._scored(runs), seen, unseen, tables["pareto_front"], split,
+                                     out / "pareto.png", tag=tag),
+        "language_deltas": plots.language_deltas(tables["language_deltas"], out / "language_deltas.png", tag=tag),
+        "importance": plots.importance(tables["importance"], importance, out / "importance.png", tag=tag),
+    }
+    for name in (n for n in tables if n.startswith("by:")):
+        dim = name[3:]
+        made[name] = plots.deltas(tables[name], "configuration", f"{dim}: Δ vs {dim} at its reference value",
+                                  out / f"by_{dim}.png", tag=tag)
+    lines = ["# alchemy-tune analysis" + (" — ORACLE selection" if runs.oracle else ""), "", "## Verdict", ""]
+    lines += [f"{sentence}" for sentence in verdict] + [""]
+    lines += [f"Runs: {', '.join(runs.dirs)}  ",
+              f"Ranking: `{runs.metric}` at each trial's {runs.at} evaluation (never test data). Δ = configuration "
+              "− matched plain fine-tuning (λ=0, same other settings), paired by training seed and language on "
+              "the test split; CI: 95% bootstrap over languages and seeds; p: Wilcoxon signed-rank across "
+              "languages, Holm-corrected over the configurations of each table.", ""]
+    lines += [f"- {n}" for n in runs.notes] + [""]
+    for name in shown(tables) + ["per_language"]:
+        lines += [f"## {title(name)}", ""]
+        if notes.get(name):
+            lines += [f"_{notes[name]}_", ""]
+        if made.get(name):
+            lines += [f"![{title(name)}]({made[name].name})", ""]
+        lines += [markdown_table(compact(tables[name])) if not tables[name].empty else "_nothing to show_", ""]
+    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    (out / "tables.json").write_text(json.dumps({"verdict": verdict, "oracle": runs.oracle,
+                                                 "tables": {k: records(v) for k, v in tables.items()}},
+                                                indent=1, ensure_ascii=False), encoding="utf-8")
+    return [p for p in made.values() if p is not None]

@@ -1,0 +1,80 @@
+"""``alchemy-tune analyze RUN_DIR [RUN_DIR ...]``: terminal tables, a Markdown report with PNG plots.
+
+Tables go to stdout (``--format table`` aligned text, ``csv`` or ``json``); the report (``report.md``,
+``*.png``, ``tables.json``) goes to ``--out`` (default ``RUN_DIR/report`` of the first run).
+Several runs (e.g. one per seed) are pooled: confidence intervals then span them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+from pathlib import Path
+
+from alchemy_tune.analysis import analyze as A
+from alchemy_tune.analysis.importance import EVALUATORS
+from alchemy_tune.analysis.report import compact, compute, records, shown, text_table, title, write_report
+from alchemy_tune.core.errors import UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folder(s) (local path or URI)")
+    parser.add_argument("--out", default=None,
+                        help="report folder (default: RUN_DIR/report of the first run)")
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                        help="how the tables are printed")
+    parser.add_argument("--metric", default=None,
+                        help="dev average that ranks trials and chooses the detailed configuration "
+                             "(default: the runs' selection metric, e.g. dev_select)")
+    parser.add_argument("--at", choices=("best", "final"), default="best",
+                        help="each trial's evaluation to use: best dev objective, or the last one")
+    parser.add_argument("--top", type=int, default=10, help="leaderboard rows")
+    parser.add_argument("--importance", choices=EVALUATORS, default="ped-anova",
+                        help="parameter-importance evaluator (fanova/mdi need scikit-learn)")
+    parser.add_argument("--no-report", action="store_true", help="print the tables only")
+
+
+def print_tables(tables, notes, general, verdict, fmt: str) -> None:
+    if fmt == "json":
+        payload = {"verdict": verdict, "notes": general, "table_notes": notes,
+                   "tables": {k: records(v) for k, v in tables.items()}}
+        print(json.dumps(payload, indent=1, ensure_ascii=False))
+        return
+    if fmt == "csv":
+        for line in verdict + general:
+            print(f"# note: {line}")
+        for name, table in tables.items():
+            buffer = io.StringIO()
+            table.to_csv(buffer, index=False)
+            print(f"# {name}\n{buffer.getvalue()}")
+        return
+    print("== Verdict ==")
+    for line in verdict:
+        print(line)
+    print()
+    for note in general:
+        print(f"note: {note}")
+    for name in shown(tables):
+        print(f"\n== {title(name)} ==")
+        if notes.get(name):
+            print(f"({notes[name]})")
+        print(text_table(compact(tables[name])) if not tables[name].empty else "(nothing to show)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        raise UsageError(f"--top: must be a positive integer, got {args.top}")
+    runs = A.load_runs(args.run_dirs, metric=args.metric, at=args.at)
+    tables, notes, verdict = compute(runs, top=args.top, importance=args.importance)
+    print_tables(tables, notes, runs.notes, verdict, args.format)
+    if not args.no_report:
+        first = args.run_dirs[0]
+        if args.out is None and "://" in first:
+            raise UsageError(f"{first}: a remote run needs --out DIR for the report")
+        out = Path(args.out or os.path.join(first, "report"))
+        pngs = write_report(runs, tables, notes, verdict, out, args.importance)
+        if args.format == "table":
+            print(f"\nreport: {out / 'report.md'} ({len(pngs)} plots)")
+    return 0

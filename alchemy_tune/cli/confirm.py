@@ -1,0 +1,42 @@
+"""``alchemy-tune confirm RUN_DIR --top K --repeats R``: re-run the best configurations on fresh seeds."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR",
+                        help="the search run whose best configurations to confirm")
+    parser.add_argument("--top", type=int, default=1,
+                        help="how many of the best configurations (by the run's selection metric, never "
+                             "test) to re-run, each with its matched baseline")
+    parser.add_argument("--repeats", type=int, default=3, help="fresh training seeds per configuration")
+    parser.add_argument("--seed", type=int, help="first seed (default: one above the source run's largest)")
+    parser.add_argument("--storage", help="results root (default: the folder holding RUN_DIR)")
+    parser.add_argument("--name", help="run name (default: confirm-<source run name>)")
+    parser.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default: the source run's)")
+    parser.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (default: the source run's)")
+    parser.add_argument("--max-concurrent", type=int, help="most trials at once (default: the source run's)")
+    parser.add_argument("--address", help="join this Ray cluster; default: embedded Ray")
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+    parser.add_argument("--max-failures", type=int, default=2, help="retries of a crashed trial")
+    parser.add_argument("--dry-run", action="store_true", help="show what would run, run nothing")
+
+
+def run(args: argparse.Namespace) -> int:
+    from alchemy_tune.analysis.confirm import describe, plan, run_confirmation, summary_lines
+
+    p = plan(args.run_dir, top=args.top, repeats=args.repeats, first_seed=args.seed)
+    print("\n".join(describe(p)), flush=True)
+    if args.dry_run:
+        return 0
+    run_dir, outcome = run_confirmation(
+        p, args.run_dir, top=args.top, repeats=args.repeats, storage=args.storage, name=args.name,
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
+        address=args.address, num_cpus=args.num_cpus, max_failures=args.max_failures)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
+    print(f"\nconfirmation finished: {counts}")
+    print("\n".join(summary_lines(run_dir)))
+    print(f"\nresults: {run_dir}  (`alchemy-tune analyze {run_dir}`)")
+    return 0

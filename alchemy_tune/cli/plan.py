@@ -1,0 +1,143 @@
+"""``alchemy-tune plan``: a dry run of a search space — nothing is trained.
+
+Prints the trial count, the selection metric, the task's three language groups (seen, validation, test)
+with their URIEL codes, coverage and mapping notes, and the configuration each trial would run (every trial
+of a grid; the sampled parameters and their ranges otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from alchemy_tune.trial.config import TrialConfig
+from alchemy_tune.core.aligned import aligned_lines
+from alchemy_tune.tasks import task_languages
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", help="search-space YAML file, or the name of a shipped space (e.g. paper-grid; "
+                        "default: default)")
+    parser.add_argument("--task", default=None, help="override the space's task")
+    parser.add_argument("--data-dir", default=None, help="folder with the dataset's release files")
+    parser.add_argument("--trials", type=int, default=None, help="trials for a non-grid space (default: the space's)")
+    parser.add_argument("--show", type=int, default=60, help="at most this many trial rows")
+
+
+def selection_line(metric: str, val: tuple[str, ...]) -> str:
+    """What chooses, in words; an oracle metric says so loudly."""
+    from alchemy_tune.core import constants as C
+
+    if C.is_oracle(metric):
+        return (f"selection metric: {metric} — ORACLE: chooses on the test languages' own dev data, so their "
+                "test scores are not zero-shot; every table and report of this run says 'oracle'")
+    groups = {C.SELECT: "seen + validation languages" if val else
+              "seen languages (no validation languages, so = dev_seen)",
+              "dev_seen": "seen languages", "dev_val": "validation languages"}
+    return (f"selection metric: {metric} (dev split of the {groups.get(metric, metric)}; the test languages "
+            "never choose)")
+
+
+def language_table(seen, val, unseen, feature_sets: list[str], missing: str) -> list[str]:
+    """Per language: its code and coverage in both URIEL sources side by side — the sets the space uses,
+    and the other source's default sets — so a choice of source can be judged language by language."""
+    from alchemy_tune.languages import uriel, urielplus
+    from alchemy_tune.languages.codes import mapping_note, to_uriel
+    from alchemy_tune.languages.vectors import DEFAULT_FEATURES, load_table, source_note
+
+    per_source = {"lang2vec": [s for s in feature_sets if s in uriel.FEATURE_SETS],
+                  "urielplus": [s for s in feature_sets if s in urielplus.FEATURE_SETS]}
+    for source, sets in per_source.items():
+        sets.extend([] if sets else DEFAULT_FEATURES[source].split("+"))
+    l2v, plus = load_table("lang2vec"), load_table("urielplus")
+    header = (["language", "group", "uriel"] + [f"coverage {s}" for s in per_source["lang2vec"]]
+              + ["URIEL+"] + [f"URIEL+ {s}" for s in per_source["urielplus"]] + ["note"])
+    rows = []
+    for lang in list(seen) + list(val) + list(unseen):
+        code = to_uriel(lang)
+        cover = [f"{l2v.coverage(spec, [code])[code]:.2f}" for spec in per_source["lang2vec"]]
+        if code in plus:
+            plus_cells = [plus.glottocode(code)] + [f"{plus.coverage(spec, [code])[code]:.2f}"
+                                                    for spec in per_source["urielplus"]]
+        else:
+            plus_cells = ["-"] + ["none"] * len(per_source["urielplus"])
+        notes = "; ".join(n for n in (mapping_note(lang), source_note(code, "urielplus")) if n)
+        group = "seen" if lang in seen else "val" if lang in val else "TEST"
+        rows.append([lang, group, code, *cover, *plus_cells, notes])
+    return aligned_lines(header, rows) + [f"(missing URIEL values: {missing})"]
+
+
+def trial_seeds(space) -> str:
+    seed = space.params["seed"].value if "seed" in space.params and space.params["seed"].kind == "fixed" \
+        else TrialConfig.seed
+    k = space.settings.repeats
+    return ", ".join(str(seed + r) for r in range(min(k, 4))) + (", ..." if k > 4 else "")
+
+
+def run(args: argparse.Namespace) -> int:
+    from alchemy_tune.tuning.space import default_space
+    from alchemy_tune.tuning.space_file import load_space
+
+    overrides = {k: v for k, v in (("task", args.task), ("data_dir", args.data_dir)) if v is not None}
+    return print_plan(load_space(args.space or default_space(), overrides), args.trials, args.show)
+
+
+def print_plan(space, trials: int | None = None, show: int = 60) -> int:
+    """What a search over ``space`` would run, without training; shared by `plan` and `--dry-run`."""
+    from alchemy_tune.tuning.space import check_trial_config
+
+    s = space.settings
+    grid = space.grid()
+    n = len(grid) if grid is not None else (trials or s.trials)
+    print(f"space {space.path}: {space.description}".rstrip(": "))
+    objective = s.objectives or ((s.metric, s.mode),)
+    print(f"objective {', '.join(f'{m} ({d})' for m, d in objective)}; sampler {s.sampler}; pruner {s.pruner}; "
+          f"{s.cpus_per_trial} CPU + {s.gpus_per_trial} GPU per trial; max concurrent {s.max_concurrent or 'auto'}")
+    if grid is not None:
+        print(f"trials: {n} (the full grid)")
+    else:
+        print(f"trials: {n if n else 'as given by --trials'} (sampled; the space has continuous parameters)")
+
+    # without a grid only the shared values are known: rules between fields wait for whole trial configs
+    base = check_trial_config(grid[0]) if grid else TrialConfig.from_dict(space.fixed(), combinations=False)
+    seen, val, unseen, source, notes = task_languages(base.task, base.task_options())
+    if grid is not None:
+        specs = {c.get("uriel_features", base.uriel_features) for c in grid}
+    elif "uriel_features" in space.params:
+        specs = set(space.params["uriel_features"].values() or [base.uriel_features])
+    else:
+        specs = {base.uriel_features}
+    # Coverage per feature *set* keeps the table narrow when a space explores many '+'-combinations.
+    sets = sorted({part for spec in specs for part in spec.split("+")})
+    for metric, _ in objective:
+        print(selection_line(metric, val))
+    if getattr(s, "repeats", 1) > 1:
+        print(f"repeats: {s.repeats} training seeds per configuration ({trial_seeds(space)}), "
+              f"{n * s.repeats if n else 'trials x repeats'} trials in all; the sampler and pruner see their mean")
+    print(f"\ntask {base.task}: {len(seen)} seen (trained on), {len(val)} validation (dev chooses), "
+          f"{len(unseen)} test languages (never choose) ({source})")
+    print(f"  seen:       {' '.join(seen) or '-'}\n  validation: {' '.join(val) or '-'}\n  test:       "
+          f"{' '.join(unseen) or '-'}")
+    print("\n".join(language_table(seen, val, unseen, sets, base.missing)))
+    from alchemy_tune.languages.codes import mapping_note
+
+    shown = {mapping_note(lang) for lang in seen + val + unseen}  # already in the table's note column
+    notes = [note for note in notes if note not in shown]
+    if notes:
+        print("notes on the data:\n" + "\n".join(f"  - {note}" for note in notes))
+
+    print("\nfixed for every trial: " + ", ".join(f"{k}={v}" for k, v in space.fixed().items()))
+    if grid is None:
+        print("sampled parameters:")
+        for p in space.params.values():
+            if p.kind != "fixed":
+                cond = f"  (only when {', '.join(f'{k} in {list(v)}' for k, v in p.when.items())})" if p.when else ""
+                print(f"  {p.name}: {p.describe()}{cond}")
+        return 0
+    varying = [k for k in dict.fromkeys(k for c in grid for k in c)
+               if len({repr(c.get(k)) for c in grid}) > 1]
+    rows = [[i] + [c.get(k, "-") for k in varying] for i, c in enumerate(grid[:show])]
+    for config in grid:
+        check_trial_config(config)  # every trial of the grid must be a valid trial
+    print("\n".join(aligned_lines(["trial"] + varying, rows)))
+    if len(grid) > show:
+        print(f"... and {len(grid) - show} more (--show N)")
+    return 0

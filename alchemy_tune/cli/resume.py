@@ -1,0 +1,30 @@
+"""``alchemy-tune resume RUN_DIR``: continue a search whose driver died, or extend a finished one."""
+
+from __future__ import annotations
+
+import argparse
+
+from alchemy_tune.core.errors import UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="the search's run folder (STORAGE/NAME)")
+    parser.add_argument("--address", help="join this Ray cluster ('auto' on a cluster node); default: embedded Ray")
+    parser.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+    parser.add_argument("--trials", type=int, help="raise the search's trial count to N (extend a finished search)")
+    parser.add_argument("--retry-errored", action="store_true",
+                        help="run errored trials again from their last checkpoint")
+
+
+def run(args: argparse.Namespace) -> int:
+    from alchemy_tune.results.run_dir import read_metadata
+
+    if args.trials is not None and args.trials < 1:
+        raise UsageError(f"--trials: must be at least 1, got {args.trials}")
+    read_metadata(args.run_dir)  # not a run folder: said before Ray's and Optuna's imports
+    from alchemy_tune.tuning.resume import resume_search
+    from alchemy_tune.cli.search import print_outcome
+
+    print_outcome(resume_search(args.run_dir, address=args.address, num_cpus=args.num_cpus, trials=args.trials,
+                                retry_errored=args.retry_errored))
+    return 0

@@ -1,0 +1,35 @@
+"""The run folder of one ``alchemy-tune train --out DIR`` trial: the same layout a search writes (alchemy_run.json,
+the Parquet tables, TensorBoard events), so ``analyze`` and every reader treat it like a one-trial run."""
+
+from __future__ import annotations
+
+import time
+from typing import Mapping
+
+from alchemy_tune.results.run_dir import join, write_metadata
+from alchemy_tune.results.tensorboard import TensorBoardLogger
+from alchemy_tune.results.writer import ResultsWriter
+
+
+class TrainRunSink:
+    """Results and TensorBoard events of one ``alchemy-tune train --out DIR`` trial, in the run layout."""
+
+    def __init__(self, run_dir: str, config):
+        self.config = config.to_dict()
+        meta = write_metadata(run_dir, "train", task=config.task, space=None, metric="dev_select", mode="max",
+                              objectives=[["dev_select", "max"]], sampler="none", pruner="none")
+        self.trial_id = "train"
+        self.started = time.time()
+        self.writer = ResultsWriter(run_dir, meta["run_id"])
+        self.tb = TensorBoardLogger(join(run_dir, "tensorboard", self.trial_id))
+
+    def report(self, metrics: Mapping) -> None:
+        self.writer.add_report(self.trial_id, self.config, metrics)
+        self.tb.log(metrics)
+        self.writer.flush()
+
+    def close(self, outcome) -> None:
+        self.writer.end_trial(self.trial_id, outcome.status, error=outcome.reason,
+                              wall_seconds=time.time() - self.started)
+        self.writer.close(compact_after=True)
+        self.tb.close()

@@ -1,0 +1,251 @@
+"""Optuna pruners that really stop Ray Tune trials.
+
+Ray's searchers cannot stop a running trial; only a Tune ``TrialScheduler`` can. So pruning lives in
+:class:`OptunaPruningScheduler`: on every result it reports the trial's dev metric to its Optuna trial
+(``Trial.report``), asks the study's pruner (``Trial.should_prune``) and answers ``STOP`` when it says so.
+The Optuna trial is marked with the step it was pruned at; :class:`~alchemy_tune.tuning.searcher.OptunaSearcher`
+then tells Optuna ``PRUNED``, and the results record ``pruned`` with that step.
+
+Intermediate values are keyed by the evaluation index (1, 2, ...), not the optimiser step, so trials with
+different batch sizes are compared at the same amount of data seen (evals happen at fixed fractions of
+an epoch). Every pruner, Wilcoxon included, gets the objective (a mean over languages) as its intermediate
+value, so a pruned trial's value for the sampler is that mean. Wilcoxon pairs *instances*: each evaluation
+also stores the objective group's per-language dev scores in one user attribute (``lang_scores:<eval>``:
+one journal write, however many languages), and :class:`PerEvaluationWilcoxonPruner` compares them with
+the best trial's scores *at the same evaluation* — the same languages repeat across evaluations, so pooling
+evaluations would count each language several times.
+
+Trials send their per-language scores through Tune as one JSON string (:func:`alchemy_tune.tuning.trainable.langs_of`);
+a nested dict, or Tune's *flattened* form of one (``langs/<lang>/<split>/<metric>`` keys), is read as well
+(:func:`objective_langs`).
+
+``asha`` is Ray's own ``AsyncHyperBandScheduler`` with the same bookkeeping; a trial that reaches ASHA's
+top rung (``max_t`` = the trial's last evaluation) or its own end is completed, not pruned.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import optuna
+from optuna.study import StudyDirection
+from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
+
+from alchemy_tune.core import constants as C
+from alchemy_tune.core.errors import UsageError
+from alchemy_tune.core.numbers import is_finite_number
+from alchemy_tune.tuning.settings import check_name
+from alchemy_tune.tuning.trainable import langs_of
+
+logger = logging.getLogger(__name__)
+
+LANG_SCORES_ATTR = "lang_scores:"  # + evaluation index -> the objective group's per-language dev scores
+PRUNED_AT_ATTR = "pruned_at_step"
+PRUNED_BY_ATTR = "pruned_by"
+EVAL_INDEX = "training_iteration"  # Ray counts reports per trial, checkpoint restores included
+
+
+def build_pruner(name: str, *, mode: str = "max", n_startup_trials: int = 2, n_warmup_steps: int = 1,
+                 options: Mapping[str, Any] | None = None) -> optuna.pruners.BasePruner:
+    """The Optuna pruner called ``name`` (``asha`` and ``none`` give a ``NopPruner``).
+
+    ``options`` are passed to the pruner's constructor (e.g. ``{"percentile": 25}``).
+    """
+    options = dict(options or {})
+    check_name("pruner", name)
+    try:
+        if name in ("none", "asha"):
+            return optuna.pruners.NopPruner()
+        if name == "median":
+            return optuna.pruners.MedianPruner(**{"n_startup_trials": n_startup_trials,
+                                                  "n_warmup_steps": n_warmup_steps, **options})
+        if name == "percentile":
+            return optuna.pruners.PercentilePruner(**{"percentile": 25.0, "n_startup_trials": n_startup_trials,
+                                                      "n_warmup_steps": n_warmup_steps, **options})
+        if name == "successive-halving":
+            return optuna.pruners.SuccessiveHalvingPruner(**{"min_resource": 1, "reduction_factor": 3, **options})
+        if name == "hyperband":
+            return optuna.pruners.HyperbandPruner(**{"min_resource": 1, "reduction_factor": 3, **options})
+        if name == "threshold":
+            # Scores are means of accuracy/F1/Pearson; a trial at or below 0 (or NaN) has learnt nothing.
+            bound = {"lower": 0.0} if mode == "max" else {"upper": 1e9}
+            return optuna.pruners.ThresholdPruner(**{**bound, "n_warmup_steps": n_warmup_steps, **options})
+        if name == "patient":
+            # Stop a trial whose metric has not improved for `patience` evaluations, after the median rule.
+            inner = optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
+            return optuna.pruners.PatientPruner(inner, **{"patience": 1, **options})
+        return PerEvaluationWilcoxonPruner(**{"p_threshold": 0.1, "n_startup_steps": 1, **options})
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"pruner {name!r}: bad option(s) {options} ({exc})") from None
+
+
+def _nested_langs(report: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``report["langs"]``, rebuilt from Tune's flattened ``langs/<lang>/<key>/...`` keys when needed."""
+    nested = langs_of(report)
+    if isinstance(nested, Mapping):
+        return nested
+    out: dict[str, Any] = {}
+    prefix = C.LANGS + "/"
+    for key, value in report.items():
+        if isinstance(key, str) and key.startswith(prefix):
+            node = out
+            *path, leaf = key[len(prefix):].split("/")
+            for part in path:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+    return out
+
+
+def objective_langs(report: Mapping[str, Any], metric: str) -> list[tuple[str, float]]:
+    """Per-language dev scores of the objective's group, sorted by language code (stable pairing).
+
+    ``dev_select`` is the seen and validation languages; ``oracle_dev_unseen`` the test languages.
+    ``report`` is a trial's report, nested or flattened by Tune."""
+    split, _, group = C.report_key(metric).partition("_")
+    roles = C.SELECT_ROLES if metric == C.SELECT else C.ROLES if group == "all" else (group,)
+    primary = report.get(C.PRIMARY_METRIC)
+    pairs = []
+    for lang, info in sorted(_nested_langs(report).items()):
+        if not isinstance(info, Mapping) or C.lang_role(info) not in roles:
+            continue
+        value = (info.get(split) or {}).get(primary)
+        if isinstance(value, (int, float)):
+            pairs.append((lang, float(value)))
+    return pairs
+
+
+class PerEvaluationWilcoxonPruner(optuna.pruners.BasePruner):
+    """Optuna's Wilcoxon rule, applied to one evaluation at a time.
+
+    At the trial's latest evaluation e, its per-language scores (``lang_scores:<e>``) are paired with the
+    best completed trial's scores at evaluation e; the trial is pruned when a one-sided Wilcoxon signed-rank
+    test says it is worse (p < ``p_threshold``), unless its mean at e is at least the best trial's mean at e
+    (the same safety rule as Optuna's, on like-for-like numbers). No pruning before evaluation
+    ``n_startup_steps`` or with fewer than two paired languages.
+    """
+
+    def __init__(self, *, p_threshold: float = 0.1, n_startup_steps: int = 1):
+        if not 0.0 < float(p_threshold) <= 1.0:
+            raise ValueError(f"p_threshold must be in (0, 1], got {p_threshold}")
+        if int(n_startup_steps) < 0:
+            raise ValueError(f"n_startup_steps must be >= 0, got {n_startup_steps}")
+        self._p_threshold, self._n_startup_steps = float(p_threshold), int(n_startup_steps)
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        import numpy as np
+        from scipy import stats
+
+        step = trial.last_step
+        if step is None or step < self._n_startup_steps:
+            return False
+        mine = trial.user_attrs.get(f"{LANG_SCORES_ATTR}{step}")
+        try:
+            best = study.best_trial
+        except ValueError:
+            return False
+        theirs = best.user_attrs.get(f"{LANG_SCORES_ATTR}{step}")
+        if not isinstance(mine, Mapping) or not isinstance(theirs, Mapping):
+            return False
+        common = sorted(set(mine) & set(theirs))
+        if len(common) < 2:
+            return False
+        a = np.array([mine[k] for k in common], dtype=float)
+        b = np.array([theirs[k] for k in common], dtype=float)
+        if not (np.isfinite(a).all() and np.isfinite(b).all()):
+            return False
+        maximize = study.direction == StudyDirection.MAXIMIZE
+        if (a.mean() >= b.mean()) if maximize else (a.mean() <= b.mean()):
+            return False
+        # zsplit: all-equal pairs give p = 1 instead of an error
+        p = stats.wilcoxon(a - b, alternative="less" if maximize else "greater", zero_method="zsplit").pvalue
+        return bool(p < self._p_threshold)
+
+
+def ending(result: Mapping[str, Any]) -> bool:
+    """The trial's own last report (it ran to its end), or Tune's final result."""
+    return result.get(C.STATUS) == C.COMPLETED or bool(result.get("done"))
+
+
+class _PruningMixin:
+    """Reports each result to Optuna, asks its pruner, and marks the Optuna trial when a trial is stopped."""
+
+    def _setup(self, study_handle, metric: str, per_language: bool) -> None:
+        self._handle = study_handle
+        self._metric_name = metric
+        self._per_language = per_language
+
+    def _report_and_ask(self, trial_id: str, result: Mapping[str, Any]) -> bool:
+        """Report ``result`` to the trial's Optuna trial; True if its pruner says stop."""
+        if result.get(C.STATUS) == C.DIVERGED:
+            return False  # it ends by itself and keeps its own status (and its NaN stays out of the curves)
+        frozen = self._handle.frozen(trial_id)
+        if frozen is None:
+            return False
+        if frozen.state.is_finished() or (self._handle.repeats > 1 and frozen.user_attrs.get(PRUNED_BY_ATTR)):
+            # Already told (a resumed driver re-running a trial Tune had not yet recorded as ended), or a
+            # replicate of a pruned configuration: stop it; its status stays what the study says.
+            return True
+        if self._handle.multi_objective:
+            return False  # Optuna has no intermediate values for multi-objective studies
+        otrial = self._handle.optuna_trial(trial_id)
+        eval_index = int(result.get(EVAL_INDEX) or 1)
+        value = result.get(C.report_key(self._metric_name))
+        # Median/Percentile/Threshold treat NaN as worse than anything
+        values = {eval_index: float(value) if is_finite_number(value) else float("nan")}
+        if self._handle.repeats > 1:  # the configuration's mean over its replicates
+            values = self._handle.aggregate(trial_id, eval_index, values)
+            if values is None:
+                return False  # waiting for the other replicates at this evaluation
+        if eval_index not in frozen.intermediate_values:  # a trial restored from a checkpoint repeats steps
+            if self._per_language:  # (under repeats: the scores of the replicate that completed the mean)
+                scores = dict(objective_langs(result, self._metric_name))
+                otrial.set_user_attr(f"{LANG_SCORES_ATTR}{eval_index}", scores)
+            otrial.report(values[eval_index], eval_index)
+        # The final evaluation is reported (later trials are compared with it) but never pruned.
+        return not ending(result) and bool(otrial.should_prune())
+
+    def _mark_pruned(self, trial_id: str, result: Mapping[str, Any], by: str) -> None:
+        step = result.get(C.STEP)
+        self._handle.set_trial_attr(trial_id, PRUNED_AT_ATTR, int(step) if isinstance(step, int) else None)
+        self._handle.set_trial_attr(trial_id, PRUNED_BY_ATTR, by)
+        logger.info("trial %s pruned by %s at step %s", trial_id, by, step)
+
+
+class OptunaPruningScheduler(_PruningMixin, FIFOScheduler):
+    """FIFO order; stops a trial when the study's Optuna pruner says so."""
+
+    def __init__(self, study_handle, metric: str, pruner_name: str):
+        super().__init__()
+        self._setup(study_handle, metric, per_language=pruner_name == "wilcoxon")
+        self._pruner_name = pruner_name
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if self._report_and_ask(trial.trial_id, result):
+            frozen = self._handle.frozen(trial.trial_id)
+            if not frozen.state.is_finished() and PRUNED_AT_ATTR not in frozen.user_attrs:
+                self._mark_pruned(trial.trial_id, result, self._pruner_name)
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
+
+
+class AshaPruningScheduler(_PruningMixin, AsyncHyperBandScheduler):
+    """Ray's ASHA deciding; Optuna still gets the curves and the PRUNED state."""
+
+    def __init__(self, study_handle, metric: str, max_t: int, grace_period: int = 1, reduction_factor: float = 3):
+        # metric and mode reach ASHA from TuneConfig (Tune refuses them twice)
+        AsyncHyperBandScheduler.__init__(self, time_attr=EVAL_INDEX, max_t=max(max_t, grace_period),
+                                         grace_period=grace_period,
+                                         reduction_factor=reduction_factor)
+        self._setup(study_handle, metric, per_language=False)
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if result.get(C.STATUS) == C.DIVERGED or not is_finite_number(result.get(C.report_key(self._metric_name))):
+            return TrialScheduler.CONTINUE  # ASHA cannot rank NaN; the trial ends as diverged by itself
+        self._report_and_ask(trial.trial_id, result)  # the curves, for the dashboard; ASHA decides
+        decision = AsyncHyperBandScheduler.on_trial_result(self, tune_controller, trial, result)
+        # ASHA also says STOP at its top rung (max_t); a trial stopped there ran its whole budget.
+        at_top = int(result.get(EVAL_INDEX) or 0) >= self._max_t
+        if decision == TrialScheduler.STOP and not ending(result) and not at_top:
+            self._mark_pruned(trial.trial_id, result, "asha")
+        return decision
