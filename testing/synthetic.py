@@ -9,7 +9,6 @@ check that the analysis recovers it and pairs by seed. Nothing here trains a mod
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import random
 from typing import Iterator
@@ -17,8 +16,9 @@ from typing import Iterator
 from alchemy_tune.core import constants as C
 from alchemy_tune.trial.config import TrialConfig
 from alchemy_tune.results.writer import ResultsWriter
-from alchemy_tune.results.run_dir import resolve
-from alchemy_tune.results.run_dir import RUN_FILE as RUN_META
+
+from alchemy_tune.core.settings import SearchSettings
+from alchemy_tune.results.run_record import RunRecord
 
 # (dataset code, URIEL code, seen, role): role seen | val (chooses, never trained on) | unseen (test)
 DEFAULT_LANGS = (("eng", "eng", True, "seen"), ("fra", "fra", True, "seen"), ("hin", "hin", True, "seen"),
@@ -90,15 +90,10 @@ SELECTION = "dev_select"  # the default selection metric: seen + validation lang
 
 def write_meta(run_dir: str, run_id: str, kind: str = "search", metric: str | None = None) -> None:
     """The run's alchemy_run.json, as the search writes it."""
-    fs, root = resolve(run_dir)
-    fs.create_dir(root, recursive=True)
     metric = metric or (SELECTION if SELECTION in C.AVERAGE_KEYS else "dev_unseen")
-    meta = {"schema": 1, "run_id": run_id, "kind": kind, "task": "bible-genre",
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(), "space": None, "metric": metric,
-            "mode": "max", "objectives": [[metric, "max"]], "sampler": "tpe", "pruner": "none",
-            "versions": {"alchemy_tune": "synthetic"}}
-    with fs.open_output_stream(f"{root}/{RUN_META}") as handle:
-        handle.write(json.dumps(meta).encode())
+    RunRecord(kind=kind, run_id=run_id, created=_dt.datetime.now(_dt.timezone.utc).isoformat(),
+              versions={"alchemy_tune": "synthetic"}, task="bible-genre",
+              settings=SearchSettings(metric=metric, sampler="tpe", pruner="none")).write(run_dir)
 
 
 def make_run(run_dir: str, *, n_trials: int = 8, n_langs: int = 8, n_evals: int = 4, seed: int = 0,

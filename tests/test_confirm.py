@@ -12,7 +12,8 @@ from alchemy_tune.analysis.confirm import plan
 from alchemy_tune.trial.config import TrialConfig
 from alchemy_tune.results.schema import read_trials
 from alchemy_tune.results.writer import ResultsWriter
-from alchemy_tune.results.run_dir import write_metadata
+from alchemy_tune.core.settings import SearchSettings
+from alchemy_tune.results.run_record import RunRecord
 from testing.reports import make_report
 from testing.searches import TINY
 
@@ -23,8 +24,8 @@ SOURCE = ((0.0, 1, 0.00, 0.00), (0.0, 2, 0.00, 0.00), (1.0, 1, 0.01, 0.30), (1.0
 
 def _source_run(root, model: str) -> str:
     run_dir = str(root / "search-1")
-    write_metadata(run_dir, "search", run_id="search-1", metric="dev_seen", mode="max",
-                   resources={"cpu": 1, "gpu": 0}, max_concurrent=2)
+    RunRecord.new("search", run_id="search-1",
+                  settings=SearchSettings(metric="dev_seen", max_concurrent=2, trials=6)).write(run_dir)
     writer = ResultsWriter(run_dir, "search-1")
     for i, (lam, seed, dev, test) in enumerate(SOURCE):
         config = TrialConfig.from_dict({**TINY, "model": model, "lr": 1e-3, "lambda": lam, "seed": seed}).to_dict()

@@ -19,7 +19,7 @@ from alchemy_tune.tuning.pruning import (LANG_SCORES_ATTR, PRUNED_AT_ATTR, Optun
     build_pruner, objective_langs)
 from alchemy_tune.tuning.journal import JOURNAL
 from alchemy_tune.tuning.search import SearchRequest, run_search
-from alchemy_tune.tuning.settings import PRUNERS
+from alchemy_tune.core.settings import PRUNERS
 from alchemy_tune.tuning.space_file import load_space
 
 TESTS = Path(__file__).resolve().parent

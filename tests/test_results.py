@@ -22,7 +22,7 @@ from alchemy_tune.results.store import SCHEMA_VERSION
 from alchemy_tune.results.schema import METRICS_SCHEMA, compact, read_metrics, read_steps, read_trials
 from alchemy_tune.results import writer as results_writer
 from alchemy_tune.results.writer import ResultsWriter
-from alchemy_tune.results.run_dir import read_metadata as read_run_meta
+from alchemy_tune.results.run_record import RunRecord
 from testing.reports import LANGS, make_report
 
 @pytest.fixture
@@ -257,10 +257,10 @@ def test_newer_schema_and_non_runs_are_usage_errors(run_dir, tmp_path):
     with pytest.raises(UsageError, match="schema version 99 is newer"):
         read_trials(run_dir)
     with pytest.raises(UsageError, match="no such directory"):
-        read_run_meta(str(tmp_path / "nope"))
+        RunRecord.read(str(tmp_path / "nope"))
     (tmp_path / "plain").mkdir()
     with pytest.raises(UsageError, match="not a run"):
-        read_run_meta(str(tmp_path / "plain"))
+        RunRecord.read(str(tmp_path / "plain"))
 
 
 def test_bad_reports_and_statuses_are_rejected(run_dir):

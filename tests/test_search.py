@@ -19,7 +19,7 @@ from alchemy_tune.tuning.searcher import CONFIG_ATTR, RAY_ID_ATTR, StudyHandle
 from alchemy_tune.tuning.samplers import build_sampler
 from alchemy_tune.tuning.journal import JOURNAL
 from alchemy_tune.tuning.search import SearchRequest, run_search
-from alchemy_tune.tuning.settings import SAMPLERS
+from alchemy_tune.core.settings import SAMPLERS
 from alchemy_tune.tuning.space_file import load_space
 from testing.cli import one_line_error, run_cli
 from testing.searches import TINY, check_configurations_see_replicate_means, write_space

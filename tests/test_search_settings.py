@@ -10,7 +10,7 @@ import pytest
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tuning.samplers import build_sampler
 from alchemy_tune.tuning.pruning import build_pruner
-from alchemy_tune.tuning.settings import CMAES_ONE_OBJECTIVE, SearchSettings, check_settings
+from alchemy_tune.core.settings import CMAES_ONE_OBJECTIVE, SearchSettings, check_settings
 from alchemy_tune.tuning.space_file import load_space
 from testing.cli import one_line_error, run_cli
 

@@ -13,7 +13,7 @@ import pytest
 
 from alchemy_tune.trial.config import TrialConfig
 from alchemy_tune.core.errors import UsageError
-from alchemy_tune.tuning.settings import SAMPLERS, SearchSettings
+from alchemy_tune.core.settings import SAMPLERS, SearchSettings
 from alchemy_tune.tuning.space import check_trial_config
 from alchemy_tune.tuning.space_file import load_space
 from alchemy_tune.languages.uriel import parse_feature_spec

@@ -23,7 +23,7 @@ from alchemy_tune.languages import langinfo
 from alchemy_tune.analysis import paired as P
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.results.schema import read_trials, values_at_steps
-from alchemy_tune.results.run_dir import read_metadata as read_run_meta
+from alchemy_tune.results.run_record import RunRecord
 
 ORACLE_PREFIX = "oracle_"  # a selection metric named oracle_<average> chose on test-language dev data
 
@@ -91,16 +91,16 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
         raise UsageError(f"--at: {at!r} is not one of best, final")
     trials, langs, notes, kinds, selections = [], [], [], {}, []
     for run_dir in run_dirs:
-        meta = read_run_meta(run_dir)
-        kinds[meta.get("run_id", run_dir)] = meta.get("kind", "search")
-        selections.append(meta.get("metric"))
+        record = RunRecord.read(run_dir)
+        kinds[record.run_id or run_dir] = record.kind
+        selections.append(record.metric)
         table = read_trials(run_dir)
         if table.num_rows == 0:
             notes.append(f"{run_dir}: no trial has reported yet")
             continue
         frame = table.to_pandas()
         frame["run_dir"] = run_dir
-        frame["run_id"] = frame["run_id"].fillna(meta.get("run_id", run_dir))
+        frame["run_id"] = frame["run_id"].fillna(record.run_id or run_dir)
         trials.append(frame)
         langs.append(_lang_scores(run_dir, table, at))
     if not trials:

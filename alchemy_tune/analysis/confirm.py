@@ -44,15 +44,15 @@ class Plan:
     source: dict
 
 
-def _source_frame(run_dir: str) -> tuple[dict, pd.DataFrame]:
+def _source_frame(run_dir: str):
+    from alchemy_tune.results.run_record import RunRecord
     from alchemy_tune.results.schema import read_trials
-    from alchemy_tune.results.run_dir import read_metadata as read_run_meta
 
-    meta = read_run_meta(run_dir)
+    record = RunRecord.read(run_dir)
     rows = read_trials(run_dir).to_pylist()
     if not rows:
         raise UsageError(f"{run_dir}: no trial results yet (results/trials.parquet): nothing to confirm")
-    return meta, pd.DataFrame(rows, dtype=object)
+    return record, pd.DataFrame(rows, dtype=object)
 
 
 def _config_of(row: pd.Series) -> dict:
@@ -73,8 +73,8 @@ def plan(run_dir: str, *, top: int, repeats: int, first_seed: int | None = None)
         raise UsageError(f"--top: must be a positive integer, got {top}")
     if repeats < 1:
         raise UsageError(f"--repeats: must be a positive integer, got {repeats}")
-    meta, trials = _source_frame(run_dir)
-    metric = str(meta.get("metric") or "dev_select")
+    record, trials = _source_frame(run_dir)
+    metric = record.metric
     if "selection_metric" in trials and trials["selection_metric"].notna().any():
         metric = str(trials["selection_metric"].dropna().iloc[0])
     if metric.removeprefix(ORACLE_PREFIX).startswith("test_"):
@@ -91,7 +91,7 @@ def plan(run_dir: str, *, top: int, repeats: int, first_seed: int | None = None)
     if treated.empty:
         raise UsageError(f"{run_dir}: every completed trial is plain fine-tuning (λ=0): nothing to confirm")
     ranking = treated.groupby("_config")["_score"].mean().sort_values(ascending=False, kind="stable")
-    mode = str(meta.get("mode") or "max")
+    mode = record.mode
     if mode == "min":
         ranking = ranking.iloc[::-1]
     chosen = []
@@ -110,7 +110,7 @@ def plan(run_dir: str, *, top: int, repeats: int, first_seed: int | None = None)
     configs = [{**c, "seed": s} for c in [c["config"] for c in chosen] + baselines for s in seeds]
     for config in configs:  # every config must still be valid here (e.g. a model folder that moved)
         TrialConfig.from_dict(config, source=f"{run_dir}: configuration")
-    source = {"run_id": meta.get("run_id"), "run_dir": os.path.abspath(run_dir) if "://" not in run_dir
+    source = {"run_id": record.run_id, "run_dir": os.path.abspath(run_dir) if "://" not in run_dir
               else run_dir, "metric": metric, "oracle": _is_oracle(metric, trials)}
     return Plan(configs, chosen, baselines, seeds, metric, source)
 
@@ -217,19 +217,19 @@ def run_confirmation(p: Plan, source_dir: str, *, top: int, repeats: int, storag
     """Run plan ``p`` as a confirmation run beside its source (``STORAGE/confirm-<source name>`` by default),
     its resources the source run's unless given; returns (run folder, the search's outcome). On a bad input
     found once the search starts, a run folder this made is removed again: nothing half-written."""
-    from alchemy_tune.results.run_dir import is_uri, local_path, new_run_dir, read_metadata, run_name
+    from alchemy_tune.results.run_dir import is_uri, local_path, run_name
+    from alchemy_tune.results.run_record import RunRecord, new_run_dir
     from alchemy_tune.results.run_dir import write_bytes_atomic
     from alchemy_tune.tuning.search import SearchRequest, run_search
 
-    source = read_metadata(source_dir)
+    source = RunRecord.read(source_dir)
     src = source_dir.rstrip("/")
     storage = storage or (src.rsplit("/", 1)[0] if is_uri(src) else os.path.dirname(local_path(src)))
     name = run_name(name) if name else f"confirm-{src.rsplit('/', 1)[-1]}"
     run_dir = new_run_dir(storage, name, "choose another --name")
-    resources = source.get("resources") or {}
-    gpus = gpus_per_trial if gpus_per_trial is not None else resources.get("gpu", 0)
-    settings = {"cpus_per_trial": cpus_per_trial or resources.get("cpu") or 1, "gpus_per_trial": gpus,
-                "max_concurrent": max_concurrent or source.get("max_concurrent")}
+    gpus = gpus_per_trial if gpus_per_trial is not None else source.settings.gpus_per_trial
+    settings = {"cpus_per_trial": cpus_per_trial or source.settings.cpus_per_trial or 1, "gpus_per_trial": gpus,
+                "max_concurrent": max_concurrent or source.settings.max_concurrent}
     settings = {k: v for k, v in settings.items() if v is not None}
     space_path = f"{run_dir}/{SPACE_FILE}"
     created = not is_uri(run_dir) and not os.path.exists(run_dir)

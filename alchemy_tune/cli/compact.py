@@ -11,9 +11,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from alchemy_tune.results.schema import compact
-    from alchemy_tune.results.run_dir import read_metadata
+    from alchemy_tune.results.run_record import RunRecord
 
-    read_metadata(args.run_dir)  # a one-line error for a folder that is not a run
+    RunRecord.read(args.run_dir)  # a one-line error for a folder that is not a run
     for table, n in compact(args.run_dir).items():
         print(f"{table}: {n} files -> 1" if n else f"{table}: already one file")
     return 0

@@ -17,11 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alchemy_tune.results.run_dir import read_metadata
+    from alchemy_tune.results.run_record import RunRecord
 
     if args.trials is not None and args.trials < 1:
         raise UsageError(f"--trials: must be at least 1, got {args.trials}")
-    read_metadata(args.run_dir)  # not a run folder: said before Ray's and Optuna's imports
+    RunRecord.read(args.run_dir)  # not a run folder: said before Ray's and Optuna's imports
     from alchemy_tune.tuning.resume import resume_search
     from alchemy_tune.cli.search import print_outcome
 

@@ -15,7 +15,7 @@ PARAM_FLAGS = ("task", "data_dir", "model")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from alchemy_tune.core.constants import TRIAL_FN
-    from alchemy_tune.tuning.settings import PRUNERS, SAMPLERS
+    from alchemy_tune.core.settings import PRUNERS, SAMPLERS
 
     g = parser.add_argument_group("what to search")
     g.add_argument("--trials", type=int, help="number of trials (default: the space file's `trials`)")

@@ -1,6 +1,6 @@
 """A run's folder and its records: the Parquet tables' schema and readers (``schema``), how parts are
 stored and compacted (``store``), the writer (``writer``) and its trials rows (``trials_table``),
-``alchemy_run.json`` and paths (``run_dir``), TensorBoard files (``tensorboard``). Imports from ``trial``
+the run record ``alchemy_run.json`` (``run_record``), paths (``run_dir``), TensorBoard files (``tensorboard``). Imports from ``trial``
 and below; never Ray or Optuna.
 
 The readers are here for pandas, polars and duckdb users alike::

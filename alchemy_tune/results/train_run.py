@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 from typing import Mapping
 
-from alchemy_tune.results.run_dir import join, write_metadata
+from alchemy_tune.core.settings import SearchSettings
+from alchemy_tune.results.run_dir import join
+from alchemy_tune.results.run_record import RunRecord
 from alchemy_tune.results.tensorboard import TensorBoardLogger
 from alchemy_tune.results.writer import ResultsWriter
 
@@ -16,11 +18,12 @@ class TrainRunSink:
 
     def __init__(self, run_dir: str, config):
         self.config = config.to_dict()
-        meta = write_metadata(run_dir, "train", task=config.task, space=None, metric="dev_select", mode="max",
-                              objectives=[["dev_select", "max"]], sampler="none", pruner="none")
+        # one trial, chosen by nothing: the selection metric of its best step is the default one
+        record = RunRecord.new("train", task=config.task, settings=SearchSettings(sampler="none", pruner="none",
+                                                                                  trials=1)).write(run_dir)
         self.trial_id = "train"
         self.started = time.time()
-        self.writer = ResultsWriter(run_dir, meta["run_id"])
+        self.writer = ResultsWriter(run_dir, record.run_id)
         self.tb = TensorBoardLogger(join(run_dir, "tensorboard", self.trial_id))
 
     def report(self, metrics: Mapping) -> None:

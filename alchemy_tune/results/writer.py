@@ -24,7 +24,7 @@ from alchemy_tune.results import store as store
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.results.schema import (METRICS_SCHEMA, STATUSES, STEP_FLOATS, STEPS_SCHEMA, compact,
     read_steps, read_trials)
-from alchemy_tune.results.run_dir import read_metadata as read_run_meta
+from alchemy_tune.results.run_record import RunRecord
 from alchemy_tune.results.run_dir import resolve
 from alchemy_tune.results.trials_table import config_types, full_config, summary_row, trials_table
 
@@ -91,14 +91,14 @@ class ResultsWriter:
             raise UsageError(f"run_id: expected a non-empty string, got {run_id!r}")
         self.run_dir, self.run_id = str(run_dir), run_id
         self._fs, self._root = resolve(self.run_dir)
-        meta = self._meta()
-        self.metric = metric or meta.get("metric") or C.SELECT
-        self.mode = mode or meta.get("mode") or "max"
+        record = self._run_record()
+        self.metric = metric or (record.metric if record else C.SELECT)
+        self.mode = mode or (record.mode if record else "max")
         if self.metric not in C.SELECTION_METRICS and self.metric not in C.AVERAGE_KEYS:  # older runs too
             raise UsageError(f"metric: {self.metric!r} is not one of {', '.join(C.SELECTION_METRICS)}")
         if self.mode not in ("max", "min"):
             raise UsageError(f"mode: {self.mode!r} is not one of max, min")
-        self._versions = json.dumps(meta.get("versions") or {}, sort_keys=True)
+        self._versions = json.dumps(record.versions if record else {}, sort_keys=True)
         self.flush_interval_s = float(flush_interval_s)
         self.min_gap_s = 1.0  # background: a trial end is on storage within about a second
         self._cfg_types = config_types()
@@ -130,11 +130,11 @@ class ResultsWriter:
             self._thread = threading.Thread(target=self._flush_loop, name="alchemy-results", daemon=True)
             self._thread.start()
 
-    def _meta(self) -> dict:
+    def _run_record(self) -> RunRecord | None:
         try:
-            return read_run_meta(self.run_dir)
+            return RunRecord.read(self.run_dir)
         except UsageError:
-            return {}  # a writer may start before the run's metadata exists
+            return None  # a writer may start before the run's record exists
 
     # ------------------------------------------------------------------ state
     def _state(self, tid: str) -> _Trial:

@@ -35,7 +35,7 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialSch
 from alchemy_tune.core import constants as C
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.core.numbers import is_finite_number
-from alchemy_tune.tuning.settings import check_name
+from alchemy_tune.core.settings import check_name
 from alchemy_tune.tuning.trainable import langs_of
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ the same way (Tune's restored experiment would create its new trials at the old 
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 
 from alchemy_tune.core import constants as C
@@ -21,7 +21,8 @@ from alchemy_tune.tuning.cluster import init_ray
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tuning.journal import JOURNAL, download, journal_location, relocate
 from alchemy_tune.tuning.searcher import StudyHandle
-from alchemy_tune.results.run_dir import RUN_FILE, is_uri, join, local_path, write_bytes_atomic
+from alchemy_tune.results.run_dir import is_uri, local_path
+from alchemy_tune.results.run_record import RunRecord
 from alchemy_tune.tuning.search import SearchOutcome, fit_and_summarize
 
 
@@ -30,18 +31,17 @@ def resume_search(run_dir: str, *, address: str | None = None, num_cpus: int | N
                   retry_errored: bool = False) -> SearchOutcome:
     """Continue a search whose driver died (and/or extend it to ``trials``): Tune restores its trials from
     their checkpoints and the study is reconciled first, so every trial ends up in the study and in the
-    results exactly once."""
+    results exactly once. The study and every setting come from the run's record, as the search began."""
     from ray import tune
 
-    from alchemy_tune.results.run_dir import read_metadata
     from alchemy_tune.tuning.trainable import make_trainable
 
-    meta = read_metadata(run_dir)
-    if meta.get("kind") != "search":
-        raise UsageError(f"{run_dir}: a {meta.get('kind')!r} run, not a search; only searches can be resumed")
-    if trials is not None and trials < (meta.get("trials") or 0):
-        raise UsageError(f"--trials {trials}: the search already has {meta.get('trials')} trials; give more "
-                         "to extend it")
+    record = RunRecord.read(run_dir)
+    if record.kind != "search":
+        raise UsageError(f"{run_dir}: a {record.kind!r} run, not a search; only searches can be resumed")
+    if trials is not None and trials < (record.settings.trials or 0):
+        raise UsageError(f"--trials {trials}: the search already has {record.settings.trials} trials; give "
+                         "more to extend it")
     run_dir = run_dir.rstrip("/") if is_uri(run_dir) else local_path(run_dir)
     journal = journal_location(run_dir)
     download(run_dir, journal)
@@ -49,65 +49,58 @@ def resume_search(run_dir: str, *, address: str | None = None, num_cpus: int | N
         raise UsageError(f"{run_dir}: no {JOURNAL} (the search died before its first trial); start a new search")
     if not tune.Tuner.can_restore(run_dir):
         raise UsageError(f"{run_dir}: no Ray Tune experiment state; start a new search instead")
-    space = _space(meta) if retry_errored or trials else None
+    space = _space(record) if retry_errored or trials else None
     init_ray(address, num_cpus)
-    relocate(meta["run_id"], run_dir)  # Tune's saved searcher and callbacks write here, wherever the run began
-    handle = StudyHandle(journal, objectives=[tuple(o) for o in meta["objectives"]], sampler=meta["sampler"],
-                         pruner=meta["pruner"], seed=meta.get("seed"), run_dir=run_dir,
-                         repeats=meta.get("repeats") or 1, run_id=meta["run_id"])
-    errored = reconcile(run_dir, meta["run_id"], handle)
+    relocate(record.run_id, run_dir)  # Tune's saved searcher and callbacks write here, wherever the run began
+    handle = StudyHandle.for_settings(journal, record.settings, run_dir=run_dir, run_id=record.run_id)
+    errored = reconcile(run_dir, record.run_id, handle)
     if retry_errored:
         for trial_id in errored:
             handle.retry(trial_id, space)
-    trainable = make_trainable(meta.get("trial_fn") or C.TRIAL_FN, meta.get("resources"),
-                               selection=(meta["metric"], meta.get("mode") or "max") if meta.get("metric") else None)
+    trainable = make_trainable(record.trial_fn or C.TRIAL_FN, record.resources,
+                               selection=(record.metric, record.mode))
     tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=retry_errored,
                                restart_errored=False)
     outcome = fit_and_summarize(tuner, handle, run_dir, journal)
-    moved = not is_uri(run_dir) and meta.get("path") not in (None, run_dir)
-    if moved or (trials is not None and trials > (meta.get("trials") or 0)):
+    moved = not is_uri(run_dir) and record.path not in (None, run_dir)
+    if moved or (trials is not None and trials > (record.settings.trials or 0)):
         # The rest of the trials in a new Tune experiment in the same folder (see OptunaSearcher.suggest)
-        outcome = _extend(meta, run_dir, journal, space or _space(meta), max(trials or 0, meta.get("trials") or 0),
-                          address, num_cpus, progress_interval_s)
+        total = max(trials or 0, record.settings.trials or 0)
+        outcome = _extend(record, run_dir, journal, space or _space(record), total, address, num_cpus,
+                          progress_interval_s)
     return outcome
 
 
-def _space(meta: dict):
+def _space(record: RunRecord):
     from alchemy_tune.tuning.space_file import load_space
 
-    if not meta.get("space"):
+    if not record.space:
         raise UsageError("resume: this run does not name its search space; start a new search")
-    return load_space(meta["space"], overrides=meta.get("params") or None)
+    return load_space(record.space, overrides=record.params or None)
 
 
-def _extend(meta: dict, run_dir: str, journal: str, space, trials: int, address, num_cpus,
+def extended(record: RunRecord, trials: int, run_dir: str) -> RunRecord:
+    """The record of a search extended to ``trials`` (at ``run_dir``, where it is now): nothing else changes."""
+    return record.replace(settings=dataclasses.replace(record.settings, trials=trials), path=run_dir)
+
+
+def _extend(record: RunRecord, run_dir: str, journal: str, space, trials: int, address, num_cpus,
             progress_interval_s: float) -> SearchOutcome:
     """A new Tune experiment in the same folder, asking the same study until it holds ``trials`` trials."""
-    import dataclasses
-
     from alchemy_tune.tuning.budget import Budget
     from alchemy_tune.tuning.search import SearchRequest, allow_pending, build_components, make_tuner
     from alchemy_tune.tuning.trainable import make_trainable
 
-    meta = {**meta, "trials": trials, "path": run_dir}
-    write_bytes_atomic(join(run_dir, RUN_FILE), json.dumps(meta, indent=2, default=str).encode())
-    resources = meta.get("resources") or {}
-    settings = dataclasses.replace(
-        space.settings, trials=trials, sampler=meta["sampler"], pruner=meta["pruner"], seed=meta.get("seed"),
-        metric=meta["metric"], mode=meta["mode"],
-        objectives=tuple(tuple(o) for o in meta["objectives"]) if len(meta["objectives"]) > 1 else None,
-        cpus_per_trial=resources.get("cpu", 1), gpus_per_trial=resources.get("gpu", 0),
-        max_concurrent=meta.get("max_concurrent"))
-    request = SearchRequest(space_path=meta["space"], address=address, num_cpus=num_cpus,
-                            trial_fn=meta.get("trial_fn") or C.TRIAL_FN,
-                            progress_interval_s=progress_interval_s)
+    record = extended(record, trials, run_dir).write(run_dir)
+    settings = record.settings
+    request = SearchRequest(space_path=record.space, address=address, num_cpus=num_cpus,
+                            trial_fn=record.trial_fn or C.TRIAL_FN, progress_interval_s=progress_interval_s)
     allow_pending(settings)
-    budget = Budget.of(meta.get("time_budget_s"), meta.get("gpu_hours"), settings.gpus_per_trial)
-    searcher, scheduler, callbacks, handle = build_components(space, settings, run_dir, meta["run_id"], request,
+    budget = Budget.of(record.time_budget_s, record.gpu_hours, settings.gpus_per_trial)
+    searcher, scheduler, callbacks, handle = build_components(space, settings, run_dir, record.run_id, request,
                                                               journal, budget=budget)
-    trainable = make_trainable(request.trial_fn, resources, selection=(meta["metric"], meta["mode"]))
-    tuner = make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir,
-                       meta.get("max_failures", 2))
+    trainable = make_trainable(request.trial_fn, record.resources, selection=(record.metric, record.mode))
+    tuner = make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir, record.max_failures)
     print(f"continuing {run_dir} in a new Tune experiment: {trials} trials ({handle.n_trials()} so far)",
           flush=True)
     return fit_and_summarize(tuner, handle, run_dir, journal)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 
-from alchemy_tune.tuning.settings import check_name
+from alchemy_tune.core.settings import check_name
 
 
 class _BruteForce(optuna.samplers.BruteForceSampler):

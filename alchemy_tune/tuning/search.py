@@ -28,7 +28,7 @@ from alchemy_tune.core import constants as C
 from alchemy_tune.tuning.cluster import DEFAULT_STORAGE, check_resources, init_ray
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.results.run_dir import is_uri, local_path, run_name
-from alchemy_tune.tuning.settings import check_settings
+from alchemy_tune.core.settings import check_settings
 
 if TYPE_CHECKING:
     from alchemy_tune.tuning.searcher import StudyHandle
@@ -133,12 +133,7 @@ def build_components(space, settings, run_dir: str, run_id: str, request: Search
     from alchemy_tune.tuning.pruning import AshaPruningScheduler, OptunaPruningScheduler
     from alchemy_tune.tuning.retention import CheckpointRetention
 
-    objectives = [tuple(o) for o in (settings.objectives or ((settings.metric, settings.mode),))]
-    handle = StudyHandle(journal, objectives=objectives, sampler=settings.sampler, pruner=settings.pruner,
-                         seed=settings.seed, concurrent=settings.max_concurrent or 0,  # 0 = unlimited
-                         pruner_options=getattr(settings, "pruner_options", None),
-                         n_startup_trials=getattr(settings, "n_startup_trials", None), run_dir=run_dir,
-                         repeats=getattr(settings, "repeats", 1), run_id=run_id)
+    handle = StudyHandle.for_settings(journal, settings, run_dir=run_dir, run_id=run_id)
     grid, exhaustive = None, None
     if settings.sampler == "grid":
         grid = [dict(c) for c in request.configs] if request.configs else space.grid()
@@ -277,7 +272,7 @@ def summarize(handle: StudyHandle, run_dir: str) -> SearchOutcome:
 def run_search(request: SearchRequest) -> SearchOutcome:
     """Validate, start (or join) Ray, run the search to the end and return its summary."""
     from alchemy_tune.tuning.budget import Budget
-    from alchemy_tune.results.run_dir import new_run_dir, write_metadata
+    from alchemy_tune.results.run_record import RunRecord, new_run_dir
 
     space, settings = load(request)
     name = run_name(request.name) if request.name else f"search-{_timestamp()}"
@@ -314,19 +309,14 @@ def run_search(request: SearchRequest) -> SearchOutcome:
         os.replace(journal, stale)
         print(f"note: {run_dir} is a new run, but this machine kept the journal of an earlier run there; "
               f"moved it to {stale}", file=sys.stderr, flush=True)
-    objectives = [list(o) for o in (settings.objectives or ((settings.metric, settings.mode),))]
     metric, mode = watched(settings)
-    meta = write_metadata(
-        run_dir, request.kind, **request.meta, task=space.fixed().get("task"), space=space.path, metric=metric,
-        mode=mode, objectives=objectives, sampler=settings.sampler, pruner=settings.pruner,
-        oracle=any(C.is_oracle(m) for m, _ in objectives), repeats=settings.repeats,
-        trials=settings.trials, seed=settings.seed, trial_fn=request.trial_fn,
-        resources=trial_resources(settings), max_concurrent=settings.max_concurrent,
-        max_failures=request.max_failures, params=request.params, time_budget_s=request.time_budget_s,
+    record = RunRecord.new(
+        request.kind, **request.meta, settings=settings, task=space.fixed().get("task"), space=str(space.path) if space.path else None,
+        params=dict(request.params or {}), trial_fn=request.trial_fn, max_failures=request.max_failures,
+        time_budget_s=request.time_budget_s, gpu_hours=request.gpu_hours,
         path=run_dir,  # where it began: `resume` notices a local run folder that moved
-        gpu_hours=request.gpu_hours,
-    )
-    searcher, scheduler, callbacks, handle = build_components(space, settings, run_dir, meta["run_id"], request,
+    ).write(run_dir)
+    searcher, scheduler, callbacks, handle = build_components(space, settings, run_dir, record.run_id, request,
                                                               journal, budget=budget)
     enqueue(handle, enqueued)
     if request.warm_start:

@@ -58,6 +58,17 @@ class StudyHandle:
 
     repeats = 1  # also what a handle pickled by an older version (a resumed run's Tune state) reads
 
+    @classmethod
+    def for_settings(cls, journal_path: str, settings, *, run_dir: str | None = None,
+                     run_id: str | None = None) -> "StudyHandle":
+        """The study of a search with these :class:`~alchemy_tune.core.settings.SearchSettings`: the one way
+        a search, its resume and its extension open it, so the three never disagree."""
+        objectives = [tuple(o) for o in (settings.objectives or ((settings.metric, settings.mode),))]
+        return cls(journal_path, objectives=objectives, sampler=settings.sampler, pruner=settings.pruner,
+                   seed=settings.seed, concurrent=settings.max_concurrent or 0,  # 0 = unlimited
+                   pruner_options=settings.pruner_options, n_startup_trials=settings.n_startup_trials,
+                   run_dir=run_dir, repeats=settings.repeats, run_id=run_id)
+
     def __init__(self, journal_path: str, *, objectives: Sequence[tuple[str, str]], sampler: str, pruner: str,
                  seed: int | None, concurrent: int = 1, pruner_options: Mapping[str, Any] | None = None,
                  n_startup_trials: int | None = None, run_dir: str | None = None, repeats: int = 1,

@@ -1,7 +1,7 @@
 """Declarative search spaces: a YAML file -> a validated, typed :class:`SearchSpace` -> Optuna / Ray Tune.
 
 A space file maps :class:`~alchemy_tune.trial.config.TrialConfig` field names (``lambda`` for λ) to a fixed
-value or a spec, plus an optional ``search:`` section (:class:`~alchemy_tune.tuning.settings.SearchSettings`) and ``description:``::
+value or a spec, plus an optional ``search:`` section (:class:`~alchemy_tune.core.settings.SearchSettings`) and ``description:``::
 
     task: bible-genre                                   # fixed
     lr: {type: float, low: 2.0e-5, high: 5.0e-4, log: true}
@@ -34,7 +34,7 @@ from typing import Any, Mapping, Sequence
 from alchemy_tune.trial.config import TrialConfig, config_fields
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.core.numbers import is_finite_number
-from alchemy_tune.tuning.settings import SearchSettings
+from alchemy_tune.core.settings import SearchSettings
 
 KINDS = ("fixed", "float", "int", "categorical", "subset")
 MAX_GRID = 100_000

@@ -30,6 +30,7 @@ from alchemy_tune.tuning.journal import download, journal_location
 from alchemy_tune.tuning.searcher import CONFIG_ATTR, STUDY_NAME, WARM_ATTR, StudyHandle
 from alchemy_tune.tuning.pruning import LANG_SCORES_ATTR
 from alchemy_tune.results.run_dir import is_uri, local_path
+from alchemy_tune.results.run_record import RunRecord
 
 
 def _sampled(space) -> dict:
@@ -101,25 +102,23 @@ def _compatible(config: dict, space) -> dict | None:
     return params
 
 
-def open_source_study(run_dir: str) -> tuple[dict, optuna.Study]:
-    from alchemy_tune.results.run_dir import read_metadata
-
-    meta = read_metadata(run_dir)
-    if meta.get("kind") != "search":
-        raise UsageError(f"--warm-start {run_dir}: a {meta.get('kind')!r} run, not a search")
+def open_source_study(run_dir: str) -> tuple[RunRecord, optuna.Study]:
+    record = RunRecord.read(run_dir)
+    if record.kind != "search":
+        raise UsageError(f"--warm-start {run_dir}: a {record.kind!r} run, not a search")
     run_dir = run_dir.rstrip("/") if is_uri(run_dir) else local_path(run_dir)
     journal = journal_location(run_dir)
     download(run_dir, journal)
     if not os.path.exists(journal):
         raise UsageError(f"--warm-start {run_dir}: no study.journal in it")
     storage = JournalStorage(JournalFileBackend(journal))
-    return meta, optuna.load_study(study_name=STUDY_NAME, storage=storage)
+    return record, optuna.load_study(study_name=STUDY_NAME, storage=storage)
 
 
 def warm_start(handle: StudyHandle, space, run_dir: str) -> tuple[int, int]:
     """Tell the new study ``run_dir``'s compatible completed trials; (told, skipped)."""
-    meta, source = open_source_study(run_dir)
-    objectives = [list(o) for o in meta.get("objectives") or [[meta.get("metric"), meta.get("mode")]]]
+    record, source = open_source_study(run_dir)
+    objectives = record.objectives
     if [list(o) for o in zip(handle.objective_metrics, ["max" if d == "maximize" else "min"
                                                           for d in handle.directions])] != objectives:
         raise UsageError(f"--warm-start {run_dir}: it optimised {objectives}, this search "
@@ -132,7 +131,7 @@ def warm_start(handle: StudyHandle, space, run_dir: str) -> tuple[int, int]:
             skipped += 1
             continue
         attrs: dict[str, Any] = {k: v for k, v in t.user_attrs.items() if k.startswith(LANG_SCORES_ATTR)}
-        attrs.update({WARM_ATTR: f"{meta['run_id']}#{t.number}", CONFIG_ATTR: t.user_attrs.get(CONFIG_ATTR)})
+        attrs.update({WARM_ATTR: f"{record.run_id}#{t.number}", CONFIG_ATTR: t.user_attrs.get(CONFIG_ATTR)})
         handle.study.add_trial(optuna.trial.create_trial(
             state=TrialState.COMPLETE, values=t.values, params=params,
             distributions={name: _distribution(space.params[name]) for name in params},
