@@ -457,7 +457,7 @@ def test_rows_are_stored_before_tune_saves_its_experiment_state(run_dir):
     the checkpoints that state names, so every row reported before it must already be on storage."""
     from types import SimpleNamespace
 
-    from alchemy_tune.tuning.progress import ResultsCallback
+    from alchemy_tune.tuning.trial_end import ResultsCallback
     from alchemy_tune.tuning.pruning import EVAL_INDEX
 
     callback = ResultsCallback(run_dir, "r1", handle=None, metric="dev_unseen", mode="max")

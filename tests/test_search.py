@@ -440,7 +440,7 @@ def test_an_adopted_orphan_forgets_the_dead_drivers_pruning_and_its_old_rows(tmp
     from types import SimpleNamespace
 
     from alchemy_tune.tuning.searcher import OptunaSearcher
-    from alchemy_tune.tuning.progress import ResultsCallback
+    from alchemy_tune.tuning.trial_end import ResultsCallback
     from alchemy_tune.tuning.pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR
     from alchemy_tune.results.schema import read_trials
 

@@ -65,6 +65,8 @@ def _given(args: argparse.Namespace, names) -> dict:
 
 
 def print_outcome(outcome) -> None:
+    from alchemy_tune.tuning.replication import replication
+
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
     took = f" in {outcome.wall_seconds / 60:.1f} min" if outcome.wall_seconds else ""
     print(f"\nsearch finished{took}: {counts or 'no trials'}")
@@ -78,11 +80,7 @@ def print_outcome(outcome) -> None:
     for best in outcome.best:
         label = "best trial" if len(outcome.best) == 1 else "Pareto-optimal trial"
         values = ", ".join(f"{v:.4f}" for v in best["values"] or [])
-        if outcome.repeats > 1:
-            print(f"{label}: configuration optuna #{best['number']}, mean over {outcome.repeats} replicates "
-                  f"of {', '.join(outcome.metrics)}: {values}")
-        else:
-            print(f"{label}: {best['ray_trial_id']} (optuna #{best['number']}) value(s) {values}")
+        print(replication(outcome.repeats).best_line(label, best, values, outcome.metrics))
         print(json.dumps(best["config"], indent=2, sort_keys=True))
     print(f"results: {outcome.run_dir}  (results/, study.journal; "
           f"`alchemy-tune analyze {outcome.run_dir}`, `optuna-dashboard {outcome.run_dir}/study.journal`)")

@@ -151,7 +151,7 @@ def _rules(v: Mapping[str, Any]):
         yield "sampler", CMAES_ONE_OBJECTIVE, {"sampler", "objectives"}
     if v.get("pruner") == "asha" and (v.get("repeats") or 1) > 1:
         yield ("pruner", "ASHA ranks single Ray trials, not configurations, so it cannot prune replicates "
-               "(repeats > 1); use an Optuna pruner (median, percentile, successive-halving, hyperband, ...) "
+               "(repeats of 2 or more); use an Optuna pruner (median, percentile, successive-halving, hyperband, ...) "
                "or none", {"pruner", "repeats"})
     if n_objectives > 1 and v.get("pruner") not in (None, "none", "asha"):
         yield ("pruner", f"{v['pruner']!r}: Optuna pruners need one objective, this search has {n_objectives}; "

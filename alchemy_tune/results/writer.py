@@ -2,7 +2,7 @@
 
 What the tables hold (their schema): :mod:`alchemy_tune.results.schema`. How parts are laid out, superseded and
 compacted: :mod:`alchemy_tune.results.store`. The search driver feeds one writer from Ray Tune's callbacks
-(:class:`alchemy_tune.tuning.progress.ResultsCallback`); ``alchemy-tune train`` and the tests feed it directly.
+(:class:`alchemy_tune.tuning.trial_end.ResultsCallback`); ``alchemy-tune train`` and the tests feed it directly.
 """
 
 from __future__ import annotations

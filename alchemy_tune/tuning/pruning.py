@@ -182,7 +182,7 @@ class _PruningMixin:
         frozen = self._handle.frozen(trial_id)
         if frozen is None:
             return False
-        if frozen.state.is_finished() or (self._handle.repeats > 1 and frozen.user_attrs.get(PRUNED_BY_ATTR)):
+        if frozen.state.is_finished() or self._handle.replication.stops_with_its_configuration(frozen):
             # Already told (a resumed driver re-running a trial Tune had not yet recorded as ended), or a
             # replicate of a pruned configuration: stop it; its status stays what the study says.
             return True
@@ -193,10 +193,10 @@ class _PruningMixin:
         value = result.get(C.report_key(self._metric_name))
         # Median/Percentile/Threshold treat NaN as worse than anything
         values = {eval_index: float(value) if is_finite_number(value) else float("nan")}
-        if self._handle.repeats > 1:  # the configuration's mean over its replicates
-            values = self._handle.aggregate(trial_id, eval_index, values)
-            if values is None:
-                return False  # waiting for the other replicates at this evaluation
+        # with replicates: the configuration's mean over them, once each has reported this evaluation
+        values = self._handle.replication.aggregate(self._handle, trial_id, eval_index, values)
+        if values is None:
+            return False  # waiting for the other replicates at this evaluation
         if eval_index not in frozen.intermediate_values:  # a trial restored from a checkpoint repeats steps
             if self._per_language:  # (under repeats: the scores of the replicate that completed the mean)
                 scores = dict(objective_langs(result, self._metric_name))

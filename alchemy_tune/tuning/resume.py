@@ -24,6 +24,7 @@ from alchemy_tune.tuning.searcher import StudyHandle
 from alchemy_tune.results.run_dir import is_uri, local_path
 from alchemy_tune.results.run_record import RunRecord
 from alchemy_tune.tuning.search import SearchOutcome, fit_and_summarize
+from alchemy_tune.tuning.trial_end import reconcile
 
 
 def resume_search(run_dir: str, *, address: str | None = None, num_cpus: int | None = None,
@@ -104,36 +105,3 @@ def _extend(record: RunRecord, run_dir: str, journal: str, space, trials: int, a
     print(f"continuing {run_dir} in a new Tune experiment: {trials} trials ({handle.n_trials()} so far)",
           flush=True)
     return fit_and_summarize(tuner, handle, run_dir, journal)
-
-
-def reconcile(run_dir: str, run_id: str, handle: StudyHandle) -> list[str]:
-    """Make the study agree with what Tune recorded before the driver died; returns the errored trials.
-
-    A trial Tune saw end but Optuna was never told about is told now (and recorded in the results); an
-    Optuna trial Tune never recorded is flagged an orphan, and the next new Ray trial takes it over.
-    """
-    from ray.tune import ExperimentAnalysis
-
-    from alchemy_tune.tuning.progress import final_status
-    from alchemy_tune.results.writer import ResultsWriter
-
-    trials = ExperimentAnalysis(run_dir).trials
-    writer = None
-    for trial in trials:
-        if trial.status not in ("TERMINATED", "ERROR"):
-            continue
-        error = trial.status == "ERROR"
-        if handle.ending(trial.trial_id, trial.last_result, error=error) is None:
-            continue  # told already: the tables hold its end (they are written before Optuna is told)
-        writer = writer or ResultsWriter(run_dir, run_id)
-        status, reason, step = final_status(handle, trial, error=error)
-        writer.end_trial(trial.trial_id, status, error=reason, pruned_at_step=step,
-                         wall_seconds=(trial.last_result or {}).get("time_total_s"), config=trial.config)
-        handle.finish(trial.trial_id, trial.last_result, error=error)  # end_trial wrote it (no thread)
-    if handle.repeats > 1:
-        from alchemy_tune.tuning.replicates import release_unknown
-
-        release_unknown(handle, {t.trial_id for t in trials})
-    else:
-        handle.mark_orphans({t.trial_id for t in trials})
-    return [t.trial_id for t in trials if t.status == "ERROR"]

@@ -129,7 +129,8 @@ def build_components(space, settings, run_dir: str, run_id: str, request: Search
     """(searcher, scheduler, callbacks, handle) for one search; also used by the benchmarks."""
     from alchemy_tune.tuning.journal import JournalMirror
     from alchemy_tune.tuning.searcher import OptunaSearcher, StudyHandle
-    from alchemy_tune.tuning.progress import ProgressCallback, ResultsCallback
+    from alchemy_tune.tuning.progress import ProgressCallback
+    from alchemy_tune.tuning.trial_end import ResultsCallback
     from alchemy_tune.tuning.pruning import AshaPruningScheduler, OptunaPruningScheduler
     from alchemy_tune.tuning.retention import CheckpointRetention
 
@@ -326,7 +327,7 @@ def run_search(request: SearchRequest) -> SearchOutcome:
     trainable = make_trainable(request.trial_fn, trial_resources(settings), selection=(metric, mode))
     tuner = make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir, request.max_failures)
     cluster = ray.cluster_resources()
-    reps = f" x {settings.repeats} seeds" if settings.repeats > 1 else ""
+    reps = handle.replication.describe()
     oracle = " [ORACLE: selects on test-language dev data]" if C.is_oracle(metric) else ""
     print(f"search {run_dir}: {settings.trials} configurations{reps}, selection {metric}{oracle}, "
           f"{settings.sampler} sampler, {settings.pruner} pruner, "

@@ -8,7 +8,7 @@ nothing of the study is pickled with Tune's own state.
 
 Invariants: each Ray trial has exactly one Optuna trial; each Optuna trial is told exactly once
 (``tell(skip_if_finished=True)`` plus a state check), and only after the results tables hold its end, so a
-study never knows more than the tables (:class:`alchemy_tune.tuning.progress.ResultsCallback`). An Optuna trial that a killed driver asked for but Tune
+study never knows more than the tables (:class:`alchemy_tune.tuning.trial_end.ResultsCallback`). An Optuna trial that a killed driver asked for but Tune
 never recorded (an "orphan") is handed to the next Ray trial instead of asking a new one. Ray's trial ids
 are 8 random hex characters: a new id that the study already holds is refused (Tune then asks again with a
 fresh id), so two Ray trials never share an Optuna trial.
@@ -32,10 +32,9 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from alchemy_tune.core import constants as C
 from alchemy_tune.tuning import replicates
+from alchemy_tune.tuning.replication import replication
 from alchemy_tune.tuning.journal import drop_dangling_lock, journal_location, relocated
-from alchemy_tune.core.numbers import is_finite_number
 from alchemy_tune.tuning.pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR, build_pruner
 from alchemy_tune.tuning.samplers import build_sampler
 
@@ -75,7 +74,9 @@ class StudyHandle:
                  run_id: str | None = None):
         self.journal_path = str(journal_path)
         self.repeats = int(repeats)
-        """Ray trials (training seeds) per configuration; > 1 goes through :mod:`alchemy_tune.tuning.replicates`."""
+        """Ray trials (training seeds) per configuration."""
+        self.replication = replication(self.repeats)
+        """One Ray trial per configuration, or replicates: chosen here, once (:mod:`alchemy_tune.tuning.replication`)."""
         self.run_dir, self.run_id = run_dir, run_id
         self.objective_metrics = tuple(m for m, _ in objectives)
         self.directions = [("maximize" if d == "max" else "minimize") for _, d in objectives]
@@ -115,6 +116,8 @@ class StudyHandle:
     def __setstate__(self, state):
         self._reset()
         self.__dict__.update({k: v for k, v in state.items() if k not in ("_study", "_ids")})
+        if "replication" not in state:  # pickled before the replication was an object of its own
+            self.replication = replication(self.repeats)
         if self.run_dir:
             # A resumed search may run on another machine (an object store's journal mirror lives in this
             # machine's cache) or from a local run folder that was moved since the search began.
@@ -209,10 +212,6 @@ class StudyHandle:
         if number is not None and not self.get_trial(number).state.is_finished():
             self.set_user_attr(number, key, value)
 
-    def aggregate(self, ray_id: str, eval_index: int, values: Mapping[int, float]) -> dict | None:
-        """A replicate's intermediate values -> its configuration's (see :func:`replicates.aggregate`)."""
-        return replicates.aggregate(self, ray_id, eval_index, values)
-
     # ------------------------------------------------------------------ trial life
     def n_trials(self) -> int:
         """Trials that count toward the search's ``trials``: asked by this search (enqueued ones once asked),
@@ -304,60 +303,18 @@ class StudyHandle:
                error: str | bool = False) -> tuple[str, str, int | None] | None:
         """How :meth:`finish` would record the trial's end, without recording it: (status, reason,
         pruned_at_step); None when unknown or already told. The results tables record the end with this
-        first, and Optuna hears of it only once they hold it (:class:`alchemy_tune.tuning.progress.ResultsCallback`),
-        so a study that knows a trial ended never has tables that miss its end, however the driver dies."""
-        if self.repeats > 1:
-            end = replicates.ending(self, ray_id, result, error)
-            return None if end is None else (end["status"], end["reason"], end["pruned_at_step"])
-        frozen = self.frozen(ray_id)
-        decision = self._decide(frozen, result, error)
-        if decision is None:
-            return None
-        status, _, _, reason = decision
-        return status, reason, frozen.user_attrs.get(PRUNED_AT_ATTR) if status == C.PRUNED else None
-
-    def _decide(self, frozen: optuna.trial.FrozenTrial | None, result: Mapping[str, Any] | None,
-                error: str | bool):
-        """(status, Optuna state, values to tell, reason) of a single-configuration trial's end; None when
-        unknown or already told."""
-        if frozen is None or frozen.state.is_finished():
-            return None
-        if not result and not error:
-            return None  # removed before it ever ran (search stopped): a resumed search still runs it
-        result = result or {}
-        values = [result.get(C.report_key(m)) for m in self.objective_metrics]
-        if error:
-            return C.FAILED, TrialState.FAIL, None, str(error) if isinstance(error, str) else "error"
-        if frozen.user_attrs.get(PRUNED_BY_ATTR) is not None:
-            return C.PRUNED, TrialState.PRUNED, None, ""
-        if result.get(C.STATUS) == C.DIVERGED:
-            # PRUNED, not FAIL: TPE ignores FAIL trials and would keep sampling where trials diverge; a
-            # PRUNED trial counts with its last intermediate value (the last finite objective; NaNs are
-            # never reported), or as worse than any trial with values when it had none.
-            return C.DIVERGED, TrialState.PRUNED, None, str(result.get(C.REASON) or "diverged")
-        if values and all(is_finite_number(v) for v in values):
-            return C.COMPLETED, TrialState.COMPLETE, [float(v) for v in values], ""
-        return C.FAILED, TrialState.FAIL, None, f"no finite {', '.join(self.objective_metrics)} reported"
+        first, and Optuna hears of it only once they hold it (:mod:`alchemy_tune.tuning.trial_end`), so a
+        study that knows a trial ended never has tables that miss its end, however the driver dies."""
+        return self.replication.ending(self, ray_id, result, error)
 
     def finish(self, ray_id: str, result: Mapping[str, Any] | None, error: str | bool = False) -> str | None:
         """Tell Optuna how the trial ended (once); returns the alchemy status, None if unknown/already told.
 
         With replicates, the status is the replicate's own, and Optuna is told when the last one ends."""
-        if self.repeats > 1:
-            status, outcome = replicates.finish(self, ray_id, result, error)
-            if outcome is not None:
-                config_status, state, told, reason = outcome
-                self._tell(self.number_of(ray_id), config_status, state, told, reason)
-            return status
-        frozen = self.frozen(ray_id)
-        decision = self._decide(frozen, result, error)
-        if decision is None:
-            return None
-        status, state, told, reason = decision
-        self._tell(frozen.number, status, state, told, reason)
-        return status
+        return self.replication.finish(self, ray_id, result, error)
 
-    def _tell(self, number: int, status: str, state: TrialState, told, reason: str) -> None:
+    def tell_end(self, number: int, status: str, state: TrialState, told, reason: str) -> None:
+        """Tell Optuna trial ``number``'s end (once: a finished trial is skipped), with its alchemy status."""
         if reason:
             self.set_user_attr(number, REASON_ATTR, reason)
         self.set_user_attr(number, STATUS_ATTR, status)
@@ -406,27 +363,15 @@ class OptunaSearcher(Searcher):
             # moved: Ray Tune's restored experiment would create new trials at the folder's old place (its
             # search generator keeps the storage path it began with); `resume` asks for them in a new one.
             return Searcher.FINISHED
-        if self.handle.repeats > 1:
-            config = replicates.suggest(self.handle, trial_id, self.space, self.n_trials, self.grid)
-            return Searcher.FINISHED if config is None else config
-        config = self.handle.adopt_orphan(trial_id)
-        if config is not None:
-            return config
-        n = self.handle.n_trials()
-        if n >= self.n_trials:
-            return Searcher.FINISHED
-        if self.exhaustive is not None and len(self.handle.this_runs_trials(warm=True)) >= self.exhaustive:
-            return Searcher.FINISHED  # every configuration tried (warm-started ones count: they were run)
-        if self.grid is not None:
-            self.handle.study.enqueue_trial(self.grid[n])
-        return self.handle.ask(trial_id, self.space)
+        config = self.handle.replication.suggest(self, trial_id)
+        return Searcher.FINISHED if config is None else config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if self.budget is not None:
             self.budget.record(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        # Optuna is told by the results callback once the tables hold the trial's end (see progress.py)
+        # Optuna is told by the results callback once the tables hold the trial's end (see trial_end.py)
         if self.budget is not None and result:
             self.budget.record(trial_id, result)
 

@@ -1,0 +1,62 @@
+"""The trial-end protocol: the tables store a trial's end before Optuna is told of it."""
+
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+
+from alchemy_tune.core import constants as C
+from alchemy_tune.tuning.journal import JOURNAL
+from alchemy_tune.tuning.progress import ProgressCallback
+from alchemy_tune.tuning.searcher import StudyHandle
+from alchemy_tune.tuning.space_file import load_space
+
+
+def test_optuna_hears_of_a_trial_end_only_once_the_tables_hold_it(tmp_path):
+    """The study never knows more than the tables: a driver killed after Optuna was told but before the
+    writer's thread stored the trial's end would leave a finished study trial (which a resumed search never
+    runs again) whose last rows and end were lost. Tune's order at a trial end: searcher, then callbacks."""
+    import time
+
+    from alchemy_tune.tuning.searcher import OptunaSearcher
+    from alchemy_tune.tuning.trial_end import ResultsCallback
+    from alchemy_tune.results.schema import read_trials
+
+    (tmp_path / "s.yaml").write_text("lr: {type: float, low: 1.0e-5, high: 1.0e-3, log: true}\n")
+    handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_unseen", "max")], sampler="random",
+                         pruner="none", seed=0)
+    searcher = OptunaSearcher(handle, load_space(str(tmp_path / "s.yaml")), n_trials=1)
+    config = searcher.suggest("t0")
+    results = ResultsCallback(str(tmp_path), "run-1", handle, "dev_unseen", "max")
+    out = io.StringIO()
+    progress = ProgressCallback(handle, 1, stream=out)
+    trial = SimpleNamespace(trial_id="t0", config=config, status="RUNNING", last_result=None,
+                            placement_group_factory=SimpleNamespace(required_resources={"CPU": 1}))
+    for step in (1, 2):
+        report = {C.STEP: step, "dev_unseen": 0.25 * step, C.STATUS: C.COMPLETED if step == 2 else C.RUNNING,
+                  C.LANGS: {}}
+        results.on_trial_result(0, [trial], trial, report)
+    trial.last_result, trial.status = report, "TERMINATED"
+    searcher.on_trial_complete("t0", report)
+    for callback in (results, progress):
+        callback.on_trial_complete(0, [trial], trial)
+    # the end line already says how it ended and what it scored, before Optuna is told
+    assert "trials 1/1 done (1 completed" in out.getvalue() and "best dev_unseen=0.5000 (trial t0)" in out.getvalue()
+
+    def stored() -> list[str]:
+        return [r["status"] for r in read_trials(str(tmp_path)).to_pylist()] if (tmp_path / "results").exists() else []
+
+    told = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        results.on_step_end(0, [trial])  # Tune's event loop steps on
+        finished = handle.frozen("t0").state.is_finished()
+        told.append(finished)
+        assert not finished or stored() == [C.COMPLETED], "Optuna was told before the tables held the end"
+        if finished:
+            break
+        time.sleep(0.02)
+    assert told[0] is False and told[-1] is True  # the writer's thread stores the end about a second later
+    (study_trial,) = handle.study.trials
+    assert study_trial.value == 0.5 and study_trial.user_attrs["alchemy_status"] == C.COMPLETED
+    results.on_experiment_end([trial])
