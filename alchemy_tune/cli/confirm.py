@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from alchemy_tune.cli.ray_options import add_max_failures, add_ray_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR",
@@ -18,9 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default: the source run's)")
     parser.add_argument("--gpus-per-trial", type=float, help="GPUs per trial (default: the source run's)")
     parser.add_argument("--max-concurrent", type=int, help="most trials at once (default: the source run's)")
-    parser.add_argument("--address", help="join this Ray cluster; default: embedded Ray")
-    parser.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
-    parser.add_argument("--max-failures", type=int, default=2, help="retries of a crashed trial")
+    add_ray_arguments(parser)
+    add_max_failures(parser)
     parser.add_argument("--dry-run", action="store_true", help="show what would run, run nothing")
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from alchemy_tune.cli.ray_options import add_ray_arguments
 from alchemy_tune.core.errors import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the search's run folder (STORAGE/NAME)")
-    parser.add_argument("--address", help="join this Ray cluster ('auto' on a cluster node); default: embedded Ray")
-    parser.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+    add_ray_arguments(parser)
     parser.add_argument("--trials", type=int, help="raise the search's trial count to N (extend a finished search)")
     parser.add_argument("--retry-errored", action="store_true",
                         help="run errored trials again from their last checkpoint")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from alchemy_tune.cli.ray_options import add_max_failures, add_ray_arguments
 from alchemy_tune.core.errors import UsageError
 
 # flag -> the search-space setting it overrides (None = leave the space file's value)
@@ -43,8 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--cpus-per-trial", type=float, help="CPUs reserved per trial")
     r.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; fractions share a GPU (e.g. 0.5)")
     r.add_argument("--max-concurrent", type=int, help="most trials running at once")
-    r.add_argument("--address", help="join this Ray cluster ('auto' on a cluster node); default: embedded Ray")
-    r.add_argument("--num-cpus", type=int, help="CPUs of the embedded Ray (default: all)")
+    add_ray_arguments(r)
     r.add_argument("--storage",
                    help="results root: a folder, an NFS path or a URI such as s3://bucket/prefix "
                         "(default: $ALCHEMY_TUNE_STORAGE, else ./alchemy-runs; ~/alchemy-runs in a Ray job)")
@@ -52,8 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--node-wait", type=float, metavar="SECONDS",
                    help="on a cluster, how long to wait for the autoscaler to start a node that fits one trial "
                         "before giving up (default: $ALCHEMY_TUNE_NODE_WAIT_S, else 600)")
-    r.add_argument("--max-failures", type=int, default=2,
-                   help="retries of a crashed trial or one whose node died (each from its last checkpoint)")
+    add_max_failures(r)
     r.add_argument("--trial-fn", default=TRIAL_FN, metavar="MODULE:FUNCTION",
                    help="the trial function (advanced: any function with run_trial's contract, importable on "
                         "every node)")

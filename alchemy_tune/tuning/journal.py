@@ -18,6 +18,7 @@ import time
 
 from ray.tune import Callback
 
+from alchemy_tune.core.errors import UsageError
 from alchemy_tune.results.run_dir import is_uri, join, local_path, resolve, write_bytes_atomic
 
 JOURNAL = "study.journal"
@@ -66,6 +67,17 @@ def upload(run_dir: str, journal: str) -> None:
     if is_uri(run_dir) and os.path.exists(journal):
         with open(journal, "rb") as handle:
             write_bytes_atomic(join(run_dir, JOURNAL), handle.read())
+
+
+def fetch(run_dir: str, missing: str) -> str:
+    """The local path of a run's study journal, fetched from its object store first (see :func:`download`);
+    when the run has none, a UsageError ``missing`` (formatted with ``run_dir`` and ``journal``, the file's
+    name)."""
+    journal = journal_location(run_dir)
+    download(run_dir, journal)
+    if not os.path.exists(journal):
+        raise UsageError(missing.format(run_dir=run_dir, journal=JOURNAL))
+    return journal
 
 
 def download(run_dir: str, journal: str) -> None:

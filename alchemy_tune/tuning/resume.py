@@ -14,12 +14,11 @@ the same way (Tune's restored experiment would create its new trials at the old 
 from __future__ import annotations
 
 import dataclasses
-import os
 
 from alchemy_tune.core import constants as C
 from alchemy_tune.tuning.cluster import init_ray
 from alchemy_tune.core.errors import UsageError
-from alchemy_tune.tuning.journal import JOURNAL, download, journal_location, relocate
+from alchemy_tune.tuning.journal import fetch, relocate
 from alchemy_tune.tuning.searcher import StudyHandle
 from alchemy_tune.results.run_dir import is_uri, local_path
 from alchemy_tune.results.run_record import RunRecord
@@ -44,10 +43,7 @@ def resume_search(run_dir: str, *, address: str | None = None, num_cpus: int | N
         raise UsageError(f"--trials {trials}: the search already has {record.settings.trials} trials; give "
                          "more to extend it")
     run_dir = run_dir.rstrip("/") if is_uri(run_dir) else local_path(run_dir)
-    journal = journal_location(run_dir)
-    download(run_dir, journal)
-    if not os.path.exists(journal):
-        raise UsageError(f"{run_dir}: no {JOURNAL} (the search died before its first trial); start a new search")
+    journal = fetch(run_dir, "{run_dir}: no {journal} (the search died before its first trial); start a new search")
     if not tune.Tuner.can_restore(run_dir):
         raise UsageError(f"{run_dir}: no Ray Tune experiment state; start a new search instead")
     space = _space(record) if retry_errored or trials else None

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 
 from alchemy_tune.trial.config import TrialConfig, param_name
 from alchemy_tune.core.errors import UsageError
-from alchemy_tune.tuning.journal import download, journal_location
+from alchemy_tune.tuning.journal import fetch
 from alchemy_tune.tuning.searcher import CONFIG_ATTR, STUDY_NAME, WARM_ATTR, StudyHandle
 from alchemy_tune.tuning.pruning import LANG_SCORES_ATTR
 from alchemy_tune.results.run_dir import is_uri, local_path
@@ -107,10 +107,7 @@ def open_source_study(run_dir: str) -> tuple[RunRecord, optuna.Study]:
     if record.kind != "search":
         raise UsageError(f"--warm-start {run_dir}: a {record.kind!r} run, not a search")
     run_dir = run_dir.rstrip("/") if is_uri(run_dir) else local_path(run_dir)
-    journal = journal_location(run_dir)
-    download(run_dir, journal)
-    if not os.path.exists(journal):
-        raise UsageError(f"--warm-start {run_dir}: no study.journal in it")
+    journal = fetch(run_dir, "--warm-start {run_dir}: no {journal} in it")
     storage = JournalStorage(JournalFileBackend(journal))
     return record, optuna.load_study(study_name=STUDY_NAME, storage=storage)
 
