@@ -84,20 +84,20 @@ def extended(record: RunRecord, trials: int, run_dir: str) -> RunRecord:
 def _extend(record: RunRecord, run_dir: str, journal: str, space, trials: int, address, num_cpus,
             progress_interval_s: float) -> SearchOutcome:
     """A new Tune experiment in the same folder, asking the same study until it holds ``trials`` trials."""
-    from alchemy_tune.tuning.budget import Budget
     from alchemy_tune.tuning.search import SearchRequest, allow_pending, build_components, make_tuner
     from alchemy_tune.tuning.trainable import make_trainable
 
     record = extended(record, trials, run_dir).write(run_dir)
     settings = record.settings
     request = SearchRequest(space_path=record.space, address=address, num_cpus=num_cpus,
-                            trial_fn=record.trial_fn or C.TRIAL_FN, progress_interval_s=progress_interval_s)
+                            trial_fn=record.trial_fn or C.TRIAL_FN, progress_interval_s=progress_interval_s,
+                            time_budget_s=record.time_budget_s, gpu_hours=record.gpu_hours,
+                            max_failures=record.max_failures)
     allow_pending(settings)
-    budget = Budget.of(record.time_budget_s, record.gpu_hours, settings.gpus_per_trial)
     searcher, scheduler, callbacks, handle = build_components(space, settings, run_dir, record.run_id, request,
-                                                              journal, budget=budget)
+                                                              journal)
     trainable = make_trainable(request.trial_fn, record.resources, selection=(record.metric, record.mode))
-    tuner = make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir, record.max_failures)
+    tuner = make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir, request.max_failures)
     print(f"continuing {run_dir} in a new Tune experiment: {trials} trials ({handle.n_trials()} so far)",
           flush=True)
     return fit_and_summarize(tuner, handle, run_dir, journal)

@@ -124,9 +124,12 @@ def expected_evals(space) -> int:
     return math.ceil(epochs * per_epoch) if epochs and per_epoch else 100
 
 
-def build_components(space, settings, run_dir: str, run_id: str, request: SearchRequest, journal: str,
-                     budget=None):
-    """(searcher, scheduler, callbacks, handle) for one search; also used by the benchmarks."""
+def build_components(space, settings, run_dir: str, run_id: str, request: SearchRequest, journal: str):
+    """(searcher, scheduler, callbacks, handle) for one search: the study, the searcher with its budgets,
+    the scheduler and the driver's callbacks. The one assembly of a search and of its extension (``resume
+    --trials``); a resumed search gets these back from Tune's saved state, its study from the same
+    :meth:`StudyHandle.for_settings`."""
+    from alchemy_tune.tuning.budget import Budget
     from alchemy_tune.tuning.journal import JournalMirror
     from alchemy_tune.tuning.searcher import OptunaSearcher, StudyHandle
     from alchemy_tune.tuning.progress import ProgressCallback
@@ -143,6 +146,7 @@ def build_components(space, settings, run_dir: str, run_id: str, request: Search
                              "parameter choices or a step (or use bruteforce/tpe)")
     elif settings.sampler == "bruteforce":
         exhaustive = len(space.grid())  # load_space made sure every parameter is discrete
+    budget = Budget.of(request.time_budget_s, request.gpu_hours, settings.gpus_per_trial)  # counts from now
     searcher = OptunaSearcher(handle, space, settings.trials, grid=grid, exhaustive=exhaustive, budget=budget)
     metric, mode = watched(settings)
     if settings.pruner == "asha":
@@ -279,7 +283,7 @@ def run_search(request: SearchRequest) -> SearchOutcome:
     name = run_name(request.name) if request.name else f"search-{_timestamp()}"
     run_dir = new_run_dir(request.storage, name,
                           "continue it with `alchemy-tune resume {run_dir}` or choose another --name")
-    budget = Budget.of(request.time_budget_s, request.gpu_hours, settings.gpus_per_trial)
+    Budget.of(request.time_budget_s, request.gpu_hours, settings.gpus_per_trial)  # bad budgets fail here
     # what needs Optuna and Ray from here on: the checks above answer a bad flag before these imports
     from alchemy_tune.tuning.journal import journal_location
     from alchemy_tune.tuning.trainable import make_trainable
@@ -318,7 +322,7 @@ def run_search(request: SearchRequest) -> SearchOutcome:
         path=run_dir,  # where it began: `resume` notices a local run folder that moved
     ).write(run_dir)
     searcher, scheduler, callbacks, handle = build_components(space, settings, run_dir, record.run_id, request,
-                                                              journal, budget=budget)
+                                                              journal)
     enqueue(handle, enqueued)
     if request.warm_start:
         told, skipped = warm_start(handle, space, request.warm_start)
