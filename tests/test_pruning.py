@@ -16,7 +16,7 @@ from alchemy_tune.core import constants as C
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tuning.searcher import StudyHandle
 from alchemy_tune.tuning.pruning import (LANG_SCORES_ATTR, PRUNED_AT_ATTR, OptunaPruningScheduler,
-    build_pruner, objective_langs)
+                                         build_pruner, objective_langs)
 from alchemy_tune.tuning.journal import JOURNAL
 from alchemy_tune.tuning.search import SearchRequest, run_search
 from alchemy_tune.core.settings import PRUNERS
@@ -61,7 +61,6 @@ def test_objective_langs_pairs_the_objectives_group_in_a_stable_order():
     assert objective_langs(report, C.SELECT) == [("eng", 0.9), ("rus", 0.3)]
     assert objective_langs(report, "dev_val") == [("rus", 0.3)]
     assert objective_langs(report, C.ORACLE_DEV_UNSEEN) == [("spa", 0.4)]
-
 
 
 def test_wilcoxon_compares_each_evaluation_with_the_best_trials_same_evaluation(tmp_path):

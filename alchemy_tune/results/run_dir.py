@@ -14,7 +14,6 @@ import pyarrow.fs as pafs
 from alchemy_tune.core.errors import UsageError
 
 
-
 _OBJECT_STORES = ("s3", "gcs", "abfs")
 
 

@@ -52,7 +52,6 @@ def _config_column(kind: pa.DataType | None, values: list) -> tuple[pa.DataType,
         return pa.string(), [None if v is None else json.dumps(v, default=str) for v in values]
 
 
-
 def summary_row(tid: str, state: Mapping[str, Any], history: Mapping[int, Mapping], config: Mapping | None, *,
                 run_id: str, versions: str, metric: str, mode: str) -> dict[str, Any]:
     """A trial's row from what the writer holds: ``state`` (status, error, resources, ...), ``history`` (step

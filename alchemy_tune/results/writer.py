@@ -23,7 +23,7 @@ from alchemy_tune.core import constants as C
 from alchemy_tune.results import store as store
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.results.schema import (METRICS_SCHEMA, STATUSES, STEP_FLOATS, STEPS_SCHEMA, compact,
-    read_steps, read_trials)
+                                         read_steps, read_trials)
 from alchemy_tune.results.run_record import RunRecord
 from alchemy_tune.results.run_dir import resolve
 from alchemy_tune.results.trials_table import config_types, full_config, summary_row, trials_table

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tasks.base import (SPLITS, Example, Task, TaskOptions, assign_roles, split_held_out,
-    take_nested)
+                                     take_nested)
 
 __all__ = ["SPLITS", "Example", "Task", "TaskOptions", "TaskSpec", "TASKS", "declared_roles", "load_task",
            "resolve_languages", "take_nested"]

@@ -132,8 +132,6 @@ def candidate_dirs(root: Path, lang: str) -> list[Path]:
     return dirs
 
 
-
-
 def _has_score_column(path: Path) -> bool:
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:

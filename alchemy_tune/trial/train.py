@@ -25,12 +25,12 @@ from alchemy_tune.trial import checkpoint
 from alchemy_tune.core import constants as K
 from alchemy_tune.trial import optim
 from alchemy_tune.trial.batching import (Encoded, collate, concat, encode, epoch_batches, eval_batches,
-    prefetch, remap)
+                                         prefetch, remap)
 from alchemy_tune.trial.checkpoint import Progress
 from alchemy_tune.trial.config import TrialConfig
 from alchemy_tune.trial.divergence import DIVERGENCE_CHECK_EVERY, StepLosses
 from alchemy_tune.trial.device import (PeakMemory, autocast, choose_precision, pick_device,
-    release_free_memory, set_determinism)
+                                       release_free_memory, set_determinism)
 from alchemy_tune.trial.encoder import load_encoder, load_tokenizer, shrink_vocabulary
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.trial.lambdas import LambdaSchedule

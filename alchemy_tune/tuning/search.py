@@ -105,8 +105,6 @@ def load(request: SearchRequest):
     return space, settings
 
 
-
-
 # ----------------------------------------------------------------------------- assembly
 def expected_evals(space) -> int:
     """Evaluations of the longest trial (epochs x evals_per_epoch, searched values at their largest): ASHA's

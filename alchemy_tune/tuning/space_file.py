@@ -18,8 +18,8 @@ from alchemy_tune.core.errors import UsageError
 from alchemy_tune.core.numbers import is_finite_number
 from alchemy_tune.core.settings import SearchSettings, settings_problems
 from alchemy_tune.tuning.space import (KINDS, SearchSpace, resolve_space, MAX_SUBSET_MEMBERS, _DEFAULTS, _FIELD_KIND,
-                    Param, _coerce_float, _config_problems, _family, _hint,
-                    _normalize, _same, _value_problems)
+                                       Param, _coerce_float, _config_problems, _family, _hint,
+                                       _normalize, _same, _value_problems)
 
 _KEYS = {
     "fixed": ("type", "value", "when"),
