@@ -246,6 +246,12 @@ def test_search_with_the_real_trial_records_completed_and_diverged(tmp_path, tin
     assert len(progress) == 2 and all(len(p.columns) < 100 for p in progress)
     scored = [p for p in progress if "langs" in p.columns]  # the diverged trial stopped before scoring
     assert scored and all(json.loads(p["langs"].iloc[0])["spa"]["seen"] is False for p in scored)
+    # each test example's answer went to the tables, and only there: not into Tune's logs or its state
+    items = metrics[metrics["item"].notna()]
+    assert set(items["metric"]) == {"prediction", "label"} and set(items["split"]) == {"test"}
+    assert set(items["trial_id"]) == {trials[0]["trial_id"]} and len(items) > 2 * 5
+    assert not any("items" in p.columns for p in progress)
+    assert not any('"items"' in f.read_text() for f in run_dir.glob("*/result.json"))
     study = optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(run_dir / JOURNAL))))
     by_lambda = {t.params["lambda"]: t for t in study.trials}

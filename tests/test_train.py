@@ -5,6 +5,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -406,3 +407,42 @@ def test_the_trial_never_imports_ray_or_optuna():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'ray', 'optuna'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_each_test_example_is_reported_stored_and_read_back_at_the_chosen_step(tiny_encoder_dir, tmp_path):
+    """Where test is scored the report carries every test example's prediction and label per language (the
+    same examples, in the same order, for every trial); their accuracy is the language's test accuracy; the
+    tables keep them as rows with an item index, and the reader returns those of each trial's chosen step."""
+    from alchemy_tune.results.schema import items_at_steps, read_metrics, read_trials
+    from alchemy_tune.results.writer import ResultsWriter
+
+    writer = ResultsWriter(str(tmp_path), "run", metric=K.SELECT, mode="max", flush_interval_s=math.inf)
+    labels = {}
+    for tid, seed in (("a", 1), ("b", 2)):
+        rec = Recorder()
+        run_trial(tiny(tiny_encoder_dir, val=("rus",), seed=seed, evals_per_epoch=3, lr=3e-3), rec)
+        for r in rec.reports:
+            assert (K.ITEMS in r) is r[K.TEST_SCORED], r[K.STEP]
+            for lang, answers in r.get(K.ITEMS, {}).items():
+                pred, gold = np.asarray(answers["prediction"]), np.asarray(answers["label"])
+                assert len(pred) == len(gold) > 0
+                assert (pred == gold).mean() == pytest.approx(r[K.LANGS][lang]["test"]["accuracy"])
+                assert labels.setdefault(lang, answers["label"]) == answers["label"]  # same examples, same order
+            writer.add_report(tid, {}, r)
+    writer.flush()
+    scores = read_metrics(str(tmp_path)).to_pandas()
+    assert scores.loc[scores["metric"] == "accuracy", "item"].isna().all()
+    trials = read_trials(str(tmp_path))
+    picks = trials.select(["run_id", "trial_id", "best_step"]).rename_columns(["run_id", "trial_id", "step"])
+    items = items_at_steps(str(tmp_path), picks).to_pandas()
+    assert set(items["trial_id"]) == {"a", "b"} and set(items["lang"]) == set(labels)
+    for row in trials.to_pylist():
+        mine = items[items["trial_id"] == row["trial_id"]]
+        wide = mine.pivot_table(index=["lang", "item"], columns="metric", values="value")
+        by_lang = (wide["prediction"] == wide["label"]).groupby(level="lang").mean()
+        at_best = scores[(scores["trial_id"] == row["trial_id"]) & (scores["step"] == row["best_step"])
+                         & (scores["split"] == "test") & (scores["metric"] == "accuracy")].set_index("lang")["value"]
+        assert by_lang.sort_index().to_numpy() == pytest.approx(at_best.sort_index().to_numpy())
+        assert mine.groupby("lang")["item"].apply(lambda s: sorted(set(s))).map(len).tolist() == \
+            [len(labels[lang]) for lang in sorted(labels)]
+    assert items_at_steps(str(tmp_path), picks.slice(0, 0)).num_rows == 0

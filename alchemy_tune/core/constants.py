@@ -12,6 +12,7 @@ Scalar keys are plain floats/ints/strings; ``LANGS`` holds the per-language metr
       "langs": {"eng": {"uriel": "eng", "seen": True, "role": "seen",
                         "dev": {"accuracy": 0.7, "macro_f1": 0.6},
                         "test": {"accuracy": 0.68, "macro_f1": 0.59}}, ...},
+      "items": {"eng": {"prediction": [2, 0, ...], "label": [2, 1, ...]}, ...},   # test split only
       "primary_metric": "accuracy",
       "notes": [],                   # e.g. why a metric is NaN ("dev pearson of eng: constant prediction")
       "status": "running",           # "running" | "completed" | "diverged"
@@ -33,7 +34,10 @@ per-language dev scores over seen ∪ val languages: the default selection metri
 
 Test is scored only at a step that becomes the best on the selection metric (``dev_select`` unless the
 search gives another) and at the last step; elsewhere the ``test_*`` values are NaN, ``test_scored`` is
-False and ``langs`` holds no ``test`` entries.
+False and ``langs`` holds no ``test`` entries. Where test is scored, ``items`` holds every test example's
+prediction and label per language, in the order of the language's test split (which is the same for every
+trial of a task: the item index pairs two trials' answers to one example); the analysis builds per-language
+intervals from them.
 """
 
 TRIAL_FN = "alchemy_tune.trial.train:run_trial"
@@ -49,6 +53,7 @@ TRAIN_LOSS = "train_loss"
 TASK_LOSS = "task_loss"
 URIEL_LOSS = "uriel_loss"
 LANGS = "langs"
+ITEMS = "items"
 PRIMARY_METRIC = "primary_metric"
 NOTES = "notes"
 STATUS = "status"

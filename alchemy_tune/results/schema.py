@@ -8,7 +8,8 @@ hides superseded rows, and compaction: :mod:`alchemy_tune.results.store`. Each f
 The columns are declared once, below (``TRIAL_COLUMNS``, ``STEPS_SCHEMA``, ``METRICS_SCHEMA``); what each
 means is documented in ``docs/results.md``, whose tables ``tests/test_docs.py`` checks against these.
 ``trials`` has one row per trial, keyed by (run_id, trial_id); ``steps`` one per (run_id, trial_id, step);
-``metrics`` one tidy row per (run_id, trial_id, step, split, lang, metric).
+``metrics`` one tidy row per (run_id, trial_id, step, split, lang, metric, item): ``item`` is null for a
+language's scores and names the test example for its ``prediction`` and ``label`` rows.
 
 A trial that restarts from a checkpoint and reports step s again starts a new ``attempt`` holding its rows
 before s; readers keep each trial's highest attempt, so a resumed or retried trial's rows appear once.
@@ -31,8 +32,11 @@ METRICS_SCHEMA = pa.schema([
     ("split", pa.string()), ("lang", pa.string()), ("uriel_code", pa.string()), ("seen", pa.bool_()),
     ("metric", pa.string()), ("value", pa.float64()), ("lambda", pa.float64()),
     ("train_loss", pa.float64()), ("task_loss", pa.float64()), ("uriel_loss", pa.float64()),
-    ("train_seconds", pa.float64()), ("role", pa.string()),
+    ("train_seconds", pa.float64()), ("role", pa.string()), ("item", pa.int64()),
 ])
+ITEM_METRICS = ("prediction", "label")
+"""``metrics`` rows of one test example (``item`` = its index in the language's test split), where test is
+scored; every other row has no ``item``."""
 STEP_FLOATS = ("epoch", C.LAMBDA, C.TASK_WEIGHT, C.URIEL_WEIGHT, C.TRAIN_LOSS, C.TASK_LOSS, C.URIEL_LOSS,
                 *C.AVERAGE_KEYS, C.TRAIN_SECONDS)
 STEPS_SCHEMA = pa.schema(
@@ -77,6 +81,16 @@ def values_at_steps(run_dir: str, picks: pa.Table, split: str) -> pa.Table:
     """Per-language values of each trial at its chosen step (``picks``: run_id, trial_id, step, metric),
     streamed from the metrics files (see :func:`alchemy_tune.results.store.scan_values`)."""
     return store.scan_values(run_dir, picks, split, METRICS_SCHEMA)
+
+
+def items_at_steps(run_dir: str, picks: pa.Table) -> pa.Table:
+    """Each test example's prediction and label per trial at its chosen step (``picks``: run_id, trial_id,
+    step): run_id, trial_id, lang, role, item, metric (prediction | label), value. Empty for runs written
+    before test items were stored, and for trials whose chosen step did not score test."""
+    steps = picks.select(["run_id", "trial_id", "step"])
+    both = pa.concat_tables([steps.append_column("metric", pa.array([m] * steps.num_rows, pa.string()))
+                             for m in ITEM_METRICS])
+    return store.scan_values(run_dir, both, "test", METRICS_SCHEMA, extra=("item", "metric"))
 
 
 def compact(run_dir: str) -> dict[str, int]:

@@ -209,7 +209,7 @@ def read_table(run_dir: str, table: str, schema: pa.Schema | None, columns: list
     return out.select(keep).replace_schema_metadata(None)
 
 
-def scan_values(run_dir: str, picks: pa.Table, split: str, schema: pa.Schema) -> pa.Table:
+def scan_values(run_dir: str, picks: pa.Table, split: str, schema: pa.Schema, extra: tuple = ()) -> pa.Table:
     """Per-language metric rows at chosen steps, streamed: what ``analyze`` needs from a metrics table.
 
     ``picks`` has columns run_id, trial_id, step, metric (one row per trial: its chosen step and primary
@@ -218,9 +218,9 @@ def scan_values(run_dir: str, picks: pa.Table, split: str, schema: pa.Schema) ->
     × languages × splits × metrics). Of a trial's matching rows, those of its newest attempt count (the chosen
     step comes from that attempt, so the newest attempt holding that step is the trial's newest).
     Returns run_id, trial_id, lang, uriel_code, seen, value, role (derived from seen for runs written
-    before language roles).
+    before language roles), and the ``extra`` columns.
     """
-    out_cols = ["run_id", "trial_id", "lang", "uriel_code", "seen", "value", "role"]
+    out_cols = ["run_id", "trial_id", "lang", "uriel_code", "seen", "value", "role", *extra]
     fs, root = resolve(run_dir)
     old = v1_path(root, "metrics")
     if _exists(fs, old):
@@ -233,10 +233,14 @@ def scan_values(run_dir: str, picks: pa.Table, split: str, schema: pa.Schema) ->
     picks = picks.select(["run_id", "trial_id", "step", "metric"]).cast(pa.schema(
         [("run_id", pa.string()), ("trial_id", pa.string()), ("step", pa.int64()), ("metric", pa.string())]))
     metrics = pc.unique(picks.column("metric")).to_pylist()
+    if not metrics:
+        return schema.empty_table().select(out_cols)
     latest = ATTEMPT in data.schema.names
     has_role = "role" in data.schema.names
-    cols = ["run_id", "trial_id", "step", "metric", *out_cols[2:-1]] + (["role"] if has_role else []) \
-        + ([ATTEMPT] if latest else [])
+    if any(c not in data.schema.names for c in extra):  # a run written before these columns existed
+        return schema.empty_table().select(out_cols)
+    cols = ["run_id", "trial_id", "step", "metric", "lang", "uriel_code", "seen", "value"] \
+        + [c for c in extra if c != "metric"] + (["role"] if has_role else []) + ([ATTEMPT] if latest else [])
     filt = (pc.field("split") == split) & pc.field("metric").isin(metrics)
     found = []
     for batch in data.to_batches(columns=cols, filter=filt, batch_size=1 << 18):

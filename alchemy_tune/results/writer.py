@@ -22,8 +22,8 @@ import pyarrow.compute as pc
 from alchemy_tune.core import constants as C
 from alchemy_tune.results import store as store
 from alchemy_tune.core.errors import UsageError
-from alchemy_tune.results.schema import (METRICS_SCHEMA, STATUSES, STEP_FLOATS, STEPS_SCHEMA, compact,
-                                         read_steps, read_trials)
+from alchemy_tune.results.schema import (ITEM_METRICS, METRICS_SCHEMA, STATUSES, STEP_FLOATS, STEPS_SCHEMA,
+                                         compact, read_steps, read_trials)
 from alchemy_tune.results.run_record import RunRecord
 from alchemy_tune.results.run_dir import resolve
 from alchemy_tune.results.trials_table import config_types, full_config, summary_row, trials_table
@@ -234,18 +234,36 @@ class ResultsWriter:
                                                         C.TRAIN_SECONDS))
         epoch = _float(metrics.get(C.EPOCH))
         split_c, lang_c, uriel_c, seen_c, metric_c, value_c, role_c = [], [], [], [], [], [], []
-        for lang, info in (metrics.get(C.LANGS) or {}).items():
+        item_c: list[int | None] = []
+        langs = metrics.get(C.LANGS) or {}
+        for lang, info in langs.items():
             uriel, seen, role = info.get("uriel"), bool(info.get("seen")), C.lang_role(info)
             for split in C.SPLITS_EVALUATED:
                 for name, value in (info.get(split) or {}).items():
                     split_c.append(split), lang_c.append(lang), uriel_c.append(uriel), seen_c.append(seen)
                     metric_c.append(name), value_c.append(_float(value)), role_c.append(role)
+        item_c += [None] * len(value_c)
+        for lang, answers in (metrics.get(C.ITEMS) or {}).items():  # each test example, where test was scored
+            info = langs.get(lang, {})
+            uriel, seen, role = info.get("uriel"), bool(info.get("seen")), C.lang_role(info)
+            for name in ITEM_METRICS:
+                values = [_float(v) for v in answers.get(name, ())]
+                k = len(values)
+                split_c += ["test"] * k
+                lang_c += [lang] * k
+                uriel_c += [uriel] * k
+                seen_c += [seen] * k
+                metric_c += [name] * k
+                value_c += values
+                role_c += [role] * k
+                item_c += range(k)
         n = len(value_c)
         return pa.Table.from_arrays(
             [pa.array([v] * n, f.type) for v, f in zip((self.run_id, trial_id, step, epoch), METRICS_SCHEMA)]
             + [pa.array(c, f.type) for c, f in zip((split_c, lang_c, uriel_c, seen_c, metric_c, value_c),
                                                      list(METRICS_SCHEMA)[4:10])]
-            + [pa.array([v] * n, pa.float64()) for v in shared] + [pa.array(role_c, pa.string())],
+            + [pa.array([v] * n, pa.float64()) for v in shared] + [pa.array(role_c, pa.string()),
+                                                                   pa.array(item_c, pa.int64())],
             schema=METRICS_SCHEMA)
 
     def drop_trial(self, trial_id: str) -> None:

@@ -158,6 +158,7 @@ def evaluate(p: Prepared, splits=K.SPLITS_EVALUATED) -> dict:
     }
     result: dict[str, Any] = {key: math.nan for key in K.AVERAGE_KEYS}
     notes: list[str] = []
+    items: dict[str, dict] = {}
     primary = p.task.primary_metric
     for split in splits:
         data = p.evals[split]
@@ -170,8 +171,12 @@ def evaluate(p: Prepared, splits=K.SPLITS_EVALUATED) -> dict:
                 langs[lang][split] = score(p.task.kind, data.labels[mask], pred[mask])
                 why = metric_notes(p.task.kind, data.labels[mask], pred[mask])
                 notes += [f"{split} {lang}: {n}" for n in why]
+                if split == "test":  # each example's answer: per-language intervals resample the examples
+                    items[lang] = {"prediction": pred[mask].tolist(), "label": data.labels[mask].tolist()}
     result.update(averages(langs, primary))
     result[K.LANGS] = langs
+    if items:
+        result[K.ITEMS] = items
     result[K.PRIMARY_METRIC] = primary
     result[K.NOTES] = notes
     return result
@@ -297,6 +302,8 @@ def _evaluation(p: Prepared, opt: Optimisation, plan: Plan, progress: Progress, 
         test = evaluate(p, ("test",))
         for lang, info in test.pop(K.LANGS).items():
             metrics[K.LANGS][lang].update({k: v for k, v in info.items() if k == "test"})
+        if K.ITEMS in test:
+            metrics[K.ITEMS] = test.pop(K.ITEMS)
         metrics.update({k: v for k, v in test.items() if k.startswith("test_")})
     train_loss, l_task, l_uriel = losses.means()
     metrics.update({

@@ -52,10 +52,11 @@ def make_trainable(trial_fn: str = TRIAL_FN, resources: Mapping[str, float] | No
             tb.log(metrics)
             tb.flush()
             out = dict(metrics)
-            if isinstance(out.get(C.LANGS), Mapping):
-                # One string through Tune, not ~400 flattened keys (52 languages x 2 splits x 2 metrics) that
-                # the driver would track, log and store one by one at every report; report_of decodes it.
-                out[C.LANGS] = json.dumps(out[C.LANGS])
+            for key in (C.LANGS, C.ITEMS):
+                if isinstance(out.get(key), Mapping):
+                    # One string through Tune, not ~400 flattened keys (52 languages x 2 splits x 2 metrics)
+                    # that the driver would track, log and store one by one; report_of decodes it.
+                    out[key] = json.dumps(out[key])
             out[BUSY_SECONDS] = time.perf_counter() - started
             if checkpoint_dir is not None:
                 tune.report(out, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
@@ -85,17 +86,19 @@ RAY_KEYS = frozenset({
 })
 
 
-def langs_of(result: Mapping[str, Any]) -> Any:
-    """A Tune result's per-language scores as the trial reported them (a dict; JSON on the way through Tune)."""
-    value = result.get(C.LANGS)
+def langs_of(result: Mapping[str, Any], key: str = C.LANGS) -> Any:
+    """A Tune result's per-language scores (or ``items``) as the trial reported them (a dict; JSON on the way
+    through Tune)."""
+    value = result.get(key)
     return json.loads(value) if isinstance(value, str) else value
 
 
 def report_of(result: Mapping[str, Any]) -> dict:
     """The trial's own report dict from a Tune result (Ray's bookkeeping keys removed)."""
     out = {k: v for k, v in result.items() if k not in RAY_KEYS and not k.startswith("_")}
-    if C.LANGS in out:
-        out[C.LANGS] = langs_of(out)
+    for key in (C.LANGS, C.ITEMS):
+        if key in out:
+            out[key] = langs_of(out, key)
     return out
 
 

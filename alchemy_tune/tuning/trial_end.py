@@ -96,6 +96,9 @@ class ResultsCallback(Callback):
         if trial.trial_id not in self._told_before:
             self.writer.set_identity(trial.trial_id, *identity(self.handle, trial.trial_id))
             self.writer.add_report(trial.trial_id, trial.config, report_of(result))
+        # The tables hold the test items now; Tune keeps each trial's last result in its experiment state,
+        # which need not carry thousands of predictions per trial (Tune lets callbacks edit it in place).
+        result.pop(C.ITEMS, None)
 
     def end(self, trial, *, error: bool = False) -> None:
         if trial.trial_id in self._told_before:
