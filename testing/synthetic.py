@@ -40,8 +40,10 @@ def _seed_noise(seed, lang: str, split: str) -> float:
     return random.Random(f"{seed}/{lang}/{split}").gauss(0, 0.02)
 
 
-def report(config: dict, step: int, n_steps: int, langs, rng: random.Random) -> dict:
-    """One report dict in the constants.py format for ``config`` at ``step`` of ``n_steps``."""
+def report(config: dict, step: int, n_steps: int, langs, rng: random.Random, items: int = 0) -> dict:
+    """One report dict in the constants.py format for ``config`` at ``step`` of ``n_steps``; with ``items``,
+    each language's test accuracy is a count over that many test examples, whose answers are reported too
+    (the examples a seed gets right are shared by every configuration trained with that seed)."""
     lam = float(config["lambda"])
     uriel_gain = 0.08 * math.log1p(lam) / math.log1p(10.0) * (len(config["uriel_features"]) / 30)
     size_gain = 0.05 * math.log10(config["train_size"] or 1000)
@@ -57,6 +59,9 @@ def report(config: dict, step: int, n_steps: int, langs, rng: random.Random) -> 
             base = (0.55 if seen else 0.35) + size_gain + (0.0 if seen else uriel_gain) + 0.01 * (i % 5)
             noise = _seed_noise(config.get("seed"), lang, split) + rng.gauss(0, 0.005)
             acc = min(1.0, max(0.0, progress * (base + noise)))
+            if items and split == "test":
+                acc = round(acc * items) / items
+                out.setdefault(C.ITEMS, {})[lang] = _answers(config.get("seed"), lang, acc, items)
             scores[split] = {"accuracy": acc, "macro_f1": acc * 0.9}
         per_lang[lang] = {"uriel": uriel, "seen": seen, "role": role, **scores}
     out[C.LANGS] = per_lang
@@ -67,6 +72,16 @@ def report(config: dict, step: int, n_steps: int, langs, rng: random.Random) -> 
         vals = [per_lang[lang][split]["accuracy"] for lang, _, _, role in langs if role in _GROUP_ROLES[group]]
         out[key] = sum(vals) / len(vals) if vals else float("nan")
     return out
+
+
+def _answers(seed, lang: str, accuracy: float, n: int) -> dict:
+    """``n`` test examples (4 classes) of which round(accuracy · n) are right: the first of a permutation
+    seeded by the training seed and language, so configurations of one seed mostly agree."""
+    labels = [i % 4 for i in range(n)]
+    order = list(range(n))
+    random.Random(f"items/{seed}/{lang}").shuffle(order)
+    right = set(order[:round(accuracy * n)])
+    return {"prediction": [y if i in right else (y + 1) % 4 for i, y in enumerate(labels)], "label": labels}
 
 
 def grid(n_trials: int, repeats: int = 3, first_seed: int = 42) -> Iterator[dict]:
@@ -98,8 +113,9 @@ def write_meta(run_dir: str, run_id: str, kind: str = "search", metric: str | No
 
 def make_run(run_dir: str, *, n_trials: int = 8, n_langs: int = 8, n_evals: int = 4, seed: int = 0,
              run_id: str | None = None, failed: int = 0, running: int = 0, repeats: int = 3,
-             kind: str = "search", first_seed: int = 42, metric: str | None = None) -> str:
-    """Write a complete run folder (alchemy_run.json + results) and return its path.
+             kind: str = "search", first_seed: int = 42, metric: str | None = None, items: int = 0) -> str:
+    """Write a complete run folder (alchemy_run.json + results) and return its path; ``items``: test examples
+    per language whose answers are stored (0: none, as in runs written before they were).
 
     The last ``running`` trials stop half-way without ending; the ``failed`` ones before them fail half-way.
     """
@@ -111,7 +127,7 @@ def make_run(run_dir: str, *, n_trials: int = 8, n_langs: int = 8, n_evals: int 
         tid = f"trial_{i:04d}"
         last = n_evals // 2 if i >= n_trials - failed - running else n_evals
         for step in range(1, last + 1):
-            writer.add_report(tid, cfg, report(cfg, step, n_evals, langs, rng))
+            writer.add_report(tid, cfg, report(cfg, step, n_evals, langs, rng, items))
         if i >= n_trials - running:
             continue
         if i >= n_trials - failed - running:

@@ -95,4 +95,4 @@ def test_confirm_runs_the_best_configuration_and_its_baseline_end_to_end(tmp_pat
 
     tables, _, verdict = compute(A.load_runs([str(confirm_dir)]), top=5, importance="ped-anova")
     assert "confirmed" in verdict[0], verdict
-    assert len(tables["confirmed"]) == 1 and tables["confirmed"]["seeds"].tolist() == [2]
+    assert len(tables["confirmed"]) == 1 and tables["confirmed"]["seeds_unseen"].tolist() == [2]

@@ -1,63 +1,166 @@
-"""Bootstrap CIs against scipy's bootstrap, Wilcoxon through scipy, Holm against closed testing."""
+"""The paired-comparison model against its textbook formulas, exact arithmetic, missing scores, item
+intervals, power, and Holm against closed testing."""
 
 from __future__ import annotations
 
 import itertools
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from alchemy_tune.analysis.stats import bootstrap_ci, holm, wilcoxon_p
+from alchemy_tune.analysis.stats import design_mde, exact, holm, item_interval, paired_effect
+
+# The confirmed study's per-language changes, in test examples of 120 summed over 3 seeds: (+4, 0, 0, −1, −1,
+# −1, −2, −2) / 360 as language means, laid out per seed.
+COUNTS = np.array([[2, 1, 1], [1, -1, 0], [0, 0, 0], [-1, 0, 0], [0, -1, 0], [0, 0, -1], [-1, -1, 0], [0, -1, -1]])
 
 
-def _scipy_percentile_ci(values, seed=1):
-    res = stats.bootstrap((np.asarray(values),), np.mean, n_resamples=20_000, method="percentile",
-                          confidence_level=0.95, random_state=np.random.default_rng(seed))
-    return res.confidence_interval.low, res.confidence_interval.high
+def _by_formula(counts: np.ndarray, n: int = 120) -> tuple[float, float, float]:
+    """(Δ, lo, hi, p) from exact fractions and scipy.stats: the model's mean squares (scaled by f over the
+    median of χ²_f), components truncated at zero, Satterthwaite df."""
+    d = [[Fraction(int(c), n) for c in row] for row in counts]
+    n_l, n_s = len(d), len(d[0])
+    m = sum(map(sum, d)) / (n_l * n_s)
+    rows = [sum(r) / n_s for r in d]
+    cols = [sum(d[i][j] for i in range(n_l)) / n_l for j in range(n_s)]
+    f_l, f_s, f_e = n_l - 1, n_s - 1, (n_l - 1) * (n_s - 1)
+    k = lambda f: f / stats.chi2.median(f)  # noqa: E731
+    ms_l = float(n_s * sum((r - m) ** 2 for r in rows) / f_l) * k(f_l)
+    ms_s = float(n_l * sum((c - m) ** 2 for c in cols) / f_s) * k(f_s)
+    ms_e = float(sum((d[i][j] - rows[i] - cols[j] + m) ** 2 for i in range(n_l) for j in range(n_s)) / f_e) * k(f_e)
+    terms = [(ms_l, f_l)] if ms_l >= ms_e else [(ms_e, f_e)]
+    if ms_s > ms_e:
+        terms += [(ms_s, f_s), (-ms_e, f_e)]
+    num = sum(a for a, _ in terms)
+    df = num**2 / sum(a * a / f for a, f in terms)
+    se = math.sqrt(num / (n_l * n_s))
+    half = stats.t.ppf(0.975, df) * se
+    return float(m), float(m) - half, float(m) + half, 2 * stats.t.sf(abs(float(m)) / se, df)
 
 
-@pytest.mark.parametrize("shape", ["languages", "replicates"])
-def test_one_way_bootstrap_matches_scipy(shape):
+def test_the_quantized_example_gives_one_exact_answer_whatever_the_round_off():
+    """Acceptance: per-cell Δ computed as float differences of scores out of 120 (round-off included), and
+    a zero stored as +1e-17 or −1e-17, give the same Δ, interval and p, equal to the exact computation."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(40, 80, size=COUNTS.shape)
+    as_scores = (base + COUNTS) / 120 - base / 120  # what the tables hold: differences of two means
+    exact_cells = COUNTS / 120
+    assert not np.array_equal(as_scores, exact_cells)  # round-off is really there
+    results = []
+    for tiny in (+1e-17, -1e-17):
+        d = as_scores.copy()
+        d[2, 0] = tiny  # the language with no change, stored as ±1e-17
+        results.append(paired_effect(d))
+    results.append(paired_effect(exact_cells))
+    first = results[0]
+    for other in results[1:]:
+        assert (other.delta, other.lo, other.hi, other.p) == (first.delta, first.lo, first.hi, first.p)
+    delta, lo, hi, p = _by_formula(COUNTS)
+    assert first.delta == pytest.approx(delta, abs=1e-12) and first.delta == pytest.approx(-3 / 2880, abs=1e-12)
+    assert (first.lo, first.hi, first.p) == pytest.approx((lo, hi, p), rel=1e-9)
+    assert (first.languages, first.seeds, first.missing) == (8, 3, 0)
+    # equal changes are equal: a cell of +1/120 reached two ways weighs the same
+    assert exact(0.3 - 0.2 - 0.1) == 0.0 and exact(61 / 120 - 60 / 120) == exact(1 / 120)
+    assert str(exact(-1e-17)) == "0.0"  # never "-0.0000" in a table
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_interval_and_the_test_always_agree(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(300):
+        shape = (int(rng.integers(2, 12)), int(rng.integers(1, 6)))
+        d = np.round(rng.normal(rng.normal(0, 0.01), 0.02, size=shape) * 120) / 120
+        e = paired_effect(d)
+        if math.isnan(e.p):
+            continue
+        assert (e.p < 0.05) == (not e.lo <= 0 <= e.hi), (d.tolist(), e)
+
+
+def test_a_missing_cell_keeps_every_other_seed_and_a_missing_language_is_named():
+    d = COUNTS / 120
+    holed = d.copy()
+    holed[3, 1] = np.nan
+    e = paired_effect(holed, index=[f"l{i}" for i in range(8)])
+    assert (e.languages, e.seeds, e.missing, e.dropped) == (8, 3, 1, ())
+    assert "1 missing language × seed score(s) filled by the additive model" in e.caveats
+    # the fill is the additive model's least-squares value: refitting the completed matrix leaves it there
+    full = np.array(holed)
+    full[3, 1] = 0
+    for _ in range(500):
+        full[3, 1] = full[3].mean() + full[:, 1].mean() - full.mean() + full[3, 1] / 8 + full[3, 1] / 3 \
+            - full[3, 1] / 24 - full[3, 1] * (1 / 8 + 1 / 3 - 1 / 24)
+    assert e.delta == pytest.approx(float(np.round(full.mean(), 12)), abs=1e-12)
+    gone = d.copy()
+    gone[5, :] = np.nan
+    e = paired_effect(gone, index=[f"l{i}" for i in range(8)])
+    assert (e.languages, e.seeds, e.dropped) == (7, 3, ("l5",))
+    assert e.delta == paired_effect(np.delete(d, 5, axis=0)).delta
+    assert any("l5" in c for c in e.caveats)
+
+
+def test_one_seed_is_the_t_test_over_languages_and_says_so():
+    d = np.array([0.02, -0.01, 0.03, 0.01, 0.00, 0.02, 0.04, -0.02])
+    e = paired_effect(d[:, None])
+    k = 7 / stats.chi2.median(7)
+    t = stats.ttest_1samp(d, 0.0)
+    assert e.p == pytest.approx(2 * stats.t.sf(abs(t.statistic) / math.sqrt(k), 7))
+    assert e.df == pytest.approx(7) and any(c.startswith("one seed") for c in e.caveats)
+    flat = paired_effect(np.full((4, 3), 0.25))
+    assert (flat.lo, flat.hi) == (0.25, 0.25) and math.isnan(flat.p)
+    assert math.isnan(paired_effect(np.empty((0, 3))).delta)
+
+
+def test_the_minimum_detectable_effect_has_its_power_in_simulation():
+    """At the MDE of a design the model's test rejects about 80% of the time (2,000 simulated studies)."""
+    sd = dict(sd_language=0.01, sd_seed=0.005, sd_residual=0.01)
+    mde = design_mde(8, 3, **sd)
+    rng = np.random.default_rng(1)
+    hits = 0
+    for _ in range(2000):
+        d = mde + rng.normal(0, sd["sd_language"], (8, 1)) + rng.normal(0, sd["sd_seed"], (1, 3)) \
+            + rng.normal(0, sd["sd_residual"], (8, 3))
+        hits += paired_effect(d).p < 0.05
+    assert 0.70 <= hits / 2000 <= 0.86  # the median-unbiased scaling makes the test a little conservative
+    assert design_mde(8, 6, **sd) < mde < design_mde(8, 1, **sd)  # more seeds, smaller effects
+
+
+def test_item_interval_is_a_paired_bootstrap_over_the_examples():
     rng = np.random.default_rng(3)
-    values = rng.normal(0.01, 0.02, size=12)
-    deltas = values[:, None] if shape == "languages" else values[None, :]  # 12 x 1 or 1 x 12
-    lo, hi = bootstrap_ci(deltas, n_resamples=20_000, seed=0)
-    s_lo, s_hi = _scipy_percentile_ci(values)
-    width = s_hi - s_lo
-    # different random draws: equal up to Monte-Carlo error (well under 5% of the width at 20k resamples)
-    assert lo == pytest.approx(s_lo, abs=0.05 * width) and hi == pytest.approx(s_hi, abs=0.05 * width)
+    labels = rng.integers(0, 4, 120)
+    base = np.where(rng.random(120) < 0.5, labels, (labels + 1) % 4)[None, :]
+    treated = np.where(rng.random(120) < 0.15, labels, base[0])[None, :]  # fixes some wrong answers
+    delta, lo, hi = item_interval(treated, base, labels, "classification")
+    x = (treated[0] == labels).astype(float) - (base[0] == labels)
+    assert delta == pytest.approx(x.mean())
+    ref = stats.bootstrap((x,), np.mean, method="percentile", n_resamples=20_000,
+                          random_state=np.random.default_rng(0)).confidence_interval
+    width = ref.high - ref.low
+    assert (lo, hi) == pytest.approx((ref.low, ref.high), abs=0.1 * width) and lo > 0
+    same = item_interval(base, base, labels, "classification")
+    assert same == (0.0, 0.0, 0.0)  # the same answers everywhere: no change, and none in any resample
+    # correlations: Δ is the difference of Pearson's r, resampled with the examples kept in pairs
+    y = rng.normal(size=120)
+    a, b = (y + rng.normal(0, s, 120) for s in (0.5, 1.0))
+    delta, lo, hi = item_interval(a[None, :], b[None, :], y, "regression")
+    assert delta == pytest.approx(np.corrcoef(a, y)[0, 1] - np.corrcoef(b, y)[0, 1])
+    assert lo < delta < hi and lo > 0
+    flat = item_interval(np.zeros((1, 120)), b[None, :], y, "regression")  # a collapsed regressor
+    assert all(math.isnan(v) for v in flat)
 
 
-def test_two_way_bootstrap_is_seeded_and_counts_both_sources_of_noise():
-    rng = np.random.default_rng(5)
-    languages = rng.normal(0, 0.02, size=(10, 1))
-    seeds = rng.normal(0, 0.02, size=(1, 4))
-    d = 0.01 + languages + seeds
-    assert bootstrap_ci(d, seed=7) == bootstrap_ci(d, seed=7)
-    assert bootstrap_ci(d, seed=7) != bootstrap_ci(d, seed=8)
-    lo, hi = bootstrap_ci(d)
-    assert lo < d.mean() < hi
-    # resampling seeds too gives a wider interval than pretending the seed effect was fixed
-    lang_lo, lang_hi = bootstrap_ci(d.mean(axis=1))
-    assert hi - lo > lang_hi - lang_lo
+def test_student_t_and_chi_square_come_out_as_tabulated():
+    """The scipy.special functions the model uses, against printed tables (a scipy outside the pinned range
+    that changed them would fail here)."""
+    from alchemy_tune.analysis.stats import _median_unbiased, t_quantile, t_two_sided_p
 
-
-def test_bootstrap_edge_cases():
-    assert bootstrap_ci(np.full((4, 3), 0.25)) == (0.25, 0.25)
-    assert all(math.isnan(v) for v in bootstrap_ci(np.empty((0, 3))))
-    assert all(math.isnan(v) for v in bootstrap_ci(np.array([[0.1, np.nan]])))
-    with pytest.raises(ValueError, match="level"):
-        bootstrap_ci([0.1, 0.2], level=95)
-
-
-def test_wilcoxon_is_scipys_exact_test():
-    d = [0.02, -0.01, 0.03, 0.015, 0.04, -0.005, 0.025, 0.01]
-    assert wilcoxon_p(d) == pytest.approx(stats.wilcoxon(d).pvalue)
-    # exact two-sided p of 8 all-positive differences: 2 / 2**8
-    assert wilcoxon_p([abs(x) + 0.001 for x in d]) == pytest.approx(2 / 2**8)
-    assert wilcoxon_p([0.0, 0.0, 0.0]) == 1.0 and math.isnan(wilcoxon_p([]))
+    assert t_quantile(0.975, 2) == pytest.approx(4.302653, abs=1e-6)
+    assert t_quantile(0.975, 7) == pytest.approx(2.364624, abs=1e-6)
+    assert t_quantile(0.8, 14) == pytest.approx(0.868, abs=5e-4)
+    assert t_two_sided_p(2.364624, 7) == pytest.approx(0.05, abs=1e-6)
+    assert 2 / _median_unbiased(2) == pytest.approx(1.386294, abs=1e-6)  # χ²_2 median = 2 ln 2
 
 
 def _holm_by_closed_testing(p):

@@ -11,6 +11,7 @@ matched baselines in :mod:`alchemy_tune.analysis.paired`; plots live in ``plots.
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +23,7 @@ from alchemy_tune.core import constants as C
 from alchemy_tune.languages import langinfo
 from alchemy_tune.analysis import paired as P
 from alchemy_tune.core.errors import UsageError
-from alchemy_tune.results.schema import read_trials, values_at_steps
+from alchemy_tune.results.schema import items_at_steps, read_trials, values_at_steps
 from alchemy_tune.results.run_record import RunRecord
 
 ORACLE_PREFIX = "oracle_"  # a selection metric named oracle_<average> chose on test-language dev data
@@ -43,6 +44,8 @@ class Runs:
     """run_id -> the run's kind in alchemy_run.json (search, confirm, train)."""
     selections: list[str] = field(default_factory=list)
     """The selection metric of each run (alchemy_run.json ``metric``)."""
+    declared: list[dict] = field(default_factory=list)
+    """The configurations confirmation runs chose before running, best first (alchemy_run.json ``confirm``)."""
 
     @property
     def average(self) -> str:
@@ -76,6 +79,25 @@ class Runs:
     def confirm_runs(self) -> list[str]:
         return [run for run, kind in self.kinds.items() if kind == "confirm"]
 
+    def part(self, confirm: bool) -> "Runs":
+        """The confirmation runs alone (``confirm``), or every other run alone: the search's tables never
+        hold a confirmation trial, and the confirmation's never a search trial (its seeds are the fresh
+        ones that make it an unbiased test of what the search chose)."""
+        wanted = set(self.confirm_runs)
+        keep = self.trials["run_id"].isin(wanted) == confirm
+        langs = self.langs[self.langs["run_id"].isin(wanted) == confirm] if len(self.langs) else self.langs
+        return dataclasses.replace(self, trials=self.trials[keep], langs=langs)
+
+    def items(self, pairs: pd.DataFrame) -> pd.DataFrame:
+        """Each test example's answers of the trials in ``pairs`` (run_id, trial_id) at their selected steps."""
+        t = self.trials.merge(pairs[["run_id", "trial_id"]].drop_duplicates(), on=["run_id", "trial_id"])
+        frames = []
+        for run_dir, mine in t.groupby("run_dir"):
+            picks = pa.Table.from_pandas(mine[["run_id", "trial_id", f"{self.at}_step"]].dropna().rename(
+                columns={f"{self.at}_step": "step"}).astype({"step": "int64"}), preserve_index=False)
+            frames.append(items_at_steps(str(run_dir), picks).to_pandas())
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
     def scores(self, split: str) -> pd.DataFrame:
         """Per-language values of one split (``test``, ``dev``)."""
         return self.langs[self.langs["split"] == split] if "split" in self.langs else self.langs
@@ -89,11 +111,12 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
     """
     if at not in ("best", "final"):
         raise UsageError(f"--at: {at!r} is not one of best, final")
-    trials, langs, notes, kinds, selections = [], [], [], {}, []
+    trials, langs, notes, kinds, selections, declared = [], [], [], {}, [], []
     for run_dir in run_dirs:
         record = RunRecord.read(run_dir)
         kinds[record.run_id or run_dir] = record.kind
         selections.append(record.metric)
+        declared += (record.extra.get("confirm") or {}).get("configurations") or []
         table = read_trials(run_dir)
         if table.num_rows == 0:
             notes.append(f"{run_dir}: no trial has reported yet")
@@ -114,7 +137,8 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
     averages = sorted(c.removeprefix(f"{at}_") for c in frame.columns if c.startswith(f"{at}_") and c != f"{at}_step")
     if f"{at}_{metric.removeprefix(ORACLE_PREFIX)}" not in frame:
         raise UsageError(f"--metric: {metric!r} is not an average of these runs; valid: {', '.join(averages)}")
-    runs = Runs(list(run_dirs), metric, at, frame, lang_frame, notes, kinds, [m for m in selections if m])
+    runs = Runs(list(run_dirs), metric, at, frame, lang_frame, notes, kinds, [m for m in selections if m],
+                declared)
     runs.notes += status_notes(runs)
     if runs.oracle:
         runs.notes.insert(0, "ORACLE: trials were selected or ranked on test-language dev data "
@@ -242,14 +266,21 @@ def leaderboard(runs: Runs, top: int = 10) -> pd.DataFrame:
     return out
 
 
-def units(runs: Runs, *, only_runs: list[str] | None = None, split: str = "test") -> P.Units:
-    """Finished trials' per-language ``split`` scores, keyed for pairing (optionally some runs only)."""
+def units(runs: Runs, *, split: str = "test") -> P.Units:
+    """Finished trials' per-language ``split`` scores, keyed for pairing, with their test examples."""
     t = _scored(runs)
     t = t[t["status"].isin([C.COMPLETED, C.DIVERGED])]
-    scores = runs.scores(split)
-    if only_runs is not None:
-        t, scores = t[t["run_id"].isin(only_runs)], scores[scores["run_id"].isin(only_runs)]
-    return P.Units(t, scores, score_col=runs.score)
+    return P.Units(t, runs.scores(split), score_col=runs.score, items=runs.items)
+
+
+def declared_label(u: P.Units, runs: Runs) -> str | None:
+    """The label of the configuration a confirmation ranked first before it ran (None: no confirmation)."""
+    for config in runs.declared[:1]:
+        for first in u.records.values():
+            if all(P.hashable(first.get(f"cfg_{k}")) == P.hashable(v) for k, v in config.items()
+                   if f"cfg_{k}" in first):
+                return P.label(first, u.searched)
+    return None
 
 
 def comparisons(u: P.Units) -> tuple[pd.DataFrame, str | None]:

@@ -191,7 +191,7 @@ def summary_lines(run_dir: str) -> list[str]:
     u = A.units(runs)
     table, note = A.comparisons(u)
     lines = ["", ("[ORACLE selection] " if runs.oracle else "") + "confirmed test scores (fresh seeds; Δ vs "
-             "matched plain fine-tuning, 95% bootstrap CI, Holm-corrected Wilcoxon p):"]
+             "matched plain fine-tuning, 95% interval and Holm-corrected p of the languages × seeds model):"]
     scored = A._scored(runs)
     for key, first in u.configs.iterrows():
         mine = scored[P.config_keys(scored, u.identity) == key]
@@ -206,7 +206,7 @@ def summary_lines(run_dir: str) -> list[str]:
         lines.append(line)
     if note:
         lines.append(f"  ({note})")
-    lines += ["", *P.verdict(table, confirmed=True, oracle=runs.oracle)]
+    lines += ["", *P.verdict(table, confirmed=True, oracle=runs.oracle, declared=A.declared_label(u, runs))]
     return lines
 
 

@@ -8,11 +8,14 @@ that changes what the encoder learns from the task (everything except λ, the λ
 URIEL/projection settings: ``URIEL_KEYS``, role uriel). The two are paired on the training seed and the
 language: ``D[lang, seed] = score(config) − score(baseline)``.
 
-For each configuration and language role (``unseen`` = the test languages, ``seen``): the mean of ``D`` with a
-two-way bootstrap CI (languages × seeds, :func:`alchemy_tune.analysis.stats.bootstrap_ci`), a Wilcoxon signed-rank
-test across languages on the per-language means, and Holm-adjusted p-values over all configurations of the
-table (one family per role). Where no baseline matches, the row says so and has no Δ: an unpaired difference
-is never shown as one.
+For each configuration and language role (``unseen`` = the test languages, ``seen``): Δ, its 95% interval
+and p-value from one model of the [language × seed] differences
+(:func:`alchemy_tune.analysis.stats.paired_effect`: languages and seeds both sampled), and Holm-adjusted
+p-values over the configurations of the table (one family per table and role). A language with no score
+in any seed is left out of that comparison and named; a missing cell is filled by the model, never by
+dropping the seed. Where no baseline matches, the row says so and has no Δ: an unpaired difference is never
+shown as one. Per-language intervals come from the test examples themselves
+(:func:`alchemy_tune.analysis.stats.item_interval`), so they hold with one seed.
 
 Every function takes plain DataFrames (the trials table and a long table of per-language scores), so the
 way results are read can change under it.
@@ -21,24 +24,26 @@ way results are read can change under it.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from alchemy_tune.languages import langinfo
 from alchemy_tune.trial.config import EXECUTION, REPLICATE, URIEL, TrialConfig, params_with_role
-from alchemy_tune.analysis.stats import bootstrap_ci, holm, wilcoxon_p
+from alchemy_tune.analysis.stats import ALPHA, exact, holm, item_interval, paired_effect
 
 EXECUTION_KEYS = frozenset(params_with_role(EXECUTION, REPLICATE))
 """Settings that do not change what a configuration is (seed: the replicate)."""
 URIEL_KEYS = frozenset(params_with_role(URIEL))
 """Settings that only shape the URIEL loss: a matched baseline may differ in them (it has no URIEL loss)."""
 ROLES = ("unseen", "seen")
+ROLE_ORDER = ("seen", "val", "unseen")
+"""The protocol's order: trained on, chosen with, tested on."""
 ROLE_NAMES = {"unseen": "test languages", "seen": "seen languages", "val": "validation languages"}
 PLAIN = "plain fine-tuning (λ=0)"
 NO_BASELINE = "none: no plain fine-tuning (λ=0) run with the same other settings"
 NO_COMMON_SEED = "none: the matched baseline shares no training seed with it"
-ALPHA = 0.05
 
 
 def hashable(value):
@@ -102,9 +107,12 @@ def label(row: pd.Series | dict, columns: list[str]) -> str:
 class Units:
     """Per-language scores of every finished trial, keyed by configuration, seed and language."""
 
-    def __init__(self, trials: pd.DataFrame, scores: pd.DataFrame, score_col: str | None = None):
+    def __init__(self, trials: pd.DataFrame, scores: pd.DataFrame, score_col: str | None = None,
+                 items: Callable[[pd.DataFrame], pd.DataFrame] | None = None):
         """``trials``: finished trials (cfg_* columns); ``scores``: run_id, trial_id, lang, role, value;
-        ``score_col``: the trials column that ranks configurations (the selection metric, never test)."""
+        ``score_col``: the trials column that ranks configurations (the selection metric, never test);
+        ``items``: reads the test examples' answers of some trials (run_id, trial_id -> run_id, trial_id,
+        lang, item, metric, value), for per-language intervals; read only for the configurations detailed."""
         self.trials = trials
         self.identity = identity_columns(trials)
         self.searched = searched_columns(trials)
@@ -112,6 +120,8 @@ class Units:
         t = trials.assign(_config=config_keys(trials, self.identity),
                           _base=config_keys(trials, baseline_cols), _plain=is_plain(trials),
                           _seed=trials["cfg_seed"] if "cfg_seed" in trials else trials.get("seed", 0))
+        self._keyed = t
+        self._read_items = items
         self.configs = t.drop_duplicates("_config").set_index("_config")
         # config -> its row as a dict: a search of thousands of configurations reads rows one by one, and
         # DataFrame.loc / iterrows per row cost most of `analyze` at that scale
@@ -125,6 +135,33 @@ class Units:
         self.base_of, self.plain = self.configs["_base"], self.configs["_plain"]
         self.score = (t.groupby("_config")[score_col].mean() if score_col and score_col in t
                       else pd.Series(math.nan, index=self.configs.index))
+        self._item_cache: dict[tuple, pd.DataFrame] = {}
+        primary = trials["primary_metric"].dropna() if "primary_metric" in trials else pd.Series([], dtype=object)
+        self.kind = "classification" if primary.empty or primary.iloc[0] in ("accuracy", "macro_f1") \
+            else "regression"
+
+    def answers(self, key: str, lang: str, seeds, *, baseline: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+        """([seed × item] predictions, [item] labels) of a configuration (``baseline``: of the plain
+        fine-tuning with base key ``key``) on one language's test examples; None where not stored."""
+        if self._read_items is None:
+            return None
+        t = self._keyed
+        trials = t[(t["_base"] == key) & t["_plain"]] if baseline else t[t["_config"] == key]
+        trials = trials[trials["_seed"].isin(list(seeds))].drop_duplicates("_seed")  # one run's trial per seed
+        cache_key = tuple(zip(trials["run_id"], trials["trial_id"]))
+        if cache_key not in self._item_cache:
+            found = self._read_items(trials[["run_id", "trial_id"]])
+            self._item_cache[cache_key] = (found.merge(trials[["run_id", "trial_id", "_seed"]],
+                                                       on=["run_id", "trial_id"]) if len(found) else found)
+        mine = self._item_cache[cache_key]
+        if mine.empty:
+            return None
+        first = mine[mine["lang"] == lang]
+        pred = first[first["metric"] == "prediction"].pivot(index="_seed", columns="item", values="value")
+        labels = first[first["metric"] == "label"].groupby("item")["value"].first()
+        if set(pred.index) != set(seeds) or pred.isna().any().any() or not pred.columns.equals(labels.index):
+            return None
+        return pred.loc[list(seeds)].to_numpy(), labels.to_numpy()
 
     def of_config(self, config: str) -> dict[str, pd.DataFrame]:
         """role -> [language × seed] scores of one configuration."""
@@ -157,21 +194,23 @@ def _wide(frame: pd.DataFrame, key: str) -> dict[str, dict[str, pd.DataFrame]]:
 
 
 def delta_matrix(treated: dict, reference: dict, role: str) -> pd.DataFrame:
-    """[language × seed] differences over the languages and seeds both sides have (may be empty)."""
+    """[language × seed] differences over the seeds both sides ran and every language either side scored;
+    NaN where one side has no score (may be empty)."""
     a, b = treated.get(role), reference.get(role)
     if a is None or b is None:
         return pd.DataFrame()
-    langs, seeds = a.index.intersection(b.index), a.columns.intersection(b.columns)
-    return (a.loc[langs, seeds] - b.loc[langs, seeds]).dropna(axis=1, how="any")
+    langs, seeds = a.index.union(b.index), a.columns.intersection(b.columns)
+    if not len(seeds):
+        return pd.DataFrame()
+    return pd.DataFrame(exact(a.reindex(langs)[seeds].to_numpy() - b.reindex(langs)[seeds].to_numpy()),
+                        index=langs, columns=seeds)
 
 
-def summarize(d: pd.DataFrame, seed: int = 0) -> dict:
-    """Δ, its CI and the Wilcoxon p of one delta matrix."""
+def summarize(d: pd.DataFrame) -> dict:
+    """Δ, its interval, p-value and design of one delta matrix (:func:`paired_effect`)."""
     if d.empty:
-        return {"delta": math.nan, "lo": math.nan, "hi": math.nan, "p": math.nan, "languages": 0, "seeds": 0}
-    lo, hi = bootstrap_ci(d.to_numpy(), seed=seed)
-    return {"delta": float(d.to_numpy().mean()), "lo": lo, "hi": hi, "p": wilcoxon_p(d.mean(axis=1)),
-            "languages": d.shape[0], "seeds": d.shape[1]}
+        return paired_effect([]).as_dict() | {"languages": 0, "seeds": 0}
+    return paired_effect(d.to_numpy(), index=d.index).as_dict()
 
 
 def _holm_columns(table: pd.DataFrame, roles) -> pd.DataFrame:
@@ -193,8 +232,8 @@ def _fill(row: dict, d_by_role: dict, roles) -> dict:
     for role in roles:
         s = summarize(d_by_role[role]) if role in d_by_role else summarize(pd.DataFrame())
         row.update({f"Δ{role}": s["delta"], f"Δ{role}_lo": s["lo"], f"Δ{role}_hi": s["hi"],
-                    f"p_{role}": s["p"], f"languages_{role}": s["languages"]})
-        row["seeds"] = max(row.get("seeds", 0), s["seeds"])
+                    f"p_{role}": s["p"], f"languages_{role}": s["languages"], f"seeds_{role}": s["seeds"],
+                    f"mde_{role}": s["mde"], f"caveats_{role}": "; ".join(s["caveats"])})
     return row
 
 
@@ -278,15 +317,24 @@ def dimension_comparisons(units: Units, column: str, roles=ROLES) -> tuple[pd.Da
 
 
 def language_table(units: Units, config) -> pd.DataFrame:
-    """Per language: Δ vs the matched baseline (mean over seeds, CI over seeds), name, family, script."""
+    """Per language: Δ vs the matched baseline (mean over the seeds both have), its interval over the
+    language's test examples (a paired bootstrap; NaN where the run stored no examples), name, family,
+    script."""
     reference = units.baseline_of(config)
+    base_key = units.base_of[config]
     rows = []
     for role in units.roles:
         d = delta_matrix(units.of_config(config), reference, role)
         for lang, deltas in d.iterrows():
-            lo, hi = bootstrap_ci(deltas.to_numpy()[None, :])
-            rows.append({"lang": lang, "role": role, "delta": float(deltas.mean()), "delta_lo": lo,
-                         "delta_hi": hi, "seeds": len(deltas)})
+            seeds = [s for s, v in deltas.items() if not math.isnan(v)]
+            if not seeds:
+                continue
+            lo = hi = math.nan
+            mine, base = units.answers(config, lang, seeds), units.answers(base_key, lang, seeds, baseline=True)
+            if mine is not None and base is not None and np.array_equal(mine[1], base[1]):
+                _, lo, hi = item_interval(mine[0], base[0], mine[1], units.kind)
+            rows.append({"lang": lang, "role": role, "delta": float(exact(deltas[seeds].mean())), "delta_lo": lo,
+                         "delta_hi": hi, "seeds": len(seeds)})
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -294,22 +342,31 @@ def language_table(units: Units, config) -> pd.DataFrame:
     table.insert(1, "language", [i.name for i in info])
     table["family"] = [i.family for i in info]
     table["script"] = [i.script for i in info]
-    return table.sort_values(["role", "delta"], ascending=[True, False]).reset_index(drop=True)
+    order = {role: i for i, role in enumerate(ROLE_ORDER)}
+    return (table.assign(_order=table["role"].map(order)).sort_values(["_order", "delta"], ascending=[True, False])
+            .drop(columns="_order").reset_index(drop=True))
 
 
 def grouped_language_deltas(units: Units, config, by: str, role: str = "unseen") -> pd.DataFrame:
-    """Δ per language family or script with a CI resampling its languages and seeds."""
+    """Δ per language family or script: the languages × seeds model over the group's languages; a group of
+    one language shows that language's interval over its test examples, and says so."""
     per_lang = language_table(units, config)
     if per_lang.empty:
         return per_lang
     d = delta_matrix(units.of_config(config), units.baseline_of(config), role)
-    groups = per_lang[per_lang["role"] == role].set_index("lang")[by]
+    mine = per_lang[per_lang["role"] == role].set_index("lang")
+    groups = mine[by]
     rows = []
     for group, langs in groups.groupby(groups):
-        block = d.loc[langs.index]
-        lo, hi = bootstrap_ci(block.to_numpy())
-        rows.append({by: group, "languages": len(block), "delta": float(block.to_numpy().mean()),
-                     "delta_lo": lo, "delta_hi": hi})
+        if len(langs) == 1:
+            one = mine.loc[langs.index[0]]
+            rows.append({by: group, "languages": 1, "delta": one["delta"], "delta_lo": one["delta_lo"],
+                         "delta_hi": one["delta_hi"], "interval": f"one language ({langs.index[0]}): its test "
+                                                                  "examples"})
+            continue
+        e = paired_effect(d.loc[langs.index].to_numpy(), index=langs.index)
+        rows.append({by: group, "languages": len(langs), "delta": e.delta, "delta_lo": e.lo, "delta_hi": e.hi,
+                     "interval": "languages × seeds"})
     return pd.DataFrame(rows).sort_values("delta", ascending=False).reset_index(drop=True)
 
 
@@ -322,54 +379,83 @@ def _p(x: float) -> str:
     return "n/a" if x is None or math.isnan(x) else (f"{x:.2g}" if x >= 0.001 else f"{x:.1e}")
 
 
-def beats(row: pd.Series, role: str) -> bool:
-    """Significantly better than its baseline: Holm-adjusted p below 0.05 and the CI above zero."""
-    return (row.get(f"p_holm_{role}", math.nan) < ALPHA and row.get(f"Δ{role}_lo", math.nan) > 0)
+def direction(row: pd.Series | dict, role: str) -> int:
+    """+1 significantly better than its baseline, −1 significantly worse, 0 neither: Holm-adjusted p below
+    0.05 (its interval, from the same model, then excludes zero on the side of Δ)."""
+    p = row.get(f"p_holm_{role}", math.nan)
+    if p is None or not p < ALPHA:
+        return 0
+    return 1 if row.get(f"Δ{role}", 0) > 0 else -1
 
 
-def focus(table: pd.DataFrame) -> pd.Series | None:
-    """The configuration a report details: the best by the selection score among those with a Δ."""
+def beats(row: pd.Series | dict, role: str) -> bool:
+    return direction(row, role) > 0
+
+
+def focus(table: pd.DataFrame, declared: str | None = None) -> pd.Series | None:
+    """The configuration a report details: the ``declared`` one (a confirmation's first choice, fixed before
+    its seeds ran) when it has a Δ, else the best by the selection score among those with a Δ."""
     if table.empty or "Δunseen" not in table:
         return None
     rows = table[table["Δunseen"].notna()]
     if rows.empty:
         return None
+    if declared is not None and (rows["configuration"] == declared).any():
+        return rows[rows["configuration"] == declared].iloc[0]
     if rows["selection_score"].notna().any():
         return rows.loc[rows["selection_score"].idxmax()]
     return rows.iloc[0]
 
 
-def verdict(table: pd.DataFrame, *, confirmed: bool, oracle: bool = False) -> list[str]:
-    """Plain sentences: per role, the best configuration (by the selection score, never test) against
-    plain fine-tuning, with its CI and Holm-corrected p, or that none beats it at the 95% level."""
+def _design(row, role: str) -> str:
+    languages, seeds = int(row.get(f"languages_{role}", 0) or 0), int(row.get(f"seeds_{role}", 0) or 0)
+    return f"{languages} language{'s' * (languages != 1)} × {seeds} seed{'s' * (seeds != 1)}"
+
+
+def verdict(table: pd.DataFrame, *, confirmed: bool, oracle: bool = False, declared: str | None = None) -> list[str]:
+    """Plain sentences, per role: the focus configuration (:func:`focus`; chosen by the selection score or
+    declared by the confirmation, never by test) against plain fine-tuning — better, worse, or no difference
+    larger than the design could detect — with its interval, Holm-corrected p, design and caveats; then how
+    many other configurations of the same family differ, without quoting the largest (a maximum over
+    many noisy estimates overstates its own effect)."""
     which = "confirmed" if confirmed else "searched (not yet confirmed: `alchemy-tune confirm`)"
     prefix = "[oracle: selection saw test-language dev data] " if oracle else ""
     if table.empty or "Δunseen" not in table or table["Δunseen"].notna().sum() == 0:
+        matched = not table.empty and "baseline" in table and (table["baseline"] == "matched").any()
+        if matched:
+            return [prefix + "No verdict: the configurations with a matched plain fine-tuning baseline have no "
+                    "test-language score in common with it (see the caveats column)."]
         return [prefix + "No verdict: no configuration has a matched plain fine-tuning baseline "
                 "(λ=0, same other settings, same seeds) in these runs."]
-    best = focus(table)
+    best = focus(table, declared)
+    family = int(table["Δunseen"].notna().sum())
     out = []
     for role in ROLES:
         if f"Δ{role}" not in table or math.isnan(best[f"Δ{role}"]):
             continue
         where = ROLE_NAMES[role]
         stats_text = (f"Δ = {_fmt(best[f'Δ{role}'])} [95% CI {_fmt(best[f'Δ{role}_lo'])}, "
-                      f"{_fmt(best[f'Δ{role}_hi'])}], Holm-corrected Wilcoxon "
-                      f"p = {_p(best[f'p_holm_{role}'])} ({int(best[f'languages_{role}'])} languages × "
-                      f"{int(best['seeds'])} seeds)")
-        winners = table[table.apply(lambda r: beats(r, role), axis=1)]
-        if beats(best, role):
-            sentence = (f"On {where}, the best {which} configuration ({best['configuration']}) beats plain "
-                        f"fine-tuning: {stats_text}.")
+                      f"{_fmt(best[f'Δ{role}_hi'])}], Holm-corrected p = {_p(best[f'p_holm_{role}'])} over "
+                      f"{family} configuration{'s' * (family != 1)} ({_design(best, role)})")
+        name = f"the {which} configuration ({best['configuration']})"
+        sign = direction(best, role)
+        if sign > 0:
+            sentence = f"On {where}, {name} beats plain fine-tuning: {stats_text}."
+        elif sign < 0:
+            sentence = f"On {where}, {name} is significantly worse than plain fine-tuning: {stats_text}."
         else:
-            sentence = (f"On {where}, no configuration beats plain fine-tuning at the 95% level"
-                        if winners.empty else f"On {where}, the best {which} configuration does not beat "
-                                              "plain fine-tuning at the 95% level")
-            sentence += f": the best {which} configuration ({best['configuration']}) has {stats_text}."
-            if not winners.empty:
-                top = winners.loc[winners[f"Δ{role}"].idxmax()]
-                sentence += (f" {len(winners)} other configuration(s) do, the largest being "
-                             f"{top['configuration']} (Δ = {_fmt(top[f'Δ{role}'])} [{_fmt(top[f'Δ{role}_lo'])}, "
-                             f"{_fmt(top[f'Δ{role}_hi'])}], p = {_p(top[f'p_holm_{role}'])}).")
+            sentence = f"On {where}, {name} does not differ from plain fine-tuning at the 95% level: {stats_text}"
+            mde = best.get(f"mde_{role}", math.nan)
+            sentence += (f"; this design detects |Δ| ≥ {abs(mde):.3f} with 80% power." if mde == mde else ".")
+        others = table[(table["configuration"] != best["configuration"]) & table[f"Δ{role}"].notna()]
+        signs = [direction(r, role) for _, r in others.iterrows()]
+        better, worse = signs.count(1), signs.count(-1)
+        if better or worse:
+            sentence += (f" Of the {len(others)} other configuration(s): {better} significantly better, "
+                         f"{worse} significantly worse than plain fine-tuning"
+                         + ("." if confirmed else " (search seeds: exploratory until confirmed)."))
+        caveats = best.get(f"caveats_{role}") or ""
+        if caveats:
+            sentence += f" Caveats: {caveats}."
         out.append(prefix + sentence)
     return out

@@ -80,7 +80,7 @@ def deltas(table: pd.DataFrame, label_col: str, title: str, path: Path, tag: str
         ax.barh(y + (0.5 - i) * height, mean, height, xerr=np.nan_to_num(err), capsize=3, label=name, color=color)
     ax.set_yticks(y, [str(v) for v in table[label_col]], fontsize=8)
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_xlabel("Δ test score (paired by seed and language; 95% bootstrap CI)")
+    ax.set_xlabel("Δ test score (paired by seed and language; 95% interval)")
     ax.set_title(title)
     ax.legend(fontsize=9)
     return _save(fig, path, tag)

@@ -18,8 +18,16 @@ from alchemy_tune.core.aligned import aligned_lines
 
 
 def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.DataFrame], dict[str, str], list[str]]:
-    """Every table of the analysis, per table a note when it is empty or approximate, and the verdict."""
-    tables, notes = {"leaderboard": A.leaderboard(runs, top)}, {}
+    """Every table of the analysis, per table a note when it is empty or approximate, and the verdict.
+
+    The search's tables (leaderboard, comparisons, per-setting tables, scaling, importance, Pareto) hold
+    search trials only; the confirmation's table, the verdict and the per-language detail hold confirmation
+    trials only when there are any: their seeds are fresh, so the chosen configuration's score is not the
+    maximum of the draws that chose it. Nothing pools the two."""
+    tables, notes = {}, {}
+    confirmed = bool(runs.confirm_runs)
+    search = runs.part(confirm=False) if confirmed else runs
+    tables["leaderboard"] = A.leaderboard(search, top)
 
     def put(name, result):
         table, note = result
@@ -27,19 +35,20 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
         if note:
             notes[name] = note
 
-    u = A.units(runs)
+    u = A.units(search)
     put("comparisons", A.comparisons(u))
     for dim, result in A.dimensions(u).items():
         put(f"by:{dim}", result)
-    # The verdict and the per-language detail come from confirmation runs when there are any: their seeds
-    # are fresh, so the chosen configuration's score is not the maximum of the draws that chose it.
-    confirmed = runs.confirm_runs
-    v_units = A.units(runs, only_runs=confirmed) if confirmed else u
-    v_table = A.comparisons(v_units)[0] if confirmed else tables["comparisons"]
-    verdict = P.verdict(v_table, confirmed=bool(confirmed), oracle=runs.oracle)
     if confirmed:
+        v_runs = runs.part(confirm=True)
+        v_units = A.units(v_runs)
+        v_table = A.comparisons(v_units)[0]
+        declared = A.declared_label(v_units, v_runs)
         tables["confirmed"] = v_table
-    best = P.focus(v_table)
+    else:
+        v_units, v_table, declared = u, tables["comparisons"], None
+    verdict = P.verdict(v_table, confirmed=confirmed, oracle=runs.oracle, declared=declared)
+    best = P.focus(v_table, declared)
     key = A.config_key(v_units, best) if best is not None else None
     name = best["configuration"] if best is not None else ""
     tables["language_deltas"] = P.language_table(v_units, key) if key else pd.DataFrame()
@@ -49,15 +58,25 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
     for table in ("language_deltas", "family_deltas", "script_deltas", "per_language"):
         notes[table] = (f"{name} vs its matched plain fine-tuning baseline (test split)" if key else
                         "no configuration with a matched baseline")
-    put("scaling", A.scaling(runs))
-    put("importance", param_importance(runs.trials, runs.score, importance))
-    tables["pareto_front"] = A.pareto_front(runs)
+    if key and tables["language_deltas"]["delta_lo"].isna().all():
+        notes["language_deltas"] += ("; these runs stored no test examples, so no per-language interval")
+    put("scaling", A.scaling(search))
+    put("importance", param_importance(search.trials, search.score, importance))
+    tables["pareto_front"] = A.pareto_front(search)
     if runs.oracle:  # every table says so, in every format
         for table in tables.values():
             if not table.empty and "selection" not in table:
                 table.insert(0, "selection", "oracle")
     return tables, notes, verdict
 
+
+METHOD = ("Δ, its 95% interval and p come from one model of the [language × seed] differences: a two-way "
+          "random-effects model (languages and training seeds both sampled; Satterthwaite degrees of "
+          "freedom), so an interval excludes 0 exactly when p < 0.05 (docs/analysis.md, \"Statistics\"). "
+          "n = languages × seeds. p_holm: Holm-corrected over the configurations of its table and role, each "
+          "table its own family. The verdict uses the confirmation's family when confirmation runs are "
+          "given (fresh seeds); every other table is exploratory. Per-language intervals: a paired bootstrap "
+          "over the language's test examples.")
 
 TITLES = {
     "leaderboard": "Leaderboard (trials, by the selection metric)",
@@ -139,10 +158,17 @@ def compact(table: pd.DataFrame) -> pd.DataFrame:
             cols = [c for c in out.columns if c != f"p_holm_{role}"]
             cols.insert(cols.index(f"p_{role}") + 1, f"p_holm_{role}")
             out = out[cols]
+    for role in P.ROLES:  # the design in one cell: languages × seeds
+        if f"languages_{role}" in out and f"seeds_{role}" in out:
+            design = [f"{int(n)}×{int(k)}" if n == n and n else "" for n, k in
+                      zip(out[f"languages_{role}"], out[f"seeds_{role}"])]
+            out.insert(list(out.columns).index(f"languages_{role}"), f"n_{role}", design)
+        if f"caveats_{role}" in out and not out[f"caveats_{role}"].fillna("").astype(bool).any():
+            out = out.drop(columns=f"caveats_{role}")
     if "configuration" in out:  # the searched settings come first; the label says the same in one cell
         keep = ["selection"] if "selection" in out else []
         out = out[keep + list(out.columns[list(out.columns).index("configuration"):])]
-    return out.drop(columns=[c for c in out.columns if c.startswith("languages_")])
+    return out.drop(columns=[c for c in out.columns if c.startswith(("languages_", "seeds_", "mde_"))])
 
 
 def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: str) -> list[Path]:
@@ -174,8 +200,7 @@ def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: st
     lines += [f"Runs: {', '.join(runs.dirs)}  ",
               f"Ranking: `{runs.metric}` at each trial's {runs.at} evaluation (never test data). Δ = configuration "
               "− matched plain fine-tuning (λ=0, same other settings), paired by training seed and language on "
-              "the test split; CI: 95% bootstrap over languages and seeds; p: Wilcoxon signed-rank across "
-              "languages, Holm-corrected over the configurations of each table.", ""]
+              "the test split. " + METHOD, ""]
     lines += [f"- {n}" for n in runs.notes] + [""]
     for name in shown(tables) + ["per_language"]:
         lines += [f"## {title(name)}", ""]
