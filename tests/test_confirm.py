@@ -53,10 +53,36 @@ def test_plan_chooses_by_the_selection_metric_with_fresh_seeds(tmp_path):
     assert [c["config"]["lambda"] for c in two.chosen] == [3.0, 1.0] and len(two.baselines) == 1
 
 
+def test_a_second_confirmation_draws_seeds_no_earlier_one_used(tmp_path):
+    run = _source_run(tmp_path, "e5-small")
+    RunRecord.new("confirm", run_id="confirm-a", source_run={"run_id": "search-1", "run_dir": run},
+                  confirm={"top": 1, "repeats": 3, "seeds": [3, 4, 5]}).write(str(tmp_path / "confirm-search-1"))
+    RunRecord.new("confirm", run_id="confirm-b", source_run={"run_id": "another-search"},
+                  confirm={"seeds": [30]}).write(str(tmp_path / "confirm-another"))  # another source's: not counted
+    assert plan(run, top=1, repeats=2).seeds == [6, 7]
+
+
+def test_a_configuration_is_ranked_only_when_all_its_replicates_completed(tmp_path):
+    """λ=3 has the best mean dev score over the replicates that completed, but one of its two was pruned:
+    it is not ranked (its mean would be over fewer seeds than the others'), and the plan says so."""
+    run = _source_run(tmp_path, "e5-small")
+    import dataclasses
+
+    record = RunRecord.read(run)
+    dataclasses.replace(record, settings=SearchSettings(metric="dev_seen", max_concurrent=2, trials=3,
+                                                        repeats=2)).write(run)
+    writer = ResultsWriter(run, "search-1")
+    writer.end_trial("t5", C.PRUNED)  # λ=3, seed 2
+    writer.flush()
+    p = plan(run, top=1, repeats=1)
+    assert [c["config"]["lambda"] for c in p.chosen] == [1.0]
+    assert p.notes == ("1 configuration(s) with fewer than 2 completed replicates are not ranked",)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--top", "0"], "--top: must be a positive integer"),
     (["--repeats", "0"], "--repeats: must be a positive integer"),
-    (["--seed", "2"], "overlap the source run's seeds"),
+    (["--seed", "2"], "overlap seeds the source run or an earlier confirmation of it used"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
     run = _source_run(tmp_path, "e5-small")

@@ -60,3 +60,32 @@ def test_optuna_hears_of_a_trial_end_only_once_the_tables_hold_it(tmp_path):
     (study_trial,) = handle.study.trials
     assert study_trial.value == 0.5 and study_trial.user_attrs["alchemy_status"] == C.COMPLETED
     results.on_experiment_end([trial])
+
+
+def test_the_sampler_is_told_the_value_at_the_best_step_as_analyze_and_confirm_rank(tmp_path):
+    """A trial whose selection metric peaks before its last evaluation: Optuna is told the peak (the value at
+    the step the tables call ``best``), the value `analyze` and `confirm` rank by, not the last one."""
+    from alchemy_tune.tuning.searcher import OptunaSearcher
+    from alchemy_tune.tuning.trial_end import ResultsCallback
+    from alchemy_tune.results.schema import read_trials
+
+    (tmp_path / "s.yaml").write_text("lr: {type: float, low: 1.0e-5, high: 1.0e-3, log: true}\n")
+    handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_select", "max")], sampler="random",
+                         pruner="none", seed=0)
+    searcher = OptunaSearcher(handle, load_space(str(tmp_path / "s.yaml")), n_trials=1)
+    config = searcher.suggest("t0")
+    results = ResultsCallback(str(tmp_path), "run-1", handle, "dev_select", "max")
+    trial = SimpleNamespace(trial_id="t0", config=config, status="RUNNING", last_result=None,
+                            placement_group_factory=SimpleNamespace(required_resources={"CPU": 1}))
+    for step, value in ((1, 0.5), (2, 0.75), (3, 0.6)):
+        report = {C.STEP: step, "dev_select": value, C.STATUS: C.COMPLETED if step == 3 else C.RUNNING,
+                  C.LANGS: {}}
+        results.on_trial_result(0, [trial], trial, report)
+    trial.last_result, trial.status = report, "TERMINATED"
+    results.on_trial_complete(0, [trial], trial)
+    results.settle()
+    (study_trial,) = handle.study.trials
+    row = read_trials(str(tmp_path)).to_pylist()[0]
+    assert study_trial.value == row["best_dev_select"] == 0.75 and row["best_step"] == 2
+    assert row["final_dev_select"] == 0.6
+    results.on_experiment_end([trial])

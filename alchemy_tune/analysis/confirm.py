@@ -42,6 +42,8 @@ class Plan:
     seeds: list[int]
     metric: str
     source: dict
+    notes: tuple = ()
+    """What the ranking left out and why (configurations whose replicates did not all complete)."""
 
 
 def _source_frame(run_dir: str):
@@ -90,6 +92,20 @@ def plan(run_dir: str, *, top: int, repeats: int, first_seed: int | None = None)
     treated = done[~P.is_plain(done).astype(bool)]
     if treated.empty:
         raise UsageError(f"{run_dir}: every completed trial is plain fine-tuning (λ=0): nothing to confirm")
+    # the value every other part ranks by: the selection metric at each trial's best step, here averaged over
+    # the configuration's replicates, all of them: a configuration with a pruned or failed replicate is
+    # ranked on fewer seeds than the others, so it is not ranked at all
+    replicates = max(int(record.settings.repeats or 1), 1)
+    counts = treated.groupby("_config").size()
+    full = counts[counts >= replicates].index
+    notes = []
+    if len(full) < len(counts):
+        notes.append(f"{len(counts) - len(full)} configuration(s) with fewer than {replicates} completed "
+                     "replicates are not ranked")
+        if not len(full):
+            raise UsageError(f"{run_dir}: no configuration has all {replicates} replicates completed: nothing to "
+                             "confirm (resume the search first)")
+        treated = treated[treated["_config"].isin(full)]
     ranking = treated.groupby("_config")["_score"].mean().sort_values(ascending=False, kind="stable")
     mode = record.mode
     if mode == "min":
@@ -101,18 +117,47 @@ def plan(run_dir: str, *, top: int, repeats: int, first_seed: int | None = None)
         chosen.append({"config": config, "score": float(ranking[key]),
                        "replicates": int((treated["_config"] == key).sum())})
     baselines = _baselines([c["config"] for c in chosen], done)
-    used = pd.to_numeric(trials.get("cfg_seed", pd.Series(dtype=object)), errors="coerce").dropna()
-    base = first_seed if first_seed is not None else (int(used.max()) + 1 if len(used) else TrialConfig.seed)
-    if first_seed is not None and set(range(base, base + repeats)) & set(int(s) for s in used):
-        raise UsageError(f"--seed {base}: seeds {base}..{base + repeats - 1} overlap the source run's seeds "
-                         f"{sorted(set(int(s) for s in used))}; confirmation needs fresh ones")
+    used = {int(s) for s in pd.to_numeric(trials.get("cfg_seed", pd.Series(dtype=object)), errors="coerce").dropna()}
+    used |= earlier_confirmation_seeds(run_dir, record.run_id)  # a second confirmation draws fresh seeds too
+    base = first_seed if first_seed is not None else (max(used) + 1 if used else TrialConfig.seed)
+    if first_seed is not None and set(range(base, base + repeats)) & used:
+        raise UsageError(f"--seed {base}: seeds {base}..{base + repeats - 1} overlap seeds the source run or "
+                         f"an earlier confirmation of it used {sorted(used)}; confirmation needs fresh ones")
     seeds = list(range(base, base + repeats))
     configs = [{**c, "seed": s} for c in [c["config"] for c in chosen] + baselines for s in seeds]
     for config in configs:  # every config must still be valid here (e.g. a model folder that moved)
         TrialConfig.from_dict(config, source=f"{run_dir}: configuration")
     source = {"run_id": record.run_id, "run_dir": os.path.abspath(run_dir) if "://" not in run_dir
               else run_dir, "metric": metric, "oracle": _is_oracle(metric, trials)}
-    return Plan(configs, chosen, baselines, seeds, metric, source)
+    return Plan(configs, chosen, baselines, seeds, metric, source, tuple(notes))
+
+
+def earlier_confirmation_seeds(run_dir: str, run_id: str | None) -> set[int]:
+    """The seeds of the confirmation runs of ``run_id`` kept beside it (the default place of a
+    confirmation): a new one must not reuse them."""
+    import pyarrow.fs as pafs
+
+    from alchemy_tune.results.run_dir import resolve
+    from alchemy_tune.results.run_record import RUN_FILE
+
+    fs, root = resolve(run_dir)
+    parent = root.rstrip("/").rsplit("/", 1)[0]
+    seeds: set[int] = set()
+    try:
+        folders = fs.get_file_info(pafs.FileSelector(parent, recursive=False))
+    except (OSError, FileNotFoundError):
+        return seeds
+    for info in folders:
+        if info.type != pafs.FileType.Directory or info.path.rstrip("/") == root.rstrip("/"):
+            continue
+        try:
+            with fs.open_input_stream(f"{info.path}/{RUN_FILE}") as handle:
+                record = json.loads(handle.read())
+        except (OSError, FileNotFoundError, ValueError):
+            continue
+        if record.get("kind") == "confirm" and (record.get("source_run") or {}).get("run_id") == run_id:
+            seeds |= {int(s) for s in (record.get("confirm") or {}).get("seeds") or []}
+    return seeds
 
 
 def _is_oracle(metric: str, trials: pd.DataFrame) -> bool:
@@ -180,7 +225,7 @@ def describe(p: Plan) -> list[str]:
     for b in p.baselines:
         shown = ", ".join(f"{k}={b.get(k)}" for k in varying if k not in P.URIEL_KEYS or k == "lambda")
         lines.append(f"  baseline: plain fine-tuning ({shown or 'λ=0'})")
-    return lines
+    return lines + [f"  note: {n}" for n in p.notes]
 
 
 def summary_lines(run_dir: str) -> list[str]:

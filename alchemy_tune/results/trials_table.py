@@ -52,6 +52,16 @@ def _config_column(kind: pa.DataType | None, values: list) -> tuple[pa.DataType,
         return pa.string(), [None if v is None else json.dumps(v, default=str) for v in values]
 
 
+def best_step(history: Mapping[int, Mapping], metric: str, mode: str) -> int:
+    """The step whose ``metric`` was best (``mode``; the later of equal ones), else the last: the one rule
+    by which the tables, ``analyze``, ``confirm`` and the sampler read a trial's value."""
+    steps = sorted(history)
+    sign = 1.0 if mode == "max" else -1.0
+    key = C.report_key(metric)
+    scored = [(sign * v, s) for s in steps if (v := history[s].get(key)) is not None and not math.isnan(v)]
+    return max(scored)[1] if scored else steps[-1]
+
+
 def summary_row(tid: str, state: Mapping[str, Any], history: Mapping[int, Mapping], config: Mapping | None, *,
                 run_id: str, versions: str, metric: str, mode: str) -> dict[str, Any]:
     """A trial's row from what the writer holds: ``state`` (status, error, resources, ...), ``history`` (step
@@ -70,10 +80,7 @@ def summary_row(tid: str, state: Mapping[str, Any], history: Mapping[int, Mappin
         last = history[steps[-1]]
         row.update(n_reports=len(steps), final_step=steps[-1], final_epoch=last.get("epoch"),
                    final_lambda=last.get(C.LAMBDA), compute_seconds=last.get(C.TRAIN_SECONDS))
-        sign = 1.0 if mode == "max" else -1.0
-        key = C.report_key(metric)
-        scored = [(sign * v, s) for s in steps if (v := history[s].get(key)) is not None and not math.isnan(v)]
-        best = max(scored)[1] if scored else steps[-1]
+        best = best_step(history, metric, mode)
         row["best_step"] = best
         for key in C.AVERAGE_KEYS:
             row[f"final_{key}"] = last.get(key)

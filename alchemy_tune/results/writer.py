@@ -26,7 +26,7 @@ from alchemy_tune.results.schema import (ITEM_METRICS, METRICS_SCHEMA, STATUSES,
                                          compact, read_steps, read_trials)
 from alchemy_tune.results.run_record import RunRecord
 from alchemy_tune.results.run_dir import resolve
-from alchemy_tune.results.trials_table import config_types, full_config, summary_row, trials_table
+from alchemy_tune.results.trials_table import best_step, config_types, full_config, summary_row, trials_table
 
 logger = logging.getLogger(__name__)
 
@@ -290,6 +290,15 @@ class ResultsWriter:
             self._forgotten.pop(trial_id, None)
             if self._index:
                 self._index.pop(trial_id, None)
+
+    def at_best_step(self, trial_id: str) -> dict | None:
+        """The trial's averages at its best step (the step the tables' ``best_*`` columns hold); None when it
+        never reported."""
+        with self._lock:
+            st = self._state(str(trial_id))
+            if not st.history:
+                return None
+            return dict(st.history[best_step(st.history, self.metric, self.mode)])
 
     def end_trial(self, trial_id: str, status: str, *, error: str = "", pruned_at_step: int | None = None,
                   resources: Mapping | None = None, wall_seconds: float | None = None,

@@ -112,7 +112,7 @@ class ResultsCallback(Callback):
         if self.handle is not None:
             # Optuna hears of the end once it is stored (the writer's thread, about a second from now): a
             # driver killed before then leaves the study trial running, never finished with rows missing.
-            self._untold[trial.trial_id] = (trial.last_result, error)
+            self._untold[trial.trial_id] = (at_best_step(self.writer, self.handle, trial), error)
             self.tell_stored()
 
     def tell_stored(self) -> None:
@@ -153,6 +153,17 @@ class ResultsCallback(Callback):
         self.tell_stored()
 
 
+def at_best_step(writer, handle: StudyHandle, trial) -> dict | None:
+    """The trial's last result with its objectives' values at its best step: the sampler is told the value
+    ``analyze`` and ``confirm`` rank by (the selection metric at the step it chose), not the last one."""
+    result = trial.last_result
+    best = writer.at_best_step(trial.trial_id) if result else None
+    if not best:
+        return result
+    keys = {C.report_key(m) for m in handle.objective_metrics}
+    return {**result, **{k: best[k] for k in keys if best.get(k) is not None}}
+
+
 def reconcile(run_dir: str, run_id: str, handle: StudyHandle) -> list[str]:
     """Make the study agree with what Tune recorded before the driver died; returns the errored trials.
 
@@ -175,6 +186,6 @@ def reconcile(run_dir: str, run_id: str, handle: StudyHandle) -> list[str]:
         status, reason, step = final_status(handle, trial, error=error)
         writer.end_trial(trial.trial_id, status, error=reason, pruned_at_step=step,
                          wall_seconds=(trial.last_result or {}).get("time_total_s"), config=trial.config)
-        handle.finish(trial.trial_id, trial.last_result, error=error)  # end_trial wrote it (no thread)
+        handle.finish(trial.trial_id, at_best_step(writer, handle, trial), error=error)  # written: no thread
     handle.replication.forget_unknown(handle, {t.trial_id for t in trials})
     return [t.trial_id for t in trials if t.status == "ERROR"]
