@@ -269,7 +269,7 @@ def test_mean_ci_is_the_t_interval():
 def test_importance_ranks_the_parameters_that_drive_the_score(two_seeds):
     runs = A.load_runs(list(two_seeds))
     table, note = param_importance(A._scored(runs), runs.score, "ped-anova")
-    assert note is None
+    assert note.startswith("PED-ANOVA (Optuna) over") and "configurations (completed search trials" in note
     assert set(table["parameter"]) <= {c[4:] for c in runs.trials.columns if c.startswith("cfg_")}
     top3 = table.sort_values("importance", ascending=False)["parameter"].head(3).tolist()
     assert "lambda" in top3 or "uriel_features" in top3
@@ -280,13 +280,47 @@ def test_execution_settings_and_seeds_are_not_parameters_or_configurations():
     and its seed vary without being searched, so importance skips them and they never split a configuration."""
     rng = np.random.default_rng(0)
     n = 12
-    lr = np.repeat([1e-4, 1e-3, 1e-2], 4)
+    lr = np.repeat([1e-4, 1e-3, 1e-2, 1e-1], 3)
     trials = pd.DataFrame({"cfg_lr": lr, "cfg_bf16": [True, False] * 6, "cfg_checkpoint_every": [1, 2, 3] * 4,
                            "cfg_seed": range(n), "cfg_deterministic": [True, False, False] * 4,
                            "best_dev_select": np.log10(lr) + rng.normal(0, 0.01, n)})
     table, note = param_importance(trials, "best_dev_select", "ped-anova")
-    assert note is None and list(table["parameter"]) == ["lr"]
+    assert note.startswith("PED-ANOVA") and list(table["parameter"]) == ["lr"]
     assert P.identity_columns(trials) == ["cfg_lr"]
+
+
+def test_importance_gives_a_parameter_of_one_schedule_none_of_the_schedules_own(tmp_path):
+    """Acceptance: only λ and the schedule drive the score; scale_interval applies to AlchemyScale alone
+    (elsewhere trials keep its default, 100). Over completed search trials, one row per configuration,
+    with scale_interval 'n/a' where it does not apply, it ranks below lambda_schedule; pruned and running
+    trials are left out."""
+    from alchemy_tune.tuning.space_file import load_space
+
+    (tmp_path / "space.yaml").write_text(
+        "lambda: {type: categorical, choices: [0, 1]}\n"
+        "lambda_schedule: {type: categorical, choices: [constant, warmup, linear_decay, alchemyscale],"
+        " when: {lambda: 1}}\n"
+        "scale_interval: {type: categorical, choices: [20, 50], when: {lambda_schedule: alchemyscale}}\n")
+    space = load_space(str(tmp_path / "space.yaml"))
+    effect = {"constant": 0.0, "warmup": 0.02, "linear_decay": 0.04, "alchemyscale": -0.06}
+    rng = np.random.default_rng(0)
+    rows = []
+    configs = [(0.0, "constant", 100)] + [(1.0, s, 100) for s in ("constant", "warmup", "linear_decay")] \
+        + [(1.0, "alchemyscale", i) for i in (20, 50)]
+    for lam, schedule, interval in configs:
+        for seed in (42, 43, 44):
+            score = 0.5 - 0.01 * lam + (effect[schedule] if lam else 0.0) + rng.normal(0, 0.002)
+            rows.append({"cfg_lambda": lam, "cfg_lambda_schedule": schedule, "cfg_scale_interval": interval,
+                         "cfg_seed": seed, "status": C.COMPLETED, "best_dev_select": score})
+    rows.append({**rows[-1], "status": C.PRUNED, "best_dev_select": 0.9})  # never counted
+    rows.append({**rows[0], "cfg_seed": 45, "status": C.RUNNING, "best_dev_select": 0.9})
+    trials = pd.DataFrame(rows)
+    table, note = param_importance(trials, "best_dev_select", "ped-anova", space=space)
+    rank = table.set_index("parameter")["importance"]
+    assert rank["lambda_schedule"] > rank["scale_interval"], table
+    assert "over 6 configurations" in note and "'n/a' where its condition is false" in note
+    plain, _ = param_importance(trials, "best_dev_select", "ped-anova")  # without the space: as stored
+    assert "conditions unknown" in _
 
 
 def _run_with(tmp_path, trials):
@@ -400,3 +434,41 @@ def test_nothing_follows_a_setting_every_configuration_has_its_own_value_of():
     units = P.Units(pd.DataFrame(trials), pd.DataFrame(scores))
     table, _ = P.dimension_comparisons(units, "cfg_lr", roles=("unseen",))
     assert set(table["paired"]) == {"none: no run of the same configuration at the reference value"}
+
+
+def _nan_units(nan_cells) -> P.Units:
+    """Plain fine-tuning and λ=1, 8 test languages × 3 seeds; λ=1 has no score (NaN, e.g. a collapsed
+    regressor's Pearson) at ``nan_cells`` (language index, seed)."""
+    trials, scores = [], []
+    for lam in (0.0, 1.0):
+        for seed in (42, 43, 44):
+            tid = f"t{lam}-{seed}"
+            trials.append({"run_id": "r", "trial_id": tid, "cfg_lambda": lam, "cfg_seed": seed,
+                           "best_dev_select": 0.5 + lam / 10})
+            for i in range(8):
+                value = 0.4 + 0.01 * i + (0.02 * lam) + 0.003 * ((seed + i) % 3)
+                if lam and (i, seed) in nan_cells:
+                    value = math.nan
+                scores.append({"run_id": "r", "trial_id": tid, "lang": f"l{i}", "role": "unseen", "value": value})
+    return P.Units(pd.DataFrame(trials), pd.DataFrame(scores), score_col="best_dev_select")
+
+
+def test_a_missing_score_never_drops_a_seed_and_a_language_missing_everywhere_is_named():
+    """Acceptance: a NaN in one language for one seed keeps every other seed of every language; a NaN in one
+    language for all seeds removes only that language and says so; the verdict's counts match."""
+    whole = P.baseline_comparisons(_nan_units(set()), roles=("unseen",)).iloc[0]
+    one = P.baseline_comparisons(_nan_units({(3, 43)}), roles=("unseen",)).iloc[0]
+    assert (one["languages_unseen"], one["seeds_unseen"]) == (8, 3)
+    assert "1 missing language × seed score(s) filled" in one["caveats_unseen"]
+    assert one["Δunseen"] == pytest.approx(whole["Δunseen"], abs=1e-12)  # the additive model fills it exactly
+    verdict = P.verdict(pd.DataFrame([one]), confirmed=True)[0]
+    assert "(8 languages × 3 seeds)" in verdict and "1 missing language × seed score(s)" in verdict
+    gone = P.baseline_comparisons(_nan_units({(5, 42), (5, 43), (5, 44)}), roles=("unseen",)).iloc[0]
+    assert (gone["languages_unseen"], gone["seeds_unseen"]) == (7, 3) and gone["baseline"] == "matched"
+    assert "left out: l5" in gone["caveats_unseen"]
+    verdict = P.verdict(pd.DataFrame([gone]), confirmed=True)[0]
+    assert "(7 languages × 3 seeds)" in verdict and "l5" in verdict and "no matched" not in verdict
+    everywhere = P.baseline_comparisons(_nan_units({(i, s) for i in range(8) for s in (42, 43, 44)}),
+                                        roles=("unseen",))
+    said = P.verdict(everywhere, confirmed=True)[0]
+    assert "no test-language score" in said and "no configuration has a matched" not in said

@@ -46,6 +46,8 @@ class Runs:
     """The selection metric of each run (alchemy_run.json ``metric``)."""
     declared: list[dict] = field(default_factory=list)
     """The configurations confirmation runs chose before running, best first (alchemy_run.json ``confirm``)."""
+    space: object = None
+    """The first search run's space (which parameters apply where), None when its file is not found."""
 
     @property
     def average(self) -> str:
@@ -111,12 +113,14 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
     """
     if at not in ("best", "final"):
         raise UsageError(f"--at: {at!r} is not one of best, final")
-    trials, langs, notes, kinds, selections, declared = [], [], [], {}, [], []
+    trials, langs, notes, kinds, selections, declared, space = [], [], [], {}, [], [], None
     for run_dir in run_dirs:
         record = RunRecord.read(run_dir)
         kinds[record.run_id or run_dir] = record.kind
         selections.append(record.metric)
         declared += (record.extra.get("confirm") or {}).get("configurations") or []
+        if record.kind != "confirm" and space is None:
+            space = _space_of(record)
         table = read_trials(run_dir)
         if table.num_rows == 0:
             notes.append(f"{run_dir}: no trial has reported yet")
@@ -138,12 +142,24 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
     if f"{at}_{metric.removeprefix(ORACLE_PREFIX)}" not in frame:
         raise UsageError(f"--metric: {metric!r} is not an average of these runs; valid: {', '.join(averages)}")
     runs = Runs(list(run_dirs), metric, at, frame, lang_frame, notes, kinds, [m for m in selections if m],
-                declared)
+                declared, space)
     runs.notes += status_notes(runs)
     if runs.oracle:
         runs.notes.insert(0, "ORACLE: trials were selected or ranked on test-language dev data "
                           f"({metric}); these are not zero-shot results")
     return runs
+
+
+def _space_of(record: RunRecord):
+    """The run's search space as it was read (its file with the pinned parameters), or None."""
+    from alchemy_tune.tuning.space_file import load_space
+
+    if not record.space:
+        return None
+    try:
+        return load_space(record.space, record.params or None)
+    except (UsageError, OSError):
+        return None
 
 
 def _selection_metric(trials: pd.DataFrame, from_meta: list) -> str:

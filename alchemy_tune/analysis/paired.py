@@ -179,7 +179,9 @@ def _wide(frame: pd.DataFrame, key: str) -> dict[str, dict[str, pd.DataFrame]]:
     # One unstack for all keys, then numpy slices per (key, role) of the sorted rows: a search of thousands
     # of configurations has tens of thousands of blocks, too many for a pandas groupby. Each block keeps
     # only the seeds it has.
-    wide = frame.groupby([key, "role", "lang", "_seed"], sort=True)["value"].mean().unstack("_seed")
+    grouped = frame.groupby([key, "role", "lang", "_seed"], sort=True)["value"]
+    wide = grouped.mean().unstack("_seed")
+    ran = grouped.size().unstack("_seed").notna().to_numpy()  # a seed that ran, even where its score is NaN
     values, seeds = wide.to_numpy(dtype=float), wide.columns
     keys, roles = wide.index.get_level_values(0), wide.index.get_level_values(1)
     langs = wide.index.get_level_values(2)
@@ -187,7 +189,7 @@ def _wide(frame: pd.DataFrame, key: str) -> dict[str, dict[str, pd.DataFrame]]:
     out: dict[str, dict[str, pd.DataFrame]] = {}
     for start, end in zip(starts, np.r_[starts[1:], len(values)]):
         block = values[start:end]
-        has = ~np.isnan(block).all(axis=0)
+        has = ran[start:end].any(axis=0)
         out.setdefault(keys[start], {})[roles[start]] = pd.DataFrame(
             block[:, has], index=pd.Index(langs[start:end], name="lang"), columns=seeds[has])
     return out

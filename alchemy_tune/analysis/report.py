@@ -61,7 +61,7 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
     if key and tables["language_deltas"]["delta_lo"].isna().all():
         notes["language_deltas"] += ("; these runs stored no test examples, so no per-language interval")
     put("scaling", A.scaling(search))
-    put("importance", param_importance(search.trials, search.score, importance))
+    put("importance", param_importance(search.trials, search.score, importance, space=runs.space))
     tables["pareto_front"] = A.pareto_front(search)
     if runs.oracle:  # every table says so, in every format
         for table in tables.values():
