@@ -472,3 +472,36 @@ def test_a_missing_score_never_drops_a_seed_and_a_language_missing_everywhere_is
                                         roles=("unseen",))
     said = P.verdict(everywhere, confirmed=True)[0]
     assert "no test-language score" in said and "no configuration has a matched" not in said
+
+
+def test_a_declared_primary_comparison_is_the_headline_family(tmp_path, capsys):
+    """A space's `search.primary` picks the configurations of the headline: the verdict's Holm family is
+    those alone; the comparisons table stays whole and is labelled exploratory."""
+    import dataclasses
+
+    from alchemy_tune.core.settings import SearchSettings
+    from alchemy_tune.results.run_record import RunRecord
+
+    run = make_run(str(tmp_path / "run"), n_trials=12, n_langs=N_LANGS, metric="dev_seen", items=ITEMS)
+    record = RunRecord.read(run)
+    dataclasses.replace(record, settings=dataclasses.replace(record.settings, primary={"lambda": 1.0})).write(run)
+    runs = A.load_runs([run])
+    assert runs.primary == {"lambda": 1.0}
+    from alchemy_tune.analysis.report import compute
+
+    tables, notes, verdict = compute(runs, top=5, importance="ped-anova")
+    assert len(tables["comparisons"]) == 3 and "exploratory" in notes["comparisons"]
+    family, name = A.primary_family(tables["comparisons"], runs.primary)
+    assert list(family["lambda"]) == [1.0] and "lambda=1.0: 1 configuration(s)" in name
+    assert family["p_holm_unseen"].iloc[0] == family["p_unseen"].iloc[0]  # a family of one: no correction
+    assert "(λ=1," in verdict[0] and "over 1 configuration (" in verdict[0]
+    assert verdict[-1].startswith("Headline family: the declared primary comparison (lambda=1.0")
+    assert main(["plan", "--space", str(_primary_space(tmp_path, {"bogus": 1}))]) == 2
+    assert "search.primary.bogus: unknown parameter" in capsys.readouterr().err
+
+
+def _primary_space(tmp_path, primary) -> str:
+    path = tmp_path / "primary.yaml"
+    path.write_text(json.dumps({"search": {"trials": 2, "primary": primary},
+                                "lambda": {"type": "categorical", "choices": [0, 1]}}))
+    return str(path)

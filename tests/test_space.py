@@ -196,7 +196,7 @@ def test_all_problems_are_reported_at_once_with_file_and_key_path(tmp_path):
         f"{path}: search.trials: expected an integer >= 1 or null, got 0",
         f"{path}: search.colour: unknown setting (valid: metric, mode, objectives, sampler, pruner, trials, "
         "cpus_per_trial, gpus_per_trial, max_concurrent, seed, n_startup_trials, pruner_options, max_evals, "
-        "repeats)",
+        "repeats, primary)",
         # proj_width names projection and pooling, both invalid above: not reported a second time
         f"{path}: proj_depth.when.nonsense: 'nonsense' is not a parameter of this space",
     ]

@@ -48,6 +48,8 @@ class Runs:
     """The configurations confirmation runs chose before running, best first (alchemy_run.json ``confirm``)."""
     space: object = None
     """The first search run's space (which parameters apply where), None when its file is not found."""
+    primary: dict | None = None
+    """The first search run's declared headline comparison (``search.primary``), None: every configuration."""
 
     @property
     def average(self) -> str:
@@ -113,7 +115,7 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
     """
     if at not in ("best", "final"):
         raise UsageError(f"--at: {at!r} is not one of best, final")
-    trials, langs, notes, kinds, selections, declared, space = [], [], [], {}, [], [], None
+    trials, langs, notes, kinds, selections, declared, space, primary = [], [], [], {}, [], [], None, None
     for run_dir in run_dirs:
         record = RunRecord.read(run_dir)
         kinds[record.run_id or run_dir] = record.kind
@@ -121,6 +123,8 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
         declared += (record.extra.get("confirm") or {}).get("configurations") or []
         if record.kind != "confirm" and space is None:
             space = _space_of(record)
+        if record.kind != "confirm" and primary is None and record.settings.primary:
+            primary = dict(record.settings.primary)
         table = read_trials(run_dir)
         if table.num_rows == 0:
             notes.append(f"{run_dir}: no trial has reported yet")
@@ -142,7 +146,7 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
     if f"{at}_{metric.removeprefix(ORACLE_PREFIX)}" not in frame:
         raise UsageError(f"--metric: {metric!r} is not an average of these runs; valid: {', '.join(averages)}")
     runs = Runs(list(run_dirs), metric, at, frame, lang_frame, notes, kinds, [m for m in selections if m],
-                declared, space)
+                declared, space, primary)
     runs.notes += status_notes(runs)
     if runs.oracle:
         runs.notes.insert(0, "ORACLE: trials were selected or ranked on test-language dev data "
@@ -287,6 +291,29 @@ def units(runs: Runs, *, split: str = "test") -> P.Units:
     t = _scored(runs)
     t = t[t["status"].isin([C.COMPLETED, C.DIVERGED])]
     return P.Units(t, runs.scores(split), score_col=runs.score, items=runs.items)
+
+
+def primary_family(table: pd.DataFrame, primary: dict | None) -> tuple[pd.DataFrame, str]:
+    """The rows of a comparisons table in the declared headline family, Holm-adjusted among themselves, and
+    its name. ``primary``: {parameter: value or [values]}; None or nothing matching: every row."""
+    everything = f"every configuration vs plain fine-tuning ({len(table)})"
+    if not primary or table.empty:
+        return table, everything
+    keep = pd.Series(True, index=table.index)
+    for key, allowed in primary.items():
+        allowed = [P.hashable(v) for v in (allowed if isinstance(allowed, list) else [allowed])]
+        name = "lambda" if key in ("lambda", "lambda_") else key
+        if name in table:
+            keep &= table[name].map(lambda v: any(P.hashable(v) == a or (isinstance(v, float) and isinstance(
+                a, (int, float)) and math.isclose(v, a)) for a in allowed))
+    rows = table[keep].copy()
+    if rows.empty:
+        return table, everything + f"; the declared primary {primary} matched none"
+    for role in P.ROLES:
+        if f"p_{role}" in rows:
+            rows[f"p_holm_{role}"] = P.holm(rows[f"p_{role}"].to_numpy(dtype=float))
+    described = ", ".join(f"{k}={v}" for k, v in primary.items())
+    return rows, f"the declared primary comparison ({described}: {len(rows)} configuration(s))"
 
 
 def declared_label(u: P.Units, runs: Runs) -> str | None:

@@ -45,9 +45,18 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
         v_table = A.comparisons(v_units)[0]
         declared = A.declared_label(v_units, v_runs)
         tables["confirmed"] = v_table
+        family = f"the confirmation's configurations ({len(v_table)}, fresh seeds)"
     else:
-        v_units, v_table, declared = u, tables["comparisons"], None
+        v_units, declared = u, None
+        v_table, family = A.primary_family(tables["comparisons"], runs.primary)
     verdict = P.verdict(v_table, confirmed=confirmed, oracle=runs.oracle, declared=declared)
+    if "No verdict" not in verdict[0]:
+        verdict.append(("[oracle: selection saw test-language dev data] " if runs.oracle else "")
+                       + f"Headline family: {family}; every other table is exploratory, each its own Holm family.")
+    for name in [n for n in tables if n == "comparisons" or n.startswith("by:")]:
+        if not tables[name].empty:
+            notes[name] = "; ".join(filter(None, [notes.get(name), f"exploratory: Holm over this table's "
+                                                                   f"{len(tables[name])} rows, per role"]))
     best = P.focus(v_table, declared)
     key = A.config_key(v_units, best) if best is not None else None
     name = best["configuration"] if best is not None else ""

@@ -49,6 +49,10 @@ class SearchSettings:
     repeats: int = 1
     """Training seeds per sampled configuration (seed, seed + 1, ...; data_seed fixed): each runs as its own
     trial, and the sampler and pruner see the mean over them (see :mod:`alchemy_tune.tuning.replicates`)."""
+    primary: Mapping[str, Any] | None = field(default=None, hash=False)
+    """The comparison the search is for, declared before it runs: {parameter: value or [values]} picks the
+    configurations whose comparison with plain fine-tuning is the report's headline family (Holm over them
+    alone); None = every configuration. Every other table is exploratory."""
 
 
 SETTINGS = tuple(f.name for f in fields(SearchSettings))
@@ -82,6 +86,13 @@ def value_problem(key: str, value: Any, *, null: str = " or null") -> str | None
         ok = value is None or (isinstance(value, dict) and all(
             isinstance(k, str) and isinstance(v, (int, float, str, bool)) for k, v in value.items()))
         return None if ok else f"expected {{option: value, ...}} (pruner keyword arguments), got {value!r}"
+    if key == "primary":
+        ok = value is None or (isinstance(value, dict) and value and all(
+            isinstance(k, str) and (isinstance(v, (int, float, str, bool)) or (
+                isinstance(v, list) and v and all(isinstance(x, (int, float, str, bool)) for x in v)))
+            for k, v in value.items()))
+        return None if ok else (f"expected {{parameter: value or [values], ...}} (the configurations of the "
+                                f"headline comparison), got {value!r}")
     if key == "repeats":
         return None if _is_int(value, 1) else \
             f"expected an integer >= 1 (training seeds per configuration), got {value!r}"

@@ -386,6 +386,8 @@ def load_space(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
             else:
                 failed.add(name)
     _check_conditions(params, failed, problems)
+    for key in settings.primary or {}:  # the headline comparison names parameters of TrialConfig
+        _param_name(key, problems, prefix="search.primary.")
     ordered = _dependency_order(params, problems)
     for key, value in (overrides or {}).items():
         name = _param_name(key, problems, prefix="override ")
