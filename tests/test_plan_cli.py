@@ -125,3 +125,29 @@ def test_plan_without_data_prints_the_task_notes_and_applies_the_override_rule(c
     seen, val, unseen, source, _ = task_languages("massive", config.task_options())
     assert source.startswith("declared lists") and seen == ("en-US", "de-DE") and val == ()
     assert set(unseen) == set(TASKS["massive"].languages) - {"en-US", "de-DE"}
+
+
+def test_plan_states_the_smallest_effect_the_design_detects_assumed_or_from_a_prior_run(tmp_path):
+    import re
+
+    from alchemy_tune.analysis import analyze as A
+    from alchemy_tune.analysis.stats import ASSUMED, design_mde
+    from testing.synthetic import make_run
+
+    result = cli("plan", "--space", "search_spaces/study.yaml", "--show", "1")
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.strip().startswith("test languages (8 × 3 seeds)"))
+    one, family = map(float, re.findall(r"≥ ([0-9.]+)", line))
+    assert one == round(design_mde(8, 3, **ASSUMED), 4) and "Holm family of 13" in line
+    assert family == round(design_mde(8, 3, **ASSUMED, alpha=0.05 / 13), 4) > one
+    assert "assumed (--prior RUN_DIR" in result.stdout
+    run = make_run(str(tmp_path / "prior"), n_trials=12, n_langs=16, metric="dev_seen")
+    result = cli("plan", "--space", "search_spaces/study.yaml", "--show", "1", "--prior", run)
+    assert result.returncode == 0, result.stderr
+    table, _ = A.comparisons(A.units(A.load_runs([run])))
+    fitted = {k: table[f"{k}_unseen"].median() for k in ASSUMED}
+    line = next(x for x in result.stdout.splitlines() if x.strip().startswith("test languages (8 × 3 seeds)"))
+    assert float(re.findall(r"≥ ([0-9.]+)", line)[0]) == round(design_mde(8, 3, **fitted), 4)
+    assert f"fitted on {run} (medians over its 3 comparisons)" in result.stdout
+    bad = cli("plan", "--space", "search_spaces/study.yaml", "--prior", str(tmp_path / "nope"))
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1

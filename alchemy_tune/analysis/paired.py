@@ -235,7 +235,8 @@ def _fill(row: dict, d_by_role: dict, roles) -> dict:
         s = summarize(d_by_role[role]) if role in d_by_role else summarize(pd.DataFrame())
         row.update({f"Δ{role}": s["delta"], f"Δ{role}_lo": s["lo"], f"Δ{role}_hi": s["hi"],
                     f"p_{role}": s["p"], f"languages_{role}": s["languages"], f"seeds_{role}": s["seeds"],
-                    f"mde_{role}": s["mde"], f"caveats_{role}": "; ".join(s["caveats"])})
+                    f"mde_{role}": s["mde"], f"caveats_{role}": "; ".join(s["caveats"]),
+                    **{f"{k}_{role}": s[k] for k in ("sd_language", "sd_seed", "sd_residual")}})
     return row
 
 

@@ -177,7 +177,7 @@ def compact(table: pd.DataFrame) -> pd.DataFrame:
     if "configuration" in out:  # the searched settings come first; the label says the same in one cell
         keep = ["selection"] if "selection" in out else []
         out = out[keep + list(out.columns[list(out.columns).index("configuration"):])]
-    return out.drop(columns=[c for c in out.columns if c.startswith(("languages_", "seeds_", "mde_"))])
+    return out.drop(columns=[c for c in out.columns if c.startswith(("languages_", "seeds_", "mde_", "sd_"))])
 
 
 def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: str) -> list[Path]:

@@ -100,7 +100,8 @@ class Effect:
     def as_dict(self) -> dict:
         return {"delta": self.delta, "lo": self.lo, "hi": self.hi, "p": self.p, "se": self.se, "df": self.df,
                 "languages": self.languages, "seeds": self.seeds, "missing": self.missing,
-                "dropped": list(self.dropped), "mde": self.mde, "caveats": list(self.caveats)}
+                "dropped": list(self.dropped), "mde": self.mde, "caveats": list(self.caveats),
+                "sd_language": self.sd_language, "sd_seed": self.sd_seed, "sd_residual": self.sd_residual}
 
 
 def min_detectable(se: float, df: float, *, alpha: float = ALPHA, power: float = POWER) -> float:
@@ -203,6 +204,11 @@ def _components(d: np.ndarray, missing: int) -> tuple[tuple[float, float, float]
         ms_s *= _median_unbiased(f_s)
         return (math.nan, math.sqrt(ms_s / n_lang), math.nan), [(ms_s, f_s)]
     return (math.nan, math.nan, math.nan), []
+
+
+ASSUMED = {"sd_language": 0.01, "sd_seed": 0.005, "sd_residual": 0.01}
+"""Variance components `plan` assumes without a prior run: one accuracy point between languages and for
+the residual (interaction and test-example sampling), half a point between seeds."""
 
 
 def design_mde(n_lang: int, n_seed: int, sd_language: float, sd_seed: float, sd_residual: float, *,

@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="folder with the dataset's release files")
     parser.add_argument("--trials", type=int, default=None, help="trials for a non-grid space (default: the space's)")
     parser.add_argument("--show", type=int, default=60, help="at most this many trial rows")
+    parser.add_argument("--prior", metavar="RUN_DIR", default=None,
+                        help="a finished run whose fitted variance components size the power estimate "
+                             "(default: assumed components, printed)")
 
 
 def selection_line(metric: str, val: tuple[str, ...]) -> str:
@@ -77,10 +80,50 @@ def run(args: argparse.Namespace) -> int:
     from alchemy_tune.tuning.space_file import load_space
 
     overrides = {k: v for k, v in (("task", args.task), ("data_dir", args.data_dir)) if v is not None}
-    return print_plan(load_space(args.space or default_space(), overrides), args.trials, args.show)
+    space = load_space(args.space or default_space(), overrides)
+    components = prior_components(args.prior) if args.prior else None
+    return print_plan(space, args.trials, args.show, components=components)
 
 
-def print_plan(space, trials: int | None = None, show: int = 60) -> int:
+def prior_components(run_dir: str) -> tuple[dict, str]:
+    """The variance components of a run's comparisons on test languages (medians over its configurations),
+    and where they come from."""
+    from alchemy_tune.analysis import analyze as A
+    from alchemy_tune.core.errors import UsageError
+
+    table, _ = A.comparisons(A.units(A.load_runs([run_dir])))
+    keys = ("sd_language", "sd_seed", "sd_residual")
+    if table.empty or not all(f"{k}_unseen" in table for k in keys):
+        raise UsageError(f"--prior {run_dir}: no paired comparison to fit variance components from")
+    fitted = {k: float(table[f"{k}_unseen"].median()) for k in keys}
+    if any(v != v for v in fitted.values()):
+        raise UsageError(f"--prior {run_dir}: its comparisons have one seed or one language: the components are "
+                         "not all estimable")
+    return fitted, f"fitted on {run_dir} (medians over its {len(table)} comparisons)"
+
+
+def power_lines(n_test: int, n_seen: int, repeats: int, comparisons: int, components=None) -> list[str]:
+    """The smallest Δ a comparison of this design detects with 80% power, on test and seen languages."""
+    from alchemy_tune.analysis.stats import ASSUMED, design_mde
+
+    sd, source = components or (ASSUMED, "assumed (--prior RUN_DIR fits them from a run)")
+    m = max(comparisons, 1)
+    lines = [f"\npower (80%, two-sided α = 0.05, the languages × seeds model): variance components language sd "
+             f"{sd['sd_language']:.4f}, seed sd {sd['sd_seed']:.4f}, residual sd {sd['sd_residual']:.4f}, "
+             f"{source}"]
+    for where, n in (("test", n_test), ("seen", n_seen)):
+        if n < 1:
+            continue
+        one = design_mde(n, repeats, **sd)
+        family = design_mde(n, repeats, **sd, alpha=0.05 / m)
+        lines.append(f"  {where} languages ({n} × {repeats} seed{'s' * (repeats != 1)}): detects |Δ| ≥ {one:.4f} "
+                     f"in one comparison; ≥ {family:.4f} for the first of a Holm family of {m} (α/{m})")
+    if repeats == 1:
+        lines.append("  one seed per configuration: seed-to-seed variation is not measured (set search.repeats)")
+    return lines
+
+
+def print_plan(space, trials: int | None = None, show: int = 60, components=None) -> int:
     """What a search over ``space`` would run, without training; shared by `plan` and `--dry-run`."""
     from alchemy_tune.tuning.space import check_trial_config
 
@@ -124,6 +167,8 @@ def print_plan(space, trials: int | None = None, show: int = 60) -> int:
     if notes:
         print("notes on the data:\n" + "\n".join(f"  - {note}" for note in notes))
 
+    treated = [c for c in grid if float(c.get("lambda", base.lambda_)) > 0] if grid is not None else []
+    print("\n".join(power_lines(len(unseen), len(seen), s.repeats, len(treated) or 1, components)))
     print("\nfixed for every trial: " + ", ".join(f"{k}={v}" for k, v in space.fixed().items()))
     if grid is None:
         print("sampled parameters:")
