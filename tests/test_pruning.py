@@ -189,3 +189,31 @@ def test_ray_trials_are_really_stopped(tmp_path, scripted_ray, pruner):
     study = optuna.load_study(study_name="alchemy-tune", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "p" / JOURNAL))))
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "PRUNED"]
+
+
+def test_the_wilcoxon_pruners_p_is_its_formula_on_exact_differences():
+    """zsplit and the normal approximation with the tie correction, by hand: zeros' ranks split between the
+    signs, tied |d| share their mean rank; a difference of ±1e-17 (round-off) is a zero, equal changes tie.
+    (scipy's own `method="auto"` changed how it treats zeros and ties between releases; the pruner names
+    its method so this holds on every scipy the project allows.)"""
+    import math
+
+    import numpy as np
+    from scipy.stats import norm, rankdata
+
+    from alchemy_tune.tuning.pruning import wilcoxon_behind
+
+    b = np.array([0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])
+    d_true = np.array([-3, -1, -1, 0, 2, -4, -2, -1]) / 120
+    a = b + d_true
+    a[3] = 0.5 + 1e-17  # a language with no change, stored with round-off
+    ranks = rankdata(np.abs(d_true))
+    t_plus = ranks[d_true > 0].sum() + ranks[d_true == 0].sum() / 2
+    n = len(d_true)
+    _, counts = np.unique(np.abs(d_true), return_counts=True)
+    se = math.sqrt(n * (n + 1) * (2 * n + 1) / 24 - (counts**3 - counts).sum() / 48)
+    expected = norm.cdf((t_plus - n * (n + 1) / 4) / se)
+    assert wilcoxon_behind(a, b) == pytest.approx(expected, rel=1e-9)
+    a[3] = 0.5 - 1e-17
+    assert wilcoxon_behind(a, b) == pytest.approx(expected, rel=1e-9)
+    assert wilcoxon_behind(b, a, maximize=False) == pytest.approx(expected, rel=1e-9)

@@ -38,16 +38,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from alchemy_tune.core.numbers import exact
+
 LEVEL = 0.95
 ALPHA = 0.05
 POWER = 0.8
-DECIMALS = 12
 N_RESAMPLES = 4000
-
-
-def exact(values) -> np.ndarray:
-    """``values`` rounded to 12 decimals, with −0 as 0: differences of counts are then exact."""
-    return np.round(np.asarray(values, dtype=float), DECIMALS) + 0.0
 
 
 def _special():

@@ -34,7 +34,7 @@ from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialSch
 
 from alchemy_tune.core import constants as C
 from alchemy_tune.core.errors import UsageError
-from alchemy_tune.core.numbers import is_finite_number
+from alchemy_tune.core.numbers import exact, is_finite_number
 from alchemy_tune.core.settings import check_name
 from alchemy_tune.tuning.trainable import langs_of
 
@@ -134,7 +134,6 @@ class PerEvaluationWilcoxonPruner(optuna.pruners.BasePruner):
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         import numpy as np
-        from scipy import stats
 
         step = trial.last_step
         if step is None or step < self._n_startup_steps:
@@ -157,9 +156,21 @@ class PerEvaluationWilcoxonPruner(optuna.pruners.BasePruner):
         maximize = study.direction == StudyDirection.MAXIMIZE
         if (a.mean() >= b.mean()) if maximize else (a.mean() <= b.mean()):
             return False
-        # zsplit: all-equal pairs give p = 1 instead of an error
-        p = stats.wilcoxon(a - b, alternative="less" if maximize else "greater", zero_method="zsplit").pvalue
-        return bool(p < self._p_threshold)
+        return bool(wilcoxon_behind(a, b, maximize) < self._p_threshold)
+
+
+def wilcoxon_behind(a, b, maximize: bool = True) -> float:
+    """One-sided Wilcoxon signed-rank p that ``a`` is behind ``b`` (paired by language), on exact
+    differences (so round-off neither creates a sign nor breaks a tie). Zeros split between the signs
+    (``zsplit``: all-equal pairs give p near 1 instead of an error); the normal approximation with the tie
+    correction, asked for by name: scipy's ``method="auto"`` changed its handling of zeros and ties
+    between releases, so the pruner's decisions would depend on the scipy installed."""
+    import numpy as np
+    from scipy import stats
+
+    d = exact(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))
+    return float(stats.wilcoxon(d, alternative="less" if maximize else "greater", zero_method="zsplit",
+                                method="approx").pvalue)
 
 
 def ending(result: Mapping[str, Any]) -> bool:
