@@ -106,14 +106,14 @@ def min_detectable(se: float, df: float, *, alpha: float = ALPHA, power: float =
     return (t_quantile(1 - alpha / 2, df) + t_quantile(power, df)) * se
 
 
-def paired_effect(deltas, *, level: float = LEVEL, index=None) -> Effect:
+def paired_effect(deltas, *, level: float = LEVEL, index=None, median_unbiased: bool = True) -> Effect:
     """Δ, its ``level`` interval and two-sided p from the two-way random-effects model (module docstring).
 
     ``deltas``: [languages × seeds] (NaN = no score); ``index``: the languages' names, for ``dropped``.
     A language without any score is dropped (and named); an isolated missing cell is filled by the additive
     model. With one seed the seed-to-seed variation cannot be estimated: the interval is over languages only
     and says so; with one language, over seeds only. No variation at all gives a zero-width interval and no
-    p-value.
+    p-value. ``median_unbiased=False`` leaves the mean squares unscaled (for the calibration's comparison).
     """
     if not 0 < level < 1:
         raise ValueError(f"level: must be in (0, 1), got {level}")
@@ -137,7 +137,7 @@ def paired_effect(deltas, *, level: float = LEVEL, index=None) -> Effect:
         d = _fill(d)
         caveats.append(f"{missing} missing language × seed score(s) filled by the additive model")
     delta = float(exact(d.mean()))
-    components, terms = _components(d, missing)
+    components, terms = _components(d, missing, median_unbiased)
     if n_seed == 1:
         caveats.append("one seed: seed-to-seed variation is not measured (the interval is over languages only)")
     if n_lang == 1:
@@ -171,8 +171,10 @@ def _fill(d: np.ndarray, iterations: int = 200) -> np.ndarray:
     return out
 
 
-def _components(d: np.ndarray, missing: int) -> tuple[tuple[float, float, float], list[tuple[float, float]]]:
+def _components(d: np.ndarray, missing: int, median_unbiased: bool = True
+                ) -> tuple[tuple[float, float, float], list[tuple[float, float]]]:
     """((sd_language, sd_seed, sd_residual), the terms of L·S·Var(Δ̂) as (value, df))."""
+    k = _median_unbiased if median_unbiased else (lambda f: 1.0)
     n_lang, n_seed = d.shape
     mean = d.mean()
     row, col = d.mean(axis=1), d.mean(axis=0)
@@ -180,13 +182,13 @@ def _components(d: np.ndarray, missing: int) -> tuple[tuple[float, float, float]
     f_e = f_l * f_s - missing
     if f_e < 1 and f_l >= 1 and f_s >= 1:  # too many holes for the two-way model: languages' means only
         d = np.nanmean(np.where(np.isnan(d), np.nan, d), axis=1, keepdims=True)
-        return _components(d, 0)
+        return _components(d, 0, median_unbiased)
     ms_l = n_seed * float(((row - mean) ** 2).sum()) / f_l if f_l else math.nan
     ms_s = n_lang * float(((col - mean) ** 2).sum()) / f_s if f_s else math.nan
     if f_l and f_s:
         resid = d - row[:, None] - col[None, :] + mean
         ms_e = float((resid**2).sum()) / f_e
-        ms_l, ms_s, ms_e = (ms * _median_unbiased(f) for ms, f in ((ms_l, f_l), (ms_s, f_s), (ms_e, f_e)))
+        ms_l, ms_s, ms_e = (ms * k(f) for ms, f in ((ms_l, f_l), (ms_s, f_s), (ms_e, f_e)))
         sds = (math.sqrt(max(ms_l - ms_e, 0) / n_seed), math.sqrt(max(ms_s - ms_e, 0) / n_lang), math.sqrt(ms_e))
         # L·S·Var(Δ̂) = σ²_e + S·σ²_lang + L·σ²_seed, each component truncated at zero
         terms = [(ms_l, f_l)] if ms_l >= ms_e else [(ms_e, f_e)]
@@ -194,10 +196,10 @@ def _components(d: np.ndarray, missing: int) -> tuple[tuple[float, float, float]
             terms += [(ms_s, f_s), (-ms_e, f_e)]
         return sds, terms
     if f_l:  # one seed: languages only (their spread holds the residual; the seed effect is not seen)
-        ms_l *= _median_unbiased(f_l)
+        ms_l *= k(f_l)
         return (math.sqrt(ms_l / n_seed), math.nan, math.nan), [(ms_l, f_l)]
     if f_s:  # one language: seeds only
-        ms_s *= _median_unbiased(f_s)
+        ms_s *= k(f_s)
         return (math.nan, math.sqrt(ms_s / n_lang), math.nan), [(ms_s, f_s)]
     return (math.nan, math.nan, math.nan), []
 
