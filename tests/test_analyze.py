@@ -505,3 +505,19 @@ def _primary_space(tmp_path, primary) -> str:
     path.write_text(json.dumps({"search": {"trials": 2, "primary": primary},
                                 "lambda": {"type": "categorical", "choices": [0, 1]}}))
     return str(path)
+
+
+def test_a_run_copied_elsewhere_finds_its_space_beside_its_record(tmp_path):
+    """The shipped study tables travel without the machine they ran on: the space file named in the record
+    is gone, its copy beside the record is used (for which parameters apply where)."""
+    import dataclasses
+
+    from alchemy_tune.results.run_record import RunRecord
+
+    run = make_run(str(tmp_path / "run"), n_trials=8, metric="dev_seen")
+    record = RunRecord.read(run)
+    dataclasses.replace(record, space="/nonexistent/elsewhere/study.yaml").write(run)
+    assert A.load_runs([run]).space is None
+    (tmp_path / "run" / "study.yaml").write_text("lambda: {type: categorical, choices: [0, 1]}\n")
+    space = A.load_runs([run]).space
+    assert space is not None and "lambda" in space.params

@@ -10,8 +10,9 @@ matched baselines in :mod:`alchemy_tune.analysis.paired`; plots live in ``plots.
 
 from __future__ import annotations
 
-import math
 import dataclasses
+import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -122,7 +123,7 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
         selections.append(record.metric)
         declared += (record.extra.get("confirm") or {}).get("configurations") or []
         if record.kind != "confirm" and space is None:
-            space = _space_of(record)
+            space = _space_of(record, run_dir)
         if record.kind != "confirm" and primary is None and record.settings.primary:
             primary = dict(record.settings.primary)
         table = read_trials(run_dir)
@@ -154,16 +155,20 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
     return runs
 
 
-def _space_of(record: RunRecord):
-    """The run's search space as it was read (its file with the pinned parameters), or None."""
+def _space_of(record: RunRecord, run_dir: str):
+    """The run's search space as it was read (its file with the pinned parameters), or None. A run copied
+    elsewhere (e.g. the study's shipped tables) keeps a copy of the file beside its record."""
     from alchemy_tune.tuning.space_file import load_space
 
     if not record.space:
         return None
-    try:
-        return load_space(record.space, record.params or None)
-    except (UsageError, OSError):
-        return None
+    beside = os.path.join(run_dir, os.path.basename(record.space)) if "://" not in run_dir else None
+    for path in filter(None, (record.space, beside)):
+        try:
+            return load_space(path, record.params or None)
+        except (UsageError, OSError):
+            continue
+    return None
 
 
 def _selection_metric(trials: pd.DataFrame, from_meta: list) -> str:
