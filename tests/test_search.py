@@ -204,6 +204,34 @@ def test_a_trial_is_told_once(tmp_path):
     assert handle.study.trials[0].value == 0.5
 
 
+def test_the_searcher_caps_concurrency_and_a_restored_one_counts_only_what_tune_runs_again(tmp_path):
+    """max_concurrent is the searcher's own cap (Tune's ConcurrencyLimiter would restore a saved set of
+    running trials that a driver killed mid-upload can leave newer than the experiment state: trials the
+    restored Tune never runs would hold every slot, and the resumed search would wait with nothing running).
+    Restored, the searcher counts as running exactly the trials the restored experiment runs again."""
+    import pickle
+
+    from alchemy_tune.tuning.journal import restoring
+    from alchemy_tune.tuning.searcher import OptunaSearcher
+
+    (tmp_path / "s.yaml").write_text("lr: {type: float, low: 1.0e-5, high: 1.0e-3, log: true}\n")
+    handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_select", "max")], sampler="random",
+                         pruner="none", seed=0, run_id="run-x")
+    searcher = OptunaSearcher(handle, load_space(str(tmp_path / "s.yaml")), n_trials=10, max_concurrent=2)
+    saved = pickle.dumps(searcher)  # what tuner.pkl holds
+    assert isinstance(searcher.suggest("a"), dict) and isinstance(searcher.suggest("b"), dict)
+    assert searcher.suggest("c") is None  # two running: Tune asks again later
+    searcher.on_trial_complete("a", {"dev_select": 0.5})
+    assert isinstance(searcher.suggest("c"), dict)
+    # a resumed driver: the experiment state it restores runs "b" again ("c" was never saved in it)
+    restoring("run-x", ["b"])
+    restored = pickle.loads(saved)
+    restored.restore(str(tmp_path / "searcher-state.pkl"))
+    assert isinstance(restored.suggest("d"), dict) and restored.suggest("e") is None
+    restored.on_trial_complete("b", {"dev_select": 0.6})
+    assert isinstance(restored.suggest("e"), dict)
+
+
 # ----------------------------------------------------------------------------- real searches
 def test_search_with_the_real_trial_records_completed_and_diverged(tmp_path, tiny_encoder_dir, local_ray, capsys):
     """ASHA with its top rung at the trials' last evaluation (1 epoch x 3): the trial that ran to its end is

@@ -25,6 +25,7 @@ JOURNAL = "study.journal"
 logger = logging.getLogger(__name__)
 
 _RELOCATED: dict[str, str] = {}  # run_id -> the run folder's path now (set by `resume`)
+_UNFINISHED: dict[str, frozenset[str]] = {}  # run_id -> Ray trials the restored experiment will run on
 
 
 def relocate(run_id: str, run_dir: str) -> None:
@@ -35,6 +36,16 @@ def relocate(run_id: str, run_dir: str) -> None:
 
 def relocated(run_id: str | None, run_dir: str) -> str:
     return _RELOCATED.get(run_id, run_dir) if run_id else run_dir
+
+
+def restoring(run_id: str, trial_ids) -> None:
+    """The Ray trials a resumed Tune will run again (its saved experiment state's unfinished ones): the
+    restored searcher counts them as running (see ``OptunaSearcher.restore``)."""
+    _UNFINISHED[run_id] = frozenset(trial_ids)
+
+
+def restored_unfinished(run_id: str | None) -> frozenset[str]:
+    return _UNFINISHED.get(run_id, frozenset()) if run_id else frozenset()
 
 
 def journal_location(run_dir: str) -> str:

@@ -18,7 +18,7 @@ import dataclasses
 from alchemy_tune.core import constants as C
 from alchemy_tune.tuning.cluster import init_ray
 from alchemy_tune.core.errors import UsageError
-from alchemy_tune.tuning.journal import fetch, relocate
+from alchemy_tune.tuning.journal import fetch, relocate, restored_unfinished, restoring
 from alchemy_tune.tuning.searcher import StudyHandle
 from alchemy_tune.results.run_dir import is_uri, local_path
 from alchemy_tune.results.run_record import RunRecord
@@ -54,6 +54,7 @@ def resume_search(run_dir: str, *, address: str | None = None, num_cpus: int | N
     if retry_errored:
         for trial_id in errored:
             handle.retry(trial_id, space)
+        restoring(record.run_id, restored_unfinished(record.run_id) | set(errored))  # they run again too
     trainable = make_trainable(record.trial_fn or C.TRIAL_FN, record.resources,
                                selection=(record.metric, record.mode))
     tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=retry_errored,

@@ -145,7 +145,8 @@ def build_components(space, settings, run_dir: str, run_id: str, request: Search
     elif settings.sampler == "bruteforce":
         exhaustive = len(space.grid())  # load_space made sure every parameter is discrete
     budget = Budget.of(request.time_budget_s, request.gpu_hours, settings.gpus_per_trial)  # counts from now
-    searcher = OptunaSearcher(handle, space, settings.trials, grid=grid, exhaustive=exhaustive, budget=budget)
+    searcher = OptunaSearcher(handle, space, settings.trials, grid=grid, exhaustive=exhaustive, budget=budget,
+                              max_concurrent=settings.max_concurrent)
     metric, mode = watched(settings)
     if settings.pruner == "asha":
         scheduler = AshaPruningScheduler(handle, metric, max_t=settings.max_evals or expected_evals(space))
@@ -184,8 +185,8 @@ def make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir: str
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     # one Ray trial per replicate of every configuration
                                     num_samples=settings.trials * getattr(settings, "repeats", 1),
-                                    max_concurrent_trials=settings.max_concurrent, metric=C.report_key(metric),
-                                    mode=mode,
+                                    # max_concurrent: the searcher caps it (see OptunaSearcher._live)
+                                    metric=C.report_key(metric), mode=mode,
                                     # a new worker process per trial costs seconds (torch imports); trials
                                     # of the same resources reuse one, its state reset by Tune
                                     reuse_actors=True),

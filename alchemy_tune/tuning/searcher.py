@@ -34,7 +34,7 @@ from ray.tune.search import Searcher
 
 from alchemy_tune.tuning import replicates
 from alchemy_tune.tuning.replication import replication
-from alchemy_tune.tuning.journal import drop_dangling_lock, journal_location, relocated
+from alchemy_tune.tuning.journal import drop_dangling_lock, journal_location, relocated, restored_unfinished
 from alchemy_tune.tuning.pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR, build_pruner
 from alchemy_tune.tuning.samplers import build_sampler
 
@@ -330,9 +330,15 @@ class OptunaSearcher(Searcher):
     """
 
     def __init__(self, handle: StudyHandle, space, n_trials: int, grid: list[dict] | None = None,
-                 exhaustive: int | None = None, budget=None):
+                 exhaustive: int | None = None, budget=None, max_concurrent: int | None = None):
         super().__init__(metric=handle.metric, mode="max" if handle.directions[0] == "maximize" else "min")
         self.handle, self.space, self.n_trials = handle, space, int(n_trials)
+        self.max_concurrent = max_concurrent or 0
+        self._live: set[str] = set()
+        """Ray trials suggested (or restored) and not yet complete. The searcher caps concurrency itself
+        instead of Tune's ConcurrencyLimiter: the limiter's saved state can be newer than the experiment
+        state a driver killed mid-upload leaves, and then names trials the restored Tune never runs, which
+        hold their slots for ever (a resumed search that waits with nothing running)."""
         self.grid = grid
         self.exhaustive = exhaustive if grid is None else len(grid)
         self.budget = budget
@@ -363,8 +369,13 @@ class OptunaSearcher(Searcher):
             # moved: Ray Tune's restored experiment would create new trials at the folder's old place (its
             # search generator keeps the storage path it began with); `resume` asks for them in a new one.
             return Searcher.FINISHED
+        if self.max_concurrent and len(self._live) >= self.max_concurrent:
+            return None  # Tune asks again once a trial completes
         config = self.handle.replication.suggest(self, trial_id)
-        return Searcher.FINISHED if config is None else config
+        if config is None:
+            return Searcher.FINISHED
+        self._live.add(trial_id)
+        return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if self.budget is not None:
@@ -372,6 +383,7 @@ class OptunaSearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         # Optuna is told by the results callback once the tables hold the trial's end (see trial_end.py)
+        self._live.discard(trial_id)
         if self.budget is not None and result:
             self.budget.record(trial_id, result)
 
@@ -380,4 +392,5 @@ class OptunaSearcher(Searcher):
         Path(checkpoint_path).write_text(self.handle.journal_path)
 
     def restore(self, checkpoint_path: str) -> None:
-        pass
+        # A resumed Tune runs its saved unfinished trials again without asking: they are the ones running.
+        self._live = set(restored_unfinished(self.handle.run_id))

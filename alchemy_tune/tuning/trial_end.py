@@ -17,7 +17,7 @@ from __future__ import annotations
 from ray.tune import Callback
 
 from alchemy_tune.core import constants as C
-from alchemy_tune.tuning.journal import relocated
+from alchemy_tune.tuning.journal import relocated, restoring
 from alchemy_tune.tuning.pruning import PRUNED_AT_ATTR
 from alchemy_tune.tuning.replicates import ended, identity
 from alchemy_tune.tuning.searcher import REASON_ATTR, STATUS_ATTR, StudyHandle
@@ -188,4 +188,6 @@ def reconcile(run_dir: str, run_id: str, handle: StudyHandle) -> list[str]:
                          wall_seconds=(trial.last_result or {}).get("time_total_s"), config=trial.config)
         handle.finish(trial.trial_id, at_best_step(writer, handle, trial), error=error)  # written: no thread
     handle.replication.forget_unknown(handle, {t.trial_id for t in trials})
+    # what the restored Tune will run again: the restored searcher counts them as running
+    restoring(run_id, [t.trial_id for t in trials if t.status not in ("TERMINATED", "ERROR")])
     return [t.trial_id for t in trials if t.status == "ERROR"]
