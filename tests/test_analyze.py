@@ -16,6 +16,7 @@ from scipy import stats
 from alchemy_tune.analysis import analyze as A
 from alchemy_tune.core import constants as C
 from alchemy_tune.analysis import paired as P
+from alchemy_tune.analysis import verdict as V
 from alchemy_tune.cli import main
 from alchemy_tune.trial.config import TrialConfig
 from alchemy_tune.analysis.importance import param_importance
@@ -104,7 +105,7 @@ def test_paired_delta_interval_p_and_holm_match_an_independent_computation(lambd
     assert table.set_index("lambda")["p_holm_unseen"].to_dict() == pytest.approx(expected)
     # the synthetic URIEL effect: large λ helps test languages, and only them
     big = table.set_index("lambda").loc[25.0]
-    assert P.beats(big, "unseen") and not P.beats(big, "seen")
+    assert V.beats(big, "unseen") and not V.beats(big, "seen")
 
 
 def test_one_seed_gives_the_t_interval_over_languages_and_says_so(tmp_path):
@@ -122,7 +123,7 @@ def test_one_seed_gives_the_t_interval_over_languages_and_says_so(tmp_path):
     lo, hi = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=scale)
     assert (row["Δunseen_lo"], row["Δunseen_hi"]) == pytest.approx((lo, hi), rel=1e-6)
     assert "one seed" in row["caveats_unseen"]
-    verdict = " ".join(P.verdict(first, confirmed=False))
+    verdict = " ".join(V.verdict(first, confirmed=False))
     assert "1 seed)" in verdict and "one seed: seed-to-seed variation is not measured" in verdict
 
 
@@ -162,7 +163,7 @@ def test_language_and_family_gains_keep_their_cis(lambdas):
     runs = A.load_runs([lambdas])
     u = A.units(runs)
     table = A.comparisons(u)[0]
-    best = P.focus(table)
+    best = V.focus(table)
     # the detailed configuration is the best by the selection metric (dev_seen here), never by test
     assert best["selection_score"] == table["selection_score"].max()
     dev = A._scored(runs).groupby("cfg_lambda")["best_dev_seen"].mean()
@@ -461,16 +462,16 @@ def test_a_missing_score_never_drops_a_seed_and_a_language_missing_everywhere_is
     assert (one["languages_unseen"], one["seeds_unseen"]) == (8, 3)
     assert "1 missing language × seed score(s) filled" in one["caveats_unseen"]
     assert one["Δunseen"] == pytest.approx(whole["Δunseen"], abs=1e-12)  # the additive model fills it exactly
-    verdict = P.verdict(pd.DataFrame([one]), confirmed=True)[0]
+    verdict = V.verdict(pd.DataFrame([one]), confirmed=True)[0]
     assert "(8 languages × 3 seeds)" in verdict and "1 missing language × seed score(s)" in verdict
     gone = P.baseline_comparisons(_nan_units({(5, 42), (5, 43), (5, 44)}), roles=("unseen",)).iloc[0]
     assert (gone["languages_unseen"], gone["seeds_unseen"]) == (7, 3) and gone["baseline"] == "matched"
     assert "left out: l5" in gone["caveats_unseen"]
-    verdict = P.verdict(pd.DataFrame([gone]), confirmed=True)[0]
+    verdict = V.verdict(pd.DataFrame([gone]), confirmed=True)[0]
     assert "(7 languages × 3 seeds)" in verdict and "l5" in verdict and "no matched" not in verdict
     everywhere = P.baseline_comparisons(_nan_units({(i, s) for i in range(8) for s in (42, 43, 44)}),
                                         roles=("unseen",))
-    said = P.verdict(everywhere, confirmed=True)[0]
+    said = V.verdict(everywhere, confirmed=True)[0]
     assert "no test-language score" in said and "no configuration has a matched" not in said
 
 
@@ -479,7 +480,6 @@ def test_a_declared_primary_comparison_is_the_headline_family(tmp_path, capsys):
     those alone; the comparisons table stays whole and is labelled exploratory."""
     import dataclasses
 
-    from alchemy_tune.core.settings import SearchSettings
     from alchemy_tune.results.run_record import RunRecord
 
     run = make_run(str(tmp_path / "run"), n_trials=12, n_langs=N_LANGS, metric="dev_seen", items=ITEMS)
@@ -491,7 +491,7 @@ def test_a_declared_primary_comparison_is_the_headline_family(tmp_path, capsys):
 
     tables, notes, verdict = compute(runs, top=5, importance="ped-anova")
     assert len(tables["comparisons"]) == 3 and "exploratory" in notes["comparisons"]
-    family, name = A.primary_family(tables["comparisons"], runs.primary)
+    family, name = V.primary_family(tables["comparisons"], runs.primary)
     assert list(family["lambda"]) == [1.0] and "lambda=1.0: 1 configuration(s)" in name
     assert family["p_holm_unseen"].iloc[0] == family["p_unseen"].iloc[0]  # a family of one: no correction
     assert "(λ=1," in verdict[0] and "over 1 configuration (" in verdict[0]

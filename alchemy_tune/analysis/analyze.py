@@ -298,29 +298,6 @@ def units(runs: Runs, *, split: str = "test") -> P.Units:
     return P.Units(t, runs.scores(split), score_col=runs.score, items=runs.items)
 
 
-def primary_family(table: pd.DataFrame, primary: dict | None) -> tuple[pd.DataFrame, str]:
-    """The rows of a comparisons table in the declared headline family, Holm-adjusted among themselves, and
-    its name. ``primary``: {parameter: value or [values]}; None or nothing matching: every row."""
-    everything = f"every configuration vs plain fine-tuning ({len(table)})"
-    if not primary or table.empty:
-        return table, everything
-    keep = pd.Series(True, index=table.index)
-    for key, allowed in primary.items():
-        allowed = [P.hashable(v) for v in (allowed if isinstance(allowed, list) else [allowed])]
-        name = "lambda" if key in ("lambda", "lambda_") else key
-        if name in table:
-            keep &= table[name].map(lambda v: any(P.hashable(v) == a or (isinstance(v, float) and isinstance(
-                a, (int, float)) and math.isclose(v, a)) for a in allowed))
-    rows = table[keep].copy()
-    if rows.empty:
-        return table, everything + f"; the declared primary {primary} matched none"
-    for role in P.ROLES:
-        if f"p_{role}" in rows:
-            rows[f"p_holm_{role}"] = P.holm(rows[f"p_{role}"].to_numpy(dtype=float))
-    described = ", ".join(f"{k}={v}" for k, v in primary.items())
-    return rows, f"the declared primary comparison ({described}: {len(rows)} configuration(s))"
-
-
 def declared_label(u: P.Units, runs: Runs) -> str | None:
     """The label of the configuration a confirmation ranked first before it ran (None: no confirmation)."""
     for config in runs.declared[:1]:

@@ -231,6 +231,7 @@ def describe(p: Plan) -> list[str]:
 def summary_lines(run_dir: str) -> list[str]:
     """The confirmation run's test-language scores and verdict, from its own tables."""
     from alchemy_tune.analysis import analyze as A
+    from alchemy_tune.analysis import verdict as V
 
     runs = A.load_runs([run_dir])
     u = A.units(runs)
@@ -251,7 +252,7 @@ def summary_lines(run_dir: str) -> list[str]:
         lines.append(line)
     if note:
         lines.append(f"  ({note})")
-    lines += ["", *P.verdict(table, confirmed=True, oracle=runs.oracle, declared=A.declared_label(u, runs))]
+    lines += ["", *V.verdict(table, confirmed=True, oracle=runs.oracle, declared=A.declared_label(u, runs))]
     return lines
 
 

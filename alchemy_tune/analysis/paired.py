@@ -31,7 +31,7 @@ import pandas as pd
 
 from alchemy_tune.languages import langinfo
 from alchemy_tune.trial.config import EXECUTION, REPLICATE, URIEL, TrialConfig, params_with_role
-from alchemy_tune.analysis.stats import ALPHA, exact, holm, item_interval, paired_effect
+from alchemy_tune.analysis.stats import exact, holm, item_interval, paired_effect
 
 EXECUTION_KEYS = frozenset(params_with_role(EXECUTION, REPLICATE))
 """Settings that do not change what a configuration is (seed: the replicate)."""
@@ -371,94 +371,3 @@ def grouped_language_deltas(units: Units, config, by: str, role: str = "unseen")
         rows.append({by: group, "languages": len(langs), "delta": e.delta, "delta_lo": e.lo, "delta_hi": e.hi,
                      "interval": "languages × seeds"})
     return pd.DataFrame(rows).sort_values("delta", ascending=False).reset_index(drop=True)
-
-
-# ----------------------------------------------------------------------------- verdict
-def _fmt(x: float) -> str:
-    return f"{x:+.3f}"
-
-
-def _p(x: float) -> str:
-    return "n/a" if x is None or math.isnan(x) else (f"{x:.2g}" if x >= 0.001 else f"{x:.1e}")
-
-
-def direction(row: pd.Series | dict, role: str) -> int:
-    """+1 significantly better than its baseline, −1 significantly worse, 0 neither: Holm-adjusted p below
-    0.05 (its interval, from the same model, then excludes zero on the side of Δ)."""
-    p = row.get(f"p_holm_{role}", math.nan)
-    if p is None or not p < ALPHA:
-        return 0
-    return 1 if row.get(f"Δ{role}", 0) > 0 else -1
-
-
-def beats(row: pd.Series | dict, role: str) -> bool:
-    return direction(row, role) > 0
-
-
-def focus(table: pd.DataFrame, declared: str | None = None) -> pd.Series | None:
-    """The configuration a report details: the ``declared`` one (a confirmation's first choice, fixed before
-    its seeds ran) when it has a Δ, else the best by the selection score among those with a Δ."""
-    if table.empty or "Δunseen" not in table:
-        return None
-    rows = table[table["Δunseen"].notna()]
-    if rows.empty:
-        return None
-    if declared is not None and (rows["configuration"] == declared).any():
-        return rows[rows["configuration"] == declared].iloc[0]
-    if rows["selection_score"].notna().any():
-        return rows.loc[rows["selection_score"].idxmax()]
-    return rows.iloc[0]
-
-
-def _design(row, role: str) -> str:
-    languages, seeds = int(row.get(f"languages_{role}", 0) or 0), int(row.get(f"seeds_{role}", 0) or 0)
-    return f"{languages} language{'s' * (languages != 1)} × {seeds} seed{'s' * (seeds != 1)}"
-
-
-def verdict(table: pd.DataFrame, *, confirmed: bool, oracle: bool = False, declared: str | None = None) -> list[str]:
-    """Plain sentences, per role: the focus configuration (:func:`focus`; chosen by the selection score or
-    declared by the confirmation, never by test) against plain fine-tuning — better, worse, or no difference
-    larger than the design could detect — with its interval, Holm-corrected p, design and caveats; then how
-    many other configurations of the same family differ, without quoting the largest (a maximum over
-    many noisy estimates overstates its own effect)."""
-    which = "confirmed" if confirmed else "searched (not yet confirmed: `alchemy-tune confirm`)"
-    prefix = "[oracle: selection saw test-language dev data] " if oracle else ""
-    if table.empty or "Δunseen" not in table or table["Δunseen"].notna().sum() == 0:
-        matched = not table.empty and "baseline" in table and (table["baseline"] == "matched").any()
-        if matched:
-            return [prefix + "No verdict: the configurations with a matched plain fine-tuning baseline have no "
-                    "test-language score in common with it (see the caveats column)."]
-        return [prefix + "No verdict: no configuration has a matched plain fine-tuning baseline "
-                "(λ=0, same other settings, same seeds) in these runs."]
-    best = focus(table, declared)
-    family = int(table["Δunseen"].notna().sum())
-    out = []
-    for role in ROLES:
-        if f"Δ{role}" not in table or math.isnan(best[f"Δ{role}"]):
-            continue
-        where = ROLE_NAMES[role]
-        stats_text = (f"Δ = {_fmt(best[f'Δ{role}'])} [95% CI {_fmt(best[f'Δ{role}_lo'])}, "
-                      f"{_fmt(best[f'Δ{role}_hi'])}], Holm-corrected p = {_p(best[f'p_holm_{role}'])} over "
-                      f"{family} configuration{'s' * (family != 1)} ({_design(best, role)})")
-        name = f"the {which} configuration ({best['configuration']})"
-        sign = direction(best, role)
-        if sign > 0:
-            sentence = f"On {where}, {name} beats plain fine-tuning: {stats_text}."
-        elif sign < 0:
-            sentence = f"On {where}, {name} is significantly worse than plain fine-tuning: {stats_text}."
-        else:
-            sentence = f"On {where}, {name} does not differ from plain fine-tuning at the 95% level: {stats_text}"
-            mde = best.get(f"mde_{role}", math.nan)
-            sentence += (f"; this design detects |Δ| ≥ {abs(mde):.3f} with 80% power." if mde == mde else ".")
-        others = table[(table["configuration"] != best["configuration"]) & table[f"Δ{role}"].notna()]
-        signs = [direction(r, role) for _, r in others.iterrows()]
-        better, worse = signs.count(1), signs.count(-1)
-        if better or worse:
-            sentence += (f" Of the {len(others)} other configuration(s): {better} significantly better, "
-                         f"{worse} significantly worse than plain fine-tuning"
-                         + ("." if confirmed else " (search seeds: exploratory until confirmed)."))
-        caveats = best.get(f"caveats_{role}") or ""
-        if caveats:
-            sentence += f" Caveats: {caveats}."
-        out.append(prefix + sentence)
-    return out

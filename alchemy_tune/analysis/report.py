@@ -12,6 +12,7 @@ import pandas as pd
 
 from alchemy_tune.analysis import analyze as A
 from alchemy_tune.analysis import paired as P
+from alchemy_tune.analysis import verdict as V
 from alchemy_tune.analysis import plots
 from alchemy_tune.analysis.importance import param_importance
 from alchemy_tune.core.aligned import aligned_lines
@@ -48,8 +49,8 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
         family = f"the confirmation's configurations ({len(v_table)}, fresh seeds)"
     else:
         v_units, declared = u, None
-        v_table, family = A.primary_family(tables["comparisons"], runs.primary)
-    verdict = P.verdict(v_table, confirmed=confirmed, oracle=runs.oracle, declared=declared)
+        v_table, family = V.primary_family(tables["comparisons"], runs.primary)
+    verdict = V.verdict(v_table, confirmed=confirmed, oracle=runs.oracle, declared=declared)
     if "No verdict" not in verdict[0]:
         verdict.append(("[oracle: selection saw test-language dev data] " if runs.oracle else "")
                        + f"Headline family: {family}; every other table is exploratory, each its own Holm family.")
@@ -57,7 +58,7 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
         if not tables[name].empty:
             notes[name] = "; ".join(filter(None, [notes.get(name), f"exploratory: Holm over this table's "
                                                                    f"{len(tables[name])} rows, per role"]))
-    best = P.focus(v_table, declared)
+    best = V.focus(v_table, declared)
     key = A.config_key(v_units, best) if best is not None else None
     name = best["configuration"] if best is not None else ""
     tables["language_deltas"] = P.language_table(v_units, key) if key else pd.DataFrame()
