@@ -130,8 +130,8 @@ def paired_effect(deltas, *, level: float = LEVEL, index=None, median_unbiased: 
     if d.size == 0:
         return Effect(dropped=dropped, caveats=("no language has a score",) if dropped else ())
     n_lang, n_seed = d.shape
-    caveats = [f"{len(dropped)} language(s) without a score left out: {', '.join(map(str, dropped))}"] \
-        if dropped else []
+    caveats = [f"{len(dropped)} language(s) with no score in any seed (a failed or collapsed prediction, e.g. "
+               f"a constant regressor's NaN Pearson) left out: {', '.join(map(str, dropped))}"] if dropped else []
     missing = int(np.isnan(d).sum())
     if missing:
         d = _fill(d)
