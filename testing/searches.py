@@ -31,8 +31,9 @@ def load_study(run_dir: Path) -> optuna.Study:
 
 
 def check_configurations_see_replicate_means(run_dir: Path, repeats: int, base_seed: int = 42) -> None:
-    """Every Optuna trial is one configuration whose intermediate values and final value are the means over
-    its replicates' ``dev_select`` (from the results tables), and whose replicates differ only in seed."""
+    """Every Optuna trial is one configuration whose intermediate values are the means over its replicates'
+    ``dev_select`` at each evaluation, and whose final value is the mean of their values at their best steps
+    (from the results tables); its replicates differ only in seed."""
     trials = read_trials(str(run_dir)).to_pandas()
     steps = read_steps(str(run_dir)).to_pandas()
     study = load_study(run_dir)
@@ -50,6 +51,9 @@ def check_configurations_see_replicate_means(run_dir: Path, repeats: int, base_s
             assert value == pytest.approx(statistics.mean(at_i)), (t.number, i)
         if t.state == optuna.trial.TrialState.COMPLETE:
             assert len(reps) == repeats and set(reps["status"]) == {C.COMPLETED}
-            assert t.value == pytest.approx(statistics.mean(curve[-1] for curve in curves.values()))
+            # the value at each replicate's best step (the value analyze and confirm rank by), averaged
+            best = [steps[(steps["trial_id"] == tid) & (steps["step"] == step)][C.SELECT].iloc[0]
+                    for tid, step in zip(reps["trial_id"], reps["best_step"])]
+            assert t.value == pytest.approx(statistics.mean(best)) == pytest.approx(reps["best_dev_select"].mean())
         if t.state == optuna.trial.TrialState.PRUNED:
             assert C.PRUNED in set(reps["status"]) and set(reps["status"]) <= {C.PRUNED, C.COMPLETED}
