@@ -259,13 +259,13 @@ def test_pareto_front_is_exactly_the_non_dominated_trials(two_seeds):
         assert dominated == (tid not in on_front)
 
 
-def test_the_pareto_front_of_dev_scores_is_marked_an_oracle_view(lambdas):
+def test_the_pareto_front_of_dev_scores_says_it_is_not_for_choosing(lambdas):
     """It plots the test languages' own dev scores: readable, never a way to choose, and it says so."""
     from alchemy_tune.analysis.report import compute, title
 
     tables, notes, _ = compute(A.load_runs([lambdas]), top=5, importance="ped-anova")
-    assert not tables["pareto_front"].empty and notes["pareto_front"].startswith("ORACLE VIEW")
-    assert "oracle view" in title("pareto_front")
+    assert not tables["pareto_front"].empty and notes["pareto_front"].startswith("NOT FOR CHOOSING")
+    assert "not for choosing" in title("pareto_front")
 
 
 def test_mean_ci_is_the_t_interval():

@@ -123,7 +123,7 @@ def pareto(trials: pd.DataFrame, seen: str, unseen: str, front: pd.DataFrame, sp
         ax.plot(front["seen"], front["unseen"], "k--", marker="D", markersize=6, label="Pareto front")
     ax.set_xlabel(f"{split} score, seen languages")
     ax.set_ylabel(f"{split} score, unseen (test) languages")
-    ax.set_title("Seen vs unseen: trade-off across trials" + (" (oracle view: never for choosing)"
+    ax.set_title("Seen vs unseen: trade-off across trials" + (" (test languages' dev: not for choosing)"
                                                                if split == "dev" else ""))
     ax.legend(fontsize=9)
     return _save(fig, path, tag)

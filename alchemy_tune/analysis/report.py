@@ -74,8 +74,8 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
     put("importance", param_importance(search.trials, search.score, importance, space=runs.space))
     tables["pareto_front"] = A.pareto_front(search)
     if not tables["pareto_front"].empty and runs.split == "dev":
-        notes["pareto_front"] = ("ORACLE VIEW: 'unseen' is the test languages' own dev split; the front is for "
-                                 "reading the trade-off, never for choosing (choose with the selection metric)")
+        notes["pareto_front"] = ("NOT FOR CHOOSING: 'unseen' is the test languages' own dev split; the front is "
+                                 "for reading the trade-off (choose with the selection metric)")
     if runs.oracle:  # every table says so, in every format
         for table in tables.values():
             if not table.empty and "selection" not in table:
@@ -100,7 +100,7 @@ TITLES = {
     "language_deltas": "Per-language gain of the best configuration",
     "family_deltas": "Gain by language family (test languages)", "script_deltas": "Gain by script (test languages)",
     "per_language": "Per-language test scores", "importance": "Parameter importance",
-    "pareto_front": "Pareto front (seen vs unseen; an oracle view)",
+    "pareto_front": "Pareto front (seen vs unseen: test languages' dev scores, not for choosing)",
 }
 
 
