@@ -130,7 +130,8 @@ def pareto(trials: pd.DataFrame, seen: str, unseen: str, front: pd.DataFrame, sp
 
 
 def language_deltas(table: pd.DataFrame, path: Path, tag: str = "") -> Path | None:
-    """Horizontal bars of each language's gain over the matched baseline (CI over seeds), coloured by family."""
+    """Horizontal bars of each language's gain over the matched baseline (interval over its test examples),
+    coloured by family."""
     if table.empty:
         return None
     plt = _plt()
@@ -147,7 +148,7 @@ def language_deltas(table: pd.DataFrame, path: Path, tag: str = "") -> Path | No
     for f in families:
         ax.barh([labels[0]], [0], color=cmap(families.index(f) % 10), label=f)
     ax.legend(title="family", fontsize=9)
-    ax.set_xlabel("test score: configuration − matched λ=0 baseline (95% CI over seeds)")
+    ax.set_xlabel("test score: configuration − matched λ=0 baseline\n(95% interval over the language's test examples)")
     ax.set_ylabel("language (* = test language)")
     ax.set_title("Which languages gain from URIEL")
     return _save(fig, path, tag)
