@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 import math
 import os
 
@@ -149,7 +150,8 @@ def test_every_row_is_one_configuration_and_every_searched_setting_gets_a_table(
     assert not table.duplicated(dims).any()  # no row pools two values of a searched setting
     assert len(table) == 9 * 2  # λ>0 × subsets × projections; plain fine-tuning is the baseline
     assert table["seeds_unseen"].max() == 6 and table["seeds_unseen"].min() == 4  # 3 per run; 2 did not finish
-    by = A.dimensions(u)
+    by, continuous = A.dimensions(u)
+    assert continuous == []
     assert set(by) == {"projection", "uriel_features"}
     proj = by["projection"][0]
     assert set(proj["reference"]) == {"projection=linear"} and len(proj) == 9
@@ -201,6 +203,7 @@ def test_cli_report_opens_with_the_verdict(lambdas, tmp_path, capsys):
     assert lines[3].startswith("On seen languages, the searched") and "does not differ" in lines[3]
     assert "95% CI" in lines[2] and "Holm-corrected" in lines[2] and "7 languages × 3 seeds" in lines[2]
     assert "detects |Δ| ≥" in lines[3]
+    assert lines[4].startswith("Headline family") and lines[5].startswith("![Paired comparisons")  # then its figure
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert {"comparisons.png", "language_deltas.png", "per_language.png"} <= set(pngs)
     for name in pngs:
@@ -530,3 +533,29 @@ def test_a_run_copied_elsewhere_finds_its_space_beside_its_record(tmp_path):
     (tmp_path / "run" / "study.yaml").write_text("lambda: {type: categorical, choices: [0, 1]}\n")
     space = A.load_runs([run]).space
     assert space is not None and "lambda" in space.params
+
+
+def test_a_setting_drawn_from_a_range_gets_no_per_value_table():
+    """A TPE search over a continuous lr: pairing three arbitrary learning rates against a fourth says
+    nothing, so there is no "lr: each value vs the reference" table; a categorical setting still gets one."""
+    from alchemy_tune.tuning.space import Param
+
+    rng = np.random.default_rng(0)
+    trials, scores = [], []
+    for c in range(10):
+        lr, proj = float(10 ** rng.uniform(-5, -3)), ("linear", "mlp")[c % 2]
+        for lam in (0.0, 1.0):
+            for seed in (42, 43):
+                tid = f"t{c}-{lam}-{seed}"
+                trials.append({"run_id": "r", "trial_id": tid, "cfg_lambda": lam, "cfg_lr": lr,
+                               "cfg_projection": proj, "cfg_seed": seed})
+                for lang in ("aa", "bb", "cc"):
+                    scores.append({"run_id": "r", "trial_id": tid, "lang": lang, "role": "unseen",
+                                   "value": 0.5 + rng.normal(0, 0.01)})
+    u = P.Units(pd.DataFrame(trials), pd.DataFrame(scores))
+    tables, continuous = A.dimensions(u)
+    assert continuous == ["lr"] and set(tables) == {"projection"}
+    space = SimpleNamespace(params={"lr": Param(name="lr", kind="float", low=1e-5, high=1e-3, log=True),
+                                    "projection": Param(name="projection", kind="categorical",
+                                                        choices=("linear", "mlp"))})
+    assert A.dimensions(u, space)[1] == ["lr"]

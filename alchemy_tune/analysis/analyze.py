@@ -321,9 +321,30 @@ def comparisons(u: P.Units) -> tuple[pd.DataFrame, str | None]:
     return table, note
 
 
-def dimensions(u: P.Units) -> dict[str, tuple[pd.DataFrame, str | None]]:
-    """For every searched setting but λ (compared in ``comparisons``): its values against the reference."""
-    return {P.short(c): P.dimension_comparisons(u, c) for c in u.searched if c != "cfg_lambda"}
+def dimensions(u: P.Units, space=None) -> tuple[dict[str, tuple[pd.DataFrame, str | None]], list[str]]:
+    """For every searched setting but λ (compared in ``comparisons``) that takes a few discrete values: its
+    values against the reference; and a note per continuous setting, which gets no such table (pairing
+    three arbitrary draws of a learning rate against a fourth says nothing)."""
+    out, skipped = {}, []
+    for c in u.searched:
+        if c == "cfg_lambda":
+            continue
+        if continuous(u.configs[c], u.configs["_base"], getattr(space, "params", {}).get(P.short(c))):
+            skipped.append(P.short(c))
+            continue
+        out[P.short(c)] = P.dimension_comparisons(u, c)
+    return out, skipped
+
+
+def continuous(values: pd.Series, groups: pd.Series, spec=None) -> bool:
+    """Whether a setting was drawn from a range: the space says so, or, without the space, it looks it (a
+    number with more than 8 values, nearly one per configuration apart from the URIEL settings)."""
+    if spec is not None:
+        return spec.values() is None
+    present = values.dropna()
+    numeric = pd.api.types.is_numeric_dtype(present) and not pd.api.types.is_bool_dtype(present)
+    distinct = present.nunique()
+    return bool(numeric and distinct > 8 and distinct >= 0.8 * groups.nunique())
 
 
 def config_key(u: P.Units, row: pd.Series) -> str | None:
@@ -366,7 +387,8 @@ def per_language_scores(u: P.Units, key: str | None, name: str) -> pd.DataFrame:
     table = pd.concat(rows, ignore_index=True)
     table.insert(0, "language", [langinfo.label(lang, lang) for lang in table["lang"]])
     table["seen"] = table["role"] == "seen"
-    return table.sort_values(["seen", "lang"], ascending=[False, True]).reset_index(drop=True)
+    order = table["role"].map({role: i for i, role in enumerate(P.ROLE_ORDER)})
+    return table.assign(_o=order).sort_values(["_o", "lang"]).drop(columns="_o").reset_index(drop=True)
 
 
 def pareto_front(runs: Runs) -> pd.DataFrame:

@@ -33,7 +33,8 @@ def _save(fig, path: Path, tag: str = "") -> Path:
     if tag:  # e.g. oracle selection: said on the figure itself
         fig.suptitle(tag, color="tab:red", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=_DPI)
+    # the saved image grows to hold every label, title and legend (nothing cut off at an edge)
+    fig.savefig(path, dpi=_DPI, bbox_inches="tight", pad_inches=0.15)
     fig.clf()
     import matplotlib.pyplot as plt
 
@@ -41,34 +42,82 @@ def _save(fig, path: Path, tag: str = "") -> Path:
     return path
 
 
+ROLE_STYLE = {"seen": ("seen (trained on)", "white"), "val": ("validation (chooses)", "0.93"),
+              "unseen": ("test (never trained on, never chooses)", "0.82")}
+
+
 def per_language(table: pd.DataFrame, metric_label: str, path: Path, tag: str = "") -> Path | None:
-    """Grouped bars per language (named): plain fine-tuning vs one configuration; unseen languages shaded."""
+    """Grouped bars per language (named): plain fine-tuning vs one configuration; the three roles apart, in
+    the protocol's order (seen, validation, test), each on its own background."""
+    from matplotlib.patches import Patch
+
     series = [c for c in table.columns if c not in ("language", "lang", "role", "seen", "uriel_code")]
     if table.empty or not series:
         return None
+    if "role" in table:
+        order = {role: i for i, role in enumerate(ROLE_STYLE)}
+        table = table.assign(_o=table["role"].map(order)).sort_values(["_o", "language"]).drop(columns="_o")
+    roles = table["role"] if "role" in table else table["seen"].map({True: "seen", False: "unseen"})
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(7, 0.45 * len(table) + 2), 5))
     x, width = np.arange(len(table)), 0.8 / len(series)
+    for i, role in enumerate(roles):
+        ax.axvspan(i - 0.5, i + 0.5, color=ROLE_STYLE.get(role, ROLE_STYLE["unseen"])[1], zorder=0)
     for i, name in enumerate(series):
         ax.bar(x + (i - (len(series) - 1) / 2) * width, table[name], width, label=name)
-    for i, seen in enumerate(table["seen"]):
-        if not seen:
-            ax.axvspan(i - 0.5, i + 0.5, color="0.9", zorder=0)
     ax.set_xticks(x, table["language"], rotation=60, ha="right")
-    ax.set_xlabel("language (grey background: unseen in training)")
+    ax.set_xlabel("language, by role")
     ax.set_ylabel(metric_label)
     ax.set_title(f"Per-language {metric_label}")
-    ax.legend(fontsize=8)
+    handles, labels = ax.get_legend_handles_labels()
+    shown = [r for r in ROLE_STYLE if r in set(roles)]
+    handles += [Patch(facecolor=ROLE_STYLE[r][1], edgecolor="0.6") for r in shown]
+    labels += [ROLE_STYLE[r][0] for r in shown]
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8,
+               bbox_to_anchor=(0.5, -0.02), frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return _save(fig, path, tag)
 
 
+def _value(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (tuple, list, np.ndarray)):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def row_labels(table: pd.DataFrame, label_col: str, width: int = 42) -> tuple[list[str], str]:
+    """(one label per row naming only the settings that differ between the rows, wrapped; the settings
+    every row shares, for the caption)."""
+    import textwrap
+
+    cols = list(table.columns)
+    settings = [c for c in cols[:cols.index(label_col)] if c != "selection"] if label_col in cols else []
+    varying = [c for c in settings if table[c].map(_value).nunique(dropna=False) > 1]
+    shared = [c for c in settings if c not in varying]
+    name = lambda c: "λ" if c == "lambda" else c  # noqa: E731
+    if varying:
+        labels = [", ".join(f"{name(c)}={_value(v)}" for c, v in zip(varying, row))
+                  for row in table[varying].itertuples(index=False)]
+    else:
+        labels = [str(v) for v in table[label_col]]
+    caption = ", ".join(f"{name(c)}={_value(table[c].iloc[0])}" for c in shared)
+    return [textwrap.fill(label, width) for label in labels], caption
+
+
 def deltas(table: pd.DataFrame, label_col: str, title: str, path: Path, tag: str = "") -> Path | None:
-    """Horizontal bars of Δ on test and seen languages per configuration, with their 95% CI."""
+    """Horizontal bars of Δ on test and seen languages per configuration, with their 95% intervals; each row
+    named by the settings that differ between the rows, the shared ones in the title."""
+    import textwrap
+
     if table.empty or "Δunseen" not in table or table["Δunseen"].notna().sum() == 0:
         return None
     plt = _plt()
     table = table[table["Δunseen"].notna()].iloc[::-1]
-    fig, ax = plt.subplots(figsize=(9, max(3, 0.45 * len(table) + 1.5)))
+    labels, shared = row_labels(table, label_col)
+    lines = sum(label.count("\n") + 1 for label in labels)
+    fig, ax = plt.subplots(figsize=(9, max(3.5, 0.28 * lines + 0.3 * len(table) + 2)))
     y, height = np.arange(len(table)), 0.4
     for i, (role, name, color) in enumerate((("unseen", "test languages", "tab:blue"),
                                              ("seen", "seen languages", "tab:orange"))):
@@ -78,11 +127,12 @@ def deltas(table: pd.DataFrame, label_col: str, title: str, path: Path, tag: str
         err = np.vstack([mean - table[f"Δ{role}_lo"].to_numpy(dtype=float),
                          table[f"Δ{role}_hi"].to_numpy(dtype=float) - mean])
         ax.barh(y + (0.5 - i) * height, mean, height, xerr=np.nan_to_num(err), capsize=3, label=name, color=color)
-    ax.set_yticks(y, [str(v) for v in table[label_col]], fontsize=8)
+    ax.set_yticks(y, labels, fontsize=8)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("Δ test score (paired by seed and language; 95% interval)")
-    ax.set_title(title)
-    ax.legend(fontsize=9)
+    ax.set_title(title + (f"\n{textwrap.fill('every row: ' + shared, 90)}" if shared else ""), fontsize=11)
+    fig.legend(loc="lower center", ncol=2, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.01))
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return _save(fig, path, tag)
 
 

@@ -38,8 +38,12 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
 
     u = A.units(search)
     put("comparisons", A.comparisons(u))
-    for dim, result in A.dimensions(u).items():
+    by_setting, continuous = A.dimensions(u, runs.space)
+    for dim, result in by_setting.items():
         put(f"by:{dim}", result)
+    if continuous:
+        notes["comparisons"] = (f"{', '.join(continuous)}: drawn from a range, so no per-value table (each "
+                                "configuration has its own value); see the importance table")
     if confirmed:
         v_runs = runs.part(confirm=True)
         v_units = A.units(v_runs)
@@ -210,6 +214,9 @@ def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: st
                                   out / f"by_{dim}.png", tag=tag)
     lines = ["# alchemy-tune analysis" + (" — ORACLE selection" if runs.oracle else ""), "", "## Verdict", ""]
     lines += [f"{sentence}" for sentence in verdict] + [""]
+    headline = made.get("confirmed") or made.get("comparisons")  # the verdict's own comparisons, first
+    if headline is not None:
+        lines += [f"![{title('confirmed' if made.get('confirmed') else 'comparisons')}]({headline.name})", ""]
     lines += [f"Runs: {', '.join(runs.dirs)}  ",
               f"Ranking: `{runs.metric}` at each trial's {runs.at} evaluation (never test data). Δ = configuration "
               "− matched plain fine-tuning (λ=0, same other settings), paired by training seed and language on "

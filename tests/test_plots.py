@@ -1,0 +1,96 @@
+"""The report's figures are legible: every text inside the saved image, row labels that do not overlap and
+name only what differs, the language roles apart."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alchemy_tune.analysis import plots
+
+SCHEDULES = ["constant", "warmup", "linear_decay", "cosine_decay", "alchemyscale", "alchemytune"]
+
+
+@pytest.fixture
+def checked(monkeypatch):
+    """Run each figure through the real `_save`, after checking its text artists on the real figure."""
+    seen = []
+    real = plots._save
+
+    def check(fig, path, tag=""):
+        fig.tight_layout()
+        fig.canvas.draw()  # lays out the legends and ticks as saving will
+        renderer = fig.canvas.get_renderer()
+        box = fig.get_tightbbox(renderer).padded(0.15).transformed(fig.dpi_scale_trans)
+        texts = [fig._suptitle] if fig._suptitle else []
+        for legend in fig.legends:
+            texts += legend.get_texts()
+        for ax in fig.axes:
+            texts += [ax.title, ax.xaxis.label, ax.yaxis.label]
+            for axis, limits in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+                lo, hi = sorted(limits)
+                texts += [t.label1 for t in axis.get_major_ticks() if lo <= t.get_loc() <= hi]
+            if ax.get_legend():
+                texts += ax.get_legend().get_texts()
+        texts = [t for t in texts if t.get_visible() and t.get_text().strip()]
+        assert texts
+        outside = [t.get_text() for t in texts
+                   if not box.contains(*t.get_window_extent(renderer).p0) or
+                   not box.contains(*t.get_window_extent(renderer).p1)]
+        assert not outside, f"text outside the saved image: {outside}"
+        for ax in fig.axes:
+            boxes = sorted((t.get_window_extent(renderer) for t in ax.get_yticklabels() if t.get_text()),
+                           key=lambda b: b.y0)
+            assert all(a.y1 <= b.y0 + 1 for a, b in zip(boxes, boxes[1:])), "row labels overlap"
+        seen.append({"title": fig.axes[0].get_title(),
+                     "xticks": [t.get_text() for t in fig.axes[0].get_xticklabels()],
+                     "legend": [t.get_text() for legend in fig.legends for t in legend.get_texts()]})
+        out = real(fig, path, tag)
+        # and the saved image is that box: nothing cut off at an edge of the PNG
+        import matplotlib.image
+
+        height, width = matplotlib.image.imread(str(out)).shape[:2]
+        assert (width, height) == pytest.approx((box.width, box.height), abs=3)
+        return out
+
+    monkeypatch.setattr(plots, "_save", check)
+    return seen
+
+
+def _comparisons(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        lam = 0.1 if i < 4 else 1.0
+        rows.append({"lambda": lam, "lambda_schedule": SCHEDULES[i % 6], "scale_interval": 100,
+                     "uriel_features": "syntax_knn+syntax_average+geo" if i % 2 else "geo",
+                     "configuration": f"λ={lam:g}, lambda_schedule={SCHEDULES[i % 6]}, scale_interval=100, "
+                                      "uriel_features=syntax_knn+syntax_average+geo",
+                     **{f"Δ{r}": d for r, d in (("unseen", rng.normal(0, 0.01)), ("seen", rng.normal(0, 0.01)))}})
+    table = pd.DataFrame(rows)
+    for role in ("unseen", "seen"):
+        table[f"Δ{role}_lo"], table[f"Δ{role}_hi"] = table[f"Δ{role}"] - 0.01, table[f"Δ{role}"] + 0.01
+    return table
+
+
+def test_comparison_rows_name_what_differs_and_every_text_is_inside(tmp_path, checked):
+    table = _comparisons(13)
+    labels, shared = plots.row_labels(table, "configuration")
+    assert shared == "scale_interval=100"  # on every row: said once, in the title
+    assert all("scale_interval" not in label for label in labels)
+    assert all(max(map(len, label.split("\n"))) <= 42 for label in labels)
+    assert plots.deltas(table, "configuration", "Δ vs plain fine-tuning", tmp_path / "c.png") is not None
+    (fig,) = checked
+    assert "every row: scale_interval=100" in fig["title"]
+
+
+def test_per_language_keeps_the_roles_apart_in_the_protocols_order(tmp_path, checked):
+    table = pd.DataFrame({"language": ["Swahili (swh)", "English (eng)", "Italian (ita)", "German (deu)"],
+                          "lang": ["swh", "eng", "ita", "deu"], "role": ["unseen", "seen", "val", "seen"],
+                          "plain fine-tuning (λ=0)": [0.4, 0.6, 0.5, 0.55], "λ=0.1": [0.41, 0.59, 0.5, 0.56]})
+    table["seen"] = table["role"] == "seen"
+    assert plots.per_language(table, "test accuracy", tmp_path / "p.png") is not None
+    (fig,) = checked
+    assert fig["xticks"] == ["English (eng)", "German (deu)", "Italian (ita)", "Swahili (swh)"]  # seen, val, test
+    assert "validation (chooses)" in fig["legend"] and "test (never trained on, never chooses)" in fig["legend"]
