@@ -94,3 +94,25 @@ def test_per_language_keeps_the_roles_apart_in_the_protocols_order(tmp_path, che
     (fig,) = checked
     assert fig["xticks"] == ["English (eng)", "German (deu)", "Italian (ita)", "Swahili (swh)"]  # seen, val, test
     assert "validation (chooses)" in fig["legend"] and "test (never trained on, never chooses)" in fig["legend"]
+
+
+def test_every_other_figure_keeps_its_text_inside(tmp_path, checked):
+    rng = np.random.default_rng(1)
+    langs = pd.DataFrame({"lang": [f"l{i}" for i in range(12)], "language": [f"Language number {i}" for i in range(12)],
+                          "role": ["seen"] * 6 + ["val"] * 2 + ["unseen"] * 4,
+                          "family": ["Indo-European", "Niger-Congo", "Austronesian"] * 4,
+                          "delta": rng.normal(0, 0.01, 12)})
+    langs["delta_lo"], langs["delta_hi"] = langs["delta"] - 0.01, langs["delta"] + 0.01
+    assert plots.language_deltas(langs, tmp_path / "l.png") is not None
+    imp = pd.DataFrame({"parameter": ["lambda", "lambda_schedule", "uriel_features"], "importance": [0.7, 0.2, 0.1]})
+    assert plots.importance(imp, "ped-anova", tmp_path / "i.png") is not None
+    scaling = pd.DataFrame({"setting": ["λ=0 and a long setting name, uriel_features=syntax_knn+geo"] * 3
+                            + ["λ=1, uriel_features=syntax_knn+syntax_average+geo"] * 3,
+                            "train_size": [50, 200, 800] * 2, "unseen": rng.uniform(0.3, 0.5, 6),
+                            "unseen_ci": [0.01] * 6})
+    assert plots.scaling(scaling, "dev", tmp_path / "s.png") is not None
+    trials = pd.DataFrame({"best_dev_seen": rng.uniform(0.4, 0.6, 20), "best_dev_unseen": rng.uniform(0.3, 0.5, 20),
+                           "cfg_lambda": [0.0, 0.1, 1.0, 10.0] * 5})
+    front = pd.DataFrame({"seen": [0.5, 0.6], "unseen": [0.5, 0.4]})
+    assert plots.pareto(trials, "best_dev_seen", "best_dev_unseen", front, "dev", tmp_path / "p.png") is not None
+    assert len(checked) == 4
