@@ -210,6 +210,43 @@ def test_cli_report_opens_with_the_verdict(lambdas, tmp_path, capsys):
         assert f"]({name})" in report
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Swahili (swh)" in report and "oracle" not in report.lower()
+    _check_standalone_page(out / "report.html", pngs)
+
+
+def _check_standalone_page(path, pngs) -> None:
+    """report.html: the verdict first, every figure inlined as a PNG that decodes, tables as HTML tables."""
+    import base64
+    from html.parser import HTMLParser
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.images, self.paragraphs, self.tables, self._p = [], [], 0, None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                self.images.append(dict(attrs)["src"])
+            elif tag == "p":
+                self._p = ""
+            elif tag == "table":
+                self.tables += 1
+
+        def handle_data(self, data):
+            if self._p is not None:
+                self._p += data
+
+        def handle_endtag(self, tag):
+            if tag == "p" and self._p is not None:
+                self.paragraphs.append(self._p.strip())
+                self._p = None
+
+    page = Page()
+    page.feed(path.read_text(encoding="utf-8"))
+    assert page.paragraphs[0].startswith("On test languages")
+    assert len(set(page.images)) == len(pngs) and page.tables >= 3  # the headline figure shows twice
+    for src in page.images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_confirmation_runs_drive_the_verdict(lambdas, tmp_path, capsys):

@@ -188,8 +188,41 @@ def compact(table: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns=[c for c in out.columns if c.startswith(("languages_", "seeds_", "mde_", "sd_"))])
 
 
+PAGE_STYLE = ("body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;"
+              "line-height:1.45}table{border-collapse:collapse;font-size:.85rem;margin:1rem 0;display:block;"
+              "overflow-x:auto}th,td{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}"
+              "img{max-width:100%;height:auto}code{background:#f4f4f4}")
+
+
+def write_html(out: Path, markdown_text: str) -> Path:
+    """``report.html`` beside ``report.md``: the same report as one standalone page, its figures inlined
+    (base64 PNG), so it opens in a browser from anywhere, with no server and no folder beside it."""
+    import base64
+    import re
+
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
+
+    def inline(match: re.Match) -> str:
+        image = out / match.group(1)
+        if not image.is_file():
+            return match.group(0)
+        return f'src="data:image/png;base64,{base64.b64encode(image.read_bytes()).decode()}"'
+
+    body = re.sub(r'src="([^"/:]+\.png)"', inline, body)
+    page = (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>alchemy-tune analysis</title>"
+            f"<style>{PAGE_STYLE}</style></head><body>\n{body}\n</body></html>\n")
+    path = out / "report.html"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: str) -> list[Path]:
-    """report.md (opening with the verdict) + PNG plots + tables.json in ``out``; returns the PNG paths."""
+    """report.md (opening with the verdict), the same as a standalone report.html, PNG plots and tables.json in
+    ``out``; returns the PNG paths."""
     out.mkdir(parents=True, exist_ok=True)
     primary = runs.trials["primary_metric"].dropna() if "primary_metric" in runs.trials else pd.Series([])
     split = runs.split
@@ -230,6 +263,7 @@ def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: st
             lines += [f"![{title(name)}]({made[name].name})", ""]
         lines += [markdown_table(compact(tables[name])) if not tables[name].empty else "_nothing to show_", ""]
     (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    write_html(out, "\n".join(lines))
     (out / "tables.json").write_text(json.dumps({"verdict": verdict, "oracle": runs.oracle,
                                                  "tables": {k: records(v) for k, v in tables.items()}},
                                                 indent=1, ensure_ascii=False), encoding="utf-8")
