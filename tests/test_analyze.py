@@ -596,3 +596,49 @@ def test_a_setting_drawn_from_a_range_gets_no_per_value_table():
                                     "projection": Param(name="projection", kind="categorical",
                                                         choices=("linear", "mlp"))})
     assert A.dimensions(u, space)[1] == ["lr"]
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const first = document.querySelector("p");
+  document.body.setAttribute("data-check", JSON.stringify({
+    verdict: first ? first.textContent : "",
+    images: Array.from(document.images).map(image => image.naturalWidth)}));
+});
+</script>"""
+
+
+@pytest.mark.slow
+def test_report_html_opens_in_a_real_headless_chromium(lambdas, tmp_path):
+    """The page to forward, opened as a reader opens it: in a real browser (Debian's Chromium, which .ci/run
+    installs when missing), from a file, with no server and nothing beside it. Checked from inside the page:
+    the verdict comes first and every figure loaded (natural width > 0). A screenshot stays in tmp_path."""
+    import html
+    import re
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "no chromium: .ci/run installs Debian's chromium package"
+    out = tmp_path / "report"
+    assert main(["analyze", lambdas, "--out", str(out), "--format", "csv"]) == 0
+    alone = tmp_path / "forwarded"
+    alone.mkdir()
+    page = alone / "report.html"
+    shutil.copy(out / "report.html", page)  # nothing beside it: the figures must be inside
+    probe = alone / "probe.html"
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([chromium, *flags, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=180).stdout
+    found = re.search(r'data-check="([^"]*)"', dom)
+    assert found, dom[-2000:]
+    check = json.loads(html.unescape(found.group(1)))
+    assert check["verdict"].startswith("On test languages")
+    assert len(check["images"]) >= 5 and all(width > 0 for width in check["images"]), check["images"]
+    shot = tmp_path / "report-screenshot.png"
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1280,3000", page.as_uri()],
+                   capture_output=True, timeout=180)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
