@@ -79,7 +79,7 @@ def test_comparison_rows_name_what_differs_and_every_text_is_inside(tmp_path, ch
     labels, shared = plots.row_labels(table, "configuration")
     assert shared == "scale_interval=100"  # on every row: said once, in the title
     assert all("scale_interval" not in label for label in labels)
-    assert all(max(map(len, label.split("\n"))) <= 42 for label in labels)
+    assert all(max(map(len, label.split("\n"))) <= 42 for label in labels)  # no setting is that long
     assert plots.deltas(table, "configuration", "Δ vs plain fine-tuning", tmp_path / "c.png") is not None
     (fig,) = checked
     assert "every row: scale_interval=100" in fig["title"]
@@ -116,3 +116,33 @@ def test_every_other_figure_keeps_its_text_inside(tmp_path, checked):
     front = pd.DataFrame({"seen": [0.5, 0.6], "unseen": [0.5, 0.4]})
     assert plots.pareto(trials, "best_dev_seen", "best_dev_unseen", front, "dev", tmp_path / "p.png") is not None
     assert len(checked) == 4
+
+
+def test_the_longest_configuration_names_of_the_shipped_spaces_fit(tmp_path, checked):
+    """Acceptance: each shipped grid space's configurations, labelled as the report labels them, drawn as
+    one comparisons figure: every text inside, no row labels overlapping."""
+    from pathlib import Path
+
+    from alchemy_tune.analysis.paired import label
+    from alchemy_tune.tuning.space_file import load_space
+
+    rng = np.random.default_rng(2)
+    drawn = 0
+    for path in sorted(Path(__file__).resolve().parents[1].glob("search_spaces/*.yaml")):
+        grid = load_space(str(path)).grid()
+        if not grid:
+            continue
+        frame = pd.DataFrame(grid)
+        varying = [c for c in frame.columns if frame[c].astype(str).nunique() > 1 and c != "seed"]
+        if not varying:
+            continue
+        table = frame[varying].copy()
+        table["configuration"] = [label(row, [f"cfg_{c}" for c in varying])
+                                  for row in frame[varying].add_prefix("cfg_").to_dict("records")]
+        for role in ("unseen", "seen"):
+            table[f"Δ{role}"] = rng.normal(0, 0.01, len(table))
+            table[f"Δ{role}_lo"], table[f"Δ{role}_hi"] = table[f"Δ{role}"] - 0.01, table[f"Δ{role}"] + 0.01
+        assert plots.deltas(table, "configuration", f"{path.stem}: Δ vs plain fine-tuning",
+                            tmp_path / f"{path.stem}.png") is not None
+        drawn += 1
+    assert drawn >= 3 and len(checked) == drawn

@@ -103,7 +103,7 @@ def row_labels(table: pd.DataFrame, label_col: str, width: int = 42) -> tuple[li
     else:
         labels = [str(v) for v in table[label_col]]
     caption = ", ".join(f"{name(c)}={_value(table[c].iloc[0])}" for c in shared)
-    return [textwrap.fill(label, width) for label in labels], caption
+    return [textwrap.fill(label, width, break_long_words=False) for label in labels], caption
 
 
 def deltas(table: pd.DataFrame, label_col: str, title: str, path: Path, tag: str = "") -> Path | None:
