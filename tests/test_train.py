@@ -134,6 +134,10 @@ def test_pair_regression_trial(tiny_encoder_dir):
     assert last[K.PRIMARY_METRIC] == "pearson"
     assert set(last[K.LANGS]["rus"]["test"]) == {"pearson", "spearman"}
     assert -1.0 <= last["test_unseen"] <= 1.0
+    # each test pair's predicted and gold score: the language's Pearson recomputed from them
+    answers = last[K.ITEMS]["rus"]
+    pred, gold = np.asarray(answers["prediction"]), np.asarray(answers["label"])
+    assert pred.dtype == float and np.corrcoef(pred, gold)[0, 1] == pytest.approx(last[K.LANGS]["rus"]["test"]["pearson"])
 
 
 def test_alchemytune_weight_learns_within_200_steps_and_is_logged(tiny_encoder_dir, tmp_path):
