@@ -267,6 +267,19 @@ def test_search_with_the_real_trial_records_completed_and_diverged(tmp_path, tin
     # each trial's TensorBoard events are under its own folder in the run directory
     events = list(run_dir.glob("*/tensorboard/events.out.tfevents.*"))
     assert len(events) == 2
+    # ...with each trial's settings for TensorBoard's HParams dashboard, and how it ended
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import api_pb2, metadata
+
+    ends = {}
+    for event_file in events:
+        acc = EventAccumulator(str(event_file.parent))
+        acc.Reload()
+        tags = acc.PluginTagToContent(metadata.PLUGIN_NAME)
+        start = metadata.parse_session_start_info_plugin_data(tags[metadata.SESSION_START_INFO_TAG])
+        end = tags.get(metadata.SESSION_END_INFO_TAG)
+        ends[start.hparams["lambda"].number_value] = end and metadata.parse_session_end_info_plugin_data(end).status
+    assert ends == {0.0: api_pb2.STATUS_SUCCESS, 1.0e39: api_pb2.STATUS_FAILURE}  # ran to its end; diverged
     # and only there: Tune's own TensorBoardX logger, a copy of them, is off; its CSV and JSON logs stay,
     # each report's languages in one JSON column instead of one column per language, split and metric
     assert not list(run_dir.glob("*/events.out.tfevents.*"))

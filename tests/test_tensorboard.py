@@ -69,3 +69,37 @@ def test_logging_does_not_import_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert _scalars(tmp_path)["loss/train"] == [(1, 0.5)]
+
+
+def test_each_trials_settings_reach_the_hparams_dashboard(tmp_path):
+    """TensorBoard's HParams dashboard: every trial folder holds its settings as a session (lists joined,
+    flags kept as flags), how it ended, and the experiment's metrics (the averages), read back with
+    TensorBoard's own multiplexer and the plugin's own parsers."""
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+    from tensorboard.plugins.hparams import api_pb2, metadata
+
+    from alchemy_tune.results.tensorboard import HPARAM_METRICS
+
+    configs = {"a": {"lambda": 0.1, "uriel_features": "geo", "bf16": False, "seen": ["eng", "fra"], "lr": 1e-4},
+               "b": {"lambda": 1.0, "uriel_features": "syntax_knn", "bf16": False, "seen": ["eng"], "lr": 3e-4}}
+    for trial, config in configs.items():
+        logger = TensorBoardLogger(tmp_path / "search" / trial / "tensorboard")
+        logger.log_hparams(config, group=trial)
+        logger.log(make_report(1))
+        logger.close("success" if trial == "a" else "failure")
+    mux = EventMultiplexer()
+    mux.AddRunsFromDirectory(str(tmp_path / "search"))
+    mux.Reload()
+    content = mux.PluginRunToTagToContent(metadata.PLUGIN_NAME)
+    assert len(content) == 2
+    for run, tags in content.items():
+        trial = run.split("/")[0]
+        start = metadata.parse_session_start_info_plugin_data(tags[metadata.SESSION_START_INFO_TAG])
+        hparams = {k: v.WhichOneof("kind") and getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()}
+        expected = {**configs[trial], "seen": ",".join(configs[trial]["seen"])}
+        assert hparams == pytest.approx(expected) and start.group_name == trial
+        end = metadata.parse_session_end_info_plugin_data(tags[metadata.SESSION_END_INFO_TAG])
+        assert end.status == (api_pb2.STATUS_SUCCESS if trial == "a" else api_pb2.STATUS_FAILURE)
+        experiment = metadata.parse_experiment_plugin_data(tags[metadata.EXPERIMENT_TAG])
+        assert [m.name.tag for m in experiment.metric_infos] == list(HPARAM_METRICS)
+        assert {h.name for h in experiment.hparam_infos} == set(configs[trial])

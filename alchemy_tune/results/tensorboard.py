@@ -8,15 +8,24 @@ trial as a separate run. Scalar tags:
 - ``<split>/<group>`` for the averages (``dev/unseen``, ``test/seen``, ...)
 - ``<split>_<metric>/<seen|unseen>/<lang>`` per language (``dev_accuracy/unseen/sw-KE``), so
   TensorBoard's tag filter groups seen and unseen languages.
+
+:meth:`TensorBoardLogger.log_hparams` adds the trial's configuration in the HParams plugin's format (an
+experiment summary naming the averages as metrics, a session start, and a session end at the trial's last
+report: success, or failure when it diverged or crashed; a trial a pruner stopped shows as unfinished), so
+TensorBoard's HParams dashboard compares every trial's settings against its scores. The plugin's protocol
+buffers come from the tensorboard package itself (no TensorFlow, no torch).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Mapping
+from typing import Any, Mapping
 
 from alchemy_tune.core import constants as C
 from alchemy_tune.core.numbers import is_finite_number
+
+HPARAM_METRICS = ("dev/select", "dev/seen", "dev/val", "dev/unseen", "test/seen", "test/val", "test/unseen")
+"""The averages the HParams dashboard shows beside each trial's settings (test only where it was scored)."""
 
 _SCALARS = {C.TRAIN_LOSS: "loss/train", C.TASK_LOSS: "loss/task", C.URIEL_LOSS: "loss/uriel",
             C.LAMBDA: "lambda", C.TASK_WEIGHT: "weight/task", C.URIEL_WEIGHT: "weight/uriel", C.EPOCH: "epoch",
@@ -66,10 +75,58 @@ class TensorBoardLogger:
         values = [Summary.Value(tag=tag, simple_value=value) for tag, value in scalars_of(metrics).items()]
         self._writer.add_event(Event(wall_time=time.time(), step=step, summary=Summary(value=values)))
 
+    def log_hparams(self, config: Mapping[str, Any], group: str = "") -> None:
+        """The trial's settings for the HParams dashboard (numbers, text, flags; lists joined by commas)."""
+        from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+        start = plugin_data_pb2.SessionStartInfo(group_name=group, start_time_secs=time.time())
+        experiment = api_pb2.Experiment(metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag))
+                                                      for tag in HPARAM_METRICS])
+        for name, value in sorted(config.items()):
+            if isinstance(value, (list, tuple)):
+                value = ",".join(map(str, value))
+            if isinstance(value, bool):
+                start.hparams[name].bool_value = value
+            elif is_finite_number(value):
+                start.hparams[name].number_value = float(value)
+            elif isinstance(value, str):
+                start.hparams[name].string_value = value
+            else:
+                continue
+            experiment.hparam_infos.add(name=name)
+        self._plugin_event(metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment))
+        self._plugin_event(metadata.SESSION_START_INFO_TAG,
+                           plugin_data_pb2.HParamsPluginData(session_start_info=start))
+        self._hparams = True
+
+    def _plugin_event(self, tag: str, data) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.plugins.hparams import metadata
+
+        value = Summary.Value(tag=tag, metadata=metadata.create_summary_metadata(data),
+                              tensor=metadata.NULL_TENSOR)
+        self._writer.add_event(Event(wall_time=time.time(), summary=Summary(value=[value])))
+
     def flush(self) -> None:
         self._writer.flush()
 
-    def close(self) -> None:
+    def end_session(self, status: str) -> None:
+        """How the trial's HParams session ended (``success`` or ``failure``), once, written at once: a
+        trial's last report is the last moment its worker surely runs."""
+        if not getattr(self, "_hparams", False):
+            return
+        from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+        end = plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value(f"STATUS_{status.upper()}"),
+                                             end_time_secs=time.time())
+        self._plugin_event(metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=end))
+        self._hparams = False
+        self._writer.flush()
+
+    def close(self, status: str | None = None) -> None:
+        if status is not None:
+            self.end_session(status)
         self._writer.close()
 
     def __enter__(self) -> "TensorBoardLogger":

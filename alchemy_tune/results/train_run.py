@@ -9,6 +9,7 @@ from typing import Mapping
 from alchemy_tune.core.settings import SearchSettings
 from alchemy_tune.results.run_dir import join
 from alchemy_tune.results.run_record import RunRecord
+from alchemy_tune.core import constants as C
 from alchemy_tune.results.tensorboard import TensorBoardLogger
 from alchemy_tune.results.writer import ResultsWriter
 
@@ -25,6 +26,7 @@ class TrainRunSink:
         self.started = time.time()
         self.writer = ResultsWriter(run_dir, record.run_id)
         self.tb = TensorBoardLogger(join(run_dir, "tensorboard", self.trial_id))
+        self.tb.log_hparams(self.config, group=self.trial_id)
 
     def report(self, metrics: Mapping) -> None:
         self.writer.add_report(self.trial_id, self.config, metrics)
@@ -35,4 +37,4 @@ class TrainRunSink:
         self.writer.end_trial(self.trial_id, outcome.status, error=outcome.reason,
                               wall_seconds=time.time() - self.started)
         self.writer.close(compact_after=True)
-        self.tb.close()
+        self.tb.close("success" if outcome.status == C.COMPLETED else "failure")

@@ -47,9 +47,12 @@ def make_trainable(trial_fn: str = TRIAL_FN, resources: Mapping[str, float] | No
         started = time.perf_counter()
         log_dir = os.path.join(tune.get_context().get_trial_dir(), TENSORBOARD_DIR)
         tb = TensorBoardLogger(log_dir)
+        tb.log_hparams(config, group=tune.get_context().get_trial_id() or "")
 
         def report(metrics: dict, checkpoint_dir: str | None = None) -> None:
             tb.log(metrics)
+            if metrics.get(C.STATUS) in (C.COMPLETED, C.DIVERGED):  # its last report
+                tb.end_session("success" if metrics[C.STATUS] == C.COMPLETED else "failure")
             tb.flush()
             out = dict(metrics)
             for key in (C.LANGS, C.ITEMS):
@@ -64,14 +67,16 @@ def make_trainable(trial_fn: str = TRIAL_FN, resources: Mapping[str, float] | No
                 tune.report(out)
 
         checkpoint = tune.get_checkpoint()
+        status = "failure"  # crashed (a trial stopped by Tune may not get here: it shows as unfinished)
         try:
             if checkpoint is not None:
                 with checkpoint.as_directory() as resume_from:
                     run_trial(config, report, resume_from=resume_from)
             else:
                 run_trial(config, report)
+            status = "success"
         finally:
-            tb.close()
+            tb.close(status)
 
     alchemy_trial.__name__ = "alchemy_trial"
     if resources:
