@@ -39,13 +39,21 @@ def checked(monkeypatch):
                    if not box.contains(*t.get_window_extent(renderer).p0) or
                    not box.contains(*t.get_window_extent(renderer).p1)]
         assert not outside, f"text outside the saved image: {outside}"
+        labels = [t for t in texts if t not in [x for legend in fig.legends + [a.get_legend() for a in fig.axes]
+                                                if legend for x in legend.get_texts()]]
+        legend_texts = [t for t in texts if t not in labels]
+        clash = [(a.get_text(), b.get_text()) for a in legend_texts for b in labels
+                 if a.get_window_extent(renderer).overlaps(b.get_window_extent(renderer))]
+        assert not clash, f"a legend covers a label: {clash}"
         for ax in fig.axes:
             boxes = sorted((t.get_window_extent(renderer) for t in ax.get_yticklabels() if t.get_text()),
                            key=lambda b: b.y0)
             assert all(a.y1 <= b.y0 + 1 for a, b in zip(boxes, boxes[1:])), "row labels overlap"
         seen.append({"title": fig.axes[0].get_title(),
                      "xticks": [t.get_text() for t in fig.axes[0].get_xticklabels()],
-                     "legend": [t.get_text() for legend in fig.legends for t in legend.get_texts()]})
+                     "yticks": [t.get_text() for t in fig.axes[0].get_yticklabels()],
+                     "legend": [t.get_text() for legend in fig.legends + [a.get_legend() for a in fig.axes]
+                                if legend for t in legend.get_texts()]})
         out = real(fig, path, tag)
         # and the saved image is that box: nothing cut off at an edge of the PNG
         import matplotlib.image
@@ -104,6 +112,9 @@ def test_every_other_figure_keeps_its_text_inside(tmp_path, checked):
                           "delta": rng.normal(0, 0.01, 12)})
     langs["delta_lo"], langs["delta_hi"] = langs["delta"] - 0.01, langs["delta"] + 0.01
     assert plots.language_deltas(langs, tmp_path / "l.png") is not None
+    rows = checked[-1]["yticks"]
+    roles = ["seen" if not r.endswith(("*", "(val)")) else "val" if r.endswith("(val)") else "unseen" for r in rows]
+    assert roles == sorted(roles, key=["unseen", "val", "seen"].index)  # bottom to top: test, val, seen
     imp = pd.DataFrame({"parameter": ["lambda", "lambda_schedule", "uriel_features"], "importance": [0.7, 0.2, 0.1]})
     assert plots.importance(imp, "ped-anova", tmp_path / "i.png") is not None
     scaling = pd.DataFrame({"setting": ["λ=0 and a long setting name, uriel_features=syntax_knn+geo"] * 3

@@ -73,9 +73,7 @@ def per_language(table: pd.DataFrame, metric_label: str, path: Path, tag: str = 
     shown = [r for r in ROLE_STYLE if r in set(roles)]
     handles += [Patch(facecolor=ROLE_STYLE[r][1], edgecolor="0.6") for r in shown]
     labels += [ROLE_STYLE[r][0] for r in shown]
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8,
-               bbox_to_anchor=(0.5, -0.02), frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     return _save(fig, path, tag)
 
 
@@ -131,8 +129,7 @@ def deltas(table: pd.DataFrame, label_col: str, title: str, path: Path, tag: str
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("Δ test score (paired by seed and language; 95% interval)")
     ax.set_title(title + (f"\n{textwrap.fill('every row: ' + shared, 90)}" if shared else ""), fontsize=11)
-    fig.legend(loc="lower center", ncol=2, fontsize=9, frameon=False, bbox_to_anchor=(0.5, -0.01))
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
     return _save(fig, path, tag)
 
 
@@ -185,7 +182,10 @@ def language_deltas(table: pd.DataFrame, path: Path, tag: str = "") -> Path | No
     if table.empty:
         return None
     plt = _plt()
-    table = table.sort_values("delta")
+    # the roles apart, top to bottom in the protocol's order (seen, validation, test); by gain within each
+    order = {role: i for i, role in enumerate(ROLE_STYLE)}
+    table = table.assign(_o=table["role"].map(order).fillna(len(order))).sort_values(
+        ["_o", "delta"], ascending=[False, True]).drop(columns="_o")
     fig, ax = plt.subplots(figsize=(8, max(4, 0.35 * len(table) + 1.5)))
     families = list(dict.fromkeys(table["family"]))
     cmap = plt.get_cmap("tab10")
@@ -195,11 +195,15 @@ def language_deltas(table: pd.DataFrame, path: Path, tag: str = "") -> Path | No
     err = np.vstack([table["delta"] - table["delta_lo"], table["delta_hi"] - table["delta"]]).astype(float)
     ax.barh(labels, table["delta"], xerr=np.nan_to_num(err), color=colors, capsize=3)
     ax.axvline(0, color="black", linewidth=0.8)
+    roles = list(table["role"])
+    for i in range(1, len(roles)):  # a rule between the roles
+        if roles[i] != roles[i - 1]:
+            ax.axhline(i - 0.5, color="0.5", linewidth=0.8, linestyle="--")
     for f in families:
         ax.barh([labels[0]], [0], color=cmap(families.index(f) % 10), label=f)
-    ax.legend(title="family", fontsize=9)
+    ax.legend(title="family", fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_xlabel("test score: configuration − matched λ=0 baseline\n(95% interval over the language's test examples)")
-    ax.set_ylabel("language (* = test language)")
+    ax.set_ylabel("language, by role: seen, validation (val), test (*)")
     ax.set_title("Which languages gain from URIEL")
     return _save(fig, path, tag)
 
