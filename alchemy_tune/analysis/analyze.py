@@ -404,3 +404,17 @@ def pareto_front(runs: Runs) -> pd.DataFrame:
     cols = {"run_id": "run", "trial_id": "trial", seen: "seen", unseen: "unseen", "cfg_lambda": "lambda",
             "cfg_uriel_features": "uriel_features"}
     return front[[c for c in cols if c in front]].rename(columns=cols).reset_index(drop=True)
+
+
+def variance_components(run_dir: str) -> tuple[dict, str]:
+    """The variance components of a run's comparisons on test languages (medians over its configurations),
+    and where they come from: what `plan --prior` sizes a design with."""
+    table, _ = comparisons(units(load_runs([run_dir])))
+    keys = ("sd_language", "sd_seed", "sd_residual")
+    if table.empty or not all(f"{k}_unseen" in table for k in keys):
+        raise UsageError(f"--prior {run_dir}: no paired comparison to fit variance components from")
+    fitted = {k: float(table[f"{k}_unseen"].median()) for k in keys}
+    if any(v != v for v in fitted.values()):
+        raise UsageError(f"--prior {run_dir}: its comparisons have one seed or one language: the components are "
+                         "not all estimable")
+    return fitted, f"fitted on {run_dir} (medians over its {len(table)} comparisons)"

@@ -81,25 +81,10 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("task", args.task), ("data_dir", args.data_dir)) if v is not None}
     space = load_space(args.space or default_space(), overrides)
-    components = prior_components(args.prior) if args.prior else None
+    from alchemy_tune.analysis.analyze import variance_components
+
+    components = variance_components(args.prior) if args.prior else None
     return print_plan(space, args.trials, args.show, components=components)
-
-
-def prior_components(run_dir: str) -> tuple[dict, str]:
-    """The variance components of a run's comparisons on test languages (medians over its configurations),
-    and where they come from."""
-    from alchemy_tune.analysis import analyze as A
-    from alchemy_tune.core.errors import UsageError
-
-    table, _ = A.comparisons(A.units(A.load_runs([run_dir])))
-    keys = ("sd_language", "sd_seed", "sd_residual")
-    if table.empty or not all(f"{k}_unseen" in table for k in keys):
-        raise UsageError(f"--prior {run_dir}: no paired comparison to fit variance components from")
-    fitted = {k: float(table[f"{k}_unseen"].median()) for k in keys}
-    if any(v != v for v in fitted.values()):
-        raise UsageError(f"--prior {run_dir}: its comparisons have one seed or one language: the components are "
-                         "not all estimable")
-    return fitted, f"fitted on {run_dir} (medians over its {len(table)} comparisons)"
 
 
 def power_lines(n_test: int, n_seen: int, repeats: int, comparisons: int, components=None) -> list[str]:
