@@ -108,11 +108,29 @@ def power_lines(n_test: int, n_seen: int, repeats: int, comparisons: int, compon
     return lines
 
 
-def print_plan(space, trials: int | None = None, show: int = 60, components=None) -> int:
-    """What a search over ``space`` would run, without training; shared by `plan` and `--dry-run`."""
+def baseline_line(space, settings, n: int | None) -> str | None:
+    """How many plain fine-tuning twins the search adds (``search.baselines``), in words."""
+    from alchemy_tune.tuning.baselines import can_use_uriel, expected_twins
+
+    if not can_use_uriel(space):
+        return None
+    if settings.baselines != "matched":
+        return ("matched baselines: none (baselines: none); only sampled λ = 0 configurations can serve as "
+                "plain fine-tuning baselines, so most comparisons may have none")
+    if not n:
+        return "matched baselines: one plain fine-tuning twin per sampled configuration with the URIEL loss"
+    most, why = expected_twins(space, n)
+    return (f"matched baselines: up to {most} more trials, on top of the {n} sampled: {why}; each is the "
+            "configuration with λ = 0 (constant schedule) and the same other settings and seeds")
+
+
+def print_plan(space, trials: int | None = None, show: int = 60, components=None, settings=None) -> int:
+    """What a search over ``space`` would run, without training; shared by `plan` and `--dry-run`
+    (``settings``: the search's, the command line's applied; default the space's)."""
+    from alchemy_tune.tuning.baselines import resolve
     from alchemy_tune.tuning.space import check_trial_config
 
-    s = space.settings
+    s = resolve(space, settings or space.settings)
     grid = space.grid()
     n = len(grid) if grid is not None else (trials or s.trials)
     print(f"space {space.path}: {space.description}".rstrip(": "))
@@ -137,6 +155,9 @@ def print_plan(space, trials: int | None = None, show: int = 60, components=None
     sets = sorted({part for spec in specs for part in spec.split("+")})
     for metric, _ in objective:
         print(selection_line(metric, val))
+    twins = baseline_line(space, s, n) if grid is None or s.sampler not in ("grid", "bruteforce") else None
+    if twins:
+        print(twins)
     if getattr(s, "repeats", 1) > 1:
         print(f"repeats: {s.repeats} training seeds per configuration ({trial_seeds(space)}), "
               f"{n * s.repeats if n else 'trials x repeats'} trials in all; the sampler and pruner see their mean")

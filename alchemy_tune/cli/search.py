@@ -10,7 +10,7 @@ from alchemy_tune.core.errors import UsageError
 
 # flag -> the search-space setting it overrides (None = leave the space file's value)
 SETTING_FLAGS = ("trials", "sampler", "pruner", "metric", "seed", "cpus_per_trial", "gpus_per_trial",
-                 "max_concurrent", "repeats")
+                 "max_concurrent", "repeats", "baselines")
 PARAM_FLAGS = ("task", "data_dir", "model")
 
 
@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "default), dev_seen, dev_val, or oracle_dev_unseen (test languages' dev: marked ORACLE)")
     g.add_argument("--repeats", type=int, help="training seeds per configuration (seed, seed+1, ...); the "
                    "sampler and pruner see their mean (default: the space's, 1)")
+    g.add_argument("--baselines", metavar="{matched,none}",
+                   help="matched: each sampled configuration with the URIEL loss also runs its plain fine-tuning "
+                        "twin (λ = 0, same other settings and seeds), on top of --trials (default: matched for "
+                        "tpe and random wherever λ can be > 0)")
     g.add_argument("--sampler", help=f"Optuna sampler: {', '.join(SAMPLERS)}")
     g.add_argument("--pruner", help=f"pruner: {', '.join(PRUNERS)}")
     g.add_argument("--seed", type=int, help="sampler seed")
@@ -69,6 +73,9 @@ def print_outcome(outcome) -> None:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
     took = f" in {outcome.wall_seconds / 60:.1f} min" if outcome.wall_seconds else ""
     print(f"\nsearch finished{took}: {counts or 'no trials'}")
+    if outcome.baselines:
+        twins = ", ".join(f"{n} {status}" for status, n in sorted(outcome.baselines.items()))
+        print(f"matched plain fine-tuning baselines (λ = 0 twins, on top of the sampled trials): {twins}")
     if outcome.stop_reason:
         print(f"stopped asking for trials: {outcome.stop_reason}")
     if not outcome.best:
@@ -90,7 +97,7 @@ def dry_run(request) -> int:
     from alchemy_tune.tuning.search import load
 
     space, settings = load(request)
-    return print_plan(space, settings.trials)
+    return print_plan(space, settings.trials, settings=settings)
 
 
 def pinned_params(args: argparse.Namespace) -> dict:

@@ -49,6 +49,10 @@ class SearchSettings:
     repeats: int = 1
     """Training seeds per sampled configuration (seed, seed + 1, ...; data_seed fixed): each runs as its own
     trial, and the sampler and pruner see the mean over them (see :mod:`alchemy_tune.tuning.replicates`)."""
+    baselines: str | None = None
+    """``matched``: every sampled configuration with the URIEL loss gets its plain fine-tuning twin (λ = 0,
+    the same other settings and seeds; :mod:`alchemy_tune.tuning.baselines`); ``none``: only what the
+    sampler draws. None = matched for the tpe and random samplers wherever λ can be > 0, else none."""
     primary: Mapping[str, Any] | None = field(default=None, hash=False)
     """The comparison the search is for, declared before it runs: {parameter: value or [values]} picks the
     configurations whose comparison with plain fine-tuning is the report's headline family (Holm over them
@@ -93,6 +97,9 @@ def value_problem(key: str, value: Any, *, null: str = " or null") -> str | None
             for k, v in value.items()))
         return None if ok else (f"expected {{parameter: value or [values], ...}} (the configurations of the "
                                 f"headline comparison), got {value!r}")
+    if key == "baselines":
+        return None if value is None or value in ("matched", "none") else \
+            f"expected matched or none{null}, got {value!r}"
     if key == "repeats":
         return None if _is_int(value, 1) else \
             f"expected an integer >= 1 (training seeds per configuration), got {value!r}"

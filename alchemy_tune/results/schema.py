@@ -47,7 +47,7 @@ STEPS_SCHEMA = pa.schema(
 
 TRIAL_COLUMNS: list[tuple[str, pa.DataType]] = (
     [("run_id", pa.string()), ("trial_id", pa.string()), ("status", pa.string()), ("config_id", pa.string()),
-     ("replicate", pa.int64()), ("selection_metric", pa.string()), ("oracle", pa.bool_()),
+     ("replicate", pa.int64()), ("matched_baseline", pa.bool_()), ("selection_metric", pa.string()), ("oracle", pa.bool_()),
      ("n_reports", pa.int64()), ("final_step", pa.int64()), ("final_epoch", pa.float64())]
     + [(f"final_{k}", pa.float64()) for k in C.AVERAGE_KEYS]
     + [("best_step", pa.int64())] + [(f"best_{k}", pa.float64()) for k in C.AVERAGE_KEYS]

@@ -74,6 +74,7 @@ def summary_row(tid: str, state: Mapping[str, Any], history: Mapping[int, Mappin
     row["error"] = row["error"] or ""
     row["config_id"] = row["config_id"] or tid
     row["replicate"] = row["replicate"] or 0
+    row["matched_baseline"] = bool(row["matched_baseline"])
     row["selection_metric"], row["oracle"] = metric, C.selects_on_test(metric)
     if history:
         steps = sorted(history)

@@ -180,11 +180,13 @@ class ResultsWriter:
         st.dirty = True
 
     # ------------------------------------------------------------------ recording
-    def set_identity(self, trial_id: str, config_id: str, replicate: int) -> None:
-        """The configuration ``trial_id`` runs and its replicate index (default: its own id, 0)."""
+    def set_identity(self, trial_id: str, config_id: str, replicate: int, baseline: bool = False) -> None:
+        """The configuration ``trial_id`` runs, its replicate index (default: its own id, 0) and whether it is
+        a matched baseline the search added."""
         with self._lock:
             st = self._state(str(trial_id))
             st.row["config_id"], st.row["replicate"] = str(config_id), int(replicate)
+            st.row["matched_baseline"] = bool(baseline)
             st.dirty = True
 
     def add_report(self, trial_id: str, config: Mapping, metrics: Mapping) -> None:

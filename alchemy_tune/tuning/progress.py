@@ -15,6 +15,7 @@ from ray.tune import Callback
 
 from alchemy_tune.core import constants as C
 from alchemy_tune.core.numbers import is_finite_number
+from alchemy_tune.tuning.baselines import is_twin
 from alchemy_tune.tuning.searcher import RAY_ID_ATTR, STATUS_ATTR, StudyHandle
 from alchemy_tune.tuning.pruning import PRUNED_BY_ATTR
 from alchemy_tune.tuning.trial_end import final_status
@@ -47,13 +48,14 @@ class ProgressCallback(Callback):
     def _forget(self) -> None:
         self._statuses: dict[int, str] | None = None  # Optuna trial number -> alchemy status (this search)
         self._counts: dict[str, int] = {}
+        self._twins: dict[int, str] = {}  # matched baselines (Optuna number -> status), counted apart
         self._best_seen: tuple[float, int, str] | None = None  # (value, Optuna number, Ray id)
         self._unsettled: set[int] = set()  # configurations whose end Optuna has not been told yet
         self._pareto: tuple[float, str] | None = None  # (when, label)
 
     def __getstate__(self):
         state = {**self.__dict__, "stream": None}
-        for key in ("_statuses", "_counts", "_best_seen", "_unsettled", "_pareto"):
+        for key in ("_statuses", "_counts", "_twins", "_best_seen", "_unsettled", "_pareto"):
             state.pop(key, None)
         return state
 
@@ -61,7 +63,10 @@ class ProgressCallback(Callback):
         self.__dict__.update(state)
         self._forget()  # a resumed driver looks at the study again
 
-    def _count(self, number: int, status: str) -> None:
+    def _count(self, number: int, status: str, twin: bool = False) -> None:
+        if twin:  # on top of the sampled trials, never the best of the search
+            self._twins[number] = status
+            return
         old = self._statuses.get(number)
         if old:
             self._counts[old] -= 1
@@ -79,7 +84,9 @@ class ProgressCallback(Callback):
             return
         status = frozen.user_attrs.get(STATUS_ATTR)
         if counted and status:
-            self._count(frozen.number, status)
+            self._count(frozen.number, status, is_twin(frozen))
+        if is_twin(frozen):
+            return
         if frozen.state == TrialState.COMPLETE and not self.handle.multi_objective and frozen.value is not None:
             self._offer(frozen.number, frozen.value, frozen.user_attrs.get(RAY_ID_ATTR))
 
@@ -94,7 +101,9 @@ class ProgressCallback(Callback):
             # removed before it ran (never told: StudyHandle.ending)
             self._unsettled.add(frozen.number)
             return
-        self._count(frozen.number, status)  # what Optuna will be told
+        self._count(frozen.number, status, is_twin(frozen))  # what Optuna will be told
+        if is_twin(frozen):
+            return
         value = (trial.last_result or {}).get(C.report_key(self.handle.metric))
         if status == C.COMPLETED and not self.handle.multi_objective and is_finite_number(value):
             self._offer(frozen.number, float(value), trial.trial_id)
@@ -124,9 +133,15 @@ class ProgressCallback(Callback):
         line = (f"[{time.strftime('%H:%M:%S')}] {unit} {sum(counts.values())}/{self.n_trials} done "
                 f"({counts.get(C.COMPLETED, 0)} completed, {counts.get(C.PRUNED, 0)} pruned, "
                 f"{counts.get(C.DIVERGED, 0)} diverged, {counts.get(C.FAILED, 0)} failed), {running} running; "
-                f"best {self._best()}")
+                f"{self._baselines()}best {self._best()}")
         print(line + (f"  <- {event}" if event else ""), file=self.stream or sys.stdout, flush=True)
         self._last = time.monotonic()
+
+    def _baselines(self) -> str:
+        if not self.handle.matched_baselines:
+            return ""
+        done = sum(1 for status in self._twins.values() if status)
+        return f"matched baselines {done} done ({sum(s == C.COMPLETED for s in self._twins.values())} completed); "
 
     def _best(self) -> str:
         if self.handle.multi_objective:
@@ -146,7 +161,7 @@ class ProgressCallback(Callback):
 
     def _end(self, trials, trial, error: bool) -> None:
         status, reason, step = final_status(self.handle, trial, error=error)
-        detail = f"{trial.trial_id} {status}"
+        detail = f"{trial.trial_id}{' (matched baseline)' if is_twin(self.handle.frozen(trial.trial_id)) else ''} {status}"
         if status == C.PRUNED:
             frozen = self.handle.frozen(trial.trial_id)
             detail += f" at step {step}" + (f" by {frozen.user_attrs.get(PRUNED_BY_ATTR)}" if frozen else "")

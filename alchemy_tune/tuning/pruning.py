@@ -36,6 +36,7 @@ from alchemy_tune.core import constants as C
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.core.numbers import exact, is_finite_number
 from alchemy_tune.core.settings import check_name
+from alchemy_tune.tuning.baselines import is_twin
 from alchemy_tune.tuning.trainable import langs_of
 
 logger = logging.getLogger(__name__)
@@ -213,8 +214,9 @@ class _PruningMixin:
                 scores = dict(objective_langs(result, self._metric_name))
                 otrial.set_user_attr(f"{LANG_SCORES_ATTR}{eval_index}", scores)
             otrial.report(values[eval_index], eval_index)
-        # The final evaluation is reported (later trials are compared with it) but never pruned.
-        return not ending(result) and bool(otrial.should_prune())
+        # The final evaluation is reported (later trials are compared with it) but never pruned; nor is a
+        # matched baseline, so every configuration that completes has its own.
+        return not ending(result) and not is_twin(frozen) and bool(otrial.should_prune())
 
     def _mark_pruned(self, trial_id: str, result: Mapping[str, Any], by: str) -> None:
         step = result.get(C.STEP)
@@ -254,6 +256,8 @@ class AshaPruningScheduler(_PruningMixin, AsyncHyperBandScheduler):
         if result.get(C.STATUS) == C.DIVERGED or not is_finite_number(result.get(C.report_key(self._metric_name))):
             return TrialScheduler.CONTINUE  # ASHA cannot rank NaN; the trial ends as diverged by itself
         self._report_and_ask(trial.trial_id, result)  # the curves, for the dashboard; ASHA decides
+        if is_twin(self._handle.frozen(trial.trial_id)):
+            return TrialScheduler.CONTINUE  # a matched baseline runs to its end (baselines.py)
         decision = AsyncHyperBandScheduler.on_trial_result(self, tune_controller, trial, result)
         # ASHA also says STOP at its top rung (max_t); a trial stopped there ran its whole budget.
         at_top = int(result.get(EVAL_INDEX) or 0) >= self._max_t

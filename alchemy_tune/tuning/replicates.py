@@ -28,8 +28,8 @@ from optuna.trial import FrozenTrial, TrialState
 from alchemy_tune.core import constants as C
 from alchemy_tune.core.numbers import is_finite_number
 from alchemy_tune.tuning.pruning import PRUNED_AT_ATTR
+from alchemy_tune.tuning.study_attrs import REPLICATES_ATTR
 
-REPLICATES_ATTR = "replicates"
 RAY_ID_PREFIX = "ray_trial_id:"
 REPORTS_PREFIX = "replicate_reports:"
 END_PREFIX = "replicate_end:"
@@ -53,13 +53,15 @@ def replicate_of(frozen: FrozenTrial | None, ray_id: str) -> int | None:
     return None
 
 
-def identity(handle, ray_id: str) -> tuple[str, int]:
-    """(config_id, replicate) of a Ray trial: its Optuna trial number as text; (ray_id, 0) when unknown
-    (or when no study is attached, e.g. results recorded without a searcher)."""
+def identity(handle, ray_id: str) -> tuple[str, int, bool]:
+    """(config_id, replicate, matched baseline?) of a Ray trial: its Optuna trial number as text; (ray_id, 0,
+    False) when unknown (or when no study is attached, e.g. results recorded without a searcher)."""
+    from alchemy_tune.tuning.baselines import is_twin
+
     frozen = handle.frozen(ray_id) if handle is not None else None
     if frozen is None:
-        return str(ray_id), 0
-    return str(frozen.number), replicate_of(frozen, ray_id) or 0
+        return str(ray_id), 0, False
+    return str(frozen.number), replicate_of(frozen, ray_id) or 0, is_twin(frozen)
 
 
 def ended(frozen: FrozenTrial | None, ray_id: str) -> dict | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import optuna
 
 from alchemy_tune.core.settings import check_name
+from alchemy_tune.tuning.baselines import is_twin
 
 
 class _BruteForce(optuna.samplers.BruteForceSampler):
@@ -19,6 +20,34 @@ class _BruteForce(optuna.samplers.BruteForceSampler):
         pass
 
 
+class _TPE(optuna.samplers.TPESampler):
+    """TPE whose start-up phase counts sampled trials only: matched baselines (:mod:`alchemy_tune.tuning.baselines`)
+    carry no parameters, and counting them would start the modelling on too few sampled ones."""
+
+    def __init__(self, *, seed: int | None, n_startup_trials: int = 10, **kwargs):
+        super().__init__(seed=seed, n_startup_trials=n_startup_trials, **kwargs)
+        self._startup = n_startup_trials
+        self._startup_sampler = optuna.samplers.RandomSampler(seed=seed)
+
+    def _starting(self, study) -> bool:
+        from optuna.trial import TrialState
+
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        return sum(not is_twin(t) for t in finished) < self._startup
+
+    def reseed_rng(self) -> None:
+        super().reseed_rng()
+        self._startup_sampler.reseed_rng()
+
+    def sample_relative(self, study, trial, search_space):
+        return {} if self._starting(study) else super().sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        if self._starting(study):
+            return self._startup_sampler.sample_independent(study, trial, param_name, param_distribution)
+        return super().sample_independent(study, trial, param_name, param_distribution)
+
+
 def build_sampler(name: str, *, seed: int | None, n_objectives: int = 1, concurrent: int = 1,
                   n_startup_trials: int | None = None) -> optuna.samplers.BaseSampler:
     """The Optuna sampler called ``name``; ``grid`` is served by enqueued trials over a random fallback.
@@ -29,8 +58,7 @@ def build_sampler(name: str, *, seed: int | None, n_objectives: int = 1, concurr
     startup = {} if n_startup_trials is None else {"n_startup_trials": n_startup_trials}
     if name == "tpe":
         # constant_liar: pending trials count as bad, so concurrent workers don't all sample the same spot.
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          constant_liar=concurrent != 1, **startup)
+        return _TPE(seed=seed, multivariate=True, group=True, constant_liar=concurrent != 1, **startup)
     if name == "random" or name == "grid":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "gp":

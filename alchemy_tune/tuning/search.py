@@ -90,6 +90,8 @@ class SearchOutcome:
     repeats: int = 1
     oracle: bool = False
     """True when a selection metric used the test languages' dev data (every summary says so)."""
+    baselines: dict[str, int] = field(default_factory=dict)
+    """Matched baselines (twins the search added, on top of the sampled trials) by status."""
     stop_reason: str | None = None
     """Set when a budget (--time-budget, --gpu-hours) stopped the search from asking for more trials."""
 
@@ -102,7 +104,9 @@ def load(request: SearchRequest):
     space = load_space(request.space_path or default_space(), overrides=request.params or None)
     settings = dataclasses.replace(space.settings, **request.settings)
     check_settings(settings)
-    return space, settings
+    from alchemy_tune.tuning.baselines import resolve
+
+    return space, resolve(space, settings)
 
 
 # ----------------------------------------------------------------------------- assembly
@@ -184,7 +188,9 @@ def make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir: str
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
                                     # one Ray trial per replicate of every configuration
-                                    num_samples=settings.trials * getattr(settings, "repeats", 1),
+                                    # (and as many matched baselines at most: the searcher stops first)
+                                    num_samples=settings.trials * getattr(settings, "repeats", 1)
+                                    * (2 if getattr(settings, "baselines", None) == "matched" else 1),
                                     # max_concurrent: the searcher caps it (see OptunaSearcher._live)
                                     metric=C.report_key(metric), mode=mode,
                                     # a new worker process per trial costs seconds (torch imports); trials
@@ -251,13 +257,18 @@ def summarize(handle: StudyHandle, run_dir: str) -> SearchOutcome:
     from optuna.study import StudyDirection
     from optuna.trial import TrialState
 
+    from alchemy_tune.tuning.baselines import is_twin
     from alchemy_tune.tuning.searcher import CONFIG_ATTR, RAY_ID_ATTR, STATUS_ATTR, STOPPED_ATTR
 
-    trials = handle.this_runs_trials()
     counts: dict[str, int] = {}
-    for t in trials:
+    twins: dict[str, int] = {}
+    trials = []
+    for t in handle.this_runs_trials():
         status = t.user_attrs.get(STATUS_ATTR, "running" if not t.state.is_finished() else t.state.name.lower())
-        counts[status] = counts.get(status, 0) + 1
+        tally = twins if is_twin(t) else counts
+        tally[status] = tally.get(status, 0) + 1
+        if not is_twin(t):
+            trials.append(t)  # the best is among the sampled configurations
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     signs = [1 if d == StudyDirection.MAXIMIZE else -1 for d in handle.study.directions]
     scored = [(t, [s * v for s, v in zip(signs, t.values)]) for t in complete]
@@ -269,7 +280,7 @@ def summarize(handle: StudyHandle, run_dir: str) -> SearchOutcome:
              "config": t.user_attrs.get(CONFIG_ATTR)} for t in chosen]
     metrics = tuple(handle.objective_metrics)
     return SearchOutcome(run_dir=run_dir, counts=counts, best=best, metrics=metrics, repeats=handle.repeats,
-                         oracle=any(C.selects_on_test(m) for m in metrics),
+                         oracle=any(C.selects_on_test(m) for m in metrics), baselines=twins,
                          stop_reason=handle.study.user_attrs.get(STOPPED_ATTR))
 
 
@@ -332,7 +343,8 @@ def run_search(request: SearchRequest) -> SearchOutcome:
     cluster = ray.cluster_resources()
     reps = handle.replication.describe()
     oracle = " [ORACLE: selects on test-language dev data]" if C.is_oracle(metric) else ""
-    print(f"search {run_dir}: {settings.trials} configurations{reps}, selection {metric}{oracle}, "
+    twins = " (+ a plain fine-tuning twin for each with the URIEL loss)" if handle.matched_baselines else ""
+    print(f"search {run_dir}: {settings.trials} configurations{reps}{twins}, selection {metric}{oracle}, "
           f"{settings.sampler} sampler, {settings.pruner} pruner, "
           f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial or 0:g} GPU per trial, at most "
           f"{settings.max_concurrent or 'as many as fit'} at once; Ray has {cluster.get('CPU', 0):g} CPU, "

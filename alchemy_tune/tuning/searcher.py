@@ -32,23 +32,20 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from alchemy_tune.tuning import replicates
+from alchemy_tune.tuning import baselines, replicates
 from alchemy_tune.tuning.replication import replication
 from alchemy_tune.tuning.journal import drop_dangling_lock, journal_location, relocated, restored_unfinished
 from alchemy_tune.tuning.pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR, build_pruner
 from alchemy_tune.tuning.samplers import build_sampler
+from alchemy_tune.tuning.study_attrs import CONFIG_ATTR, ORPHAN_ATTR, RAY_ID_ATTR, RETRY_OF_ATTR
 
 logger = logging.getLogger(__name__)
 
 STUDY_NAME = "alchemy-tune"
-RAY_ID_ATTR = "ray_trial_id"
-CONFIG_ATTR = "config"
-ORPHAN_ATTR = "orphan"
 REASON_ATTR = "reason"
 STATUS_ATTR = "alchemy_status"
 PREVIOUS_IDS_ATTR = "previous_ray_trial_ids"  # an adopted orphan's earlier Ray ids (their rows are dropped)
 WARM_ATTR = "warm_start_from"  # a finished trial of an earlier run, told to this study
-RETRY_OF_ATTR = "retry_of"  # the FAIL trial (number) whose Ray trial this one runs again
 STOPPED_ATTR = "stopped_asking"  # study attr: why the search stopped asking for new trials (a budget)
 
 
@@ -56,6 +53,7 @@ class StudyHandle:
     """Opens the study lazily (so it pickles as a few strings) and maps Ray trial ids to Optuna trials."""
 
     repeats = 1  # also what a handle pickled by an older version (a resumed run's Tune state) reads
+    matched_baselines = False
 
     @classmethod
     def for_settings(cls, journal_path: str, settings, *, run_dir: str | None = None,
@@ -66,13 +64,16 @@ class StudyHandle:
         return cls(journal_path, objectives=objectives, sampler=settings.sampler, pruner=settings.pruner,
                    seed=settings.seed, concurrent=settings.max_concurrent or 0,  # 0 = unlimited
                    pruner_options=settings.pruner_options, n_startup_trials=settings.n_startup_trials,
-                   run_dir=run_dir, repeats=settings.repeats, run_id=run_id)
+                   run_dir=run_dir, repeats=settings.repeats, run_id=run_id,
+                   baselines=getattr(settings, "baselines", None) == "matched")
 
     def __init__(self, journal_path: str, *, objectives: Sequence[tuple[str, str]], sampler: str, pruner: str,
                  seed: int | None, concurrent: int = 1, pruner_options: Mapping[str, Any] | None = None,
                  n_startup_trials: int | None = None, run_dir: str | None = None, repeats: int = 1,
-                 run_id: str | None = None):
+                 run_id: str | None = None, baselines: bool = False):
         self.journal_path = str(journal_path)
+        self.matched_baselines = bool(baselines)
+        """Every sampled configuration with the URIEL loss gets its plain fine-tuning twin (baselines.py)."""
         self.repeats = int(repeats)
         """Ray trials (training seeds) per configuration."""
         self.replication = replication(self.repeats)
@@ -105,11 +106,12 @@ class StudyHandle:
         self._retried: set[int] = set()  # numbers of failed trials that were retried (they no longer count)
         self._retry_scanned = 0
         self._orphans = True  # orphans may exist (only mark_orphans makes them; unknown until one look)
+        self._twins: dict[str, int] | None = None  # twin key -> trial number (baselines.known)
 
     def __getstate__(self):
         state = self.__dict__.copy()
         for key in ("_study", "_store", "_study_id", "_ids", "_storage_ids", "_scanned", "_n", "_retried",
-                    "_retry_scanned", "_orphans"):
+                    "_retry_scanned", "_orphans", "_twins"):
             state.pop(key, None)
         return state
 
@@ -124,6 +126,17 @@ class StudyHandle:
             now = relocated(getattr(self, "run_id", None), self.run_dir)
             self.moved = now != self.run_dir
             self.run_dir, self.journal_path = now, journal_location(now)
+
+    @property
+    def twins(self) -> dict[str, int]:
+        """{twin key: trial number} of the study's matched baselines, read once, then kept by this driver."""
+        if self._twins is None:
+            self._twins = baselines.known(self)
+        return self._twins
+
+    def orphans_waiting(self) -> None:
+        """An unclaimed trial was added (a twin): the next new Ray trial looks for it."""
+        self._orphans = True
 
     @property
     def multi_objective(self) -> bool:
@@ -220,8 +233,8 @@ class StudyHandle:
         Asked before every new trial, so it is counted once and then follows this driver's asks: each
         :meth:`ask` adds one (an enqueued trial counts once asked), a :meth:`retry` adds a trial and retires
         one. A fresh driver counts again (``this_runs_trials``)."""
-        if self._n is None:
-            self._n = len(self.this_runs_trials())
+        if self._n is None:  # twins come on top of the sampled configurations
+            self._n = sum(not baselines.is_twin(t) for t in self.this_runs_trials())
         return self._n
 
     def mark_orphans(self, known_ray_ids: set[str]) -> int:
@@ -268,6 +281,10 @@ class StudyHandle:
         old = self.frozen(ray_id)
         if old is None or old.state != TrialState.FAIL:
             return
+        if baselines.is_twin(old):  # it has no sampled parameters: the same twin again, nothing asked
+            self._retried.add(old.number)
+            self.bind(ray_id, baselines.retry_twin(self, old, ray_id))
+            return
         self.study.enqueue_trial(old.params, skip_if_exists=False)
         trial = self.study.ask()
         space.suggest(trial)
@@ -297,6 +314,8 @@ class StudyHandle:
         trial.set_user_attr(RAY_ID_ATTR, ray_id)
         trial.set_user_attr(CONFIG_ATTR, config)
         self.bind(ray_id, trial.number)
+        if self.matched_baselines:
+            baselines.add_twin(self, trial.number, config)
         return config
 
     def ending(self, ray_id: str, result: Mapping[str, Any] | None,

@@ -1,0 +1,8 @@
+"""Names of the Optuna user attributes that several modules of the search read and write (the study in the
+journal is the search's single source of truth: see :mod:`alchemy_tune.tuning.searcher`)."""
+
+RAY_ID_ATTR = "ray_trial_id"
+CONFIG_ATTR = "config"
+ORPHAN_ATTR = "orphan"
+RETRY_OF_ATTR = "retry_of"  # the FAIL trial (number) whose Ray trial this one runs again
+REPLICATES_ATTR = "replicates"  # replicates per configuration (alchemy_tune.tuning.replicates)
