@@ -468,3 +468,69 @@ def test_rows_are_stored_before_tune_saves_its_experiment_state(run_dir):
     assert read_steps(run_dir).column("step").to_pylist() == [1, 2]
     assert read_metrics(run_dir).num_rows == 2 * len(LANGS) * 4
     callback.writer.close()
+
+
+def _compact_in_a_process(run: str, go: str):
+    import time as _time
+
+    while not os.path.exists(go):  # both start together
+        _time.sleep(0.001)
+    return compact(run)
+
+
+def test_two_concurrent_compactions_leave_exactly_the_rows_readers_saw(run_dir, tmp_path):
+    """Two compactions at once (separate processes, as two shells would run them) duplicate nothing: one
+    holds the lock, the other waits and finds the work done."""
+    import concurrent.futures
+    import multiprocessing
+
+    restarted_run(run_dir)
+    before = (read_steps(run_dir).num_rows, read_metrics(run_dir).num_rows)
+    want = metric_rows_by_reader(run_dir)
+    go = str(tmp_path / "go")
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as pool:
+        jobs = [pool.submit(_compact_in_a_process, run_dir, go) for _ in range(2)]
+        open(go, "w").close()
+        merged = [job.result(timeout=120) for job in jobs]
+    assert sorted(m["metrics"] for m in merged) == [0, 4]  # one merged the 4 parts, the other found one file
+    assert (read_steps(run_dir).num_rows, read_metrics(run_dir).num_rows) == before
+    assert metric_rows_by_reader(run_dir) == want  # duckdb, polars and pandas too: one file, no duplicates
+    assert [len(all_files(run_dir, t)) for t in ("trials", "steps", "metrics")] == [1, 1, 1]
+    assert not os.path.exists(os.path.join(run_dir, "results", ".compact.lock"))
+
+
+def test_a_compaction_beside_a_writer_keeps_the_rows_written_meanwhile(run_dir):
+    """Parts a running search writes while a compaction merges are left for the next one, never lost."""
+    from alchemy_tune.results import store
+
+    restarted_run(run_dir)
+    live = ResultsWriter(run_dir, "r1")
+    real = store._compact_rows
+
+    def merging_while_the_search_writes(*args, **kwargs):
+        live.add_report("t3", CONFIG, make_report(1))
+        live.end_trial("t3", C.COMPLETED)  # written now, after the compaction listed its files
+        return real(*args, **kwargs)
+
+    store._compact_rows = merging_while_the_search_writes
+    try:
+        compact(run_dir)
+    finally:
+        store._compact_rows = real
+    trials = sorted(r["trial_id"] for r in read_trials(run_dir).to_pylist())
+    assert trials == ["t0", "t1", "t2", "t3"]
+    assert sorted(set(read_steps(run_dir).to_pandas().trial_id)) == trials
+    keys = [r[:6] for r in metric_rows_by_reader(run_dir)["pyarrow"]]
+    assert len(keys) == len(set(keys))
+
+
+def test_a_stale_lock_of_a_dead_compaction_is_taken_over(run_dir):
+    import json as _json
+    import socket
+
+    restarted_run(run_dir)
+    lock = os.path.join(run_dir, "results", ".compact.lock")
+    with open(lock, "w") as f:
+        _json.dump({"host": socket.gethostname(), "pid": 2**22 + 12345}, f)  # no such process
+    assert compact(run_dir)["metrics"] == 4 and not os.path.exists(lock)

@@ -62,3 +62,35 @@ def test_an_ended_trial_is_forgotten_once_down_to_its_newest_checkpoints(tmp_pat
     keeper.get_state()  # the first save named checkpoint 3; with no grace the second one is the only one kept
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_000002", "checkpoint_000003"]
     assert keeper._checkpoints == {} and keeper._saves[-1][1] == {}  # nothing per trial is kept after its end
+
+
+def test_a_finished_trial_keeps_only_its_best_checkpoint_by_default_or_none_or_all(tmp_path):
+    """Finished trials never resume: only the best evaluation's checkpoint (the model worth loading) stays."""
+    for finished, want in (("best", ["checkpoint_000001"]), ("none", []),
+                           ("all", [f"checkpoint_{n:06d}" for n in range(4)])):
+        folder = tmp_path / finished
+        keeper = CheckpointRetention(keep=2, grace_s=1e9, finished=finished, metric="dev_select", mode="max")
+        trial = SimpleNamespace(trial_id="t", last_result={})
+        for n, value in enumerate((0.2, 0.5, 0.4, 0.5 - 1e-9)):
+            path = folder / f"checkpoint_{n:06d}"
+            path.mkdir(parents=True)
+            trial.last_result = {"dev_select": value}
+            keeper.on_checkpoint(0, [], trial, tune.Checkpoint.from_directory(str(path)))
+        keeper.get_state()  # still running: its newest two, and the best so far unless all are kept
+        assert len(list(folder.iterdir())) == {"none": 2, "best": 3, "all": 4}[finished]
+        keeper.on_trial_complete(0, [], trial)
+        keeper.get_state()
+        assert sorted(p.name for p in folder.iterdir()) == want, finished
+
+
+def test_a_failed_trial_keeps_its_newest_checkpoints_for_a_retry(tmp_path):
+    keeper = CheckpointRetention(keep=2, grace_s=0, finished="none", metric="dev_select")
+    trial = SimpleNamespace(trial_id="t", last_result={"dev_select": 0.1})
+    for n in range(3):
+        path = tmp_path / f"checkpoint_{n:06d}"
+        path.mkdir()
+        keeper.on_checkpoint(0, [], trial, tune.Checkpoint.from_directory(str(path)))
+    keeper.on_trial_error(0, [], trial)
+    keeper.get_state()
+    keeper.get_state()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_000001", "checkpoint_000002"]

@@ -81,6 +81,11 @@ def test_a_record_without_the_settings_section_reads_from_its_flat_keys(tmp_path
     ('{"schema": "one"}', "missing integer 'schema'"),
     ('{"schema": 99}', "newer than this alchemy-tune supports"),
     ('{"schema": 1, "search": {"trials": 3, "colour": "red"}, "max_failures": 2}', None),
+    ('{"schema": 1, "run_id": {"a": 1}}', "run_id: expected str, got dict"),
+    ('{"schema": 1, "search": {"trials": "many"}}', "search.trials: expected int, got str"),
+    ('{"schema": 1, "trials": "many"}', "search.trials: expected int, got str"),
+    ('{"schema": 1, "params": [1]}', "params: expected dict"),
+    ('{"schema": 1, "extra": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
 ])
 def test_bad_records_are_one_usage_error_naming_the_file(tmp_path, text, needle):
     (tmp_path / RUN_FILE).write_text(text)

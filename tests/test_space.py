@@ -196,7 +196,7 @@ def test_all_problems_are_reported_at_once_with_file_and_key_path(tmp_path):
         f"{path}: search.trials: expected an integer >= 1 or null, got 0",
         f"{path}: search.colour: unknown setting (valid: metric, mode, objectives, sampler, pruner, trials, "
         "cpus_per_trial, gpus_per_trial, max_concurrent, seed, n_startup_trials, pruner_options, max_evals, "
-        "repeats, primary)",
+        "repeats, keep_checkpoints, baselines, primary)",
         # proj_width names projection and pooling, both invalid above: not reported a second time
         f"{path}: proj_depth.when.nonsense: 'nonsense' is not a parameter of this space",
     ]
@@ -526,3 +526,19 @@ def test_every_shipped_space_selects_without_the_test_languages_and_searches_no_
         assert metrics and not any(C.selects_on_test(m) for m in metrics), path
         assert space.settings.metric == C.SELECT, path
         assert "seed" not in space.params or space.params["seed"].kind == "fixed", path
+
+
+def test_malformed_space_files_are_one_line_naming_the_file(tmp_path):
+    """A space nested deeper than any space is (YAML's parser recurses) and a stepped range whose count of
+    values overflows are usage errors naming the file and the key, not RecursionError or OverflowError."""
+    deep = write(tmp_path, "lr: " + "[" * 3000 + "]" * 3000 + "\n", "deep.yaml")
+    with pytest.raises(UsageError, match="deep.yaml: nested too deeply"):
+        load_space(deep)
+    wide = write(tmp_path, "weight_decay: {type: float, low: 0.0, high: 1.0e308, step: 1.0e-300}\n", "wide.yaml")
+    with pytest.raises(UsageError, match=r"wide.yaml: weight_decay.step: \(high - low\) / step must be a finite"):
+        load_space(wide)
+    # a stepped range too fine to list is sampled, never enumerated
+    fine = load_space(write(tmp_path, "weight_decay: {type: float, low: 0.0, high: 1.0, step: 9.313225746154785e-10}\n",
+                            "f.yaml"))  # 2**-30: 2**30 values
+    p = fine.params["weight_decay"]
+    assert p.values() is None and p.can_take(0.5) and not p.can_take(0.5 + 3e-10)

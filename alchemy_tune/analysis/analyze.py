@@ -139,11 +139,13 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
         raise UsageError(f"{', '.join(run_dirs)}: empty run(s): no trial results yet "
                          "(results/trials/)")
     frame = pd.concat(trials, ignore_index=True, sort=False)
+    _one_question(frame)
     lang_frame = pd.concat(langs, ignore_index=True) if langs else pd.DataFrame()
     metric = metric or _selection_metric(frame, selections)
     if metric.startswith("test_"):
         raise UsageError(f"--metric: {metric!r} would rank configurations on test data; use a dev_* average")
-    averages = sorted(c.removeprefix(f"{at}_") for c in frame.columns if c.startswith(f"{at}_") and c != f"{at}_step")
+    averages = sorted(c.removeprefix(f"{at}_") for c in frame.columns if c.startswith(f"{at}_")
+                      and c != f"{at}_step" and not c.startswith(f"{at}_test_"))  # test never ranks
     if f"{at}_{metric.removeprefix(ORACLE_PREFIX)}" not in frame:
         raise UsageError(f"--metric: {metric!r} is not an average of these runs; valid: {', '.join(averages)}")
     runs = Runs(list(run_dirs), metric, at, frame, lang_frame, notes, kinds, [m for m in selections if m],
@@ -153,6 +155,18 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
         runs.notes.insert(0, "ORACLE: trials were selected or ranked on test-language dev data "
                           f"({metric}); these are not zero-shot results")
     return runs
+
+
+def _one_question(frame: pd.DataFrame) -> None:
+    """Runs of different tasks or primary metrics (accuracy, Pearson) cannot share one leaderboard."""
+    for column, what in (("cfg_task", "task"), ("primary_metric", "primary metric")):
+        if column not in frame:
+            continue
+        kinds = frame.dropna(subset=[column]).groupby(column)["run_dir"].first()
+        if len(kinds) > 1:
+            listed = "; ".join(f"{run} ({what} {value})" for value, run in kinds.items())
+            raise UsageError(f"runs of different {what}s cannot be ranked together: {listed}; analyze them "
+                             "apart")
 
 
 def _space_of(record: RunRecord, run_dir: str):

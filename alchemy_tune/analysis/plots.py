@@ -34,7 +34,12 @@ def _save(fig, path: Path, tag: str = "") -> Path:
         fig.suptitle(tag, color="tab:red", fontsize=11)
     fig.tight_layout()
     # the saved image grows to hold every label, title and legend (nothing cut off at an edge)
-    fig.savefig(path, dpi=_DPI, bbox_inches="tight", pad_inches=0.15)
+    tmp = path.with_name(f".{path.name}.tmp")  # never a half-written image in its place (a full disk)
+    try:
+        fig.savefig(tmp, format="png", dpi=_DPI, bbox_inches="tight", pad_inches=0.15)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     fig.clf()
     import matplotlib.pyplot as plt
 

@@ -214,10 +214,15 @@ def write_html(out: Path, markdown_text: str) -> Path:
     page = (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>alchemy-tune analysis</title>"
             f"<style>{PAGE_STYLE}</style></head><body>\n{body}\n</body></html>\n")
     path = out / "report.html"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    _put(path, page)
     return path
+
+
+def _put(path: Path, text: str) -> None:
+    """Write ``text`` so that a reader (or a full disk) never leaves a half-written file in its place."""
+    from alchemy_tune.results.run_dir import write_bytes_atomic
+
+    write_bytes_atomic(str(path), text.encode("utf-8"))
 
 
 def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: str) -> list[Path]:
@@ -262,9 +267,9 @@ def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: st
         if made.get(name):
             lines += [f"![{title(name)}]({made[name].name})", ""]
         lines += [markdown_table(compact(tables[name])) if not tables[name].empty else "_nothing to show_", ""]
-    (out / "report.md").write_text("\n".join(lines), encoding="utf-8")
+    _put(out / "report.md", "\n".join(lines))
     write_html(out, "\n".join(lines))
-    (out / "tables.json").write_text(json.dumps({"verdict": verdict, "oracle": runs.oracle,
-                                                 "tables": {k: records(v) for k, v in tables.items()}},
-                                                indent=1, ensure_ascii=False), encoding="utf-8")
+    _put(out / "tables.json", json.dumps({"verdict": verdict, "oracle": runs.oracle,
+                                          "tables": {k: records(v) for k, v in tables.items()}},
+                                         indent=1, ensure_ascii=False))
     return [p for p in made.values() if p is not None]

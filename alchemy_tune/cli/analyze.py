@@ -63,18 +63,39 @@ def print_tables(tables, notes, general, verdict, fmt: str) -> None:
         print(text_table(compact(tables[name])) if not tables[name].empty else "(nothing to show)")
 
 
+def check_writable(out: Path) -> None:
+    """A one-line error now if ``out`` cannot become a folder of files: its nearest existing ancestor must be
+    a writable folder."""
+    here = out
+    while not here.exists():
+        if here.parent == here:
+            break
+        here = here.parent
+    if not here.is_dir():
+        raise UsageError(f"--out {out}: {here} is a file, not a folder")
+    if not os.access(here, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: {here} is not writable")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UsageError(f"--top: must be a positive integer, got {args.top}")
-    runs = A.load_runs(args.run_dirs, metric=args.metric, at=args.at)
-    tables, notes, verdict = compute(runs, top=args.top, importance=args.importance)
-    print_tables(tables, notes, runs.notes, verdict, args.format)
+    out = None
     if not args.no_report:
         first = args.run_dirs[0]
         if args.out is None and "://" in first:
             raise UsageError(f"{first}: a remote run needs --out DIR for the report")
         out = Path(args.out or os.path.join(first, "report"))
-        pngs = write_report(runs, tables, notes, verdict, out, args.importance)
+        check_writable(out)  # before the work: a report that cannot be written fails first
+    runs = A.load_runs(args.run_dirs, metric=args.metric, at=args.at)
+    tables, notes, verdict = compute(runs, top=args.top, importance=args.importance)
+    print_tables(tables, notes, runs.notes, verdict, args.format)
+    if out is not None:
+        try:
+            pngs = write_report(runs, tables, notes, verdict, out, args.importance)
+        except OSError as exc:
+            raise UsageError(f"--out {out}: the report could not be written ({exc.strerror or exc}); the "
+                             "files already there are whole, from this analysis or an earlier one") from None
         if args.format == "table":
             print(f"\nreport: {out / 'report.md'} ({len(pngs)} plots)")
     return 0

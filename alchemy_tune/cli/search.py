@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from alchemy_tune.cli.ray_options import add_max_failures, add_ray_arguments
 from alchemy_tune.core.errors import UsageError
 
 # flag -> the search-space setting it overrides (None = leave the space file's value)
 SETTING_FLAGS = ("trials", "sampler", "pruner", "metric", "seed", "cpus_per_trial", "gpus_per_trial",
-                 "max_concurrent", "repeats", "baselines")
+                 "max_concurrent", "repeats", "baselines", "keep_checkpoints")
 PARAM_FLAGS = ("task", "data_dir", "model")
 
 
@@ -57,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="on a cluster, how long to wait for the autoscaler to start a node that fits one trial "
                         "before giving up (default: $ALCHEMY_TUNE_NODE_WAIT_S, else 600)")
     add_max_failures(r)
+    r.add_argument("--keep-checkpoints", metavar="{best,none,all}",
+                   help="what a finished trial keeps on storage: its best checkpoint, none, or all (default: "
+                        "the space's, best)")
     r.add_argument("--trial-fn", default=TRIAL_FN, metavar="MODULE:FUNCTION",
                    help="the trial function (advanced: any function with run_trial's contract, importable on "
                         "every node)")
@@ -78,6 +82,8 @@ def print_outcome(outcome) -> None:
         print(f"matched plain fine-tuning baselines (λ = 0 twins, on top of the sampled trials): {twins}")
     if outcome.stop_reason:
         print(f"stopped asking for trials: {outcome.stop_reason}")
+    if outcome.not_started:
+        print(f"{outcome.not_started} queued trial(s) were not started: the budget was spent")
     if not outcome.best:
         print("no trial completed, so there is no best configuration")
     if outcome.oracle:
@@ -94,9 +100,9 @@ def print_outcome(outcome) -> None:
 
 def dry_run(request) -> int:
     from alchemy_tune.cli.plan import print_plan
-    from alchemy_tune.tuning.search import load
+    from alchemy_tune.tuning.search import validate
 
-    space, settings = load(request)
+    space, settings, _ = validate(request)  # every check a search makes before it writes anything
     return print_plan(space, settings.trials, settings=settings)
 
 
@@ -111,7 +117,7 @@ def pinned_params(args: argparse.Namespace) -> dict:
             raise UsageError(f"--set: expected KEY=VALUE, got {item!r}")
         try:
             params[key.strip().replace("-", "_")] = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             raise UsageError(f"--set {item!r}: the value is not valid YAML") from None
     return params
 
@@ -134,5 +140,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"storage: {storage} ({why})", flush=True)
     if args.dry_run:
         return dry_run(request)
-    print_outcome(run_search(request))
+    return finish(run_search(request))
+
+
+def finish(outcome) -> int:
+    """Print the summary; the exit code (non-zero when the search was interrupted)."""
+    print_outcome(outcome)
+    if outcome.interrupted:
+        print(f"interrupted: the search stopped before its end; nothing is lost. Continue it with "
+              f"`alchemy-tune resume {outcome.run_dir}`", file=sys.stderr)
+        return outcome.interrupted
     return 0

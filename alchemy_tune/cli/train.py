@@ -10,6 +10,7 @@ import argparse
 import ast
 import inspect
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -115,6 +116,12 @@ def run(args: argparse.Namespace) -> int:
     from alchemy_tune.results.train_run import TrainRunSink
     from alchemy_tune.trial.train import run_trial
 
+    if args.quiet:  # the final table only: no weight-loading or download progress bars either
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.set_verbosity_error()
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     sink = TrainRunSink(args.out, config) if args.out else None  # the run folder's tables and events
     started = time.perf_counter()
 

@@ -49,6 +49,9 @@ class SearchSettings:
     repeats: int = 1
     """Training seeds per sampled configuration (seed, seed + 1, ...; data_seed fixed): each runs as its own
     trial, and the sampler and pruner see the mean over them (see :mod:`alchemy_tune.tuning.replicates`)."""
+    keep_checkpoints: str = "best"
+    """What a finished trial keeps on storage: ``best`` (its best evaluation's checkpoint), ``none`` or
+    ``all``. Running and failed trials keep their newest two (a resume continues from them)."""
     baselines: str | None = None
     """``matched``: every sampled configuration with the URIEL loss gets its plain fine-tuning twin (λ = 0,
     the same other settings and seeds; :mod:`alchemy_tune.tuning.baselines`); ``none``: only what the
@@ -97,12 +100,16 @@ def value_problem(key: str, value: Any, *, null: str = " or null") -> str | None
             for k, v in value.items()))
         return None if ok else (f"expected {{parameter: value or [values], ...}} (the configurations of the "
                                 f"headline comparison), got {value!r}")
+    if key == "keep_checkpoints":
+        return None if value in ("best", "none", "all") else f"expected best, none or all, got {value!r}"
     if key == "baselines":
         return None if value is None or value in ("matched", "none") else \
             f"expected matched or none{null}, got {value!r}"
     if key == "repeats":
         return None if _is_int(value, 1) else \
             f"expected an integer >= 1 (training seeds per configuration), got {value!r}"
+    if key == "seed" and _is_int(value, 0) and value > 2**32 - 1:
+        return f"expected an integer in [0, {2**32 - 1}] (the samplers' seed range), got {value!r}"
     # trials, max_concurrent, max_evals, n_startup_trials: optional; seed: required
     optional = key != "seed"
     least = 0 if key in ("seed", "n_startup_trials") else 1

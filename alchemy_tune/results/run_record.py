@@ -136,6 +136,7 @@ class RunRecord:
             search["cpus_per_trial"] = resources.get("cpu", 1)
             search["gpus_per_trial"] = resources.get("gpu", 0)
         search = {k: v for k, v in search.items() if k in SETTINGS}
+        _check_types(data, search, where)
         if search.get("objectives"):
             search["objectives"] = tuple(tuple(o) for o in search["objectives"])
         values = {k: data[k] for k in _FIELDS if data.get(k) is not None}
@@ -168,10 +169,41 @@ class RunRecord:
                              "--trials N` or `alchemy-tune train --out`") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UsageError(f"{run_dir}/{RUN_FILE}: not valid JSON ({exc})") from None
+        except RecursionError:
+            raise UsageError(f"{run_dir}/{RUN_FILE}: nested too deeply to be a run record") from None
         try:
             return cls.from_json(data, f"{run_dir}/{RUN_FILE}")
         except TypeError as exc:  # a field of the wrong kind in a hand-edited file
             raise UsageError(f"{run_dir}/{RUN_FILE}: {exc}") from None
+
+
+_KINDS = {"kind": str, "run_id": str, "created": str, "task": str, "space": str, "trial_fn": str, "path": str,
+          "versions": dict, "params": dict, "max_failures": int, "time_budget_s": (int, float),
+          "gpu_hours": (int, float)}
+
+
+_SETTING_KINDS = {"metric": str, "mode": str, "sampler": str, "pruner": str, "trials": int, "seed": int,
+                  "repeats": int, "max_concurrent": int, "max_evals": int, "n_startup_trials": int,
+                  "cpus_per_trial": (int, float), "gpus_per_trial": (int, float), "pruner_options": dict,
+                  "primary": dict, "baselines": str, "keep_checkpoints": str}
+
+
+def _check_types(data: dict, search: dict, where: str) -> None:
+    """A hand-edited or damaged record: each field of the wrong kind is a one-line error naming it."""
+    for key, kind in _KINDS.items():
+        value = data.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool) and kind is not bool):
+            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise UsageError(f"{where}: {key}: expected {names}, got {type(value).__name__} {value!r:.60}")
+    objectives = search.get("objectives")
+    if objectives is not None and not (isinstance(objectives, (list, tuple)) and all(
+            isinstance(o, (list, tuple)) and len(o) == 2 for o in objectives)):
+        raise UsageError(f"{where}: search.objectives: expected [[metric, mode], ...], got {objectives!r:.60}")
+    for key, value in search.items():  # kinds only: a value an older version accepted still reads
+        kind = _SETTING_KINDS.get(key)
+        if value is not None and kind is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise UsageError(f"{where}: search.{key}: expected {names}, got {type(value).__name__} {value!r:.60}")
 
 
 def new_run_dir(storage: str, name: str, taken: str) -> str:

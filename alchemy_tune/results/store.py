@@ -180,6 +180,24 @@ def stored_schema(schema: pa.Schema) -> pa.Schema:
     return schema if ATTEMPT in schema.names else schema.append(pa.field(ATTEMPT, pa.int64()))
 
 
+def _relisting(read):
+    """``read`` again on a fresh listing when a file it listed is gone: a compaction deleted what it merged,
+    and the new listing has the merged file in its place."""
+    import functools
+
+    @functools.wraps(read)
+    def again(*args, **kwargs):
+        for attempt in range(4):
+            try:
+                return read(*args, **kwargs)
+            except FileNotFoundError:
+                if attempt == 3:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+    return again
+
+
+@_relisting
 def read_table(run_dir: str, table: str, schema: pa.Schema | None, columns: list[str] | None = None,
                filter: pc.Expression | None = None) -> pa.Table:
     """One logical table of a run (version 1 or 2), superseded rows removed; empty if nothing was written."""
@@ -209,6 +227,7 @@ def read_table(run_dir: str, table: str, schema: pa.Schema | None, columns: list
     return out.select(keep).replace_schema_metadata(None)
 
 
+@_relisting
 def scan_values(run_dir: str, picks: pa.Table, split: str, schema: pa.Schema, extra: tuple = ()) -> pa.Table:
     """Per-language metric rows at chosen steps, streamed: what ``analyze`` needs from a metrics table.
 
@@ -320,9 +339,18 @@ def compact(run_dir: str, schemas: dict[str, pa.Schema | None]) -> dict[str, int
     """Merge every table's parts (and earlier compacted files, and a version-1 file) into one file each.
 
     Readers see the same rows before and after: superseded rows are dropped, nothing else. Streams file by
-    file, so memory stays at about one row group. Returns the number of files merged per table.
+    file, so memory stays at about one row group. Returns the number of files merged per table. One
+    compaction of a run at a time (:mod:`alchemy_tune.results.lock`); parts a running search writes meanwhile
+    are left for the next one.
     """
+    from alchemy_tune.results.lock import compaction_lock
+
     fs, root = resolve(run_dir)
+    with compaction_lock(fs, f"{root}/{RESULTS_DIR}", run_dir):
+        return _compact(fs, root, schemas)
+
+
+def _compact(fs, root: str, schemas: dict[str, pa.Schema | None]) -> dict[str, int]:
     merged = {}
     for table in TABLES:
         listing = Listing(fs, root, table)

@@ -220,6 +220,20 @@ def first_existing(candidates: Sequence[Path]) -> Path | None:
 
 
 # --------------------------------------------------------------------------- the hub
+_planning = False
+
+
+@contextlib.contextmanager
+def planning():
+    """A dry run (``plan``, ``--dry-run``): nothing is fetched from the hub; a run would."""
+    global _planning
+    before, _planning = _planning, True
+    try:
+        yield
+    finally:
+        _planning = before
+
+
 def hub_offline() -> bool:
     return any(os.environ.get(name, "").lower() in ("1", "true", "yes", "on")
                for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
@@ -282,6 +296,9 @@ def hub_rows(dataset: Any, where: str) -> list[Row]:
 
 def load_hub(repo: str, config: str, splits: Sequence[str]) -> dict[str, list[Row] | None]:
     """Our splits (train/dev/test) of one hub config; a split the config lacks maps to None."""
+    if _planning:
+        raise UsageError(f"{repo}: not loaded by a plan, which opens no network connection; a run downloads it "
+                         "from the Hugging Face hub (or pass --data-dir with the release files)")
     check_hub(repo)
     import datasets
 

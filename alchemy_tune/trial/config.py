@@ -260,6 +260,9 @@ _FIELD_OF = {param: name for name, param in _PARAM_OF.items()}
 # ------------------------------------------------------------------------------------ validation rules
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
+MAX_SEED = 2**32 - 1
+"""The largest seed numpy's generators accept (torch accepts more): every seed of a trial stays within it."""
+
 CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("projection", PROJECTIONS), ("proj_activation", ACTIVATIONS), ("pooling", POOLINGS),
     ("uriel_source", URIEL_SOURCES), ("lambda_schedule", LAMBDA_SCHEDULES), ("device", DEVICES),
@@ -269,6 +272,7 @@ CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 BOUNDS: tuple[tuple[tuple[str, ...], Callable[[float], bool], str], ...] = (
     (("lambda_",), lambda v: v >= 0, ">= 0"),
+    (("seed", "data_seed"), lambda v: 0 <= v <= MAX_SEED, f"in [0, {MAX_SEED}] (numpy's and torch's seed range)"),
     (("train_size", "dev_size", "test_size", "max_steps", "num_layers", "threads", "eval_every", "max_length",
       "batch_size", "evals_per_epoch", "scale_interval", "proj_width", "checkpoint_every"),
      lambda v: v >= 1, "a positive integer"),

@@ -22,8 +22,10 @@ How twins live in the study, and why:
 - A twin waits as an unclaimed trial until the next Ray trial takes it (with replicates: as a configuration
   with free replicate slots), the same way a killed driver's orphans are handed on, so a resumed search
   runs the twins its driver added but never started.
-- A twin is never pruned, so a completed configuration always has its baseline; pruners still compare other
-  trials with it, as with any finished trial.
+- A twin is never pruned by a pruner, so a completed configuration always has its baseline; pruners still
+  compare other trials with it, as with any finished trial. Once every configuration it serves has ended
+  without completing (pruned, diverged, failed), nothing needs it: it stops at its next evaluation, as
+  pruned (``pruned_by: unneeded``), and a later configuration with the same settings gets a new twin.
 - The tables mark twins (``matched_baseline`` in ``trials``); the analysis pairs them like any plain run.
 """
 
@@ -128,19 +130,50 @@ def expected_twins(space, trials: int) -> tuple[int, str]:
 
 
 # ---------------------------------------------------------------------------------------- the study side
-def known(handle) -> dict[str, int]:
-    """{twin key: trial number} of every twin and sampled plain configuration of the study (not failed)."""
+UNNEEDED = "unneeded"
+"""``pruned_by`` of a twin stopped because every configuration it served ended without completing."""
+
+
+def known(handle) -> tuple[dict[str, int], dict[int, set[int]]]:
+    """({twin key: trial number} of every twin and sampled plain configuration of the study that is not
+    failed or stopped, {twin number: the configurations it serves})."""
     from optuna.trial import TrialState
 
     from alchemy_tune.tuning.study_attrs import CONFIG_ATTR
 
-    out: dict[str, int] = {}
+    twins: dict[str, int] = {}
+    served: dict[int, set[int]] = {}
     for t in handle.study.get_trials(deepcopy=False):
         config = t.user_attrs.get(CONFIG_ATTR)
-        if t.state == TrialState.FAIL or not config or not (is_twin(t) or is_plain(config)):
+        if OF_ATTR in t.user_attrs:
+            served.setdefault(t.user_attrs[OF_ATTR], set()).add(t.number)
+        if t.state in (TrialState.FAIL, TrialState.PRUNED) or not config or not (is_twin(t) or is_plain(config)):
             continue
-        out.setdefault(t.user_attrs.get(ATTR) or twin_key(config), t.number)
-    return out
+        twins.setdefault(t.user_attrs.get(ATTR) or twin_key(config), t.number)
+    return twins, served
+
+
+def unneeded(handle, frozen) -> bool:
+    """Whether the twin ``frozen`` serves no configuration that is running or completed any more."""
+    from optuna.trial import TrialState
+
+    from alchemy_tune.tuning.study_attrs import PRUNED_BY_ATTR
+
+    configs = handle.served.get(frozen.number)
+    if not configs:
+        return False
+    for number in configs:
+        c = handle.get_trial(number)
+        if c.state == TrialState.COMPLETE or (not c.state.is_finished() and c.user_attrs.get(PRUNED_BY_ATTR) is None):
+            return False
+    return True
+
+
+def stop(handle, frozen) -> None:
+    """Forget an unneeded twin: a later configuration with its settings gets a new one."""
+    key = frozen.user_attrs.get(ATTR)
+    if key is not None and handle.twins.get(key) == frozen.number:
+        del handle.twins[key]
 
 
 def add_twin(handle, number: int, config: Mapping[str, Any]) -> int | None:
@@ -153,6 +186,7 @@ def add_twin(handle, number: int, config: Mapping[str, Any]) -> int | None:
     if key not in handle.twins:
         handle.twins[key] = _add(handle, {ATTR: key, "config": twin_config(config)})
     handle.set_user_attr(number, OF_ATTR, handle.twins[key])
+    handle.served.setdefault(handle.twins[key], set()).add(number)
     return handle.twins[key]
 
 

@@ -36,14 +36,14 @@ from alchemy_tune.core import constants as C
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.core.numbers import exact, is_finite_number
 from alchemy_tune.core.settings import check_name
+from alchemy_tune.tuning import baselines
+from alchemy_tune.tuning.study_attrs import PRUNED_AT_ATTR, PRUNED_BY_ATTR
 from alchemy_tune.tuning.baselines import is_twin
 from alchemy_tune.tuning.trainable import langs_of
 
 logger = logging.getLogger(__name__)
 
 LANG_SCORES_ATTR = "lang_scores:"  # + evaluation index -> the objective group's per-language dev scores
-PRUNED_AT_ATTR = "pruned_at_step"
-PRUNED_BY_ATTR = "pruned_by"
 EVAL_INDEX = "training_iteration"  # Ray counts reports per trial, checkpoint restores included
 
 
@@ -179,16 +179,47 @@ def ending(result: Mapping[str, Any]) -> bool:
     return result.get(C.STATUS) == C.COMPLETED or bool(result.get("done"))
 
 
+NOT_STARTED = "not started"
+"""The alchemy status of a trial queued when a budget ran out: it never starts (Optuna: FAIL)."""
+DROPPED_ATTR = "not_started"
+"""Study attribute: how many queued trials a spent budget kept from starting."""
+
+
 class _PruningMixin:
-    """Reports each result to Optuna, asks its pruner, and marks the Optuna trial when a trial is stopped."""
+    """Reports each result to Optuna, asks its pruner, and marks the Optuna trial when a trial is stopped.
+    With a ``budget``, once it is spent no queued trial starts (see :meth:`choose_trial_to_run`)."""
+
+    budget = None
+    _pruned_by = None
 
     def _setup(self, study_handle, metric: str, per_language: bool) -> None:
         self._handle = study_handle
         self._metric_name = metric
         self._per_language = per_language
 
+    def choose_trial_to_run(self, tune_controller):
+        """Tune asks before it starts a queued trial: once the budget is spent, every queued trial is
+        stopped instead (Tune queues trials ahead of free resources, and they would all run past it)."""
+        if self.budget is None or not self.budget.spent():
+            return super().choose_trial_to_run(tune_controller)
+        from ray.tune.experiment import Trial
+
+        queued = [t for t in tune_controller.get_trials() if t.status == Trial.PENDING]
+        for trial in queued:
+            tune_controller.stop_trial(trial)
+            frozen = self._handle.frozen(trial.trial_id)
+            if frozen is not None and not frozen.state.is_finished() and self._handle.repeats == 1:
+                self._handle.tell_end(frozen.number, NOT_STARTED, optuna.trial.TrialState.FAIL, None,
+                                      f"queued when the budget was spent: {self.budget.spent()}")
+        if queued:
+            study = self._handle.study
+            study.set_user_attr(DROPPED_ATTR, int(study.user_attrs.get(DROPPED_ATTR, 0)) + len(queued))
+            logger.info("budget spent: %d queued trial(s) not started", len(queued))
+        return None
+
     def _report_and_ask(self, trial_id: str, result: Mapping[str, Any]) -> bool:
         """Report ``result`` to the trial's Optuna trial; True if its pruner says stop."""
+        self._pruned_by = None  # who stops it, when not the pruner
         if result.get(C.STATUS) == C.DIVERGED:
             return False  # it ends by itself and keeps its own status (and its NaN stays out of the curves)
         frozen = self._handle.frozen(trial_id)
@@ -215,8 +246,14 @@ class _PruningMixin:
                 otrial.set_user_attr(f"{LANG_SCORES_ATTR}{eval_index}", scores)
             otrial.report(values[eval_index], eval_index)
         # The final evaluation is reported (later trials are compared with it) but never pruned; nor is a
-        # matched baseline, so every configuration that completes has its own.
-        return not ending(result) and not is_twin(frozen) and bool(otrial.should_prune())
+        # matched baseline while a configuration it serves may complete (baselines.py).
+        if is_twin(frozen):
+            if not ending(result) and baselines.unneeded(self._handle, frozen):
+                baselines.stop(self._handle, frozen)
+                self._pruned_by = baselines.UNNEEDED
+                return True
+            return False
+        return not ending(result) and bool(otrial.should_prune())
 
     def _mark_pruned(self, trial_id: str, result: Mapping[str, Any], by: str) -> None:
         step = result.get(C.STEP)
@@ -237,7 +274,7 @@ class OptunaPruningScheduler(_PruningMixin, FIFOScheduler):
         if self._report_and_ask(trial.trial_id, result):
             frozen = self._handle.frozen(trial.trial_id)
             if not frozen.state.is_finished() and PRUNED_AT_ATTR not in frozen.user_attrs:
-                self._mark_pruned(trial.trial_id, result, self._pruner_name)
+                self._mark_pruned(trial.trial_id, result, self._pruned_by or self._pruner_name)
             return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
 
@@ -255,9 +292,12 @@ class AshaPruningScheduler(_PruningMixin, AsyncHyperBandScheduler):
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         if result.get(C.STATUS) == C.DIVERGED or not is_finite_number(result.get(C.report_key(self._metric_name))):
             return TrialScheduler.CONTINUE  # ASHA cannot rank NaN; the trial ends as diverged by itself
-        self._report_and_ask(trial.trial_id, result)  # the curves, for the dashboard; ASHA decides
-        if is_twin(self._handle.frozen(trial.trial_id)):
-            return TrialScheduler.CONTINUE  # a matched baseline runs to its end (baselines.py)
+        stop = self._report_and_ask(trial.trial_id, result)  # the curves, for the dashboard; ASHA decides
+        if is_twin(self._handle.frozen(trial.trial_id)):  # a matched baseline: ASHA never stops it
+            if stop and self._pruned_by:
+                self._mark_pruned(trial.trial_id, result, self._pruned_by)
+                return TrialScheduler.STOP
+            return TrialScheduler.CONTINUE
         decision = AsyncHyperBandScheduler.on_trial_result(self, tune_controller, trial, result)
         # ASHA also says STOP at its top rung (max_t); a trial stopped there ran its whole budget.
         at_top = int(result.get(EVAL_INDEX) or 0) >= self._max_t

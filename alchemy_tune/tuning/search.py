@@ -92,6 +92,10 @@ class SearchOutcome:
     """True when a selection metric used the test languages' dev data (every summary says so)."""
     baselines: dict[str, int] = field(default_factory=dict)
     """Matched baselines (twins the search added, on top of the sampled trials) by status."""
+    not_started: int = 0
+    """Queued trials a spent budget kept from starting."""
+    interrupted: int | None = None
+    """The exit code of an interrupted search (130: SIGINT, 143: SIGTERM); None when it ran to its end."""
     stop_reason: str | None = None
     """Set when a budget (--time-budget, --gpu-hours) stopped the search from asking for more trials."""
 
@@ -156,13 +160,15 @@ def build_components(space, settings, run_dir: str, run_id: str, request: Search
         scheduler = AshaPruningScheduler(handle, metric, max_t=settings.max_evals or expected_evals(space))
     else:
         scheduler = OptunaPruningScheduler(handle, metric, settings.pruner)
+    scheduler.budget = budget  # the same budget: once spent, queued trials never start
     results = ResultsCallback(run_dir, run_id, handle, metric, mode)
     if settings.max_concurrent == 1:
         # One trial at a time: settle every end before the sampler decides, so the same seed makes the same
         # choices. With several at once the order of ends is timing anyway, and the writer keeps batching.
         searcher.settle = results.settle
     progress = ProgressCallback(handle, settings.trials, interval_s=request.progress_interval_s)
-    callbacks = [results, progress, CheckpointRetention(keep=2)]
+    callbacks = [results, progress, CheckpointRetention(keep=2, finished=getattr(settings, "keep_checkpoints", "best"),
+                                                        metric=C.report_key(metric), mode=mode)]
     if is_uri(run_dir):
         callbacks.append(JournalMirror(run_dir, run_id))
     return searcher, scheduler, callbacks, handle
@@ -258,6 +264,7 @@ def summarize(handle: StudyHandle, run_dir: str) -> SearchOutcome:
     from optuna.trial import TrialState
 
     from alchemy_tune.tuning.baselines import is_twin
+    from alchemy_tune.tuning.pruning import DROPPED_ATTR
     from alchemy_tune.tuning.searcher import CONFIG_ATTR, RAY_ID_ATTR, STATUS_ATTR, STOPPED_ATTR
 
     counts: dict[str, int] = {}
@@ -281,23 +288,58 @@ def summarize(handle: StudyHandle, run_dir: str) -> SearchOutcome:
     metrics = tuple(handle.objective_metrics)
     return SearchOutcome(run_dir=run_dir, counts=counts, best=best, metrics=metrics, repeats=handle.repeats,
                          oracle=any(C.selects_on_test(m) for m in metrics), baselines=twins,
-                         stop_reason=handle.study.user_attrs.get(STOPPED_ATTR))
+                         stop_reason=handle.study.user_attrs.get(STOPPED_ATTR),
+                         not_started=int(handle.study.user_attrs.get(DROPPED_ATTR, 0)))
 
 
-def run_search(request: SearchRequest) -> SearchOutcome:
-    """Validate, start (or join) Ray, run the search to the end and return its summary."""
+def check_trial_fn(trial_fn: str) -> None:
+    """``--trial-fn MODULE:FUNCTION`` imports here (the bundled one is known to): a typo is one line now,
+    not every trial failing on the workers."""
+    import importlib
+
+    module, sep, name = trial_fn.partition(":")
+    if not sep or not module or not name:
+        raise UsageError(f"--trial-fn: expected MODULE:FUNCTION, got {trial_fn!r}")
+    if trial_fn == C.TRIAL_FN:
+        return
+    try:
+        found = getattr(importlib.import_module(module), name, None)
+    except Exception as exc:  # any error importing user code is the flag's problem
+        raise UsageError(f"--trial-fn {trial_fn}: cannot import {module} ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:160]})") from None
+    if not callable(found):
+        raise UsageError(f"--trial-fn {trial_fn}: {module} has no function {name!r}")
+
+
+def check_seeds(space, settings) -> None:
+    """Every training seed a replicate runs (seed .. seed + repeats - 1) is one numpy and torch accept."""
+    from alchemy_tune.trial.config import MAX_SEED, TrialConfig
+
+    p = space.params.get("seed")
+    options = [TrialConfig.seed] if p is None else (p.values() or [p.high])
+    top = max(int(v) for v in options) + settings.repeats - 1
+    if top > MAX_SEED:
+        raise UsageError(f"--repeats {settings.repeats}: replicate seeds would reach {top}, beyond {MAX_SEED}; "
+                         "lower the seed or the repeats")
+
+
+def validate(request: SearchRequest):
+    """(space, settings, enqueued configurations): every check that can run before anything is written or
+    Ray starts (``--dry-run`` runs them too)."""
     from alchemy_tune.tuning.budget import Budget
-    from alchemy_tune.results.run_record import RunRecord, new_run_dir
+    from alchemy_tune.tuning.pruning import build_pruner
 
     space, settings = load(request)
-    name = run_name(request.name) if request.name else f"search-{_timestamp()}"
-    run_dir = new_run_dir(request.storage, name,
-                          "continue it with `alchemy-tune resume {run_dir}` or choose another --name")
     Budget.of(request.time_budget_s, request.gpu_hours, settings.gpus_per_trial)  # bad budgets fail here
-    # what needs Optuna and Ray from here on: the checks above answer a bad flag before these imports
-    from alchemy_tune.tuning.journal import journal_location
-    from alchemy_tune.tuning.trainable import make_trainable
-    from alchemy_tune.tuning.warm_start import enqueue, open_source_study, read_enqueue, warm_start
+    if request.num_cpus is not None and request.num_cpus < 1:
+        raise UsageError(f"--num-cpus: must be >= 1, got {request.num_cpus}")
+    if request.max_failures < 0:
+        raise UsageError(f"--max-failures: must be >= 0, got {request.max_failures}")
+    check_seeds(space, settings)
+    check_trial_fn(request.trial_fn)
+    mode = "max" if (settings.objectives or ((settings.metric, settings.mode),))[0][1] == "max" else "min"
+    build_pruner(settings.pruner, mode=mode, options=settings.pruner_options)  # option names and types
+    from alchemy_tune.tuning.warm_start import open_source_study, read_enqueue
 
     enqueued = read_enqueue(request.enqueue, space) if request.enqueue else []
     if enqueued and settings.sampler == "grid":
@@ -308,6 +350,60 @@ def run_search(request: SearchRequest) -> SearchOutcome:
                          f"{settings.trials}; raise --trials")
     if request.warm_start:
         open_source_study(request.warm_start)  # fails before anything is written
+    return space, settings, enqueued
+
+
+def run_search(request: SearchRequest) -> SearchOutcome:
+    """Validate, start (or join) Ray, run the search to the end and return its summary. A failure before
+    the first trial starts removes the run folder it made, so the name stays free."""
+    from alchemy_tune.results.run_record import new_run_dir
+
+    space, settings, enqueued = validate(request)
+    name = run_name(request.name) if request.name else f"search-{_timestamp()}"
+    run_dir = new_run_dir(request.storage, name,
+                          "continue it with `alchemy-tune resume {run_dir}` or choose another --name")
+    existed = _exists(run_dir)
+    try:
+        tuner, handle, journal = _start(request, space, settings, enqueued, run_dir)
+    except BaseException:
+        if not existed:
+            _remove(run_dir)
+        raise
+    return fit_and_summarize(tuner, handle, run_dir, journal)
+
+
+def _exists(run_dir: str) -> bool:
+    from alchemy_tune.results.run_dir import resolve
+    import pyarrow.fs as pafs
+
+    fs, path = resolve(run_dir)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def _remove(run_dir: str) -> None:
+    """Delete a run folder this search made and never ran a trial in (and its journal's local mirror)."""
+    import contextlib
+
+    from alchemy_tune.results.run_dir import resolve
+    from alchemy_tune.tuning.journal import journal_location
+
+    fs, path = resolve(run_dir)
+    with contextlib.suppress(OSError):
+        fs.delete_dir(path)
+    if is_uri(run_dir):
+        with contextlib.suppress(OSError):
+            os.remove(journal_location(run_dir))
+
+
+def _start(request: SearchRequest, space, settings, enqueued, run_dir: str):
+    """Write the run's record, build the study, searcher and callbacks, and the Tuner: (tuner, handle,
+    journal). Nothing here trains."""
+    from alchemy_tune.results.run_record import RunRecord
+    # what needs Optuna and Ray from here on: the checks above answer a bad flag before these imports
+    from alchemy_tune.tuning.journal import journal_location
+    from alchemy_tune.tuning.trainable import make_trainable
+    from alchemy_tune.tuning.warm_start import enqueue, warm_start
+
     init_ray(request.address, request.num_cpus)
     check_resources(settings.cpus_per_trial, settings.gpus_per_trial or 0, local=request.address is None,
                     wait_s=request.node_wait_s)
@@ -349,7 +445,7 @@ def run_search(request: SearchRequest) -> SearchOutcome:
           f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial or 0:g} GPU per trial, at most "
           f"{settings.max_concurrent or 'as many as fit'} at once; Ray has {cluster.get('CPU', 0):g} CPU, "
           f"{cluster.get('GPU', 0):g} GPU", flush=True)
-    return fit_and_summarize(tuner, handle, run_dir, journal)
+    return tuner, handle, journal
 
 
 def fit_and_summarize(tuner, handle: StudyHandle, run_dir: str, journal: str) -> SearchOutcome:
@@ -357,11 +453,46 @@ def fit_and_summarize(tuner, handle: StudyHandle, run_dir: str, journal: str) ->
     from alchemy_tune.tuning.journal import upload
 
     started = time.perf_counter()
-    tuner.fit()
+    with _Interrupts() as interrupts:
+        results = tuner.fit()
     upload(run_dir, journal)
     outcome = summarize(handle, run_dir)
     outcome.wall_seconds = time.perf_counter() - started
+    # Tune's own SIGINT handler ends the loop, saves its state and returns; trials it left unfinished
+    # (running or queued) say the search did not run to its end
+    if len(results) > results.num_terminated + results.num_errors:
+        outcome.interrupted = interrupts.code
     return outcome
+
+
+class _Interrupts:
+    """SIGTERM ends a search as Ctrl-C does: Tune's SIGINT handler stops the loop and saves its state, so
+    the run can be resumed. Remembers which signal came (the exit code: 130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self):
+        self.code = 130
+        self._before = None
+
+    def _term(self, signum, frame):
+        import signal
+
+        self.code = 143
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._before = signal.signal(signal.SIGTERM, self._term)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._before is not None:
+            signal.signal(signal.SIGTERM, self._before)
+        return False
 
 
 def _timestamp() -> str:

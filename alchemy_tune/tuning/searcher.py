@@ -107,11 +107,12 @@ class StudyHandle:
         self._retry_scanned = 0
         self._orphans = True  # orphans may exist (only mark_orphans makes them; unknown until one look)
         self._twins: dict[str, int] | None = None  # twin key -> trial number (baselines.known)
+        self._served: dict[int, set[int]] | None = None  # twin number -> the configurations it serves
 
     def __getstate__(self):
         state = self.__dict__.copy()
         for key in ("_study", "_store", "_study_id", "_ids", "_storage_ids", "_scanned", "_n", "_retried",
-                    "_retry_scanned", "_orphans", "_twins"):
+                    "_retry_scanned", "_orphans", "_twins", "_served"):
             state.pop(key, None)
         return state
 
@@ -131,8 +132,15 @@ class StudyHandle:
     def twins(self) -> dict[str, int]:
         """{twin key: trial number} of the study's matched baselines, read once, then kept by this driver."""
         if self._twins is None:
-            self._twins = baselines.known(self)
+            self._twins, self._served = baselines.known(self)
         return self._twins
+
+    @property
+    def served(self) -> dict[int, set[int]]:
+        """{twin number: the configurations it serves}, read with :attr:`twins`."""
+        if self._served is None:
+            self._twins, self._served = baselines.known(self)
+        return self._served
 
     def orphans_waiting(self) -> None:
         """An unclaimed trial was added (a twin): the next new Ray trial looks for it."""

@@ -83,6 +83,8 @@ class Param:
             return range(self.low, self.high + 1, self.step or 1)
         if self.kind == "float" and self.step is not None:
             n = round((self.high - self.low) / self.step)
+            if n >= MAX_GRID:  # too many to list: sampled as a stepped range, never enumerated
+                return None
             return [round(self.low + i * self.step, 12) for i in range(n + 1)]
         return None
 
@@ -93,7 +95,9 @@ class Param:
             return False
         if self.kind == "int":
             return isinstance(value, int) and (value - self.low) % (self.step or 1) == 0
-        return self.step is None or any(_same(float(value), v) for v in self.values())
+        if self.step is None:
+            return True
+        return abs((value - self.low) / self.step - round((value - self.low) / self.step)) <= 1e-9
 
     def describe(self) -> str:
         options = self.values()

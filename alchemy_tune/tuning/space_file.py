@@ -7,6 +7,8 @@ raising, so ``load_space`` reports all problems of a file at once.
 
 from __future__ import annotations
 
+import math
+
 import itertools
 from pathlib import Path
 from typing import Any, Mapping
@@ -51,6 +53,8 @@ def _read_yaml(path: Path, where: str) -> dict:
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise UsageError(f"{where}: {at}invalid YAML: {reason}") from None
+    except RecursionError:
+        raise UsageError(f"{where}: nested too deeply to be a search space") from None
     if duplicates:
         raise UsageError("; ".join(f"{where}: {key}: {message}" for key, message in duplicates))
     if data is None:
@@ -176,6 +180,9 @@ def _range(name, key, kind, raw, problems) -> dict:
             problems.append((f"{key}.step", f"step > 0 must hold, got step={step}"))
         elif log:
             problems.append((f"{key}.step", "step cannot be combined with log: true"))
+        elif low <= high and not math.isfinite((high - low) / step):
+            problems.append((f"{key}.step", f"(high - low) / step must be a finite count of values, got low={low}, "
+                             f"high={high}, step={step}"))
         elif low <= high and abs((high - low) / step - round((high - low) / step)) > 1e-9:
             problems.append((f"{key}.step", f"high - low must be a multiple of step, got low={low}, "
                              f"high={high}, step={step}"))

@@ -101,8 +101,8 @@ class ResultsCallback(Callback):
         result.pop(C.ITEMS, None)
 
     def end(self, trial, *, error: bool = False) -> None:
-        if trial.trial_id in self._told_before:
-            return
+        if trial.trial_id in self._told_before or not (error or trial.last_result):
+            return  # told before, or stopped before it ever ran (no row: nothing of it ran)
         status, reason, step = final_status(self.handle, trial, error=error)
         last = trial.last_result or {}
         self.writer.set_identity(trial.trial_id, *identity(self.handle, trial.trial_id))

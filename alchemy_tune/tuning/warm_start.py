@@ -48,6 +48,8 @@ def read_enqueue(path: str, space) -> list[dict]:
         raise UsageError(f"{where}: no such file") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UsageError(f"{where}: cannot read it as YAML ({str(exc).splitlines()[0]})") from None
+    except RecursionError:
+        raise UsageError(f"{where}: nested too deeply to be a list of configurations") from None
     if not isinstance(data, list) or not data or not all(isinstance(c, dict) for c in data):
         raise UsageError(f"{where}: expected a non-empty list of mappings (- {{lr: 1.0e-4, lambda: 10}})")
     sampled, problems = _sampled(space), []
