@@ -50,6 +50,10 @@ def _start(resume_from) -> int:
 def quality_trial(config, report, *, resume_from=None):
     """Learning curve rising to ``_quality(config)``; ``lambda`` >= 1e30 diverges at once; lr 1e-5 raises
     while the file named by $SCRIPTED_FAIL_FILE exists (a crash that a retry can get past)."""
+    starts = os.environ.get("SCRIPTED_STARTS")
+    if starts and not resume_from:  # when each trial began, for tests of what starts when
+        with open(starts, "a") as handle:
+            handle.write(f"{time.time()}\n")
     fail_file = os.environ.get("SCRIPTED_FAIL_FILE")
     if config.get("lr") == 1e-5 and fail_file and os.path.exists(fail_file):
         raise RuntimeError("scripted failure")

@@ -642,3 +642,56 @@ def test_report_html_opens_in_a_real_headless_chromium(lambdas, tmp_path):
     subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1280,3000", page.as_uri()],
                    capture_output=True, timeout=180)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_runs_of_different_tasks_are_never_one_leaderboard(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = _run_with(tmp_path / "a", [("a", {"lambda_": 0.0}, C.COMPLETED)])
+    b = _run_with(tmp_path / "b", [("b", {"lambda_": 0.0, "task": "massive"}, C.COMPLETED)])
+    assert main(["analyze", a, b, "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert "runs of different tasks cannot be ranked together" in err and a in err and b in err
+    assert err.count("\n") == 1
+
+
+def test_bad_metric_lists_only_what_can_rank_and_a_bad_out_fails_before_the_work(lambdas, tmp_path, capsys):
+    assert main(["analyze", lambdas, "--metric", "bogus", "--no-report"]) == 2
+    err = capsys.readouterr().err
+    valid = err.split("valid: ")[1]
+    assert "dev_select" in valid and "test_" not in valid
+    assert main(["analyze", lambdas, "--out", "/proc/version/x"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "--out /proc/version/x: /proc/version is a file, not a folder" in err
+
+
+def test_a_full_disk_while_writing_the_report_is_one_line_and_leaves_no_half_file(lambdas, tmp_path, capsys,
+                                                                                   monkeypatch):
+    """ENOSPC on the report's tables.json: one line naming --out; the earlier report's files stay whole."""
+    import errno
+
+    from alchemy_tune.results import run_dir as run_dir_module
+
+    out = tmp_path / "report"
+    assert main(["analyze", lambdas, "--out", str(out), "--no-report"]) == 0
+    assert main(["analyze", lambdas, "--out", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    real = run_dir_module.write_bytes_atomic
+
+    def full(path, data):
+        if path.endswith("tables.json"):
+            def half(target):  # the disk fills half-way through the file
+                with open(target, "wb") as f:
+                    f.write(data[: len(data) // 2])
+                raise OSError(errno.ENOSPC, "No space left on device", target)
+            run_dir_module.atomic_write(*run_dir_module.resolve(path), half)
+        return real(path, data)
+
+    monkeypatch.setattr(run_dir_module, "write_bytes_atomic", full)
+    assert main(["analyze", lambdas, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out {out}" in err and "No space left on device" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()}["tables.json"] == before["tables.json"]
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    json.loads((out / "tables.json").read_text())

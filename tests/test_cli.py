@@ -52,3 +52,49 @@ def test_a_run_name_is_one_folder_name(tmp_path, name):
     result = run_cli("--trials", "1", "--name", name, "--storage", str(storage), cwd=tmp_path)
     one_line_error(result, "--name")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"] and not any(storage.iterdir())
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["plan", "--trials", "0"], "--trials: must be at least 1"),
+    (["--time-budget", "-1", "--dry-run"], "--time-budget: must be a positive number"),
+    (["--num-cpus", "0", "--dry-run"], "--num-cpus: must be >= 1"),
+    (["--seed", str(2**32), "--dry-run"], "--seed: expected an integer in [0, 4294967295]"),
+    (["--set", f"seed={2**63}", "--dry-run"], "seed: must be in [0, 4294967295]"),
+    (["--repeats", "3", "--set", f"seed={2**32 - 2}", "--dry-run"], "replicate seeds would reach 4294967296"),
+    (["--trial-fn", "no_such_module:run", "--dry-run"], "--trial-fn no_such_module:run: cannot import"),
+    (["--trial-fn", "json:no_such_function", "--dry-run"], "json has no function 'no_such_function'"),
+    (["--pruner", "percentile", "--set", "lr=1e-4", "--dry-run"], None),
+    (["--baselines", "twins", "--dry-run"], "--baselines: expected matched or none"),
+    (["--keep-checkpoints", "some", "--dry-run"], "--keep-checkpoints: expected best, none or all"),
+])
+def test_every_check_a_search_makes_runs_before_anything_starts_dry_run_included(tmp_path, argv, needle):
+    """Bad values that used to pass --dry-run (and fail after Ray started, leaving a half-made run)."""
+    result = run_cli(*argv, "--storage", str(tmp_path / "runs"), cwd=tmp_path) if argv[0] != "plan" \
+        else run_cli(*argv, cwd=tmp_path)
+    if needle is None:
+        assert result.returncode == 0, result.stderr
+        return
+    one_line_error(result, needle)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_pruner_option_that_is_not_a_number_fails_before_the_search(tmp_path):
+    space = tmp_path / "s.yaml"
+    space.write_text("search: {pruner: percentile, pruner_options: {percentile: high}, trials: 2}\nlr: 1.0e-4\n")
+    one_line_error(run_cli("--space", str(space), "--dry-run"), "pruner 'percentile': bad option(s)")
+
+
+def test_help_shows_each_default_once():
+    import re
+
+    for command in ("search", "train", "analyze", "confirm", "resume", "plan", "compact"):
+        text = " ".join(run_cli(command, "--help").stdout.split())
+        assert not re.search(r"\(default: [^)]*\) \(default: [^)]*\)", text), command
+        assert "(default: None)" not in text, command
+
+
+def test_plan_and_dry_run_print_the_same_plan(tmp_path):
+    plan = run_cli("plan", "--space", "lambda", "--trials", "5", cwd=tmp_path)
+    dry = run_cli("--space", "lambda", "--trials", "5", "--dry-run", cwd=tmp_path)
+    assert plan.returncode == dry.returncode == 0
+    assert dry.stdout.splitlines()[1:] == plan.stdout.splitlines()  # the dry run says where results would go first

@@ -63,7 +63,7 @@ def test_a_search_on_an_object_store_keeps_its_tables_and_journal_there(tmp_path
     monkeypatch.setenv("SCRIPTED_SECONDS_PER_EVAL", "0.05")
     space = tmp_path / "space.yaml"
     space.write_text(json.dumps({"search": {"sampler": "random", "pruner": "none", "trials": 2,
-                                            "max_concurrent": 2, "seed": 0},
+                                            "max_concurrent": 2, "seed": 0, "baselines": "none"},
                                  "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}))
     ray.shutdown()  # the embedded Ray must start after the S3 environment is set, for its workers
     try:

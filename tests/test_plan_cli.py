@@ -151,3 +151,28 @@ def test_plan_states_the_smallest_effect_the_design_detects_assumed_or_from_a_pr
     assert f"fitted on {run} (medians over its 3 comparisons)" in result.stdout
     bad = cli("plan", "--space", "search_spaces/study.yaml", "--prior", str(tmp_path / "nope"))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_a_plan_opens_no_network_connection_and_says_what_a_run_would_fetch(monkeypatch):
+    """paper-massive names a hub data set and two hub encoders: the plan names them and connects nowhere."""
+    import socket
+
+    from testing.cli import run_cli
+
+    tried = []
+
+    def refuse(self, address, *args, **kwargs):
+        tried.append(address)
+        raise OSError("network use in a plan")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: tried.append(a) or [])
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    result = run_cli("plan", "--space", "paper-massive")
+    assert result.returncode == 0, result.stderr
+    assert tried == []
+    out = result.stdout
+    assert "AmazonScience/massive: not loaded by a plan, which opens no network connection; a run downloads it" in out
+    assert "xlm-roberta-base (not local: a run downloads it from the Hugging Face hub)" in out

@@ -30,7 +30,7 @@ def test_each_trial_end_is_counted_without_reading_the_whole_study_again(tmp_pat
 
     def end(i, value=None):
         trial = trials[i]
-        trial.last_result = {} if value is None else {"dev_unseen": value, C.STATUS: C.COMPLETED}
+        trial.last_result = {} if value is None else {C.STEP: 4, "dev_unseen": value, C.STATUS: C.COMPLETED}
         trial.status = "ERROR" if value is None else "TERMINATED"
         (progress.on_trial_error if value is None else progress.on_trial_complete)(0, trials, trial)
         # Optuna is told after the line: once the tables hold the end (ResultsCallback.tell_stored)

@@ -74,7 +74,7 @@ def test_a_finished_trial_keeps_only_its_best_checkpoint_by_default_or_none_or_a
         for n, value in enumerate((0.2, 0.5, 0.4, 0.5 - 1e-9)):
             path = folder / f"checkpoint_{n:06d}"
             path.mkdir(parents=True)
-            trial.last_result = {"dev_select": value}
+            trial.last_result = {"dev_select": value, "step": n + 1}
             keeper.on_checkpoint(0, [], trial, tune.Checkpoint.from_directory(str(path)))
         keeper.get_state()  # still running: its newest two, and the best so far unless all are kept
         assert len(list(folder.iterdir())) == {"none": 2, "best": 3, "all": 4}[finished]

@@ -154,7 +154,7 @@ def test_every_sampler_drives_a_journal_study(tmp_path, sampler):
         seen.append(json.dumps(config, sort_keys=True))
         assert set(config) >= {"lr", "lambda", "batch_size"}
         score = -abs(math.log10(config["lr"]) + 3) + config["lambda"] / 100
-        handle.finish(f"ray{i}", {"dev_seen": score + 0.1, "dev_val": score, "dev_select": score,
+        handle.finish(f"ray{i}", {C.STEP: 1, "dev_seen": score + 0.1, "dev_val": score, "dev_select": score,
                                   C.STATUS: C.COMPLETED})
     if sampler in ("grid", "bruteforce"):
         assert len(set(seen)) == 6  # exhaustive samplers never repeat a configuration
@@ -199,8 +199,10 @@ def test_a_trial_is_told_once(tmp_path):
     handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_unseen", "max")], sampler="random",
                          pruner="none", seed=0)
     handle.ask("a", space)
-    assert handle.finish("a", {"dev_unseen": 0.5, C.STATUS: C.COMPLETED}) == C.COMPLETED
-    assert handle.finish("a", {"dev_unseen": 0.9, C.STATUS: C.COMPLETED}) is None
+    assert handle.finish("a", {C.STEP: 3, "dev_unseen": 0.5, C.STATUS: C.COMPLETED}) == C.COMPLETED
+    assert handle.finish("a", {C.STEP: 3, "dev_unseen": 0.9, C.STATUS: C.COMPLETED}) is None
+    handle.ask("b", space)  # Tune's last result of a trial stopped before it began: its id, no report
+    assert handle.finish("b", {"trial_id": "b"}) is None
     assert handle.study.trials[0].value == 0.5
 
 
@@ -663,3 +665,27 @@ def test_a_resumed_search_counts_its_budget_from_the_resume():
     assert budget.spent() is not None
     again = pickle.loads(pickle.dumps(budget))  # what Tune restores in the resumed driver
     assert again.spent() is None and again.seconds == {}
+
+
+def test_a_failure_after_the_run_folder_exists_leaves_nothing_that_blocks_its_name(tmp_path, local_ray, monkeypatch):
+    """Anything that fails once the run's record and study exist, before a trial starts, removes them: the
+    same --name then starts a new search instead of saying "continue it with resume"."""
+    from alchemy_tune.tuning import search as search_module
+
+    space = write_space(tmp_path, {"sampler": "random", "pruner": "none", "seed": 0},
+                        {"lr": {"type": "float", "low": 1.0e-4, "high": 1.0e-3, "log": True}}, {**TINY})
+    request = SearchRequest(space_path=space, storage=str(tmp_path / "runs"), name="half", settings={"trials": 1})
+    made = []
+
+    def broken(*args, **kwargs):
+        made.extend(p.name for p in (tmp_path / "runs" / "half").iterdir())
+        raise RuntimeError("a failure after the run folder exists")
+
+    monkeypatch.setattr(search_module, "make_tuner", broken)
+    with pytest.raises(RuntimeError):
+        run_search(request)
+    assert "alchemy_run.json" in made  # the record that made its name "taken"
+    assert not (tmp_path / "runs" / "half").exists()
+    # nothing blocks the name: the same request passes every check up to Ray again
+    with pytest.raises(RuntimeError):
+        run_search(request)

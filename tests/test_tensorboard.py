@@ -7,6 +7,7 @@ import math
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from alchemy_tune.core import constants as C
 from alchemy_tune.results.tensorboard import TensorBoardLogger, scalars_of
 from testing.reports import make_report
 
@@ -85,7 +86,8 @@ def test_each_trials_settings_reach_the_hparams_dashboard(tmp_path):
     for trial, config in configs.items():
         logger = TensorBoardLogger(tmp_path / "search" / trial / "tensorboard")
         logger.log_hparams(config, group=trial)
-        logger.log(make_report(1))
+        for step, offset in ((1, 0.0), (2, 0.2), (3, -0.1)):  # the best step is 2
+            logger.log({**make_report(step, offset=offset), C.SELECT: 0.5 + offset})
         logger.close("success" if trial == "a" else "failure")
     mux = EventMultiplexer()
     mux.AddRunsFromDirectory(str(tmp_path / "search"))
@@ -103,3 +105,9 @@ def test_each_trials_settings_reach_the_hparams_dashboard(tmp_path):
         experiment = metadata.parse_experiment_plugin_data(tags[metadata.EXPERIMENT_TAG])
         assert [m.name.tag for m in experiment.metric_infos] == list(HPARAM_METRICS)
         assert {h.name for h in experiment.hparam_infos} == set(configs[trial])
+        # the metrics beside the settings: each average at the best step, the latest value of its tag
+        best = {tag: mux.Tensors(run, tag)[-1] for tag in HPARAM_METRICS if tag in mux.GetAccumulator(run).Tags()["tensors"]}
+        assert set(best) >= {"best/dev/select", "best/dev/unseen", "best/test/unseen"}
+        assert best["best/dev/select"].tensor_proto.float_val[0] == pytest.approx(0.7)
+        want = make_report(2, offset=0.2)[C.average_key("test", "unseen")]
+        assert best["best/test/unseen"].tensor_proto.float_val[0] == pytest.approx(want)

@@ -214,6 +214,11 @@ def status_notes(runs: Runs) -> list[str]:
     t, notes = runs.trials, []
     counts = t["status"].value_counts()
     notes.append("trials: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    if "matched_baseline" in t and t["matched_baseline"].fillna(False).astype(bool).any():
+        twins = t[t["matched_baseline"].fillna(False).astype(bool)]["status"].value_counts()
+        notes.append(f"{int(twins.sum())} of them are matched plain fine-tuning baselines the search added "
+                     f"(search.baselines: matched): " + ", ".join(f"{n} {s}" for s, n in twins.items())
+                     + "; one whose configurations all ended without completing was stopped as pruned")
     if counts.get(C.RUNNING, 0):
         notes.append(f"{counts[C.RUNNING]} trial(s) still running: their scores are provisional")
     for _, row in t[t["status"] == C.FAILED].iterrows():

@@ -51,7 +51,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     for f in config_fields():
         flag = "--" + f.param.replace("_", "-")
         default = getattr(defaults, f.name)
-        kwargs = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{docs.get(f.name, '')} (default: {default})"}
+        shown = f" (default: {default})" if default is not None else ""  # unset: the field's doc says what then
+        kwargs = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{docs.get(f.name, '')}{shown}"}
         if f.kind == "bool":
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
             continue

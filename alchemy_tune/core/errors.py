@@ -11,3 +11,11 @@ class UsageError(ValueError):
     def __init__(self, message: str):
         # Keep it one line: multi-problem messages join with "; " rather than newlines.
         super().__init__(" ".join(str(message).split("\n")))
+
+
+FULL = frozenset({28, 122})  # errno ENOSPC, EDQUOT: the storage has no room left
+
+
+def storage_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` says the storage is full (no space left, or the quota is spent)."""
+    return isinstance(exc, OSError) and (exc.errno in FULL or "No space left on device" in str(exc))

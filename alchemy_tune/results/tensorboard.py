@@ -24,8 +24,11 @@ from typing import Any, Mapping
 from alchemy_tune.core import constants as C
 from alchemy_tune.core.numbers import is_finite_number
 
-HPARAM_METRICS = ("dev/select", "dev/seen", "dev/val", "dev/unseen", "test/seen", "test/val", "test/unseen")
-"""The averages the HParams dashboard shows beside each trial's settings (test only where it was scored)."""
+AVERAGES = ("dev/select", "dev/seen", "dev/val", "dev/unseen", "test/seen", "test/val", "test/unseen")
+HPARAM_METRICS = tuple(f"best/{tag}" for tag in AVERAGES)
+"""What the HParams dashboard shows beside each trial's settings: the averages at the trial's best step so far
+by the selection metric (``best/dev/unseen``, ...; test only where it was scored), the step the results
+tables and ``analyze`` read, logged at every report (the dashboard shows a tag's latest value)."""
 
 _SCALARS = {C.TRAIN_LOSS: "loss/train", C.TASK_LOSS: "loss/task", C.URIEL_LOSS: "loss/uriel",
             C.LAMBDA: "lambda", C.TASK_WEIGHT: "weight/task", C.URIEL_WEIGHT: "weight/uriel", C.EPOCH: "epoch",
@@ -57,13 +60,15 @@ def scalars_of(report: Mapping) -> dict[str, float]:
 class TensorBoardLogger:
     """Writes report dicts as scalars at ``report["step"]``; safe to reopen after a restart."""
 
-    def __init__(self, log_dir: str):
+    def __init__(self, log_dir: str, select: tuple[str, str] = (C.SELECT, "max")):
         # TensorBoard's own event writer (the one torch's SummaryWriter wraps), not torch's: a trial that
         # does not train (scripted, simulated) would otherwise import torch, seconds of CPU per worker.
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
         self.log_dir = str(log_dir)
         self._writer = EventFileWriter(self.log_dir, flush_secs=30)
+        self._select = (C.report_key(select[0]), 1.0 if select[1] == "max" else -1.0)
+        self._best: tuple[float, dict[str, float]] | None = None  # (signed selection value, its averages)
 
     def log(self, metrics: Mapping) -> None:
         from tensorboard.compat.proto.event_pb2 import Event
@@ -72,7 +77,13 @@ class TensorBoardLogger:
         step = metrics.get(C.STEP)
         if isinstance(step, bool) or not isinstance(step, int):
             raise ValueError(f"TensorBoard report: 'step' must be an int, got {step!r}")
-        values = [Summary.Value(tag=tag, simple_value=value) for tag, value in scalars_of(metrics).items()]
+        scalars = scalars_of(metrics)
+        key, sign = self._select
+        if is_finite_number(metrics.get(key)) and (self._best is None or sign * metrics[key] >= self._best[0]):
+            self._best = (sign * float(metrics[key]), {f"best/{t}": scalars[t] for t in AVERAGES if t in scalars})
+        if self._best is not None:  # the later of equal ones, as the tables choose
+            scalars.update(self._best[1])
+        values = [Summary.Value(tag=tag, simple_value=value) for tag, value in scalars.items()]
         self._writer.add_event(Event(wall_time=time.time(), step=step, summary=Summary(value=values)))
 
     def log_hparams(self, config: Mapping[str, Any], group: str = "") -> None:

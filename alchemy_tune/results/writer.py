@@ -341,6 +341,14 @@ class ResultsWriter:
         return ended
 
     # ------------------------------------------------------------------ writing
+    def storage_error(self) -> BaseException | None:
+        """The error of the writing thread's last attempt, if it failed (the rows stay for the next)."""
+        return self._error
+
+    def hold_error(self, error: BaseException) -> None:
+        """Keep ``error`` as the last attempt's (a flush outside the thread failed the same way)."""
+        self._error = error
+
     def flush(self) -> None:
         """Write every unwritten row now (each trial's rows as new part files, its trials row replaced)."""
         self._flush(None)

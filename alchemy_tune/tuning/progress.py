@@ -96,7 +96,7 @@ class ProgressCallback(Callback):
         if frozen is None:
             return
         if not self.handle.replication.counted_at_trial_end or frozen.state.is_finished() \
-                or not (trial.last_result or error):
+                or not (C.STEP in (trial.last_result or {}) or error):
             # told already (noted at once below), a configuration (known once its last replicate is told), or
             # removed before it ran (never told: StudyHandle.ending)
             self._unsettled.add(frozen.number)
@@ -162,6 +162,9 @@ class ProgressCallback(Callback):
     def _end(self, trials, trial, error: bool) -> None:
         status, reason, step = final_status(self.handle, trial, error=error)
         detail = f"{trial.trial_id}{' (matched baseline)' if is_twin(self.handle.frozen(trial.trial_id)) else ''} {status}"
+        if not error and C.STEP not in (trial.last_result or {}):  # stopped before it began (a spent budget)
+            self._print(trials, f"{trial.trial_id} not started", ending=trial, status=status, error=error)
+            return
         if status == C.PRUNED:
             frozen = self.handle.frozen(trial.trial_id)
             detail += f" at step {step}" + (f" by {frozen.user_attrs.get(PRUNED_BY_ATTR)}" if frozen else "")

@@ -37,7 +37,7 @@ from alchemy_tune.core.errors import UsageError
 from alchemy_tune.core.numbers import exact, is_finite_number
 from alchemy_tune.core.settings import check_name
 from alchemy_tune.tuning import baselines
-from alchemy_tune.tuning.study_attrs import PRUNED_AT_ATTR, PRUNED_BY_ATTR
+from alchemy_tune.tuning.study_attrs import PRUNED_AT_ATTR, PRUNED_BY_ATTR, STOPPED_ATTR
 from alchemy_tune.tuning.baselines import is_twin
 from alchemy_tune.tuning.trainable import langs_of
 
@@ -213,6 +213,8 @@ class _PruningMixin:
                                       f"queued when the budget was spent: {self.budget.spent()}")
         if queued:
             study = self._handle.study
+            if study.user_attrs.get(STOPPED_ATTR) is None:
+                study.set_user_attr(STOPPED_ATTR, self.budget.spent())
             study.set_user_attr(DROPPED_ATTR, int(study.user_attrs.get(DROPPED_ATTR, 0)) + len(queued))
             logger.info("budget spent: %d queued trial(s) not started", len(queued))
         return None

@@ -119,7 +119,7 @@ def ending(handle, ray_id: str, result: Mapping[str, Any] | None, error: str | b
     r = replicate_of(frozen, ray_id)
     if r is None or frozen.state.is_finished() or f"{END_PREFIX}{r}" in frozen.user_attrs:
         return None
-    if not result and not error:
+    if C.STEP not in (result or {}) and not error:
         return None  # removed before it ever ran
     result = result or {}
     values = [result.get(C.report_key(m)) for m in handle.objective_metrics]

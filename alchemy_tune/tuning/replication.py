@@ -51,7 +51,7 @@ class OneTrial:
         frozen = handle.frozen(ray_id)
         if frozen is None or frozen.state.is_finished():
             return None
-        if not result and not error:
+        if C.STEP not in (result or {}) and not error:
             return None  # removed before it ever ran (search stopped): a resumed search still runs it
         result = result or {}
         values = [result.get(C.report_key(m)) for m in handle.objective_metrics]

@@ -66,7 +66,7 @@ class CheckpointRetention(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._ended.add(trial.trial_id)
-        if getattr(trial, "last_result", None):  # ran and ended: never resumed (a trial stopped unstarted has no checkpoint)
+        if "step" in (getattr(trial, "last_result", None) or {}):  # ran and ended: never resumed (a trial stopped unstarted has no checkpoint)
             self._done.add(trial.trial_id)
 
     def on_trial_error(self, iteration, trials, trial, **info):

@@ -327,9 +327,10 @@ def validate(request: SearchRequest):
     """(space, settings, enqueued configurations): every check that can run before anything is written or
     Ray starts (``--dry-run`` runs them too)."""
     from alchemy_tune.tuning.budget import Budget
-    from alchemy_tune.tuning.pruning import build_pruner
 
     space, settings = load(request)
+    if request.name:
+        run_name(request.name)
     Budget.of(request.time_budget_s, request.gpu_hours, settings.gpus_per_trial)  # bad budgets fail here
     if request.num_cpus is not None and request.num_cpus < 1:
         raise UsageError(f"--num-cpus: must be >= 1, got {request.num_cpus}")
@@ -337,6 +338,9 @@ def validate(request: SearchRequest):
         raise UsageError(f"--max-failures: must be >= 0, got {request.max_failures}")
     check_seeds(space, settings)
     check_trial_fn(request.trial_fn)
+    # what needs Optuna from here on: the checks above answer a bad flag before its second of imports
+    from alchemy_tune.tuning.pruning import build_pruner
+
     mode = "max" if (settings.objectives or ((settings.metric, settings.mode),))[0][1] == "max" else "min"
     build_pruner(settings.pruner, mode=mode, options=settings.pruner_options)  # option names and types
     from alchemy_tune.tuning.warm_start import open_source_study, read_enqueue
@@ -454,13 +458,14 @@ def fit_and_summarize(tuner, handle: StudyHandle, run_dir: str, journal: str) ->
 
     started = time.perf_counter()
     with _Interrupts() as interrupts:
-        results = tuner.fit()
+        tuner.fit()
     upload(run_dir, journal)
     outcome = summarize(handle, run_dir)
     outcome.wall_seconds = time.perf_counter() - started
-    # Tune's own SIGINT handler ends the loop, saves its state and returns; trials it left unfinished
-    # (running or queued) say the search did not run to its end
-    if len(results) > results.num_terminated + results.num_errors:
+    # Tune's own SIGINT handler ends the loop, saves its state and returns (marking the trials it stopped
+    # terminated): trials the study still holds unfinished say the search did not run to its end
+    unfinished = outcome.counts.get("running", 0) + outcome.baselines.get("running", 0)
+    if unfinished and not outcome.stop_reason:
         outcome.interrupted = interrupts.code
     return outcome
 

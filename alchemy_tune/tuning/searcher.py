@@ -37,7 +37,7 @@ from alchemy_tune.tuning.replication import replication
 from alchemy_tune.tuning.journal import drop_dangling_lock, journal_location, relocated, restored_unfinished
 from alchemy_tune.tuning.pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR, build_pruner
 from alchemy_tune.tuning.samplers import build_sampler
-from alchemy_tune.tuning.study_attrs import CONFIG_ATTR, ORPHAN_ATTR, RAY_ID_ATTR, RETRY_OF_ATTR
+from alchemy_tune.tuning.study_attrs import CONFIG_ATTR, ORPHAN_ATTR, RAY_ID_ATTR, RETRY_OF_ATTR, STOPPED_ATTR
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,6 @@ REASON_ATTR = "reason"
 STATUS_ATTR = "alchemy_status"
 PREVIOUS_IDS_ATTR = "previous_ray_trial_ids"  # an adopted orphan's earlier Ray ids (their rows are dropped)
 WARM_ATTR = "warm_start_from"  # a finished trial of an earlier run, told to this study
-STOPPED_ATTR = "stopped_asking"  # study attr: why the search stopped asking for new trials (a budget)
 
 
 class StudyHandle:

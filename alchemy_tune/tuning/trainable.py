@@ -46,7 +46,7 @@ def make_trainable(trial_fn: str = TRIAL_FN, resources: Mapping[str, float] | No
             run_trial = functools.partial(run_trial, select=tuple(selection))
         started = time.perf_counter()
         log_dir = os.path.join(tune.get_context().get_trial_dir(), TENSORBOARD_DIR)
-        tb = TensorBoardLogger(log_dir)
+        tb = TensorBoardLogger(log_dir, select=tuple(selection) if selection else (C.SELECT, "max"))
         tb.log_hparams(config, group=tune.get_context().get_trial_id() or "")
 
         def report(metrics: dict, checkpoint_dir: str | None = None) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from ray.tune import Callback
 
 from alchemy_tune.core import constants as C
+from alchemy_tune.core.errors import UsageError, storage_full
 from alchemy_tune.tuning.journal import relocated, restoring
 from alchemy_tune.tuning.pruning import PRUNED_AT_ATTR
 from alchemy_tune.tuning.replicates import ended, identity
@@ -101,7 +102,7 @@ class ResultsCallback(Callback):
         result.pop(C.ITEMS, None)
 
     def end(self, trial, *, error: bool = False) -> None:
-        if trial.trial_id in self._told_before or not (error or trial.last_result):
+        if trial.trial_id in self._told_before or not (error or C.STEP in (trial.last_result or {})):
             return  # told before, or stopped before it ever ran (no row: nothing of it ran)
         status, reason, step = final_status(self.handle, trial, error=error)
         last = trial.last_result or {}
@@ -132,7 +133,16 @@ class ResultsCallback(Callback):
             self.tell_stored()
 
     def on_step_end(self, iteration, trials, **info):
+        self._stop_if_full(self._writer.storage_error() if self._writer is not None else None)
         self.tell_stored()
+
+    def _stop_if_full(self, error: BaseException | None) -> None:
+        """A full storage ends the search with one line (raised through Tune's loop, which saves nothing
+        more): the rows not yet written were never told to Optuna, so `resume` runs their trials again."""
+        if storage_full(error):
+            where = getattr(error, "filename", None) or self.run_dir
+            raise UsageError(f"{where}: no space left on device while writing the results; every file written "
+                             f"is whole. Free some space, then continue with `alchemy-tune resume {self.run_dir}`")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.end(trial)
@@ -144,12 +154,21 @@ class ResultsCallback(Callback):
         """Tune calls this whenever it saves its experiment state: every row reported so far is written first,
         so a resumed search never continues a trial from a checkpoint whose rows were not stored."""
         if self._writer is not None:
-            self._writer.flush()
+            try:
+                self._writer.flush()
+            except OSError as exc:  # raised at the next step, not inside Tune's own save
+                if not storage_full(exc):
+                    raise
+                self._writer.hold_error(exc)
             self.tell_stored()
         return None  # nothing to restore: the tables themselves are the state
 
     def on_experiment_end(self, trials, **info):
-        self.writer.close(compact_after=True)  # one file per table for readers; a resume adds parts again
+        try:
+            self.writer.close(compact_after=True)  # one file per table for readers; a resume adds parts again
+        except OSError as exc:
+            self._stop_if_full(exc)
+            raise
         self.tell_stored()
 
 
