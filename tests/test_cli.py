@@ -98,3 +98,27 @@ def test_plan_and_dry_run_print_the_same_plan(tmp_path):
     dry = run_cli("--space", "lambda", "--trials", "5", "--dry-run", cwd=tmp_path)
     assert plan.returncode == dry.returncode == 0
     assert dry.stdout.splitlines()[1:] == plan.stdout.splitlines()  # the dry run says where results would go first
+
+
+@pytest.mark.parametrize("table, column", [("trials", "final_step"), ("metrics", "value")])
+def test_a_results_file_with_other_column_types_is_one_line_naming_it(tmp_path, table, column):
+    """A file dropped into a run's results folder whose column has another type: analyze and compact name it
+    (an ArrowTypeError before); compact changes nothing."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    run = synthetic_run(tmp_path / "run")
+    first = sorted((run / "results" / table).rglob("*.parquet"))[0]
+    t = pq.read_table(first)
+    i = t.schema.get_field_index(column)
+    # text where a number belongs (trials); a list where a number belongs (metrics: text would cast)
+    values = [None if v is None else (str(v) if table == "trials" else [v]) for v in t.column(column).to_pylist()]
+    odd = t.set_column(i, column, pa.array(values))
+    stray = first.with_name("zz-stray.parquet")
+    pq.write_table(odd.replace_schema_metadata(t.schema.metadata), stray)
+    before = sorted(p.name for p in run.rglob("*.parquet"))
+    for command in ("analyze", "compact"):
+        line = one_line_error(run_cli(command, str(run), *(["--no-report"] if command == "analyze" else [])),
+                              str(stray), f"column {column} is {'string' if table == 'trials' else 'list'}")
+        assert "not a file this package wrote" in line
+    assert sorted(p.name for p in run.rglob("*.parquet")) == before

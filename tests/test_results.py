@@ -502,7 +502,7 @@ def test_two_concurrent_compactions_leave_exactly_the_rows_readers_saw(run_dir, 
 
 def test_a_compaction_beside_a_writer_keeps_the_rows_written_meanwhile(run_dir):
     """Parts a running search writes while a compaction merges are left for the next one, never lost."""
-    from alchemy_tune.results import store
+    from alchemy_tune.results import compaction as store
 
     restarted_run(run_dir)
     live = ResultsWriter(run_dir, "r1")

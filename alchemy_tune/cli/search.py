@@ -100,7 +100,7 @@ def print_outcome(outcome) -> None:
 
 def dry_run(request) -> int:
     from alchemy_tune.cli.plan import print_plan
-    from alchemy_tune.tuning.search import validate
+    from alchemy_tune.tuning.checks import validate
 
     space, settings, _ = validate(request)  # every check a search makes before it writes anything
     return print_plan(space, settings.trials, settings=settings)

@@ -60,6 +60,11 @@ TRIAL_COLUMNS: list[tuple[str, pa.DataType]] = (
 )
 
 
+store.DECLARED.update({"trials": {name: str(kind) for name, kind in TRIAL_COLUMNS},
+                       "steps": {f.name: str(f.type) for f in STEPS_SCHEMA},
+                       "metrics": {f.name: str(f.type) for f in METRICS_SCHEMA}})
+
+
 # ----------------------------------------------------------------------------- reading
 def read_trials(run_dir: str, columns: list[str] | None = None, filter: pc.Expression | None = None) -> pa.Table:
     """The trials table, one row per trial (empty if nothing was written yet)."""
@@ -95,4 +100,6 @@ def items_at_steps(run_dir: str, picks: pa.Table) -> pa.Table:
 
 def compact(run_dir: str) -> dict[str, int]:
     """Merge the run's part files into one file per table; readers see the same rows before and after."""
-    return store.compact(run_dir, {"trials": None, "steps": STEPS_SCHEMA, "metrics": METRICS_SCHEMA})
+    from alchemy_tune.results.compaction import compact as merge
+
+    return merge(run_dir, {"trials": None, "steps": STEPS_SCHEMA, "metrics": METRICS_SCHEMA})

@@ -1,4 +1,5 @@
-"""Where the result tables live on storage (schema version 2): append-only Parquet parts, reading, compaction.
+"""Where the result tables live on storage (schema version 2): append-only Parquet parts and reading them
+(merging them is :mod:`alchemy_tune.results.compaction`).
 
 Layout under ``RUN_DIR/results/``::
 
@@ -22,8 +23,8 @@ pandas one-liners):
 Each file carries ``schema_version`` and ``table`` in its key-value metadata. Version-1 runs
 (``results/<table>.parquet``) are read as they are; a writer opened on one converts them first.
 A compacted file lists the files it merged (metadata key ``replaces``); if compaction dies before deleting
-them, readers skip them and the next ``compact`` deletes them. Compact a run whose search is not running
-(the search compacts by itself when it ends).
+them, readers skip them and the next ``compact`` deletes them. One compaction of a run at a time; beside a
+running search it leaves the parts written meanwhile for the next one (the search compacts when it ends).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import json
 import time
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -182,19 +182,46 @@ def stored_schema(schema: pa.Schema) -> pa.Schema:
 
 def _relisting(read):
     """``read`` again on a fresh listing when a file it listed is gone: a compaction deleted what it merged,
-    and the new listing has the merged file in its place."""
+    and the new listing has the merged file in its place. A file whose columns have other types than the
+    run's others (not written by this package) is a one-line error naming it."""
     import functools
 
     @functools.wraps(read)
-    def again(*args, **kwargs):
+    def again(run_dir, *args, **kwargs):
         for attempt in range(4):
             try:
-                return read(*args, **kwargs)
+                return read(run_dir, *args, **kwargs)
             except FileNotFoundError:
                 if attempt == 3:
                     raise
                 time.sleep(0.1 * (attempt + 1))
+            except (pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                raise UsageError(mistyped(run_dir) or f"{run_dir}/{RESULTS_DIR}: {exc}") from None
     return again
+
+
+DECLARED: dict[str, dict[str, str]] = {}
+"""Table -> column -> its declared Arrow type, as text (registered by :mod:`alchemy_tune.results.schema`)."""
+
+
+def mistyped(run_dir: str, declared_only: bool = False) -> str | None:
+    """Which results file has a column of another type than declared (or, for columns declared nowhere such
+    as ``cfg_*``, than most of its table's files have), in words; None when every column agrees."""
+    fs, root = resolve(run_dir)
+    for table in TABLES:
+        kinds: dict[str, dict[str, list[str]]] = {}
+        for path in _files(fs, table_dir(root, table)):
+            for field in pq.read_schema(path, filesystem=fs):
+                kinds.setdefault(field.name, {}).setdefault(str(field.type), []).append(path)
+        for column, by_type in kinds.items():
+            usual = DECLARED.get(table, {}).get(column)
+            if usual is None and len(by_type) > 1 and not declared_only:
+                usual = max(by_type, key=lambda t: len(by_type[t]))
+            odd = next((t for t in by_type if usual is not None and t != usual and t != "null"), None)
+            if odd is not None:
+                return (f"{by_type[odd][0]}: column {column} is {odd} where the {table} table has {usual}; not a "
+                        f"file this package wrote: move it out of {run_dir}/{RESULTS_DIR}")
+    return None
 
 
 @_relisting
@@ -322,159 +349,3 @@ def has_rows(fs: pafs.FileSystem, root: str) -> bool:
 
 
 # ----------------------------------------------------------------------------- compaction
-def _stamp(table: pa.Table, schema: pa.Schema | None, version: int) -> pa.Table:
-    """A version-1 table in the version-2 shape: attempt 0 (steps, metrics) or a version (trials)."""
-    if schema is None:
-        if VERSION not in table.column_names:
-            table = table.append_column(VERSION, pa.array([version] * table.num_rows, pa.int64()))
-        if ATTEMPT not in table.column_names:
-            table = table.append_column(ATTEMPT, pa.array([0] * table.num_rows, pa.int64()))
-        return table
-    if ATTEMPT not in table.column_names:
-        table = table.append_column(ATTEMPT, pa.array([0] * table.num_rows, pa.int64()))
-    return table
-
-
-def compact(run_dir: str, schemas: dict[str, pa.Schema | None]) -> dict[str, int]:
-    """Merge every table's parts (and earlier compacted files, and a version-1 file) into one file each.
-
-    Readers see the same rows before and after: superseded rows are dropped, nothing else. Streams file by
-    file, so memory stays at about one row group. Returns the number of files merged per table. One
-    compaction of a run at a time (:mod:`alchemy_tune.results.lock`); parts a running search writes meanwhile
-    are left for the next one.
-    """
-    from alchemy_tune.results.lock import compaction_lock
-
-    fs, root = resolve(run_dir)
-    with compaction_lock(fs, f"{root}/{RESULTS_DIR}", run_dir):
-        return _compact(fs, root, schemas)
-
-
-def _compact(fs, root: str, schemas: dict[str, pa.Schema | None]) -> dict[str, int]:
-    merged = {}
-    for table in TABLES:
-        listing = Listing(fs, root, table)
-        old = v1_path(root, table)
-        has_old = _exists(fs, old)
-        if not has_old and not listing.parts and len(listing.compacted) <= 1 and not listing.replaced:
-            merged[table] = 0  # already one file (or none)
-            continue
-        base = table_dir(root, table)
-        target = f"{base}/{_COMPACTED}{time.time_ns():020d}.parquet"
-        sources = listing.files()
-        replaces = sorted(p[len(base) + 1:] for p in sources + sorted(listing.replaced))
-        meta = {REPLACES_KEY: json.dumps(replaces).encode()}
-        if table == "trials":
-            rows = _read_many(fs, sources)
-            if has_old:
-                first = _stamp(pq.read_table(old, filesystem=fs).replace_schema_metadata(None), None, 0)
-                rows = pa.concat_tables([first, rows] if rows.num_rows else [first], promote_options="permissive")
-            write_atomic(fs, target, with_meta(_latest_version(rows), table, meta))
-        else:
-            stored = with_meta(stored_schema(schemas[table]).empty_table(), table, meta).schema
-            _compact_rows(fs, sources, old if has_old else None, schemas[table], target, stored)
-        for path in sources + sorted(listing.replaced) + ([old] if has_old else []):
-            if _exists(fs, path):
-                fs.delete_file(path)
-        _drop_empty_folders(fs, base)
-        merged[table] = len(sources) + has_old
-    return merged
-
-
-def _compact_rows(fs, sources: list[str], old: str | None, schema: pa.Schema, target: str,
-                  stored: pa.Schema) -> None:
-    """Stream the rows of each trial's newest attempt into ``target``, file by file."""
-    low: dict[tuple[str, str], int] = {}
-    top: dict[tuple[str, str], int] = {}
-    # first pass: each trial's oldest and newest attempt, from three columns
-    for batch in _file_batches(fs, sources, ["run_id", "trial_id", ATTEMPT], 1 << 18):
-        part = pa.Table.from_batches([batch])
-        if ATTEMPT not in part.column_names:
-            part = part.append_column(ATTEMPT, pa.repeat(pa.scalar(0, pa.int64()), part.num_rows))
-        part = part.group_by(["run_id", "trial_id"]).aggregate([(ATTEMPT, "min"), (ATTEMPT, "max")])
-        for run, trial, lo, hi in zip(*(part.column(c).to_pylist() for c in part.column_names)):
-            low[(run, trial)] = min(low.get((run, trial), hi), lo)
-            top[(run, trial)] = max(top.get((run, trial), -1), hi)
-    if old is not None:  # a version-1 table is attempt 0 of its trials; any part is newer
-        rows = _stamp(pq.read_table(old, filesystem=fs).replace_schema_metadata(None), schema, 0)
-        for key in set(zip(rows.column("run_id").to_pylist(), rows.column("trial_id").to_pylist())):
-            low[key] = 0
-            top.setdefault(key, 0)
-    # Only restarted trials have superseded rows; everything else is copied as it is.
-    restarted = {k: v for k, v in top.items() if low.get(k, v) != v}
-    stale = None
-    for (run, trial), newest in restarted.items():
-        cond = (pc.field("run_id") == run) & (pc.field("trial_id") == trial) & (pc.field(ATTEMPT) < newest)
-        stale = cond if stale is None else stale | cond
-
-    def tables() -> Iterator[pa.Table]:
-        if old is not None:
-            yield _stamp(pq.read_table(old, filesystem=fs).replace_schema_metadata(None), schema, 0)
-        for batch in _file_batches(fs, sources, None, 1 << 16):
-            yield pa.Table.from_batches([batch])
-
-    # Row groups hold one (split, metric) each, so a reader that wants one split and metric (analyze) skips
-    # the others by their statistics instead of decoding them.
-    cluster = [c for c in ("split", "metric") if c in stored.names]
-
-    def write(target_path: str) -> None:
-        with pq.ParquetWriter(target_path, stored, filesystem=fs, compression="zstd") as out:
-            buffers: dict[tuple, list[pa.Table]] = {}
-            sizes: dict[tuple, int] = {}
-            for t in tables():
-                t = _conform(t if stale is None else t.filter(~stale), stored)
-                for key, group in _groups(t, cluster):
-                    buffers.setdefault(key, []).append(group)
-                    sizes[key] = sizes.get(key, 0) + group.num_rows
-                    if sizes[key] >= _ROW_GROUP:
-                        out.write_table(pa.concat_tables(buffers.pop(key)), row_group_size=_ROW_GROUP)
-                        sizes[key] = 0
-            for key in sorted(buffers, key=str):
-                out.write_table(pa.concat_tables(buffers[key]), row_group_size=_ROW_GROUP)
-
-    atomic_write(fs, target, write)
-
-
-def _file_batches(fs: pafs.FileSystem, paths: list[str], columns: list[str] | None,
-                  batch_size: int) -> Iterator[pa.RecordBatch]:
-    """The files' record batches, one file after another (columns a file lacks are left out).
-
-    Not a dataset scanner: it reads ahead of a consumer that itself keeps Arrow's threads busy, and held
-    1.2 GB of decoded batches while compacting 20.8 M metric rows; one file at a time holds about a batch."""
-    for path in paths:
-        pf = pq.ParquetFile(path, filesystem=fs)
-        names = pf.schema_arrow.names
-        yield from pf.iter_batches(batch_size=batch_size,
-                                   columns=None if columns is None else [c for c in columns if c in names])
-
-
-def _groups(table: pa.Table, columns: list[str]) -> Iterator[tuple[tuple, pa.Table]]:
-    """``table`` split by the values of ``columns`` (a handful: splits × metrics)."""
-    if not columns or table.num_rows == 0:
-        yield (), table
-        return
-    keys = table.select(columns).group_by(columns).aggregate([]).to_pylist()
-    for key in keys:
-        cond = None
-        for c in columns:
-            term = pc.field(c).is_null() if key[c] is None else pc.field(c) == key[c]
-            cond = term if cond is None else cond & term
-        yield tuple(key[c] for c in columns), table.filter(cond)
-
-
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """``table`` with exactly ``schema``'s columns (missing ones null: files from older versions)."""
-    cols = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
-            for f in schema]
-    return pa.Table.from_arrays(cols, schema=schema.remove_metadata())
-
-
-def _drop_empty_folders(fs: pafs.FileSystem, base: str) -> None:
-    if fs.type_name != "local" or fs.get_file_info(base).type != pafs.FileType.Directory:
-        return  # object stores have no folders to leave behind
-    infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
-    dirs = sorted((i.path for i in infos if i.type == pafs.FileType.Directory), key=len, reverse=True)
-    for d in dirs:
-        if not fs.get_file_info(pafs.FileSelector(d)):
-            fs.delete_dir(d)
-

@@ -15,7 +15,6 @@ single "best" trial; ASHA still prunes on the first objective.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import sys
@@ -28,7 +27,7 @@ from alchemy_tune.core import constants as C
 from alchemy_tune.tuning.cluster import DEFAULT_STORAGE, check_resources, init_ray
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.results.run_dir import is_uri, local_path, run_name
-from alchemy_tune.core.settings import check_settings
+from alchemy_tune.tuning.checks import validate
 
 if TYPE_CHECKING:
     from alchemy_tune.tuning.searcher import StudyHandle
@@ -98,19 +97,6 @@ class SearchOutcome:
     """The exit code of an interrupted search (130: SIGINT, 143: SIGTERM); None when it ran to its end."""
     stop_reason: str | None = None
     """Set when a budget (--time-budget, --gpu-hours) stopped the search from asking for more trials."""
-
-
-def load(request: SearchRequest):
-    """(space, settings): the space file with CLI parameters pinned and CLI settings applied, validated."""
-    from alchemy_tune.tuning.space import default_space
-    from alchemy_tune.tuning.space_file import load_space
-
-    space = load_space(request.space_path or default_space(), overrides=request.params or None)
-    settings = dataclasses.replace(space.settings, **request.settings)
-    check_settings(settings)
-    from alchemy_tune.tuning.baselines import resolve
-
-    return space, resolve(space, settings)
 
 
 # ----------------------------------------------------------------------------- assembly
@@ -292,71 +278,6 @@ def summarize(handle: StudyHandle, run_dir: str) -> SearchOutcome:
                          not_started=int(handle.study.user_attrs.get(DROPPED_ATTR, 0)))
 
 
-def check_trial_fn(trial_fn: str) -> None:
-    """``--trial-fn MODULE:FUNCTION`` imports here (the bundled one is known to): a typo is one line now,
-    not every trial failing on the workers."""
-    import importlib
-
-    module, sep, name = trial_fn.partition(":")
-    if not sep or not module or not name:
-        raise UsageError(f"--trial-fn: expected MODULE:FUNCTION, got {trial_fn!r}")
-    if trial_fn == C.TRIAL_FN:
-        return
-    try:
-        found = getattr(importlib.import_module(module), name, None)
-    except Exception as exc:  # any error importing user code is the flag's problem
-        raise UsageError(f"--trial-fn {trial_fn}: cannot import {module} ({type(exc).__name__}: "
-                         f"{' '.join(str(exc).split())[:160]})") from None
-    if not callable(found):
-        raise UsageError(f"--trial-fn {trial_fn}: {module} has no function {name!r}")
-
-
-def check_seeds(space, settings) -> None:
-    """Every training seed a replicate runs (seed .. seed + repeats - 1) is one numpy and torch accept."""
-    from alchemy_tune.trial.config import MAX_SEED, TrialConfig
-
-    p = space.params.get("seed")
-    options = [TrialConfig.seed] if p is None else (p.values() or [p.high])
-    top = max(int(v) for v in options) + settings.repeats - 1
-    if top > MAX_SEED:
-        raise UsageError(f"--repeats {settings.repeats}: replicate seeds would reach {top}, beyond {MAX_SEED}; "
-                         "lower the seed or the repeats")
-
-
-def validate(request: SearchRequest):
-    """(space, settings, enqueued configurations): every check that can run before anything is written or
-    Ray starts (``--dry-run`` runs them too)."""
-    from alchemy_tune.tuning.budget import Budget
-
-    space, settings = load(request)
-    if request.name:
-        run_name(request.name)
-    Budget.of(request.time_budget_s, request.gpu_hours, settings.gpus_per_trial)  # bad budgets fail here
-    if request.num_cpus is not None and request.num_cpus < 1:
-        raise UsageError(f"--num-cpus: must be >= 1, got {request.num_cpus}")
-    if request.max_failures < 0:
-        raise UsageError(f"--max-failures: must be >= 0, got {request.max_failures}")
-    check_seeds(space, settings)
-    check_trial_fn(request.trial_fn)
-    # what needs Optuna from here on: the checks above answer a bad flag before its second of imports
-    from alchemy_tune.tuning.pruning import build_pruner
-
-    mode = "max" if (settings.objectives or ((settings.metric, settings.mode),))[0][1] == "max" else "min"
-    build_pruner(settings.pruner, mode=mode, options=settings.pruner_options)  # option names and types
-    from alchemy_tune.tuning.warm_start import open_source_study, read_enqueue
-
-    enqueued = read_enqueue(request.enqueue, space) if request.enqueue else []
-    if enqueued and settings.sampler == "grid":
-        raise UsageError("--enqueue: the grid sampler already fixes the order of every configuration; "
-                         "use bruteforce, tpe or random with --enqueue")
-    if len(enqueued) > settings.trials:
-        raise UsageError(f"--enqueue {request.enqueue}: {len(enqueued)} configurations but --trials "
-                         f"{settings.trials}; raise --trials")
-    if request.warm_start:
-        open_source_study(request.warm_start)  # fails before anything is written
-    return space, settings, enqueued
-
-
 def run_search(request: SearchRequest) -> SearchOutcome:
     """Validate, start (or join) Ray, run the search to the end and return its summary. A failure before
     the first trial starts removes the run folder it made, so the name stays free."""
@@ -457,7 +378,9 @@ def fit_and_summarize(tuner, handle: StudyHandle, run_dir: str, journal: str) ->
     from alchemy_tune.tuning.journal import upload
 
     started = time.perf_counter()
-    with _Interrupts() as interrupts:
+    from alchemy_tune.tuning.interrupts import Interrupts
+
+    with Interrupts() as interrupts:
         tuner.fit()
     upload(run_dir, journal)
     outcome = summarize(handle, run_dir)
@@ -468,36 +391,6 @@ def fit_and_summarize(tuner, handle: StudyHandle, run_dir: str, journal: str) ->
     if unfinished and not outcome.stop_reason:
         outcome.interrupted = interrupts.code
     return outcome
-
-
-class _Interrupts:
-    """SIGTERM ends a search as Ctrl-C does: Tune's SIGINT handler stops the loop and saves its state, so
-    the run can be resumed. Remembers which signal came (the exit code: 130 for SIGINT, 143 for SIGTERM)."""
-
-    def __init__(self):
-        self.code = 130
-        self._before = None
-
-    def _term(self, signum, frame):
-        import signal
-
-        self.code = 143
-        os.kill(os.getpid(), signal.SIGINT)
-
-    def __enter__(self):
-        import signal
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            self._before = signal.signal(signal.SIGTERM, self._term)
-        return self
-
-    def __exit__(self, *exc):
-        import signal
-
-        if self._before is not None:
-            signal.signal(signal.SIGTERM, self._before)
-        return False
 
 
 def _timestamp() -> str:
