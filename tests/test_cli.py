@@ -122,3 +122,23 @@ def test_a_results_file_with_other_column_types_is_one_line_naming_it(tmp_path, 
                               str(stray), f"column {column} is {'string' if table == 'trials' else 'list'}")
         assert "not a file this package wrote" in line
     assert sorted(p.name for p in run.rglob("*.parquet")) == before
+
+
+def test_files_nested_too_deeply_are_one_line_naming_them(tmp_path):
+    """YAML's parser and json recurse: a nesting no real file has is a RecursionError unless caught."""
+    deep = "[" * 5000 + "]" * 5000
+    (tmp_path / "enqueue.yaml").write_text(deep)
+    one_line_error(run_cli("--enqueue", str(tmp_path / "enqueue.yaml"), "--trials", "2", "--dry-run",
+                           "--storage", str(tmp_path / "runs")), "enqueue.yaml: nested too deeply")
+    (tmp_path / "space.yaml").write_text("lr: " + deep)
+    one_line_error(run_cli("plan", "--space", str(tmp_path / "space.yaml")), "space.yaml: nested too deeply")
+    run = synthetic_run(tmp_path / "run")
+    (run / "alchemy_run.json").write_text('{"schema": 1, "x": ' + deep + "}")
+    one_line_error(run_cli("analyze", str(run)), "alchemy_run.json: nested too deeply")
+
+
+def test_an_unwritable_storage_fails_before_anything_starts(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    one_line_error(run_cli("--trials", "1", "--storage", str(blocker / "runs"), "--dry-run"),
+                   f"--storage {blocker / 'runs'}: {blocker} is a file, not a folder")

@@ -90,3 +90,13 @@ def test_train_prints_table_and_writes_a_run(tiny_encoder_dir, tmp_path):
     assert trials[0]["selection_metric"] == "dev_select" and trials[0]["oracle"] is False
     metrics = pq.read_table(out / "results" / "metrics")
     assert set(metrics.column("lang").to_pylist()) == {"eng", "fra", "spa", "rus"}
+
+
+def test_quiet_prints_the_final_table_only(tiny_encoder_dir):
+    """No per-step lines and no weight-loading progress bar (transformers draws one on stderr otherwise)."""
+    loud = run_cli_process("train", "--model", tiny_encoder_dir, *TINY)
+    quiet = run_cli_process("train", "--model", tiny_encoder_dir, *TINY, "--quiet")
+    assert loud.returncode == quiet.returncode == 0, quiet.stderr
+    assert "Loading weights" in loud.stderr and "step " in loud.stdout  # what --quiet leaves out
+    assert quiet.stderr.strip() == "" and "step " not in quiet.stdout
+    assert quiet.stdout.strip().splitlines()[-1] == loud.stdout.strip().splitlines()[-1]  # the same table

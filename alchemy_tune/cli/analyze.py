@@ -17,6 +17,7 @@ from alchemy_tune.analysis import analyze as A
 from alchemy_tune.analysis.importance import EVALUATORS
 from alchemy_tune.analysis.report import compact, compute, records, shown, text_table, title, write_report
 from alchemy_tune.core.errors import UsageError
+from alchemy_tune.results.run_dir import check_writable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,20 +64,6 @@ def print_tables(tables, notes, general, verdict, fmt: str) -> None:
         print(text_table(compact(tables[name])) if not tables[name].empty else "(nothing to show)")
 
 
-def check_writable(out: Path) -> None:
-    """A one-line error now if ``out`` cannot become a folder of files: its nearest existing ancestor must be
-    a writable folder."""
-    here = out
-    while not here.exists():
-        if here.parent == here:
-            break
-        here = here.parent
-    if not here.is_dir():
-        raise UsageError(f"--out {out}: {here} is a file, not a folder")
-    if not os.access(here, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: {here} is not writable")
-
-
 def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UsageError(f"--top: must be a positive integer, got {args.top}")
@@ -86,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         if args.out is None and "://" in first:
             raise UsageError(f"{first}: a remote run needs --out DIR for the report")
         out = Path(args.out or os.path.join(first, "report"))
-        check_writable(out)  # before the work: a report that cannot be written fails first
+        check_writable(str(out), "--out")  # before the work: a report that cannot be written fails first
     runs = A.load_runs(args.run_dirs, metric=args.metric, at=args.at)
     tables, notes, verdict = compute(runs, top=args.top, importance=args.importance)
     print_tables(tables, notes, runs.notes, verdict, args.format)

@@ -80,3 +80,17 @@ def run_name(name: str) -> str:
         raise UsageError(f"--name: {name!r} is not a run name; give one folder name such as lambda-sweep "
                          "(no '/', not '.', '..' or '~'): the run folder is STORAGE/NAME")
     return text
+
+
+def check_writable(path: str, flag: str) -> None:
+    """A one-line error now if the local folder ``path`` could not be made and written into: its nearest
+    existing ancestor must be a writable folder. URIs are checked when written (their stores say why)."""
+    if is_uri(path):
+        return
+    here = os.path.abspath(os.path.expanduser(path))
+    while not os.path.exists(here) and os.path.dirname(here) != here:
+        here = os.path.dirname(here)
+    if not os.path.isdir(here):
+        raise UsageError(f"{flag} {path}: {here} is a file, not a folder")
+    if not os.access(here, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {here} is not writable")

@@ -9,7 +9,7 @@ import dataclasses
 from alchemy_tune.core import constants as C
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.core.settings import check_settings
-from alchemy_tune.results.run_dir import run_name
+from alchemy_tune.results.run_dir import check_writable, run_name
 
 
 def load(request):
@@ -64,6 +64,7 @@ def validate(request):
     space, settings = load(request)
     if request.name:
         run_name(request.name)
+    check_writable(request.storage, "--storage")
     Budget.of(request.time_budget_s, request.gpu_hours, settings.gpus_per_trial)  # bad budgets fail here
     if request.num_cpus is not None and request.num_cpus < 1:
         raise UsageError(f"--num-cpus: must be >= 1, got {request.num_cpus}")
