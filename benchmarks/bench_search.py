@@ -167,7 +167,7 @@ def simulate(storage: str, trials: int, seconds: float, evals: int, langs: int, 
     os.environ["ALCHEMY_BENCH_SIM"] = f"{seconds},{evals},{langs},{folder}"  # the nodes' workers inherit it
     cluster, _ = start_cluster({"num_cpus": 8, "num_gpus": 2}, [{"num_cpus": 8, "num_gpus": 2}] * 3)
     space = write_space(Path(storage) / "sim.yaml", f"""
-search: {{sampler: random, pruner: {pruner}, max_concurrent: {slots}, cpus_per_trial: 1, gpus_per_trial: 0.25, seed: 0}}
+search: {{sampler: random, pruner: {pruner}, max_concurrent: {slots}, cpus_per_trial: 1, gpus_per_trial: 0.25, seed: 0, baselines: none}}
 lr: {{type: float, low: 1.0e-5, high: 1.0e-3, log: true}}
 """)
     try:
@@ -248,7 +248,7 @@ def efficiency(tmp: Path, epochs: int) -> None:
     if not tiny.exists():
         make_tiny_encoder(tiny)
     space = write_space(tmp / f"a{epochs}.yaml", f"""
-search: {{sampler: random, max_concurrent: 2, cpus_per_trial: 1, seed: 0}}
+search: {{sampler: random, max_concurrent: 2, cpus_per_trial: 1, seed: 0, baselines: none}}
 model: {tiny}
 task: bible-genre
 train_size: 120
@@ -313,7 +313,7 @@ def pruning(tmp: Path, trials: int, real: bool, pruners: list[str]) -> None:
     else:
         fixed, trial_fn = "", "bench_search:curve_trial"
     space = write_space(tmp / "b.yaml", f"""
-search: {{sampler: tpe, max_concurrent: 1, cpus_per_trial: 1, seed: 7}}
+search: {{sampler: tpe, max_concurrent: 1, cpus_per_trial: 1, seed: 7, baselines: none}}
 {fixed}lr: {{type: float, low: 1.0e-6, high: 1.0e-1, log: true}}
 lambda: {{type: categorical, choices: [0, 1, 10, 25]}}
 """)

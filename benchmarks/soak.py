@@ -219,7 +219,7 @@ def run(args, work: Path, endpoint: str, start_cluster, loopback: dict) -> int:
     run_dir = f"{storage}/soak"
     space = work / "space.yaml"
     space.write_text(json.dumps({"search": {"sampler": "random", "pruner": "none", "trials": args.trials,
-                                            "max_concurrent": 4, "seed": 0, "cpus_per_trial": 1},
+                                            "max_concurrent": 4, "seed": 0, "cpus_per_trial": 1, "baselines": "none"},
                                  "lr": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True}}))
     cluster, workers = start_cluster({"num_cpus": 0}, [{"num_cpus": 2}, {"num_cpus": 2}])
     log = work / "driver.log"

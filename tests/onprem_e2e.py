@@ -228,7 +228,7 @@ def tiny_space(work: Path) -> tuple[Path, subprocess.Popen]:
     space = work / "space.yaml"
     space.write_text(json.dumps({  # JSON is YAML
         "search": {"sampler": "random", "pruner": "none", "trials": 2, "max_concurrent": 1, "seed": 0,
-                   "cpus_per_trial": 1},
+                   "cpus_per_trial": 1, "baselines": "none"},
         **TINY, "model": str(work / "tiny"), "lr": {"type": "float", "low": 5e-4, "high": 2e-3, "log": True}}))
     return space, builder
 
