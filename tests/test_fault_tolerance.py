@@ -50,7 +50,7 @@ def space_file(tmp_path: Path, trials: int, concurrent: int, fixed: dict) -> str
     """Random lr in a narrow range (the sampled config must reach the trial), everything else fixed."""
     path = tmp_path / "space.yaml"
     path.write_text(json.dumps({  # JSON is YAML
-        "search": {"sampler": "random", "pruner": "none", "trials": trials, "max_concurrent": concurrent,
+        "search": {"baselines": "none", "sampler": "random", "pruner": "none", "trials": trials, "max_concurrent": concurrent,
                    "seed": 0},
         **fixed, "lr": {"type": "float", "low": 5.0e-4, "high": 2.0e-3, "log": True}}))
     return str(path)
@@ -254,7 +254,7 @@ def test_object_store_run_killed_then_resumed_keeps_every_trial_and_row(tmp_path
 
     run_dir = f"{s3}/s3kill"
     space = tmp_path / "space.yaml"
-    space.write_text(json.dumps({"search": {"sampler": "random", "pruner": "median", "trials": 5,
+    space.write_text(json.dumps({"search": {"baselines": "none", "sampler": "random", "pruner": "median", "trials": 5,
                                             "max_concurrent": 2, "seed": 0},
                                  "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}))
     code = textwrap.dedent(f"""
@@ -342,7 +342,7 @@ def test_a_new_object_store_run_never_continues_a_journal_left_by_an_earlier_run
         old.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=value,
                                                 user_attrs={RAY_ID_ATTR: f"old{value}"}))
     space = tmp_path / "space.yaml"
-    space.write_text(json.dumps({"search": {"sampler": "random", "pruner": "none", "trials": 2,
+    space.write_text(json.dumps({"search": {"baselines": "none", "sampler": "random", "pruner": "none", "trials": 2,
                                             "max_concurrent": 2, "seed": 0},
                                  "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}))
     try:

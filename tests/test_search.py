@@ -605,7 +605,7 @@ def test_enqueue_retry_extend_and_warm_start(tmp_path, local_ray, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("budget", [["--time-budget", "1"], ["--gpus-per-trial", "0.5", "--gpu-hours", "0.0003"]])
+@pytest.mark.parametrize("budget", [["--time-budget", "8"], ["--gpus-per-trial", "0.5", "--gpu-hours", "0.0003"]])
 def test_a_budget_stops_the_asking_and_running_trials_finish(tmp_path, local_ray, capsys, budget):
     from alchemy_tune.results.schema import read_trials
 
