@@ -695,3 +695,11 @@ def test_a_full_disk_while_writing_the_report_is_one_line_and_leaves_no_half_fil
     assert {p.name: p.read_bytes() for p in out.iterdir()}["tables.json"] == before["tables.json"]
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     json.loads((out / "tables.json").read_text())
+
+
+def test_the_reference_training_size_is_the_largest_by_number():
+    """Sizes compare numerically: [50, 100, 200] keeps 200 as the reference (text order picked 100), and
+    all the data (None) is larger than any size."""
+    assert P._reference_value([50, 100, 200], "cfg_train_size") == 200
+    assert P._reference_value([800, None, 50], "cfg_train_size") is None
+    assert P._reference_value([25, 3], "cfg_proj_depth") == 3  # numeric, not text, order

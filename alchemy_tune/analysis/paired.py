@@ -265,9 +265,15 @@ def baseline_comparisons(units: Units, roles=ROLES) -> pd.DataFrame:
 
 
 def _reference_value(values: list, column: str):
-    default = TrialConfig().to_dict().get(short(column))
-    default = hashable(default)
-    return default if default in values else sorted(values, key=lambda v: (v is None, str(v)))[0]
+    """The value the others are compared with: for the training size the largest (None, all the data, is
+    the largest of all), else the setting's default when present, else the first in numeric (or text) order."""
+    if column == "cfg_train_size":
+        return None if None in values else max(values)
+    default = hashable(TrialConfig().to_dict().get(short(column)))
+    if default in values:
+        return default
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values if v is not None)
+    return sorted(values, key=lambda v: (v is None, v if numeric else str(v)))[0]
 
 
 def _follows(configs: pd.DataFrame, column: str, leader: str) -> bool:

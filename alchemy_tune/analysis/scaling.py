@@ -1,0 +1,280 @@
+"""Scaling curves: test score against training examples per language, fitted, checked, and Δ(n) against
+plain fine-tuning at every size.
+
+Input is a cube ``Y[size, language, seed]`` of one configuration's test-split scores (NaN = missing), sizes
+as numbers. Every interval comes from resampling the units the comparisons of :mod:`alchemy_tune.analysis.stats`
+sample (languages and seeds, both with replacement, the same draw at every size so the curve keeps its
+pairing), never from the scatter of points around a curve (Besiroglu et al. 2024: resampling the wrong unit
+gives intervals far too narrow).
+
+- **Two forms**, each fitted to the mean score per size: a power law with a ceiling,
+  ``score(n) = top − a·n^(−b)`` (error = a·n^(−b) + floor, with a, b > 0), and a log-linear
+  ``score(n) = p + q·ln n``. The power law is linear in (top, a) once b is fixed, so it is fitted by profiling b
+  over a grid from 0.01 to 5 on a log scale and refining the best grid point (no start point to get wrong).
+- **Which fits better**: each form's leave-one-size-out error (from 4 sizes for the power law's 3 parameters).
+- **Extrapolation check** (Alabdulmohsin et al. 2022): fit without the largest size, predict it; the error, and
+  whether the resampled difference (prediction − observed) has an interval that contains 0.
+- **Monotonicity** (LCDB 1.1 finds about 14% of learning curves ill-behaved): a drop from one size to the next
+  whose resampled interval lies below 0 flags the curve; a flagged curve is reported, not fitted as if it were
+  a law.
+- **Δ(n)**: the paired effect of :func:`alchemy_tune.analysis.stats.paired_effect` at each size; the trend is the
+  slope of Δ against ln n, per language and seed, put through the same languages × seeds model (the size ×
+  λ interaction); the size where the fitted line crosses 0, with its resampled interval, where the data put
+  it inside the range.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from alchemy_tune.analysis.stats import LEVEL, Effect, paired_effect
+
+N_BOOT = 400
+_B_GRID = np.exp(np.linspace(math.log(0.01), math.log(5.0), 120))
+
+
+# ----------------------------------------------------------------------------- the two forms
+def fit_power(n, y) -> tuple[float, float, float] | None:
+    """(top, a, b) of ``y ≈ top − a·n^(−b)`` by least squares, a > 0 and b in [0.01, 5]; None when fewer
+    than 3 sizes or no increasing curve fits."""
+    n, y = np.asarray(n, float), np.asarray(y, float)
+    keep = np.isfinite(y)
+    n, y = n[keep], y[keep]
+    if len(np.unique(n)) < 3:
+        return None
+
+    def solve(b: float) -> tuple[float, float, float]:
+        x = n ** (-b)
+        design = np.column_stack([np.ones_like(x), -x])
+        (top, a), *_ = np.linalg.lstsq(design, y, rcond=None)
+        return float(((design @ np.array([top, a]) - y) ** 2).sum()), float(top), float(a)
+
+    grid = [(solve(b), b) for b in _B_GRID]
+    ok = [(sse, b) for sse, b in grid if sse[2] > 0]
+    if not ok:
+        return None
+    (sse, top, a), b = min(ok)
+    # refine between the neighbouring grid points (golden section on the profile)
+    i = int(np.searchsorted(_B_GRID, b))
+    lo, hi = _B_GRID[max(i - 1, 0)], _B_GRID[min(i + 1, len(_B_GRID) - 1)]
+    g = (math.sqrt(5) - 1) / 2
+    for _ in range(40):
+        m1, m2 = hi - g * (hi - lo), lo + g * (hi - lo)
+        if solve(m1)[0] < solve(m2)[0]:
+            hi = m2
+        else:
+            lo = m1
+    best = (lo + hi) / 2
+    s, t, aa = solve(best)
+    if aa > 0 and s <= sse:
+        return t, aa, float(best)
+    return top, a, float(b)
+
+
+def power(params, n) -> np.ndarray:
+    top, a, b = params
+    return top - a * np.asarray(n, float) ** (-b)
+
+
+def fit_loglinear(n, y) -> tuple[float, float] | None:
+    """(p, q) of ``y ≈ p + q·ln n``; None with fewer than 2 sizes."""
+    n, y = np.asarray(n, float), np.asarray(y, float)
+    keep = np.isfinite(y)
+    if len(np.unique(n[keep])) < 2:
+        return None
+    q, p = np.polyfit(np.log(n[keep]), y[keep], 1)
+    return float(p), float(q)
+
+
+def loglinear(params, n) -> np.ndarray:
+    p, q = params
+    return p + q * np.log(np.asarray(n, float))
+
+
+FORMS = {"power law with a ceiling": (fit_power, power, 4), "log-linear": (fit_loglinear, loglinear, 3)}
+"""name -> (fit, predict, fewest sizes for a held-out error)."""
+
+
+def held_out_error(form: str, n, y) -> float:
+    """Root mean square error predicting each size from a fit on the others (NaN: too few sizes)."""
+    fit, predict, least = FORMS[form]
+    n, y = np.asarray(n, float), np.asarray(y, float)
+    if len(n) < least:
+        return math.nan
+    errors = []
+    for k in range(len(n)):
+        rest = np.arange(len(n)) != k
+        params = fit(n[rest], y[rest])
+        if params is None:
+            return math.nan
+        errors.append(float(predict(params, n[k:k + 1])[0] - y[k]))
+    return float(np.sqrt(np.mean(np.square(errors))))
+
+
+# ----------------------------------------------------------------------------- resampling
+def _draws(cube: np.ndarray, n_boot: int, seed: int):
+    """Resampled cubes: languages and seeds drawn with replacement, the same draw at every size."""
+    rng = np.random.default_rng(seed)
+    _, n_lang, n_seed = cube.shape
+    for _ in range(n_boot):
+        langs = rng.integers(0, n_lang, n_lang)
+        seeds = rng.integers(0, n_seed, n_seed)
+        yield cube[:, langs][:, :, seeds]
+
+
+def size_means(cube: np.ndarray) -> np.ndarray:
+    """Mean score per size over the languages × seeds cells that have one."""
+    with np.errstate(invalid="ignore"):
+        return np.nanmean(cube.reshape(cube.shape[0], -1), axis=1)
+
+
+def _interval(values, level: float = LEVEL) -> tuple[float, float]:
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
+    if len(v) < 10:
+        return math.nan, math.nan
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))
+
+
+@dataclass
+class Curve:
+    """One configuration's scaling curve and what the data say about it."""
+
+    sizes: tuple
+    means: tuple
+    mean_intervals: tuple
+    monotone: bool = True
+    drops: tuple = ()
+    """(from size, to size) pairs where the score fell beyond its uncertainty."""
+    fits: dict = field(default_factory=dict)
+    """form -> {params, intervals (per parameter), held_out_rmse}."""
+    better: str | None = None
+    extrapolation: dict | None = None
+    """{size, predicted, observed, error, lo, hi, consistent}: the largest size predicted from the others."""
+    notes: tuple = ()
+
+
+def curve(sizes, cube, *, n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL) -> Curve:
+    """Fit, check and bootstrap one configuration's curve (``cube``: [size, language, seed])."""
+    sizes = np.asarray(sizes, float)
+    order = np.argsort(sizes)
+    sizes, cube = sizes[order], np.asarray(cube, float)[order]
+    means = size_means(cube)
+    boots = [size_means(c) for c in _draws(cube, n_boot, seed)]
+    mean_iv = tuple(_interval([b[k] for b in boots], level) for k in range(len(sizes)))
+    drops = tuple((sizes[k], sizes[k + 1]) for k in range(len(sizes) - 1)
+                  if _interval([b[k + 1] - b[k] for b in boots], level)[1] < 0)
+    out = Curve(tuple(sizes.tolist()), tuple(means.tolist()), mean_iv, monotone=not drops, drops=drops)
+    if drops:
+        out.notes = (f"not monotone: the score falls from {', '.join(f'{a:g} to {b:g}' for a, b in drops)} "
+                     "examples beyond its uncertainty; no curve is fitted to it",)
+        return out
+    for form, (fit, predict, _) in FORMS.items():
+        params = fit(sizes, means)
+        if params is None:
+            continue
+        refits = [fit(sizes, b) for b in boots]
+        intervals = tuple(_interval([r[i] if r is not None else None for r in refits], level)
+                          for i in range(len(params)))
+        out.fits[form] = {"params": params, "intervals": intervals,
+                          "held_out_rmse": held_out_error(form, sizes, means), "boot": refits}
+    scored = {f: v["held_out_rmse"] for f, v in out.fits.items() if np.isfinite(v["held_out_rmse"])}
+    out.better = min(scored, key=scored.get) if scored else None
+    out.extrapolation = _extrapolate(sizes, means, boots, out.better or "log-linear", level)
+    return out
+
+
+def _extrapolate(sizes, means, boots, form: str, level: float) -> dict | None:
+    fit, predict, least = FORMS[form]
+    if len(sizes) < least:
+        return None
+    params = fit(sizes[:-1], means[:-1])
+    if params is None:
+        return None
+    predicted = float(predict(params, sizes[-1:])[0])
+    differences = []
+    for b in boots:
+        p = fit(sizes[:-1], b[:-1])
+        differences.append(None if p is None else float(predict(p, sizes[-1:])[0] - b[-1]))
+    lo, hi = _interval(differences, level)
+    return {"form": form, "size": float(sizes[-1]), "predicted": predicted, "observed": float(means[-1]),
+            "error": predicted - float(means[-1]), "lo": lo, "hi": hi,
+            "consistent": bool(np.isfinite(lo) and lo <= 0 <= hi)}
+
+
+def size_to_reach(params_form: tuple[str, tuple], target: float) -> float:
+    """Examples per language at which a fitted curve reaches ``target`` (inf when it never does)."""
+    form, params = params_form
+    if form == "log-linear":
+        p, q = params
+        return math.exp((target - p) / q) if q > 0 else math.inf
+    top, a, b = params
+    return (a / (top - target)) ** (1 / b) if top > target else math.inf
+
+
+# ----------------------------------------------------------------------------- Δ(n)
+@dataclass
+class DeltaTrend:
+    """Δ (configuration − matched baseline) at each size, and how it changes with size."""
+
+    sizes: tuple
+    effects: tuple
+    """An :class:`~alchemy_tune.analysis.stats.Effect` per size."""
+    slope: Effect
+    """Change of Δ per unit of ln n (per e-fold of data): the size × λ interaction."""
+    crossing: float | None = None
+    crossing_interval: tuple = (math.nan, math.nan)
+    words: str = ""
+
+
+def delta_trend(sizes, treated, baseline, *, n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL,
+                languages=None) -> DeltaTrend:
+    """``treated``, ``baseline``: [size, language, seed] cubes of test scores on the same languages and
+    seeds (the pairing). Δ per size from the languages × seeds model; the trend from the per-cell slopes of
+    Δ on ln n through the same model; where Δ = 0 by the fitted line, with a resampled interval."""
+    sizes = np.asarray(sizes, float)
+    order = np.argsort(sizes)
+    sizes = sizes[order]
+    d = (np.asarray(treated, float) - np.asarray(baseline, float))[order]
+    effects = tuple(paired_effect(d[k], level=level, index=languages) for k in range(len(sizes)))
+    x = np.log(sizes)
+    xc = x - x.mean()
+    with np.errstate(invalid="ignore"):
+        slopes = np.nansum(xc[:, None, None] * (d - np.nanmean(d, axis=0)), axis=0) / (xc ** 2).sum()
+    slopes[np.isnan(d).any(axis=0)] = np.nan  # a cell missing at a size has no slope of its own
+    slope = paired_effect(slopes, level=level, index=languages)
+    trend = DeltaTrend(tuple(sizes.tolist()), effects, slope)
+
+    def crossing(cube) -> float | None:
+        m = np.nanmean(cube.reshape(len(sizes), -1), axis=1)
+        q, p = np.polyfit(x, m, 1)
+        if q == 0:
+            return None
+        at = math.exp(-p / q)
+        return at if sizes[0] <= at <= sizes[-1] else None
+
+    trend.crossing = crossing(d)
+    if trend.crossing is not None:
+        trend.crossing_interval = _interval([crossing(c) for c in _draws(d, n_boot, seed)], level)
+    trend.words = _words(trend)
+    return trend
+
+
+def _words(t: DeltaTrend) -> str:
+    s = t.slope
+    if not np.isfinite(s.delta):
+        return "no trend can be estimated"
+    direction = "shrinks" if s.delta < 0 else "grows"
+    sig = np.isfinite(s.p) and s.p < 1 - LEVEL
+    text = (f"Δ {direction} by {abs(s.delta):.3f} per e-fold of data [95% CI {s.lo:+.3f}, {s.hi:+.3f}], "
+            f"p = {s.p:.2g}" + ("" if sig else " (no trend at the 95% level)"))
+    if t.crossing is not None:
+        lo, hi = t.crossing_interval
+        text += (f"; the fitted Δ is 0 at about {t.crossing:.0f} examples per language "
+                 f"[{lo:.0f}, {hi:.0f}]" if np.isfinite(lo) else f"; the fitted Δ is 0 at about {t.crossing:.0f}")
+    else:
+        text += "; Δ does not change sign within the sizes run"
+    return text
