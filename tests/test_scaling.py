@@ -87,6 +87,8 @@ def test_no_trend_and_no_crossing_are_said_plainly():
     t = S.delta_trend(SIZES, treated, base, n_boot=200)
     assert t.crossing is None and "does not change sign" in t.words
     assert t.slope.lo <= 0 <= t.slope.hi
+    flat = S.delta_trend(SIZES, base - 0.02, base, n_boot=50)  # exactly the same Δ at every size
+    assert flat.crossing is None and flat.slope.delta == pytest.approx(0, abs=1e-12)
 
 
 def test_the_size_a_curve_needs_to_reach_a_score():

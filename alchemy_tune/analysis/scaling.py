@@ -251,10 +251,10 @@ def delta_trend(sizes, treated, baseline, *, n_boot: int = N_BOOT, seed: int = 0
     def crossing(cube) -> float | None:
         m = np.nanmean(cube.reshape(len(sizes), -1), axis=1)
         q, p = np.polyfit(x, m, 1)
-        if q == 0:
+        if not (np.isfinite(q) and np.isfinite(p)) or q == 0:
             return None
-        at = math.exp(-p / q)
-        return at if sizes[0] <= at <= sizes[-1] else None
+        ln_at = -p / q  # compared on the log scale: a flat line crosses 0 far outside any size
+        return math.exp(ln_at) if x[0] <= ln_at <= x[-1] else None
 
     trend.crossing = crossing(d)
     if trend.crossing is not None:
