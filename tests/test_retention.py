@@ -94,3 +94,16 @@ def test_a_failed_trial_keeps_its_newest_checkpoints_for_a_retry(tmp_path):
     keeper.get_state()
     keeper.get_state()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_000001", "checkpoint_000002"]
+
+
+def test_a_callback_pickled_before_finished_trials_were_trimmed_still_works(tmp_path):
+    old = CheckpointRetention.__new__(CheckpointRetention)
+    old.__setstate__({"keep": 2, "grace_s": 0})  # what an earlier version's Tune state holds
+    trial = SimpleNamespace(trial_id="t", last_result={"step": 1})
+    for n in range(3):
+        path = tmp_path / f"checkpoint_{n:06d}"
+        path.mkdir()
+        old.on_checkpoint(0, [], trial, tune.Checkpoint.from_directory(str(path)))
+    old.on_trial_complete(0, [], trial)
+    old.get_state()
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint_000002"]  # its newest

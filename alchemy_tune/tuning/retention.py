@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 class CheckpointRetention(Callback):
     """Deletes old trial checkpoints at Tune's experiment-state saves, keeping any a saved state may name."""
 
+    # what a callback pickled by an earlier version (a resumed run's Tune state) reads: without a metric
+    # a finished trial's best checkpoint is its newest
+    finished, metric, mode = "best", None, "max"
+
     def __init__(self, keep: int = 2, grace_s: float = 300.0, finished: str = "best", metric: str | None = None,
                  mode: str = "max"):
         self.keep, self.grace_s = keep, grace_s
