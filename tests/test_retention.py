@@ -83,13 +83,17 @@ def test_a_finished_trial_keeps_only_its_best_checkpoint_by_default_or_none_or_a
         assert sorted(p.name for p in folder.iterdir()) == want, finished
 
 
+def three_checkpoints(keeper, folder, trial) -> None:
+    for n in range(3):
+        path = folder / f"checkpoint_{n:06d}"
+        path.mkdir()
+        keeper.on_checkpoint(0, [], trial, tune.Checkpoint.from_directory(str(path)))
+
+
 def test_a_failed_trial_keeps_its_newest_checkpoints_for_a_retry(tmp_path):
     keeper = CheckpointRetention(keep=2, grace_s=0, finished="none", metric="dev_select")
     trial = SimpleNamespace(trial_id="t", last_result={"dev_select": 0.1})
-    for n in range(3):
-        path = tmp_path / f"checkpoint_{n:06d}"
-        path.mkdir()
-        keeper.on_checkpoint(0, [], trial, tune.Checkpoint.from_directory(str(path)))
+    three_checkpoints(keeper, tmp_path, trial)
     keeper.on_trial_error(0, [], trial)
     keeper.get_state()
     keeper.get_state()
@@ -100,10 +104,7 @@ def test_a_callback_pickled_before_finished_trials_were_trimmed_still_works(tmp_
     old = CheckpointRetention.__new__(CheckpointRetention)
     old.__setstate__({"keep": 2, "grace_s": 0})  # what an earlier version's Tune state holds
     trial = SimpleNamespace(trial_id="t", last_result={"step": 1})
-    for n in range(3):
-        path = tmp_path / f"checkpoint_{n:06d}"
-        path.mkdir()
-        old.on_checkpoint(0, [], trial, tune.Checkpoint.from_directory(str(path)))
+    three_checkpoints(old, tmp_path, trial)
     old.on_trial_complete(0, [], trial)
     old.get_state()
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint_000002"]  # its newest
