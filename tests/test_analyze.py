@@ -17,6 +17,7 @@ from scipy import stats
 from alchemy_tune.analysis import analyze as A
 from alchemy_tune.core import constants as C
 from alchemy_tune.analysis import paired as P
+from alchemy_tune.analysis import scaling_report as SR
 from alchemy_tune.analysis import verdict as V
 from alchemy_tune.cli import main
 from alchemy_tune.trial.config import TrialConfig
@@ -428,7 +429,7 @@ def test_trials_table_columns_survive_missing_config_columns(tmp_path):
                    os.path.join(run, "results", "trials.parquet"))
     runs = A.load_runs([run])
     assert A.comparisons(A.units(runs))[0]["baseline"].tolist() == ["matched"]
-    assert A.scaling(runs)[1] == "no cfg_train_size column"
+    assert SR.analyse(A.units(runs))[1]["scaling"] == SR.NO_CURVE
     assert len(A.leaderboard(runs)) == 2
 
 

@@ -74,7 +74,7 @@ def test_roles_are_disjoint_and_name_parameters():
     assert all(g and g <= params for g in groups)
     assert sum(len(g) for g in groups) == len(set().union(*groups))
     assert C.params_with_role(C.REPLICATE) == ("seed",)
-    assert set(C.params_with_role(C.LANGUAGES)) == {"seen", "unseen", "val"}
+    assert set(C.params_with_role(C.LANGUAGES)) == {"seen", "unseen", "val", "group_langs"}
     assert {"lambda", "lambda_schedule", "projection", "uriel_features"} <= set(C.params_with_role(C.URIEL))
     assert {"device", "threads", "checkpoint_every", "bf16"} <= set(C.params_with_role(C.EXECUTION))
     # what a trial learns is never execution: a checkpoint of another lr or seed must not resume

@@ -117,16 +117,22 @@ def test_every_other_figure_keeps_its_text_inside(tmp_path, checked):
     assert roles == sorted(roles, key=["unseen", "val", "seen"].index)  # bottom to top: test, val, seen
     imp = pd.DataFrame({"parameter": ["lambda", "lambda_schedule", "uriel_features"], "importance": [0.7, 0.2, 0.1]})
     assert plots.importance(imp, "ped-anova", tmp_path / "i.png") is not None
-    scaling = pd.DataFrame({"setting": ["λ=0 and a long setting name, uriel_features=syntax_knn+geo"] * 3
-                            + ["λ=1, uriel_features=syntax_knn+syntax_average+geo"] * 3,
-                            "train_size": [50, 200, 800] * 2, "unseen": rng.uniform(0.3, 0.5, 6),
-                            "unseen_ci": [0.01] * 6})
-    assert plots.scaling(scaling, "dev", tmp_path / "s.png") is not None
+    scaling = pd.DataFrame({"setting": (["λ=0 and a long setting name, uriel_features=syntax_knn+geo"] * 3
+                                        + ["λ=1, uriel_features=syntax_knn+syntax_average+geo"] * 3) * 2,
+                            "role": ["unseen"] * 6 + ["seen"] * 6, "examples": [25.0, 100.0, 400.0] * 4,
+                            "score": rng.uniform(0.3, 0.5, 12)})
+    scaling["score_lo"], scaling["score_hi"] = scaling["score"] - 0.02, scaling["score"] + 0.02
+    assert plots.scaling(scaling, tmp_path / "s.png") is not None
+    assert checked[-1]["xticks"] == ["25", "100", "400"] and checked[-1]["title"] == "seen languages (trained on)"
+    delta = scaling[scaling["setting"].str.startswith("λ=1")].rename(
+        columns={"score": "Δ", "score_lo": "Δ_lo", "score_hi": "Δ_hi"})
+    assert plots.delta_curves(delta, tmp_path / "d.png") is not None
+    assert plots.scaling(scaling[scaling["examples"] == 25.0], tmp_path / "one.png") is None  # one size: no curve
     trials = pd.DataFrame({"best_dev_seen": rng.uniform(0.4, 0.6, 20), "best_dev_unseen": rng.uniform(0.3, 0.5, 20),
                            "cfg_lambda": [0.0, 0.1, 1.0, 10.0] * 5})
     front = pd.DataFrame({"seen": [0.5, 0.6], "unseen": [0.5, 0.4]})
     assert plots.pareto(trials, "best_dev_seen", "best_dev_unseen", front, "dev", tmp_path / "p.png") is not None
-    assert len(checked) == 4
+    assert len(checked) == 5
 
 
 def test_the_longest_configuration_names_of_the_shipped_spaces_fit(tmp_path, checked):

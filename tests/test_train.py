@@ -450,3 +450,19 @@ def test_each_test_example_is_reported_stored_and_read_back_at_the_chosen_step(t
         assert mine.groupby("lang")["item"].apply(lambda s: sorted(set(s))).map(len).tolist() == \
             [len(labels[lang]) for lang in sorted(labels)]
     assert items_at_steps(str(tmp_path), picks.slice(0, 0)).num_rows == 0
+
+
+def test_each_seen_language_reports_the_examples_it_trained_on_group_sizes_included(tiny_encoder_dir):
+    """A size is a number in the tables: each seen language's actual count, per language where
+    ``group_langs`` sizes some apart (the scaling analysis reads these, not the setting)."""
+    from alchemy_tune.core.errors import UsageError
+
+    rec = Recorder()
+    config = tiny(tiny_encoder_dir, train_size=16, group_langs=["eng"], group_train_size=32, evals_per_epoch=1)
+    assert run_trial(config, rec).status == K.COMPLETED
+    langs = rec.reports[-1][K.LANGS]
+    assert {lang: info.get(K.TRAIN) for lang, info in langs.items()} == {
+        "eng": {K.EXAMPLES: 32}, "fra": {K.EXAMPLES: 16}, "deu": {K.EXAMPLES: 16}, "spa": None, "rus": None}
+    assert rec.reports[-1][K.STEP] == (32 + 16 + 16) // 8
+    with pytest.raises(UsageError, match="group_langs: spa not among the seen languages"):
+        prepare(tiny(tiny_encoder_dir, group_langs=["spa"], group_train_size=8))

@@ -90,6 +90,8 @@ def test_train_prints_table_and_writes_a_run(tiny_encoder_dir, tmp_path):
     assert trials[0]["selection_metric"] == "dev_select" and trials[0]["oracle"] is False
     metrics = pq.read_table(out / "results" / "metrics")
     assert set(metrics.column("lang").to_pylist()) == {"eng", "fra", "spa", "rus"}
+    counts = {(r["lang"], r["value"]) for r in metrics.to_pylist() if r["split"] == "train"}
+    assert counts == {("eng", 24.0), ("fra", 24.0)}  # each seen language's actual count, at every step
 
 
 def test_quiet_prints_the_final_table_only(tiny_encoder_dir):

@@ -133,6 +133,7 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
         frame = table.to_pandas()
         frame["run_dir"] = run_dir
         frame["run_id"] = frame["run_id"].fillna(record.run_id or run_dir)
+        frame[TRAIN_EXAMPLES] = _train_examples(run_dir, table, frame, at)
         trials.append(frame)
         langs.append(_lang_scores(run_dir, table, at))
     if not trials:
@@ -207,6 +208,33 @@ def _lang_scores(run_dir: str, trials: pa.Table, at: str) -> pd.DataFrame:
         frame["split"] = split
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)[out_cols]
+
+
+TRAIN_EXAMPLES = "train_examples"
+"""Trials column of ``analyze``: examples per language the trial trained on, a number even where
+``train_size`` is None (all the data) or capped by the corpus: the median over the seen languages
+``train_size`` sizes (``group_langs`` keep their own size), from the metrics table's ``train`` rows;
+``cfg_train_size`` for runs written before those rows."""
+
+
+def _train_examples(run_dir: str, trials: pa.Table, frame: pd.DataFrame, at: str) -> pd.Series:
+    picks = trials.select(["run_id", "trial_id", f"{at}_step"]).rename_columns(["run_id", "trial_id", "step"])
+    picks = picks.filter(pc.field("step").is_valid())
+    picks = picks.append_column("metric", pa.array([C.EXAMPLES] * picks.num_rows, pa.string()))
+    counts = values_at_steps(run_dir, picks, C.TRAIN).to_pandas()
+    declared = pd.to_numeric(frame["cfg_train_size"], errors="coerce") if "cfg_train_size" in frame \
+        else pd.Series(math.nan, index=frame.index)
+    if counts.empty:
+        return declared.astype(float)
+    group = frame["cfg_group_langs"] if "cfg_group_langs" in frame else pd.Series(None, index=frame.index)
+    apart = {(r, t): set(g) if isinstance(g, (list, tuple, np.ndarray)) else set()
+             for r, t, g in zip(frame["run_id"], frame["trial_id"], group)}
+    counts = counts[[lang not in apart.get((r, t), set())
+                     for r, t, lang in zip(counts["run_id"], counts["trial_id"], counts["lang"])]]
+    median = counts.groupby(["run_id", "trial_id"])["value"].median()
+    found = pd.Series([median.get((r, t), math.nan) for r, t in zip(frame["run_id"], frame["trial_id"])],
+                      index=frame.index, dtype=float)
+    return found.fillna(declared.astype(float))
 
 
 def status_notes(runs: Runs) -> list[str]:
@@ -372,20 +400,6 @@ def config_key(u: P.Units, row: pd.Series) -> str | None:
         if P.label(first, u.searched) == row["configuration"]:
             return key
     return None
-
-
-def scaling(runs: Runs) -> tuple[pd.DataFrame, str | None]:
-    """Unseen score against training size per language, one series per configuration of the other
-    searched settings (no series pools different values of another setting)."""
-    t = _scored(runs)
-    if "cfg_train_size" not in t or t["cfg_train_size"].nunique() < 1:
-        return pd.DataFrame(), "no cfg_train_size column"
-    others = [c for c in P.searched_columns(t) if c != "cfg_train_size"]
-    setting = t.apply(lambda r: P.label(r, others), axis=1) if len(t) else pd.Series([], dtype=str)
-    t = t.assign(setting=setting, train_size=t["cfg_train_size"].fillna(-1).astype(int))
-    table = _grouped(t, ["setting", "train_size"], {runs.col(f"{runs.split}_unseen"): "unseen"})
-    note = None if t["train_size"].nunique() > 1 else "only one training size in these runs: no curve"
-    return table, note
 
 
 def per_language_scores(u: P.Units, key: str | None, name: str) -> pd.DataFrame:

@@ -138,25 +138,56 @@ def deltas(table: pd.DataFrame, label_col: str, title: str, path: Path, tag: str
     return _save(fig, path, tag)
 
 
-def scaling(table: pd.DataFrame, split: str, path: Path, tag: str = "") -> Path | None:
-    """Unseen score vs training examples per language, one line per λ setting."""
-    if table.empty or table["train_size"].nunique() < 2:
-        return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.8))
-    for setting, group in table.groupby("setting"):
-        group = group[group["train_size"] > 0].sort_values("train_size")
-        ax.errorbar(group["train_size"], group["unseen"], yerr=_err(group["unseen_ci"]), marker="o",
-                    capsize=3, label=setting)
+PANELS = (("seen", "seen languages (trained on)"), ("unseen", "test languages (never trained on)"))
+
+
+def _size_axis(ax, sizes) -> None:
     ax.set_xscale("log")
-    sizes = sorted(table.loc[table["train_size"] > 0, "train_size"].unique())
-    ax.set_xticks(sizes, [str(int(v)) for v in sizes])
+    ax.set_xticks(sizes, [f"{v:g}" for v in sizes])
     ax.minorticks_off()
     ax.set_xlabel("training examples per seen language (log scale)")
-    ax.set_ylabel(f"{split} score on unseen languages")
-    ax.set_title("Scaling: training size → unseen-language score")
-    ax.legend(fontsize=9)
+
+
+def _bands(table: pd.DataFrame, value: str, ylabel: str, title: str, path: Path, tag: str,
+           zero: bool = False) -> Path | None:
+    """One panel per role (seen, test), one line per setting with its 95% band, on a log size axis."""
+    if table.empty or table["examples"].nunique() < 2:
+        return None
+    roles = [(r, name) for r, name in PANELS if r in set(table["role"])]
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(roles), figsize=(6.5 * len(roles), 4.8), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    settings = list(dict.fromkeys(table["setting"]))
+    for ax, (role, name) in zip(axes[0], roles):
+        for i, setting in enumerate(settings):
+            g = table[(table["setting"] == setting) & (table["role"] == role)].sort_values("examples")
+            if g.empty:
+                continue
+            ax.plot(g["examples"], g[value], marker="o", color=cmap(i % 10), label=setting)
+            ax.fill_between(g["examples"], g[f"{value}_lo"].astype(float), g[f"{value}_hi"].astype(float),
+                            color=cmap(i % 10), alpha=0.18, linewidth=0)
+        if zero:
+            ax.axhline(0, color="black", linewidth=0.8)
+        _size_axis(ax, sorted(table["examples"].unique()))
+        ax.set_ylabel(ylabel)
+        ax.set_title(name)
+    axes[0][-1].legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if not tag:  # a tag (oracle selection) takes the figure's title line
+        fig.suptitle(title)
     return _save(fig, path, tag)
+
+
+def scaling(table: pd.DataFrame, path: Path, tag: str = "") -> Path | None:
+    """Test-split score against training examples per language (log axis), seen and test languages apart,
+    one line per setting with its 95% band (languages × seeds)."""
+    return _bands(table, "score", "test-split score (95% band: languages × seeds)",
+                  "Scaling: training examples per language → score", path, tag)
+
+
+def delta_curves(table: pd.DataFrame, path: Path, tag: str = "") -> Path | None:
+    """Δ(n): each setting's paired Δ vs plain fine-tuning at each size, with its 95% band."""
+    return _bands(table, "Δ", "Δ test score vs plain fine-tuning (95% band)",
+                  "Δ(n): the URIEL loss's effect against training examples per language", path, tag, zero=True)
 
 
 def pareto(trials: pd.DataFrame, seen: str, unseen: str, front: pd.DataFrame, split: str,

@@ -14,6 +14,7 @@ from alchemy_tune.analysis import analyze as A
 from alchemy_tune.analysis import paired as P
 from alchemy_tune.analysis import verdict as V
 from alchemy_tune.analysis import plots
+from alchemy_tune.analysis import scaling_report as SR
 from alchemy_tune.analysis.importance import param_importance
 from alchemy_tune.core.aligned import aligned_lines
 
@@ -74,7 +75,10 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
                         "no configuration with a matched baseline")
     if key and tables["language_deltas"]["delta_lo"].isna().all():
         notes["language_deltas"] += ("; these runs stored no test examples, so no per-language interval")
-    put("scaling", A.scaling(search))
+    scaling_tables, scaling_notes, scaling_verdict = SR.analyse(u)
+    tables.update(scaling_tables)
+    notes.update(scaling_notes)
+    verdict += scaling_verdict
     put("importance", param_importance(search.trials, search.score, importance, space=runs.space))
     tables["pareto_front"] = A.pareto_front(search)
     if not tables["pareto_front"].empty and runs.split == "dev":
@@ -100,7 +104,11 @@ TITLES = {
     "comparisons": "Paired comparisons: each configuration vs its matched plain fine-tuning baseline "
                    "(test split; unseen = test languages)",
     "confirmed": "Confirmation runs: the same comparisons on fresh seeds",
-    "scaling": "Scaling (training size)",
+    "scaling": "Scaling: test-split score against training examples per language",
+    "scaling_fits": "Scaling curves fitted: power law with a ceiling and log-linear",
+    "scaling_delta": "Δ(n): each size's paired Δ vs plain fine-tuning at that size",
+    "scaling_trend": "Does Δ change with data? (size × λ interaction, slope per e-fold of data)",
+    "data_efficiency": "Data efficiency: examples per language to reach plain fine-tuning's score at the largest size",
     "language_deltas": "Per-language gain of the best configuration",
     "family_deltas": "Gain by language family (test languages)", "script_deltas": "Gain by script (test languages)",
     "per_language": "Per-language test scores", "importance": "Parameter importance",
@@ -144,7 +152,7 @@ def records(table: pd.DataFrame) -> list[dict]:
 
 
 SHOWN = ("leaderboard", "comparisons", "confirmed", "language_deltas", "family_deltas", "script_deltas",
-         "scaling", "importance", "pareto_front")
+         *SR.TABLES, "importance", "pareto_front")
 
 
 def shown(tables) -> list[str]:
@@ -240,7 +248,9 @@ def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: st
                                     out / "comparisons.png", tag=tag),
         "confirmed": plots.deltas(tables.get("confirmed", pd.DataFrame()), "configuration",
                                   "Confirmed: Δ vs plain fine-tuning (fresh seeds)", out / "confirmed.png", tag=tag),
-        "scaling": plots.scaling(tables["scaling"], split, out / "scaling.png", tag=tag),
+        "scaling": plots.scaling(tables["scaling"], out / "scaling.png", tag=tag),
+        "scaling_delta": plots.delta_curves(tables.get("scaling_delta", pd.DataFrame()), out / "scaling_delta.png",
+                                            tag=tag),
         "pareto_front": plots.pareto(A._scored(runs), seen, unseen, tables["pareto_front"], split,
                                      out / "pareto.png", tag=tag),
         "language_deltas": plots.language_deltas(tables["language_deltas"], out / "language_deltas.png", tag=tag),

@@ -131,7 +131,7 @@ def size_means(cube: np.ndarray) -> np.ndarray:
         return np.nanmean(cube.reshape(cube.shape[0], -1), axis=1)
 
 
-def _interval(values, level: float = LEVEL) -> tuple[float, float]:
+def quantile_interval(values, level: float = LEVEL) -> tuple[float, float]:
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
     if len(v) < 10:
         return math.nan, math.nan
@@ -155,6 +155,8 @@ class Curve:
     extrapolation: dict | None = None
     """{size, predicted, observed, error, lo, hi, consistent}: the largest size predicted from the others."""
     notes: tuple = ()
+    boot_means: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    """[draw, size] mean scores of the bootstrap draws (the same draws for every cube of one shape)."""
 
 
 def curve(sizes, cube, *, n_boot: int = N_BOOT, seed: int = 0, level: float = LEVEL) -> Curve:
@@ -164,10 +166,11 @@ def curve(sizes, cube, *, n_boot: int = N_BOOT, seed: int = 0, level: float = LE
     sizes, cube = sizes[order], np.asarray(cube, float)[order]
     means = size_means(cube)
     boots = [size_means(c) for c in _draws(cube, n_boot, seed)]
-    mean_iv = tuple(_interval([b[k] for b in boots], level) for k in range(len(sizes)))
+    mean_iv = tuple(quantile_interval([b[k] for b in boots], level) for k in range(len(sizes)))
     drops = tuple((sizes[k], sizes[k + 1]) for k in range(len(sizes) - 1)
-                  if _interval([b[k + 1] - b[k] for b in boots], level)[1] < 0)
-    out = Curve(tuple(sizes.tolist()), tuple(means.tolist()), mean_iv, monotone=not drops, drops=drops)
+                  if quantile_interval([b[k + 1] - b[k] for b in boots], level)[1] < 0)
+    out = Curve(tuple(sizes.tolist()), tuple(means.tolist()), mean_iv, monotone=not drops, drops=drops,
+                boot_means=np.asarray(boots))
     if drops:
         out.notes = (f"not monotone: the score falls from {', '.join(f'{a:g} to {b:g}' for a, b in drops)} "
                      "examples beyond its uncertainty; no curve is fitted to it",)
@@ -177,7 +180,7 @@ def curve(sizes, cube, *, n_boot: int = N_BOOT, seed: int = 0, level: float = LE
         if params is None:
             continue
         refits = [fit(sizes, b) for b in boots]
-        intervals = tuple(_interval([r[i] if r is not None else None for r in refits], level)
+        intervals = tuple(quantile_interval([r[i] if r is not None else None for r in refits], level)
                           for i in range(len(params)))
         out.fits[form] = {"params": params, "intervals": intervals,
                           "held_out_rmse": held_out_error(form, sizes, means), "boot": refits}
@@ -199,7 +202,7 @@ def _extrapolate(sizes, means, boots, form: str, level: float) -> dict | None:
     for b in boots:
         p = fit(sizes[:-1], b[:-1])
         differences.append(None if p is None else float(predict(p, sizes[-1:])[0] - b[-1]))
-    lo, hi = _interval(differences, level)
+    lo, hi = quantile_interval(differences, level)
     return {"form": form, "size": float(sizes[-1]), "predicted": predicted, "observed": float(means[-1]),
             "error": predicted - float(means[-1]), "lo": lo, "hi": hi,
             "consistent": bool(np.isfinite(lo) and lo <= 0 <= hi)}
@@ -258,7 +261,7 @@ def delta_trend(sizes, treated, baseline, *, n_boot: int = N_BOOT, seed: int = 0
 
     trend.crossing = crossing(d)
     if trend.crossing is not None:
-        trend.crossing_interval = _interval([crossing(c) for c in _draws(d, n_boot, seed)], level)
+        trend.crossing_interval = quantile_interval([crossing(c) for c in _draws(d, n_boot, seed)], level)
     trend.words = _words(trend)
     return trend
 

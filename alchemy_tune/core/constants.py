@@ -65,6 +65,10 @@ PEAK_RSS_MB = "peak_rss_mb"
 PEAK_GPU_MB = "peak_gpu_mb"
 
 SPLITS_EVALUATED = ("dev", "test")
+TRAIN, EXAMPLES = "train", "examples"
+"""Each report's ``langs[lang]["train"]["examples"]``: a seen language's actual training count (the metrics
+table's ``split = train, metric = examples`` rows), so a size is a number even when ``train_size`` is None."""
+SPLITS_RECORDED = (*SPLITS_EVALUATED, TRAIN)
 SEEN, VAL, UNSEEN = "seen", "val", "unseen"
 ROLES = (SEEN, VAL, UNSEEN)
 GROUPS = (SEEN, VAL, UNSEEN, "all")

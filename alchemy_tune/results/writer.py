@@ -240,7 +240,7 @@ class ResultsWriter:
         langs = metrics.get(C.LANGS) or {}
         for lang, info in langs.items():
             uriel, seen, role = info.get("uriel"), bool(info.get("seen")), C.lang_role(info)
-            for split in C.SPLITS_EVALUATED:
+            for split in C.SPLITS_RECORDED:
                 for name, value in (info.get(split) or {}).items():
                     split_c.append(split), lang_c.append(lang), uriel_c.append(uriel), seen_c.append(seen)
                     metric_c.append(name), value_c.append(_float(value)), role_c.append(role)

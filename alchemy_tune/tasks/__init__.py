@@ -96,8 +96,8 @@ def resolve_languages(name: str, options: TaskOptions) -> tuple[tuple[str, ...],
     """
     spec = task_spec(name)
     valid = spec.languages
-    for field_name in ("seen", "unseen", "val"):
-        given = getattr(options, field_name)
+    for attr, field_name in (("seen", "seen"), ("unseen", "unseen"), ("val", "val"), ("group", "group_langs")):
+        given = getattr(options, attr)
         unknown = [code for code in given or () if code not in valid]
         if unknown:
             raise UsageError(f"{field_name}: unknown language {', '.join(map(repr, unknown))} not in task {name}; "
@@ -122,6 +122,10 @@ def resolve_languages(name: str, options: TaskOptions) -> tuple[tuple[str, ...],
         seen = tuple(options.seen) if options.seen is not None else tuple(c for c in valid if c not in held)
     if not seen:
         raise UsageError(f"seen: at least one training language is needed; valid languages: {', '.join(valid)}")
+    outside = [code for code in options.group or () if code not in seen]
+    if outside:
+        raise UsageError(f"group_langs: {', '.join(outside)} not among the seen languages ({', '.join(seen)}); "
+                         "the group sizes seen languages only")
     return seen, held
 
 

@@ -64,9 +64,18 @@ class TaskOptions:
     """Task-specific input choice, e.g. MasakhaNews 'headline' or 'headline+text'."""
     seed: int = 0
     """Seed for the training-size subsets (not for model training)."""
+    group: tuple[str, ...] | None = None
+    """Seen languages that train on ``group_train_size`` examples instead of ``train_size`` (e.g. the
+    high-resource ones keep 800 while the rest vary): low-resource seen languages as a setting."""
+    group_train_size: int | None = None
+    """Training examples per language of ``group``; None = all."""
+
+    def size_of(self, lang: str) -> int | None:
+        """Training examples asked for ``lang`` (a seen language): the group's size or ``train_size``."""
+        return self.group_train_size if lang in (self.group or ()) else self.train_size
 
     def __post_init__(self) -> None:
-        for name in ("train_size", "dev_size", "test_size"):
+        for name in ("train_size", "dev_size", "test_size", "group_train_size"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise UsageError(f"{name.replace('_', '-')}: must be a positive integer, got {value!r}")

@@ -322,10 +322,11 @@ def select(task: str, options: TaskOptions) -> Selection:
                 keys = np.arange(len(pool), dtype=np.uint64) ^ np.uint64(salt)
                 order = np.argsort(_mix(keys), kind="stable")  # a seeded permutation, numpy-version proof
                 per_class.append(pool[order[ok[pool[order]].all(axis=1)]])
-            quotas = balanced_quotas(options.train_size, [len(p) for p in per_class])
+            size = options.size_of(lang)
+            quotas = balanced_quotas(size, [len(p) for p in per_class])
             items["train"][lang] = _interleave([p[:q] for p, q in zip(per_class, quotas)])
-            if options.train_size is not None and sum(quotas) < options.train_size:
-                notes.append(f"{lang}: train-size {options.train_size} > {sum(quotas)} usable; all used")
+            if size is not None and sum(quotas) < size:
+                notes.append(f"{lang}: train-size {size} > {sum(quotas)} usable; all used")
         skipped = 0
         for split, size in sizes.items():
             quota, per_class = size // classes, []

@@ -341,11 +341,11 @@ def select_sizes(
 ) -> dict:
     """Training lists of the seen languages cut to nested subsets; dev/test lists to stratified,
     file-order-blind subsets (:mod:`.subsets`), keyed by ``key`` and stratified by ``stratum``."""
-    size, seed = options.train_size, options.seed
+    seed = options.seed
     memo: dict[str, int] = {}  # key hashes, shared by the languages of a parallel dataset
     sizes = {"dev": options.dev_size, "test": options.test_size}
     return {
-        "train": {lang: take_nested(data["train"][lang], size, seed, lang) for lang in seen},
+        "train": {lang: take_nested(data["train"][lang], options.size_of(lang), seed, lang) for lang in seen},
         **{split: {lang: take_evaluation(items, n, key, stratum, salt=split, memo=memo)
                    for lang, items in data[split].items()}
            for split, n in sizes.items()},

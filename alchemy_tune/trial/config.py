@@ -70,6 +70,11 @@ class TrialConfig:
     val: tuple[str, ...] | None = field(default=None, metadata={ROLE: LANGUAGES})
     """Validation languages (dataset codes; never trained on, their dev split chooses); None = the task's
     default group (bible tasks: ita ukr pes kor; paper tasks: none), ``[]`` = none."""
+    group_langs: tuple[str, ...] | None = field(default=None, metadata={ROLE: LANGUAGES})
+    """Seen languages trained on ``group_train_size`` examples each instead of ``train_size`` (e.g. the
+    high-resource ones keep 800 while the others vary); the tables record each language's actual count."""
+    group_train_size: int | None = None
+    """Training examples per language of ``group_langs``; None = all."""
     data_seed: int = 0
     """Seed of the training-size subsets (kept apart from ``seed`` so seeds vary training only)."""
     max_length: int = 64
@@ -204,7 +209,8 @@ class TrialConfig:
 
         return TaskOptions(train_size=self.train_size, dev_size=self.dev_size, test_size=self.test_size,
                            seen=self.seen, unseen=self.unseen, val=self.val, data_dir=self.data_dir,
-                           variant=self.task_variant, seed=self.data_seed)
+                           variant=self.task_variant, seed=self.data_seed, group=self.group_langs,
+                           group_train_size=self.group_train_size)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values keyed by parameter name (``lambda``, not ``lambda_``)."""
@@ -273,7 +279,7 @@ CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
 BOUNDS: tuple[tuple[tuple[str, ...], Callable[[float], bool], str], ...] = (
     (("lambda_",), lambda v: v >= 0, ">= 0"),
     (("seed", "data_seed"), lambda v: 0 <= v <= MAX_SEED, f"in [0, {MAX_SEED}] (numpy's and torch's seed range)"),
-    (("train_size", "dev_size", "test_size", "max_steps", "num_layers", "threads", "eval_every", "max_length",
+    (("train_size", "group_train_size", "dev_size", "test_size", "max_steps", "num_layers", "threads", "eval_every", "max_length",
       "batch_size", "evals_per_epoch", "scale_interval", "proj_width", "checkpoint_every"),
      lambda v: v >= 1, "a positive integer"),
     (("max_length",), lambda v: v <= 8192, "<= 8192"),

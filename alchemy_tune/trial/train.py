@@ -156,6 +156,10 @@ def evaluate(p: Prepared, splits=K.SPLITS_EVALUATED) -> dict:
         lang: {"uriel": code, "seen": lang in p.task.seen, "role": p.task.role(lang)}
         for lang, code in zip(p.languages, p.uriel_codes)
     }
+    counts = np.bincount(p.train.lang_index, minlength=len(p.languages)) if len(p.train) else None
+    for i, lang in enumerate(p.languages):
+        if lang in p.task.seen and counts is not None:
+            langs[lang][K.TRAIN] = {K.EXAMPLES: int(counts[i])}
     result: dict[str, Any] = {key: math.nan for key in K.AVERAGE_KEYS}
     notes: list[str] = []
     items: dict[str, dict] = {}

@@ -1,0 +1,97 @@
+"""The scaling section of `analyze` on synthetic runs with a known law (testing/synthetic.py): sizes as
+numbers, the test split, the fits, Δ(n), the verdict and the two plots; one size gives no curve."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from alchemy_tune.analysis import analyze as A
+from alchemy_tune.analysis import paired as P
+from alchemy_tune.analysis import report as R
+from alchemy_tune.analysis import scaling_report as SR
+from alchemy_tune.cli import main
+from testing.synthetic import make_scaling_run, make_run, scaling_truth
+
+
+@pytest.fixture(scope="module")
+def scaling_run(tmp_path_factory):
+    return make_scaling_run(str(tmp_path_factory.mktemp("scaling")), n_langs=16, all_data=800, noise=0.005)
+
+
+def test_all_the_data_is_its_real_count_and_the_reference_size_is_the_largest_number(scaling_run):
+    runs = A.load_runs([scaling_run])
+    sizes = runs.trials.groupby(runs.trials["cfg_train_size"].fillna(-1))["train_examples"].unique()
+    assert {k: list(v) for k, v in sizes.items()} == {-1: [800.0], 25: [25.0], 50: [50.0], 100: [100.0],
+                                                      200: [200.0], 400: [400.0]}
+    tables, _, _ = SR.analyse(A.units(runs), n_boot=200)
+    assert sorted(tables["scaling"]["examples"].unique()) == [25, 50, 100, 200, 400, 800]
+    # the by:train_size reference is numeric: 100 of [25, 50, 100], not "50" (a string sort); None is all
+    assert P._reference_value([25, 50, 100], "cfg_train_size") == 100
+    assert P._reference_value([25, None, 400], "cfg_train_size") is None
+
+
+def test_the_scaling_section_reads_the_test_split_and_recovers_the_law(scaling_run):
+    runs = A.load_runs([scaling_run])
+    u = A.units(runs)
+    tables, notes, verdict = SR.analyse(u, n_boot=300)
+    assert notes["scaling"].startswith("test split")
+    plain = tables["scaling"].query("setting == 'λ=0' and role == 'unseen'").set_index("examples")["score"]
+    # the test split's own values: the mean over the test languages of the law (offsets average to 0)
+    test = runs.scores("test")
+    expected = {n: test[test["role"] == "unseen"].merge(
+        runs.trials[(runs.trials["train_examples"] == n) & (runs.trials["cfg_lambda"] == 0)][["run_id", "trial_id"]]
+    )["value"].mean() for n in plain.index}
+    assert plain.to_dict() == pytest.approx(expected)
+    fits = tables["scaling_fits"].query("setting == 'λ=0' and role == 'unseen' and better == True").iloc[0]
+    assert fits["form"] == "power law with a ceiling" and fits["extrapolation_ok"]
+    assert fits["top_lo"] <= 0.6 <= fits["top_hi"] and fits["b_lo"] <= 0.5 <= fits["b_hi"]
+    # Δ(n): it shrinks with n and changes sign at 100 examples per language (the truth)
+    trend = tables["scaling_trend"].query("role == 'unseen'").iloc[0]
+    assert trend["slope_hi"] < 0 and trend["p"] < 0.05
+    assert trend["sign_change_at_lo"] <= 100 <= trend["sign_change_at_hi"]
+    delta = tables["scaling_delta"].query("role == 'unseen'").set_index("examples")
+    truth = {n: scaling_truth(n, 1.0) - scaling_truth(n, 0.0) for n in delta.index}
+    covered = [delta.loc[n, "Δ_lo"] <= truth[n] <= delta.loc[n, "Δ_hi"] for n in delta.index]
+    assert sum(covered) >= len(covered) - 1
+    assert any(s.startswith("Scaling, λ=1 vs plain fine-tuning on test languages") and "Δ shrinks" in s
+               and "the fitted Δ is 0 at about" in s for s in verdict)
+    assert any(s.startswith("Scaling, plain fine-tuning (λ=0)") for s in verdict)
+
+
+def test_analyze_writes_the_scaling_section_with_its_two_plots(scaling_run, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["analyze", scaling_run, "--out", str(out)]) == 0
+    capsys.readouterr()
+    report = (out / "report.md").read_text()
+    for name in SR.TABLES:
+        assert f"## {R.title(name)}" in report
+    assert (out / "scaling.png").is_file() and (out / "scaling_delta.png").is_file()
+    assert "![Scaling" in report and "scaling_delta.png" in report
+    saved = json.loads((out / "tables.json").read_text())
+    assert any(s.startswith("Scaling, λ=1") for s in saved["verdict"])
+    assert saved["tables"]["scaling_trend"][0]["sign_change_at"] == pytest.approx(100, rel=0.3)
+
+
+def test_one_size_says_there_is_no_curve(tmp_path, capsys):
+    run = make_run(str(tmp_path / "one"), n_trials=6)  # every trial at one training size
+    runs = A.load_runs([run])
+    assert runs.trials["train_examples"].nunique() == 1
+    tables, notes, verdict = SR.analyse(A.units(runs))
+    assert notes == {"scaling": SR.NO_CURVE} and verdict == [] and list(tables) == ["scaling"]
+    assert tables["scaling"].empty
+    out = tmp_path / "report"
+    assert main(["analyze", run, "--out", str(out)]) == 0
+    assert SR.NO_CURVE in (out / "report.md").read_text() and not (out / "scaling.png").exists()
+
+
+def test_group_sizes_read_the_languages_train_size_sizes(tmp_path):
+    """With ``group_langs``, a trial's size is the count of the languages ``train_size`` sizes: eng and fra
+    keep 800 here, the other two seen languages get 25, 100 or 400 (the median of all four would be 412.5)."""
+    run = make_scaling_run(str(tmp_path / "g"), sizes=(25, 100, 400), lambdas=(0.0,), seeds=(42,),
+                           group=(("eng", "fra"), 800))
+    runs = A.load_runs([run])
+    assert sorted(runs.trials["train_examples"]) == [25, 100, 400]
+    assert {tuple(g) for g in runs.trials["cfg_group_langs"]} == {("eng", "fra")}
