@@ -9,7 +9,9 @@ does. Printed per design:
 - coverage of the power law's parameter intervals (top and exponent b) and of the mean at each size;
 - how often the extrapolation check calls a curve that follows the law inconsistent (its false alarms);
 - the trend test's rate of p < 0.05 when Δ does not change with size (false positives), and its power and the
-  coverage of the slope and of the crossing size when Δ shrinks through 0.
+  coverage of the slope and of the crossing size when Δ shrinks through 0;
+- the coverage of the data-efficiency interval (the size a better curve needs to reach the baseline's score at
+  the largest size).
 
 Targets: coverage ≥ 0.90 for the bootstrap intervals (percentile intervals of a 3-parameter fit are known to
 run a little narrow at 8 languages), false alarms and false positives ≤ 0.07.
@@ -80,6 +82,20 @@ def main() -> None:
         extra = f", crossing found {crossed}/{args.sims}, its coverage {cover_cross / max(crossed, 1):.3f}" if slope else ""
         print(f"Δ(n), {name}: trend test {rate} {positives / args.sims:.3f}, slope coverage "
               f"{cover_slope / args.sims:.3f}{extra}")
+    # data efficiency: a better curve (top 0.85) reaches the baseline's score at 800 at 212 examples per language
+    better = (0.85, 1.5, 0.5)
+    truth = (1.5 / (0.85 - float(law(SIZES[-1:])[0]))) ** 2
+    found = covered = 0
+    for i in range(args.sims):
+        base = draw(rng, law)
+        treated = draw(rng, lambda n: S.power(better, n))
+        m = S.size_to_match(S.curve(SIZES, treated, n_boot=args.boot, seed=i),
+                            S.curve(SIZES, base, n_boot=args.boot, seed=i))
+        if math.isfinite(m.get("needs", math.nan)):
+            found += 1
+            covered += m["needs_lo"] <= truth <= m["needs_hi"]
+    print(f"data efficiency, power law (top {better[0]}) vs the baseline's score at 800 (true size {truth:.0f}): "
+          f"found {found}/{args.sims}, coverage {covered / max(found, 1):.3f}")
     print(f"({time.perf_counter() - started:.0f} s)")
 
 

@@ -309,14 +309,6 @@ def test_the_pareto_front_of_dev_scores_says_it_is_not_for_choosing(lambdas):
     assert "not for choosing" in title("pareto_front")
 
 
-def test_mean_ci_is_the_t_interval():
-    values = [0.5, 0.52, 0.47, 0.55]
-    mean, half, n = A.mean_ci(values)
-    lo, hi = stats.t.interval(0.95, 3, loc=np.mean(values), scale=stats.sem(values))
-    assert (n, mean) == (4, pytest.approx(np.mean(values))) and half == pytest.approx((hi - lo) / 2)
-    assert math.isnan(A.mean_ci([0.4])[1]) and A.mean_ci([])[2] == 0
-
-
 def test_importance_ranks_the_parameters_that_drive_the_score(two_seeds):
     runs = A.load_runs(list(two_seeds))
     table, note = param_importance(A._scored(runs), runs.score, "ped-anova")
@@ -431,11 +423,6 @@ def test_trials_table_columns_survive_missing_config_columns(tmp_path):
     assert A.comparisons(A.units(runs))[0]["baseline"].tolist() == ["matched"]
     assert SR.analyse(A.units(runs))[1]["scaling"] == SR.NO_CURVE
     assert len(A.leaderboard(runs)) == 2
-
-
-@pytest.mark.parametrize("df", [1, 2, 5, 30, 31, 45, 200, 10_000])
-def test_t_quantile_matches_scipy(df):
-    assert A.t975(df) == pytest.approx(stats.t.ppf(0.975, df), abs=2e-4)
 
 
 def test_fanova_without_scikit_learn_is_a_usage_error(two_seeds, capsys):

@@ -95,3 +95,14 @@ def test_the_size_a_curve_needs_to_reach_a_score():
     assert S.size_to_reach(("power law with a ceiling", TRUE), float(S.power(TRUE, [400])[0])) == pytest.approx(400)
     assert S.size_to_reach(("log-linear", (0.1, 0.05)), 0.1 + 0.05 * math.log(300)) == pytest.approx(300)
     assert S.size_to_reach(("power law with a ceiling", TRUE), 0.9) == math.inf  # above its ceiling
+
+
+def test_data_efficiency_finds_the_size_a_better_curve_needs_to_match_the_baseline():
+    better = (0.85, 1.5, 0.5)
+    truth = (1.5 / (0.85 - float(S.power(TRUE, SIZES[-1:])[0]))) ** 2  # 212 examples per language
+    base, _ = cube(lambda n: S.power(TRUE, n), seed=1)
+    treated, _ = cube(lambda n: S.power(better, n), seed=2)
+    m = S.size_to_match(S.curve(SIZES, treated, n_boot=200), S.curve(SIZES, base, n_boot=200))
+    assert m["needs_lo"] <= truth <= m["needs_hi"] and m["needs"] < SIZES[-1] and "× the data" in m["reading"]
+    worse = S.size_to_match(S.curve(SIZES, base - 0.1, n_boot=200), S.curve(SIZES, base, n_boot=200))
+    assert worse["needs"] == math.inf and worse["reading"] == "its fitted curve never reaches the baseline's score"

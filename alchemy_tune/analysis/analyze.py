@@ -266,51 +266,6 @@ def status_notes(runs: Runs) -> list[str]:
 # ----------------------------------------------------------------------------- statistics
 # Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (beyond: a series in 1/df);
 # kept here because importing scipy.stats or scipy.special costs more than the whole analysis.
-_T975 = (12.7062047, 4.3026527, 3.1824463, 2.7764451, 2.5705818, 2.4469119, 2.3646243, 2.3060041,
-         2.2621572, 2.2281389, 2.2009852, 2.1788128, 2.1603687, 2.1447867, 2.1314495, 2.1199053, 2.1098156,
-         2.1009220, 2.0930241, 2.0859634, 2.0796138, 2.0738731, 2.0686576, 2.0638986, 2.0595386, 2.0555294,
-         2.0518305, 2.0484071, 2.0452296, 2.0422725)
-
-
-def t975(df: int) -> float:
-    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (error < 1e-4)."""
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = 1.959963985
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2) + (
-        3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3)
-
-
-def mean_ci(values) -> tuple[float, float, int]:
-    """(mean, half-width of the t-based 95% confidence interval, n); the half-width is NaN when n < 2."""
-    arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
-    n = len(arr)
-    if n == 0:
-        return math.nan, math.nan, 0
-    if n < 2:
-        return float(arr[0]), math.nan, 1
-    return float(arr.mean()), float(t975(n - 1) * arr.std(ddof=1) / math.sqrt(n)), n
-
-
-def _grouped(frame: pd.DataFrame, by: list[str], columns: dict[str, str]) -> pd.DataFrame:
-    """mean, ±CI and n of each value column per group (as :func:`mean_ci`); ``columns`` maps source column ->
-    output name. Vectorised: a search of thousands of configurations has thousands of groups."""
-    if frame.empty:
-        return pd.DataFrame()
-    keys = [frame[b] for b in by]
-    sizes = frame.groupby(keys, dropna=False, sort=True).size()
-    out = sizes.index.to_frame(index=False, name=by)
-    for src, name in columns.items():
-        stats = pd.to_numeric(frame[src], errors="coerce").groupby(keys, dropna=False, sort=True).agg(
-            ["mean", "std", "count"]).reindex(sizes.index)
-        n = stats["count"].to_numpy(dtype=int)
-        half = [t975(k - 1) * sd / math.sqrt(k) if k >= 2 else math.nan for k, sd in zip(n, stats["std"])]
-        out[name] = np.where(n > 0, stats["mean"].to_numpy(dtype=float), math.nan)
-        out[f"{name}_ci"] = half
-    out["n"] = sizes.to_numpy()
-    return out
-
-
 def _scored(runs: Runs, *, finished: bool = True) -> pd.DataFrame:
     """Trials with a score; with ``finished``, only those that ran to the end (completed or diverged)
     when there are any, since a pruned, failed or running trial's score is from a shorter training."""

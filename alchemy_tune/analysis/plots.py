@@ -149,17 +149,20 @@ def _size_axis(ax, sizes) -> None:
 
 
 def _bands(table: pd.DataFrame, value: str, ylabel: str, title: str, path: Path, tag: str,
-           zero: bool = False) -> Path | None:
-    """One panel per role (seen, test), one line per setting with its 95% band, on a log size axis."""
+           zero: bool = False, settings: list | None = None) -> Path | None:
+    """One panel per role (seen, test), one line per setting with its 95% band, on a log size axis; a
+    setting keeps its colour from figure to figure (its place in ``settings``)."""
     if table.empty or table["examples"].nunique() < 2:
         return None
     roles = [(r, name) for r, name in PANELS if r in set(table["role"])]
     plt = _plt()
     fig, axes = plt.subplots(1, len(roles), figsize=(6.5 * len(roles), 4.8), squeeze=False)
     cmap = plt.get_cmap("tab10")
-    settings = list(dict.fromkeys(table["setting"]))
+    order = list(dict.fromkeys([*(settings or []), *table["setting"]]))  # a setting's colour: its place here
+    present = [x for x in order if x in set(table["setting"])]
     for ax, (role, name) in zip(axes[0], roles):
-        for i, setting in enumerate(settings):
+        for setting in present:
+            i = order.index(setting)
             g = table[(table["setting"] == setting) & (table["role"] == role)].sort_values("examples")
             if g.empty:
                 continue
@@ -184,10 +187,12 @@ def scaling(table: pd.DataFrame, path: Path, tag: str = "") -> Path | None:
                   "Scaling: training examples per language → score", path, tag)
 
 
-def delta_curves(table: pd.DataFrame, path: Path, tag: str = "") -> Path | None:
-    """Δ(n): each setting's paired Δ vs plain fine-tuning at each size, with its 95% band."""
+def delta_curves(table: pd.DataFrame, path: Path, tag: str = "", settings: list | None = None) -> Path | None:
+    """Δ(n): each setting's paired Δ vs plain fine-tuning at each size, with its 95% band (colours as in
+    :func:`scaling` when given its ``settings``)."""
     return _bands(table, "Δ", "Δ test score vs plain fine-tuning (95% band)",
-                  "Δ(n): the URIEL loss's effect against training examples per language", path, tag, zero=True)
+                  "Δ(n): the URIEL loss's effect against training examples per language", path, tag, zero=True,
+                  settings=settings)
 
 
 def pareto(trials: pd.DataFrame, seen: str, unseen: str, front: pd.DataFrame, split: str,

@@ -163,10 +163,22 @@ def shown(tables) -> list[str]:
     return names[:at] + dims + names[at:]
 
 
-def _interval(mean, lo, hi) -> str:
+SIZES = ("sign_change_at", "needs")
+"""Columns that are examples per language: whole numbers, inf = never."""
+LEVELS = ("score", "top", "a", "b", "intercept")
+"""Columns that are levels, not differences: no sign (every other interval is a difference, signed)."""
+
+
+def _number(value, column: str) -> str:
+    if column in SIZES:
+        return "never" if value == math.inf else "" if value != value else f"{value:.0f}"
+    return f"{value:.4f}" if column in LEVELS else f"{value:+.4f}"
+
+
+def _interval(mean, lo, hi, column: str = "Δ") -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return ""
-    return f"{mean:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+    return f"{_number(mean, column)} [{_number(lo, column)}, {_number(hi, column)}]"
 
 
 def compact(table: pd.DataFrame) -> pd.DataFrame:
@@ -175,8 +187,8 @@ def compact(table: pd.DataFrame) -> pd.DataFrame:
         return table
     out = table.copy()
     for mean in [c for c in table.columns if f"{c}_lo" in table and f"{c}_hi" in table]:
-        out[mean] = [_interval(m, lo, hi) for m, lo, hi in zip(table[mean], table[f"{mean}_lo"],
-                                                                table[f"{mean}_hi"])]
+        out[mean] = [_interval(m, lo, hi, mean) for m, lo, hi in zip(table[mean], table[f"{mean}_lo"],
+                                                                      table[f"{mean}_hi"])]
         out = out.drop(columns=[f"{mean}_lo", f"{mean}_hi"])
     for role in P.ROLES:
         if f"p_holm_{role}" in out:  # next to its Δ
@@ -242,6 +254,7 @@ def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: st
     label = f"test {primary.iloc[0] if len(primary) else 'score'}"
     seen, unseen = runs.col(f"{split}_seen"), runs.col(f"{split}_unseen")
     tag = "ORACLE selection (saw test-language dev data)" if runs.oracle else ""
+    scaling_settings = list(dict.fromkeys(tables["scaling"]["setting"])) if "setting" in tables["scaling"] else []
     made = {
         "per_language": plots.per_language(tables["per_language"], label, out / "per_language.png", tag=tag),
         "comparisons": plots.deltas(tables["comparisons"], "configuration", "Δ vs plain fine-tuning",
@@ -250,7 +263,7 @@ def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: st
                                   "Confirmed: Δ vs plain fine-tuning (fresh seeds)", out / "confirmed.png", tag=tag),
         "scaling": plots.scaling(tables["scaling"], out / "scaling.png", tag=tag),
         "scaling_delta": plots.delta_curves(tables.get("scaling_delta", pd.DataFrame()), out / "scaling_delta.png",
-                                            tag=tag),
+                                            tag=tag, settings=scaling_settings),
         "pareto_front": plots.pareto(A._scored(runs), seen, unseen, tables["pareto_front"], split,
                                      out / "pareto.png", tag=tag),
         "language_deltas": plots.language_deltas(tables["language_deltas"], out / "language_deltas.png", tag=tag),

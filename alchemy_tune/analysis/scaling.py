@@ -42,36 +42,45 @@ def fit_power(n, y) -> tuple[float, float, float] | None:
     than 3 sizes or no increasing curve fits."""
     n, y = np.asarray(n, float), np.asarray(y, float)
     keep = np.isfinite(y)
-    n, y = n[keep], y[keep]
-    if len(np.unique(n)) < 3:
+    if len(np.unique(n[keep])) < 3:
         return None
+    top, a, b = fit_power_rows(n[keep], y[keep][None, :])[0]
+    return None if math.isnan(b) else (float(top), float(a), float(b))
 
-    def solve(b: float) -> tuple[float, float, float]:
-        x = n ** (-b)
-        design = np.column_stack([np.ones_like(x), -x])
-        (top, a), *_ = np.linalg.lstsq(design, y, rcond=None)
-        return float(((design @ np.array([top, a]) - y) ** 2).sum()), float(top), float(a)
 
-    grid = [(solve(b), b) for b in _B_GRID]
-    ok = [(sse, b) for sse, b in grid if sse[2] > 0]
-    if not ok:
-        return None
-    (sse, top, a), b = min(ok)
-    # refine between the neighbouring grid points (golden section on the profile)
-    i = int(np.searchsorted(_B_GRID, b))
-    lo, hi = _B_GRID[max(i - 1, 0)], _B_GRID[min(i + 1, len(_B_GRID) - 1)]
-    g = (math.sqrt(5) - 1) / 2
-    for _ in range(40):
-        m1, m2 = hi - g * (hi - lo), lo + g * (hi - lo)
-        if solve(m1)[0] < solve(m2)[0]:
-            hi = m2
-        else:
-            lo = m1
-    best = (lo + hi) / 2
-    s, t, aa = solve(best)
-    if aa > 0 and s <= sse:
-        return t, aa, float(best)
-    return top, a, float(b)
+def _profile(n: np.ndarray, Y: np.ndarray, B: np.ndarray):
+    """For each row of ``Y`` [m, k] and each exponent of ``B`` ([g] or [m, g]): the least-squares (top, a) of
+    ``Y ≈ top − a·n^(−b)`` in closed form (a simple regression on x = n^(−b)) and its sum of squares; the sum
+    is inf where a ≤ 0 (a curve that does not rise)."""
+    X = n ** -(B[..., None])  # [g, k] or [m, g, k]
+    xm = X.mean(-1, keepdims=True)
+    xc = X - xm
+    sxx = (xc ** 2).sum(-1)
+    yc = Y - Y.mean(1, keepdims=True)
+    sxy = np.einsum("mk,gk->mg", yc, xc) if X.ndim == 2 else np.einsum("mk,mgk->mg", yc, xc)
+    a = -sxy / sxx
+    top = Y.mean(1, keepdims=True) + a * xm[..., 0]
+    sse = (yc ** 2).sum(1, keepdims=True) - sxy ** 2 / sxx
+    return top, a, np.where(a > 0, sse, np.inf)
+
+
+def fit_power_rows(n, Y) -> np.ndarray:
+    """:func:`fit_power` of every row of ``Y`` [m, sizes] at once (no NaN): [m, 3] of (top, a, b), NaN where
+    no increasing curve fits. The exponent is profiled on a log grid, then on a finer grid between the best
+    point's neighbours: closed-form algebra only, so a bootstrap of hundreds of curves stays cheap."""
+    n, Y = np.asarray(n, float), np.atleast_2d(np.asarray(Y, float))
+    m = len(Y)
+    _, _, sse = _profile(n, Y, _B_GRID)
+    i = np.argmin(sse, axis=1)
+    lo = _B_GRID[np.maximum(i - 1, 0)]
+    hi = _B_GRID[np.minimum(i + 1, len(_B_GRID) - 1)]
+    fine = lo[:, None] + (hi - lo)[:, None] * np.linspace(0, 1, 81)[None, :]  # [m, 81]
+    top, a, sse_f = _profile(n, Y, fine)
+    j = np.argmin(sse_f, axis=1)
+    rows = np.arange(m)
+    out = np.column_stack([top[rows, j], a[rows, j], fine[rows, j]])
+    out[~np.isfinite(sse_f[rows, j])] = np.nan
+    return out
 
 
 def power(params, n) -> np.ndarray:
@@ -179,7 +188,7 @@ def curve(sizes, cube, *, n_boot: int = N_BOOT, seed: int = 0, level: float = LE
         params = fit(sizes, means)
         if params is None:
             continue
-        refits = [fit(sizes, b) for b in boots]
+        refits = _refits(form, sizes, boots)
         intervals = tuple(quantile_interval([r[i] if r is not None else None for r in refits], level)
                           for i in range(len(params)))
         out.fits[form] = {"params": params, "intervals": intervals,
@@ -190,6 +199,16 @@ def curve(sizes, cube, *, n_boot: int = N_BOOT, seed: int = 0, level: float = LE
     return out
 
 
+def _refits(form: str, sizes, boots) -> list:
+    """The fit of each bootstrap draw (None where none fits); the power law's all at once where no draw has
+    a missing size."""
+    fit = FORMS[form][0]
+    Y = np.asarray(boots, float)
+    if form == "power law with a ceiling" and len(Y) and np.isfinite(Y).all() and len(np.unique(sizes)) >= 3:
+        return [None if math.isnan(r[2]) else tuple(map(float, r)) for r in fit_power_rows(sizes, Y)]
+    return [fit(sizes, b) for b in Y]
+
+
 def _extrapolate(sizes, means, boots, form: str, level: float) -> dict | None:
     fit, predict, least = FORMS[form]
     if len(sizes) < least:
@@ -198,10 +217,8 @@ def _extrapolate(sizes, means, boots, form: str, level: float) -> dict | None:
     if params is None:
         return None
     predicted = float(predict(params, sizes[-1:])[0])
-    differences = []
-    for b in boots:
-        p = fit(sizes[:-1], b[:-1])
-        differences.append(None if p is None else float(predict(p, sizes[-1:])[0] - b[-1]))
+    refits = _refits(form, sizes[:-1], [b[:-1] for b in boots])
+    differences = [None if p is None else float(predict(p, sizes[-1:])[0] - b[-1]) for p, b in zip(refits, boots)]
     lo, hi = quantile_interval(differences, level)
     return {"form": form, "size": float(sizes[-1]), "predicted": predicted, "observed": float(means[-1]),
             "error": predicted - float(means[-1]), "lo": lo, "hi": hi,
@@ -216,6 +233,30 @@ def size_to_reach(params_form: tuple[str, tuple], target: float) -> float:
         return math.exp((target - p) / q) if q > 0 else math.inf
     top, a, b = params
     return (a / (top - target)) ** (1 / b) if top > target else math.inf
+
+
+def size_to_match(c: Curve, base: Curve, level: float = LEVEL) -> dict:
+    """Data efficiency: the examples per language ``c`` needs, by its better fit, to reach ``base``'s mean
+    score at ``base``'s largest size. The interval comes from the bootstrap draws (the same languages and seeds
+    for both curves when their cubes have one shape); a draw whose curve never reaches the target counts as
+    infinitely many examples, so the interval can be open ("never")."""
+    target, largest = base.means[-1], base.sizes[-1]
+    row = {"target": target, "target_at": largest}
+    if not c.monotone or c.better is None:
+        return {**row, "needs": math.nan, "reading": "no fitted curve (see scaling_fits)"}
+    fit = c.fits[c.better]
+    needs = size_to_reach((c.better, fit["params"]), target)
+    draws = np.asarray([size_to_reach((c.better, p), t) for p, t in zip(fit["boot"], base.boot_means[:, -1])
+                        if p is not None], float)
+    lo, hi = (np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], method="nearest").tolist()
+              if len(draws) >= 10 else (math.nan, math.nan))
+    if not np.isfinite(needs):
+        reading = "its fitted curve never reaches the baseline's score"
+    elif needs <= largest:
+        reading = f"reaches it with {needs / largest:.2g}× the data"
+    else:
+        reading = "beyond the sizes run: an extrapolation"
+    return {**row, "form": c.better, "needs": needs, "needs_lo": lo, "needs_hi": hi, "reading": reading}
 
 
 # ----------------------------------------------------------------------------- Δ(n)

@@ -26,7 +26,6 @@ import pandas as pd
 from alchemy_tune.analysis import paired as P
 from alchemy_tune.analysis import scaling as S
 from alchemy_tune.analysis.analyze import TRAIN_EXAMPLES
-from alchemy_tune.analysis.stats import LEVEL
 
 SIZE = "cfg_train_size"
 ROLES = ("unseen", "seen")
@@ -120,7 +119,8 @@ def analyse(u: P.Units, *, n_boot: int = S.N_BOOT) -> tuple[dict[str, pd.DataFra
             continue
         base = _baseline_label(u, all_series, label)
         if base is not None and (base, role) in curves:
-            rows["data_efficiency"].append(_efficiency(label, role, c, curves[(base, role)]))
+            rows["data_efficiency"].append({"setting": label, "role": role,
+                                            **S.size_to_match(c, curves[(base, role)])})
     tables = {name: pd.DataFrame(r) for name, r in rows.items()}
     notes = {"scaling": "; ".join(["test split, every size; interval: languages × seeds resampled (the same "
                                    "draw at every size); examples = actual training examples per language",
@@ -164,30 +164,6 @@ def _fit_rows(label: str, role: str, c: S.Curve) -> list[dict]:
                         "prediction_error_hi": x["hi"], "extrapolation_ok": x["consistent"]})
         rows.append(row)
     return rows
-
-
-def _efficiency(label: str, role: str, c: S.Curve, base: S.Curve) -> dict:
-    """Examples per language ``c`` needs, by its better fit, to reach ``base``'s mean at the largest size;
-    the interval from the bootstrap draws, the same languages and seeds for both."""
-    target, largest = base.means[-1], base.sizes[-1]
-    row = {"setting": label, "role": role, "target": target, "target_at": largest}
-    if not c.monotone or c.better is None:
-        return {**row, "needs": math.nan, "reading": "no fitted curve (see scaling_fits)"}
-    fit = c.fits[c.better]
-    needs = S.size_to_reach((c.better, fit["params"]), target)
-    draws = [S.size_to_reach((c.better, p), t) if p is not None else math.nan
-             for p, t in zip(fit["boot"], base.boot_means[:, -1])]
-    # a draw whose curve never reaches the target counts as infinitely many examples (not dropped)
-    arr = np.asarray([d for d in draws if not math.isnan(d)], float)
-    lo, hi = (np.quantile(arr, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], method="nearest").tolist() if len(arr) >= 10
-              else (math.nan, math.nan))
-    if not np.isfinite(needs):
-        reading = "its fitted curve never reaches the baseline's score"
-    elif needs <= largest:
-        reading = f"reaches it with {needs / largest:.2g}× the data"
-    else:
-        reading = "beyond the sizes run: an extrapolation"
-    return {**row, "form": c.better, "needs": needs, "needs_lo": lo, "needs_hi": hi, "reading": reading}
 
 
 def verdict_sentences(tables, curves, all_series, u: P.Units) -> list[str]:
