@@ -77,7 +77,7 @@ def test_delta_n_recovers_a_shrinking_effect_and_where_it_changes_sign():
     assert t.crossing == pytest.approx(crossing, rel=0.25)
     lo, hi = t.crossing_interval
     assert lo <= crossing <= hi
-    assert "shrinks" in t.words and "examples per language" in t.words
+    assert "Δ falls" in t.words and "examples per language" in t.words
 
 
 def test_no_trend_and_no_crossing_are_said_plainly():

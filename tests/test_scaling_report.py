@@ -55,7 +55,7 @@ def test_the_scaling_section_reads_the_test_split_and_recovers_the_law(scaling_r
     truth = {n: scaling_truth(n, 1.0) - scaling_truth(n, 0.0) for n in delta.index}
     covered = [delta.loc[n, "Δ_lo"] <= truth[n] <= delta.loc[n, "Δ_hi"] for n in delta.index]
     assert sum(covered) >= len(covered) - 1
-    assert any(s.startswith("Scaling, λ=1 vs plain fine-tuning on test languages") and "Δ shrinks" in s
+    assert any(s.startswith("Scaling, λ=1 vs plain fine-tuning on test languages") and "Δ falls" in s
                and "the fitted Δ is 0 at about" in s for s in verdict)
     assert any(s.startswith("Scaling, plain fine-tuning (λ=0)") for s in verdict)
 

@@ -311,7 +311,7 @@ def _words(t: DeltaTrend) -> str:
     s = t.slope
     if not np.isfinite(s.delta):
         return "no trend can be estimated"
-    direction = "shrinks" if s.delta < 0 else "grows"
+    direction = "falls" if s.delta < 0 else "rises"  # signed: a negative Δ that falls grows in size
     sig = np.isfinite(s.p) and s.p < 1 - LEVEL
     text = (f"Δ {direction} by {abs(s.delta):.3f} per e-fold of data [95% CI {s.lo:+.3f}, {s.hi:+.3f}], "
             f"p = {s.p:.2g}" + ("" if sig else " (no trend at the 95% level)"))

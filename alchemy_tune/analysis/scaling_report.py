@@ -41,7 +41,13 @@ def series(u: P.Units) -> tuple[dict[str, dict[float, str]], list[str]]:
     others = [c for c in u.searched if c != SIZE]
     out: dict[str, dict[float, str]] = {}
     notes = []
-    for key, first in u.records.items():
+
+    def order(item):  # series in the order of their settings' values (λ = 0, 0.1, 1, ...)
+        first = u.records[item[1]]
+        return [(0, float(v), "") if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, 0.0, str(v))
+                for v in (P.hashable(first[c]) for c in others)]
+
+    for key, first in sorted(u.records.items(), key=lambda kv: order((None, kv[0]))):
         size = first.get(TRAIN_EXAMPLES)
         if size is None or not np.isfinite(size):
             continue
@@ -197,8 +203,10 @@ def verdict_sentences(tables, curves, all_series, u: P.Units) -> list[str]:
 def _efficiency_words(tables, label: str) -> str:
     e = tables["data_efficiency"]
     e = e[(e["setting"] == label) & (e["role"] == "unseen")] if not e.empty else e
-    if e.empty or not np.isfinite(e.iloc[0].get("needs", math.nan)):
-        return "" if e.empty else f"; {e.iloc[0]['reading']} (at {e.iloc[0]['target_at']:g})"
+    if e.empty or math.isnan(e.iloc[0].get("needs", math.nan)):
+        return ""
+    if e.iloc[0]["needs"] == math.inf:
+        return f"; {e.iloc[0]['reading']} at {e.iloc[0]['target_at']:g} examples per language"
     r = e.iloc[0]
     if np.isfinite(r["needs_lo"]) and np.isfinite(r["needs_hi"]):
         span = f" [{r['needs_lo']:.0f}, {r['needs_hi']:.0f}]"
