@@ -85,8 +85,11 @@ def test_no_trend_and_no_crossing_are_said_plainly():
     rng = np.random.default_rng(4)
     treated = base - 0.02 + rng.normal(0, 0.008, base.shape)  # worse by the same amount everywhere
     t = S.delta_trend(SIZES, treated, base, n_boot=200)
-    assert t.crossing is None and "does not change sign" in t.words
+    assert t.crossing is None and "no trend at the 95% level); so no size where Δ changes sign" in t.words
     assert t.slope.lo <= 0 <= t.slope.hi
+    # Δ about 0 everywhere: a line through noise crosses 0 somewhere, but without a trend no crossing is read
+    around = S.delta_trend(SIZES, base + rng.normal(0, 0.008, base.shape), base, n_boot=200)
+    assert around.slope.p >= 0.05 and around.crossing is None
     flat = S.delta_trend(SIZES, base - 0.02, base, n_boot=50)  # exactly the same Δ at every size
     assert flat.crossing is None and flat.slope.delta == pytest.approx(0, abs=1e-12)
 

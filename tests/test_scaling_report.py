@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 from alchemy_tune.analysis import analyze as A
@@ -94,3 +96,15 @@ def test_group_sizes_read_the_languages_train_size_sizes(tmp_path):
     runs = A.load_runs([run])
     assert sorted(runs.trials["train_examples"]) == [25, 100, 400]
     assert {tuple(g) for g in runs.trials["cfg_group_langs"]} == {("eng", "fra")}
+
+
+def test_a_power_law_at_the_edge_of_its_exponent_range_is_said_to_have_no_ceiling():
+    from alchemy_tune.analysis import scaling as S
+
+    sizes = np.array([25, 50, 100, 200, 400], float)
+    rng = np.random.default_rng(0)
+    cube = (0.2 + 0.05 * np.log(sizes))[:, None, None] + rng.normal(0, 0.002, (5, 8, 3))  # log-linear: no ceiling
+    rows = {r["form"]: r for r in SR._fit_rows("λ=0", "unseen", S.curve(sizes, cube, n_boot=100))}
+    assert rows["log-linear"]["better"] and "note" not in rows["log-linear"]
+    assert rows["power law with a ceiling"]["b"] * np.log(16) < 0.1  # a straight line in ln n over 25…400
+    assert "no ceiling shows within these sizes" in rows["power law with a ceiling"]["note"]

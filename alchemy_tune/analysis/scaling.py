@@ -33,7 +33,10 @@ import numpy as np
 from alchemy_tune.analysis.stats import LEVEL, Effect, paired_effect
 
 N_BOOT = 400
-_B_GRID = np.exp(np.linspace(math.log(0.01), math.log(5.0), 120))
+B_RANGE = (0.01, 5.0)
+"""The power law's exponent is searched within this range; a fit at either edge is reported as such."""
+BOUNDED = ("power law with a ceiling",)
+_B_GRID = np.exp(np.linspace(math.log(B_RANGE[0]), math.log(B_RANGE[1]), 120))
 
 
 # ----------------------------------------------------------------------------- the two forms
@@ -193,10 +196,23 @@ def curve(sizes, cube, *, n_boot: int = N_BOOT, seed: int = 0, level: float = LE
                           for i in range(len(params)))
         out.fits[form] = {"params": params, "intervals": intervals,
                           "held_out_rmse": held_out_error(form, sizes, means), "boot": refits}
-    scored = {f: v["held_out_rmse"] for f, v in out.fits.items() if np.isfinite(v["held_out_rmse"])}
+    # a power law whose exponent sits at the edge of its range has no ceiling in these sizes: it is the
+    # log-linear form in disguise (or a step), with top and a undetermined, so it is never the better form
+    scored = {f: v["held_out_rmse"] for f, v in out.fits.items()
+              if np.isfinite(v["held_out_rmse"]) and not at_edge(f, v["params"], sizes)}
     out.better = min(scored, key=scored.get) if scored else None
     out.extrapolation = _extrapolate(sizes, means, boots, out.better or "log-linear", level)
     return out
+
+
+def at_edge(form: str, params, sizes) -> bool:
+    """Whether a power law shows no ceiling within ``sizes``: its exponent so small that n^(−b) is a straight
+    line in ln n over them (b·ln(largest/smallest) < 0.1: the log-linear form, with top and a undetermined),
+    or at the top of :data:`B_RANGE` (a step)."""
+    if form not in BOUNDED:
+        return False
+    b = params[2]
+    return b * math.log(max(sizes) / min(sizes)) < 0.1 or b >= B_RANGE[1] / 1.01
 
 
 def _refits(form: str, sizes, boots) -> list:
@@ -300,7 +316,9 @@ def delta_trend(sizes, treated, baseline, *, n_boot: int = N_BOOT, seed: int = 0
         ln_at = -p / q  # compared on the log scale: a flat line crosses 0 far outside any size
         return math.exp(ln_at) if x[0] <= ln_at <= x[-1] else None
 
-    trend.crossing = crossing(d)
+    # where Δ changes sign is read off the fitted line only when the data show a trend: a flat line's
+    # crossing is anywhere its noise puts it
+    trend.crossing = crossing(d) if np.isfinite(slope.p) and slope.p < 1 - level else None
     if trend.crossing is not None:
         trend.crossing_interval = quantile_interval([crossing(c) for c in _draws(d, n_boot, seed)], level)
     trend.words = _words(trend)
@@ -319,6 +337,8 @@ def _words(t: DeltaTrend) -> str:
         lo, hi = t.crossing_interval
         text += (f"; the fitted Δ is 0 at about {t.crossing:.0f} examples per language "
                  f"[{lo:.0f}, {hi:.0f}]" if np.isfinite(lo) else f"; the fitted Δ is 0 at about {t.crossing:.0f}")
-    else:
+    elif sig:
         text += "; Δ does not change sign within the sizes run"
+    else:
+        text += "; so no size where Δ changes sign"
     return text

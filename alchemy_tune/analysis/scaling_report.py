@@ -163,6 +163,9 @@ def _fit_rows(label: str, role: str, c: S.Curve) -> list[dict]:
         row = {**base, "form": form, "better": form == c.better, "held_out_rmse": fit["held_out_rmse"]}
         for name, value, (lo, hi) in zip(_PARAMS[form], fit["params"], fit["intervals"]):
             row.update({name: value, f"{name}_lo": lo, f"{name}_hi": hi})
+        if S.at_edge(form, fit["params"], c.sizes):
+            row["note"] = ("no ceiling shows within these sizes (b too close to 0, or a step): top and a are not "
+                           "determined, and the log-linear form stands in for it")
         x = c.extrapolation
         if form == c.better and x is not None:
             row.update({"extrapolated_to": x["size"], "predicted": x["predicted"], "observed": x["observed"],
