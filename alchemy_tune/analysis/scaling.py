@@ -272,6 +272,9 @@ def size_to_match(c: Curve, base: Curve, level: float = LEVEL) -> dict:
         reading = f"reaches it with {needs / largest:.2g}× the data"
     else:
         reading = "beyond the sizes run: an extrapolation"
+    if not base.monotone or (base.extrapolation is not None and not base.extrapolation["consistent"]):
+        reading += ("; the baseline's own curve is ill-behaved (not monotone, or its largest size off its fit): "
+                    "a target to read with care")
     return {**row, "form": c.better, "needs": needs, "needs_lo": lo, "needs_hi": hi, "reading": reading}
 
 

@@ -187,6 +187,10 @@ def verdict_sentences(tables, curves, all_series, u: P.Units) -> list[str]:
             first, last = c.means[0], c.means[-1]
             shape = (f"{c.better} fits best" if c.better else
                      "; ".join(c.notes) if c.notes else "no fit")
+            x = c.extrapolation
+            if x is not None and not x["consistent"]:
+                shape += (f"; fitted without {x['size']:g}, it predicts {x['predicted']:.3f} there and "
+                          f"{x['observed']:.3f} was observed: the extrapolation check fails")
             out.append(f"Scaling, plain fine-tuning ({label}): the test-language score goes from {first:.3f} at "
                        f"{c.sizes[0]:g} to {last:.3f} at {c.sizes[-1]:g} examples per language ({shape}).")
             continue
