@@ -11,7 +11,7 @@ from alchemy_tune.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLES = ["docs/study/tables/study", "docs/study/tables/confirm-study"]
-SCALING = ["docs/scaling-study/tables/scaling-study"]
+SCALING = ["docs/scaling-study/tables/scaling-study", "docs/scaling-study/tables/confirm-scaling-study"]
 
 
 @pytest.mark.parametrize("tables, report", [(TABLES, "docs/study"), (SCALING, "docs/scaling-study")])
