@@ -47,7 +47,7 @@ def main() -> None:
     table = P.baseline_comparisons(u, roles=("unseen",))
     print(f"{'configuration':60s} {'cells':>5s} {'item SE':>8s} {'2.8 x SE':>8s} {'MDE':>7s}")
     for _, row in table[table["baseline"] == "matched"].iterrows():
-        key = next(k for k, first in u.records.items() if P.label(first, u.searched) == row["configuration"])
+        key = A.config_key(u, row)
         se, cells = item_se(u, key)
         print(f"{row['configuration'][:60]:60s} {cells:5d} {se:8.4f} {2.8 * se:8.4f} {row['mde_unseen']:7.4f}")
 

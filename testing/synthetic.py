@@ -65,6 +65,13 @@ def report(config: dict, step: int, n_steps: int, langs, rng: random.Random, ite
             scores[split] = {"accuracy": acc, "macro_f1": acc * 0.9}
         per_lang[lang] = {"uriel": uriel, "seen": seen, "role": role, **scores}
     out[C.LANGS] = per_lang
+    out.update(_averages(per_lang, langs))
+    return out
+
+
+def _averages(per_lang: dict, langs) -> dict:
+    """Every average of the report (``dev_seen``, ``test_unseen``, ``dev_select``, ...) of ``per_lang``'s accuracy."""
+    out = {}
     for key in C.AVERAGE_KEYS:
         split, _, group = key.partition("_")
         if split not in C.SPLITS_EVALUATED or group not in _GROUP_ROLES:
@@ -179,11 +186,7 @@ def make_scaling_run(run_dir: str, *, sizes=(25, 50, 100, 200, 400), lambdas=(0.
                 out = {C.STEP: 10, C.EPOCH: 1.0, C.EXAMPLES_SEEN: 320, C.LAMBDA: lam, C.TRAIN_LOSS: 1.0,
                        C.TASK_LOSS: 1.0, C.URIEL_LOSS: 0.0, C.PRIMARY_METRIC: "accuracy", C.STATUS: C.COMPLETED,
                        C.REASON: "", C.TRAIN_SECONDS: 1.0, C.LANGS: per_lang}
-                for key in C.AVERAGE_KEYS:
-                    split, _, roles = key.partition("_")
-                    vals = [per_lang[lang][split]["accuracy"] for lang, _, _, role in langs
-                            if role in _GROUP_ROLES.get(roles, ())]
-                    out[key] = sum(vals) / len(vals) if vals else float("nan")
+                out.update(_averages(per_lang, langs))
                 tid = f"trial_{k:04d}"
                 k += 1
                 writer.add_report(tid, cfg, out)
