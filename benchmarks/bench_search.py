@@ -41,7 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from alchemy_tune.core.constants import TRIAL_FN
+from alchemy_tune.tuning.trial_fn import TRIAL_FN
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # testing/ (the tiny encoder, synthetic reports)
@@ -283,7 +283,8 @@ def compute_to_reach(run_dir: str, target: float) -> float:
     """Σ compute of the trials up to the first one finishing at >= target, in the study's order."""
     import optuna
 
-    from alchemy_tune.tuning.searcher import RAY_ID_ATTR, STUDY_NAME
+    from alchemy_tune.tuning.searcher import STUDY_NAME
+    from alchemy_tune.tuning.study_attrs import RAY_ID_ATTR
     from alchemy_tune.results.schema import read_trials
     from alchemy_tune.tuning.journal import JOURNAL
 

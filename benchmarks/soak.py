@@ -96,7 +96,8 @@ def stored_trials(run_dir: str) -> list:
     ``resume --retry-errored`` ran again (those are kept, flagged, and no longer count)."""
     import optuna
 
-    from alchemy_tune.tuning.searcher import RETRY_OF_ATTR, STUDY_NAME
+    from alchemy_tune.tuning.searcher import STUDY_NAME
+    from alchemy_tune.tuning.study_attrs import RETRY_OF_ATTR
     from alchemy_tune.tuning.journal import JOURNAL
     from alchemy_tune.results.run_dir import resolve
 
@@ -131,7 +132,7 @@ def check(run_dir: str, trials: int, partial: bool = False) -> list[str]:
     search still running (or stopped): the trials completed so far must be whole, nothing may be duplicated."""
     import pyarrow.compute as pc
 
-    from alchemy_tune.tuning.searcher import RAY_ID_ATTR
+    from alchemy_tune.tuning.study_attrs import RAY_ID_ATTR
     from alchemy_tune.results.schema import read_metrics, read_steps, read_trials
 
     problems = []

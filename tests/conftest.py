@@ -61,3 +61,44 @@ def s3(monkeypatch, tmp_path):
                       allow_bucket_creation=True).create_dir("alchemy")
     yield "s3://alchemy/runs"
     server.stop()
+
+
+# ----------------------------------------------------------------------------- the unit tier
+UNIT_MODULES = {
+    # test files whose tests need no Ray, no real encoder or corpus weights and no subprocess: the unit tier
+    # (`python -m pytest -q -m unit`, docs/testing.md). The guard below makes each promise a failure if broken.
+    "test_aligned", "test_codes", "test_config", "test_imports", "test_lambdas", "test_metrics", "test_numbers",
+    "test_optim", "test_run_record", "test_search_settings", "test_space", "test_stats", "test_tasks_subsets",
+    "test_batching", "test_scaling",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in UNIT_MODULES and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(autouse=True)
+def _unit_tier_guard(request, monkeypatch):
+    """A unit test that starts Ray, a subprocess or the bundled e5 weights fails, naming what it started."""
+    if request.node.get_closest_marker("unit") is None:
+        yield
+        return
+    import subprocess
+
+    def refuse(what):
+        def call(*args, **kwargs):
+            raise AssertionError(f"a unit-tier test started {what}; move the test out of UNIT_MODULES "
+                                 "(tests/conftest.py)")
+        return call
+
+    monkeypatch.setattr(subprocess, "Popen", refuse("a subprocess"))
+    monkeypatch.setattr("alchemy_tune.trial.encoder.bundled_e5", refuse("the bundled e5 encoder"))
+    try:
+        import ray
+    except ImportError:  # pragma: no cover - ray is a dependency
+        ray = None
+    if ray is not None:
+        monkeypatch.setattr(ray, "init", refuse("Ray"))
+    yield

@@ -182,3 +182,38 @@ def write_semrel(root: Path, langs: Sequence[str] | None = None, n_per_split: Si
                             text = _semrel_text(lang, split, first, second)
                             writer.writerow([pair_id, text] + ([score] if labelled else []))
     return repo
+
+
+SIB_WORDS = {
+    "science/technology": "atom robot laser", "travel": "hotel visa airport", "politics": "vote senate party",
+    "sports": "goal match team", "health": "doctor fever vaccine", "entertainment": "film concert actor",
+    "geography": "river mountain coast",
+}
+SIB_LANGS = ("eng_Latn", "fra_Latn", "yor_Latn", "zho_Hans", "zho_Hant", "arb_Arab", "arb_Latn")
+
+
+def write_sib200(root: Path, langs: Sequence[str] = SIB_LANGS, n_per_split: Sizes = (21, 14, 14)) -> Path:
+    """The SIB-200 release layout: ``data/annotated/<lang>/{train,dev,test}.tsv`` (``index_id category
+    text``), ``labels.txt`` in each folder, a ``LICENSE`` and the stray ``nqo_Nkoo.zip``. Sentences are
+    parallel (one ``index_id`` = one sentence, the same topic, in every language), ids are disjoint between
+    splits, and every file is sorted by topic, as the release's are not guaranteed not to be."""
+    from alchemy_tune.tasks.sib200 import TOPICS
+
+    annotated = root / "data" / "annotated"
+    sizes = _sizes(n_per_split)
+    first_id = {"train": 0, "dev": 1000, "test": 2000}
+    for lang in langs:
+        folder = annotated / lang
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "labels.txt").write_text("\n".join(TOPICS) + "\n", encoding="utf-8")
+        for split, n in sizes.items():
+            rows = [(first_id[split] + i, TOPICS[(i * 3) % len(TOPICS)]) for i in range(n)]
+            rows.sort(key=lambda r: r[1])
+            with open(folder / f"{split}.tsv", "w", encoding="utf-8", newline="") as handle:
+                writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+                writer.writerow(["index_id", "category", "text"])
+                for ident, topic in rows:
+                    writer.writerow([ident, topic, f"{lang[:3]} {SIB_WORDS[topic]} {ident}"])
+    (annotated / "nqo_Nkoo.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    (root / "LICENSE").write_text("Apache-2.0\n", encoding="utf-8")
+    return root

@@ -551,13 +551,41 @@ def test_a_run_copied_elsewhere_finds_its_space_beside_its_record(tmp_path):
 
     from alchemy_tune.results.run_record import RunRecord
 
+    from alchemy_tune.cli.analyze import run_space
+
     run = make_run(str(tmp_path / "run"), n_trials=8, metric="dev_seen")
     record = RunRecord.read(run)
     dataclasses.replace(record, space="/nonexistent/elsewhere/study.yaml").write(run)
-    assert A.load_runs([run]).space is None
+    assert A.load_runs([run], space_of=run_space).space is None
     (tmp_path / "run" / "study.yaml").write_text("lambda: {type: categorical, choices: [0, 1]}\n")
-    space = A.load_runs([run]).space
+    space = A.load_runs([run], space_of=run_space).space
     assert space is not None and "lambda" in space.params
+    assert A.load_runs([run]).space is None  # the analysis alone reads only what the record stores
+
+
+def test_the_space_a_record_stores_answers_what_the_analysis_asks(tmp_path):
+    """A search stores its space's parameters in its record (``space_params``); the analysis reads their
+    kinds and conditions from there, without the search layer, as it would from the space file."""
+    import dataclasses
+
+    from alchemy_tune.results.run_record import RunRecord
+    from alchemy_tune.tuning.space_file import load_space
+
+    text = ("lr: {type: float, low: 1.0e-5, high: 1.0e-3, log: true}\n"
+            "projection: {type: categorical, choices: [linear, mlp]}\n"
+            "proj_width: {type: categorical, choices: [128, 256], when: {projection: [mlp]}}\n")
+    (tmp_path / "space.yaml").write_text(text)
+    space = load_space(str(tmp_path / "space.yaml"))
+    run = make_run(str(tmp_path / "run"), n_trials=4)
+    record = RunRecord.read(run)
+    dataclasses.replace(record, extra={**record.extra, "space_params": space.summary()}).write(run)
+    stored = A.load_runs([run]).space
+    for name in ("lr", "projection", "proj_width"):
+        assert (stored.params[name].values() is None) == (space.params[name].values() is None)
+        for values in ({"projection": "mlp"}, {"projection": "linear"}, {}):
+            assert stored.params[name].is_active(values) == space.params[name].is_active(values)
+    dataclasses.replace(record, extra={**record.extra, "space_params": ["not", "a", "space"]}).write(run)
+    assert A.load_runs([run]).space is None  # a malformed record reads as a run without its space
 
 
 def test_a_setting_drawn_from_a_range_gets_no_per_value_table():

@@ -4,6 +4,9 @@ continuous lr and λ ends with a paired Δ for every completed configuration."""
 
 from __future__ import annotations
 
+from alchemy_tune.tuning.study_attrs import TWIN_KEY_ATTR, TWIN_OF_ATTR
+from alchemy_tune.trial.config import is_plain
+
 import dataclasses
 
 import optuna
@@ -14,7 +17,8 @@ from alchemy_tune.core import constants as C
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tuning import baselines as B
 from alchemy_tune.tuning.journal import JOURNAL
-from alchemy_tune.tuning.searcher import CONFIG_ATTR, OptunaSearcher, StudyHandle
+from alchemy_tune.tuning.searcher import OptunaSearcher, StudyHandle
+from alchemy_tune.tuning.study_attrs import CONFIG_ATTR
 from alchemy_tune.tuning.space_file import load_space
 from testing.searches import TINY, write_space
 
@@ -44,11 +48,11 @@ def test_every_sampled_uriel_configuration_gets_its_twin_on_top_of_the_trials(tm
     trials = handle.study.get_trials(deepcopy=False)
     sampled = [t for t in trials if not B.is_twin(t)]
     twins = {t.number: t for t in trials if B.is_twin(t)}
-    treated = [t for t in sampled if not B.is_plain(t.user_attrs[CONFIG_ATTR])]
+    treated = [t for t in sampled if not is_plain(t.user_attrs[CONFIG_ATTR])]
     assert len(sampled) == 8 and handle.n_trials() == 8  # `trials` counts sampled configurations only
     assert treated and len(twins) == len(treated)  # a continuous lr never repeats: one twin each
     for t in treated:
-        twin = twins[t.user_attrs[B.OF_ATTR]]
+        twin = twins[t.user_attrs[TWIN_OF_ATTR]]
         config, plain = t.user_attrs[CONFIG_ATTR], twin.user_attrs[CONFIG_ATTR]
         assert plain == {**config, "lambda": 0.0}  # identical but for λ: same lr, same seed
         assert twin.params == {}  # nothing for the sampler to learn parameters from
@@ -70,11 +74,11 @@ def test_twins_are_shared_and_a_sampled_plain_configuration_serves_as_one(tmp_pa
     _drain(searcher)
     trials = handle.study.get_trials(deepcopy=False)
     first_plain_or_twin = min(n for n in (t.number for t in trials)
-                              if B.is_twin(trials[n]) or B.is_plain(trials[n].user_attrs[CONFIG_ATTR]))
+                              if B.is_twin(trials[n]) or is_plain(trials[n].user_attrs[CONFIG_ATTR]))
     assert sum(B.is_twin(t) for t in trials) <= 1
     for t in trials:
-        if not B.is_twin(t) and not B.is_plain(t.user_attrs[CONFIG_ATTR]):
-            assert t.user_attrs[B.OF_ATTR] == first_plain_or_twin
+        if not B.is_twin(t) and not is_plain(t.user_attrs[CONFIG_ATTR]):
+            assert t.user_attrs[TWIN_OF_ATTR] == first_plain_or_twin
 
 
 def test_with_replicates_a_twin_runs_the_same_seeds(tmp_path):
@@ -110,7 +114,7 @@ def test_the_tpe_start_up_counts_sampled_trials_only(tmp_path):
     study = optuna.create_study(sampler=sampler, direction="maximize")
     for i in range(4):  # 4 finished twins, 2 finished sampled trials: still starting up
         study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=1.0,
-                                                  user_attrs={B.ATTR: str(i)}))
+                                                  user_attrs={TWIN_KEY_ATTR: str(i)}))
     for x in (0.1, 0.2):
         study.add_trial(optuna.trial.create_trial(params={"x": x}, value=x, distributions={
             "x": optuna.distributions.FloatDistribution(0, 1)}))

@@ -74,7 +74,7 @@ def test_roles_are_disjoint_and_name_parameters():
     assert all(g and g <= params for g in groups)
     assert sum(len(g) for g in groups) == len(set().union(*groups))
     assert C.params_with_role(C.REPLICATE) == ("seed",)
-    assert set(C.params_with_role(C.LANGUAGES)) == {"seen", "unseen", "val", "group_langs"}
+    assert set(C.params_with_role(C.LANGUAGES)) == {"seen", "unseen", "val", "group_langs", "script_twins"}
     assert {"lambda", "lambda_schedule", "projection", "uriel_features"} <= set(C.params_with_role(C.URIEL))
     assert {"device", "threads", "checkpoint_every", "bf16"} <= set(C.params_with_role(C.EXECUTION))
     # what a trial learns is never execution: a checkpoint of another lr or seed must not resume
@@ -86,3 +86,15 @@ def test_every_rule_names_real_fields():
     assert {n for n, _ in C.CHOICES} <= names
     assert {n for fields, _, _ in C.BOUNDS for n in fields} <= names
     assert {C.field_name(n) for n in C.COUPLED_FIELDS} <= names
+
+
+def test_plain_fine_tuning_has_one_definition():
+    """λ = 0 under any schedule that follows λ is plain; a dynamic schedule never is; the twin is λ = 0,
+    constant, everything else kept."""
+    assert C.is_plain({"lambda": 0}) and C.is_plain({"lambda": 0.0, "lambda_schedule": "warmup"})
+    assert not C.is_plain({"lambda": 0.1}) and not C.is_plain({})  # default λ is 10
+    assert not C.is_plain({"lambda": 0, "lambda_schedule": "alchemyscale"})
+    assert C.uses_uriel({"lambda_": 1.0}) and not C.uses_uriel({"lambda_": 0.0})
+    twin = C.twin_of({"lambda": 1.0, "lambda_schedule": "warmup", "lr": 3e-4, "uriel_features": "geo"})
+    assert twin == {"lambda": 0.0, "lambda_schedule": "constant", "lr": 3e-4, "uriel_features": "geo"}
+    assert C.is_plain(twin)

@@ -157,7 +157,7 @@ def test_trial_moves_to_another_node_from_its_last_checkpoint(tmp_path, cluster,
 def test_driver_killed_mid_search_then_resumed(tmp_path, cluster, tiny_encoder_dir):
     from ray.tune import ExperimentAnalysis
 
-    from alchemy_tune.tuning.searcher import RAY_ID_ATTR
+    from alchemy_tune.tuning.study_attrs import RAY_ID_ATTR
     from alchemy_tune.results.schema import read_steps, read_trials
 
     cluster.add_node(num_cpus=1, **LOOPBACK)  # two trials at a time
@@ -249,7 +249,7 @@ def test_object_store_run_killed_then_resumed_keeps_every_trial_and_row(tmp_path
     killed driver knew (asked, reported, finished) is still there, each once, and each trial's every
     evaluation is in the tables once."""
     from alchemy_tune.tuning.journal import journal_location
-    from alchemy_tune.tuning.searcher import RAY_ID_ATTR
+    from alchemy_tune.tuning.study_attrs import RAY_ID_ATTR
     from alchemy_tune.results.schema import read_steps, read_trials
 
     run_dir = f"{s3}/s3kill"
@@ -329,7 +329,8 @@ def test_a_new_object_store_run_never_continues_a_journal_left_by_an_earlier_run
     import ray
 
     from alchemy_tune.tuning.journal import journal_location
-    from alchemy_tune.tuning.searcher import RAY_ID_ATTR, STUDY_NAME
+    from alchemy_tune.tuning.searcher import STUDY_NAME
+    from alchemy_tune.tuning.study_attrs import RAY_ID_ATTR
     from alchemy_tune.results.schema import read_trials
     from alchemy_tune.tuning.search import SearchRequest, run_search
 

@@ -56,7 +56,7 @@ def test_a_search_on_an_object_store_keeps_its_tables_and_journal_there(tmp_path
 
     from alchemy_tune.core import constants as C
     from alchemy_tune.tuning.journal import download, journal_location
-    from alchemy_tune.tuning.searcher import RAY_ID_ATTR
+    from alchemy_tune.tuning.study_attrs import RAY_ID_ATTR
     from alchemy_tune.results.schema import read_steps, read_trials
     from alchemy_tune.tuning.search import SearchRequest, run_search
 

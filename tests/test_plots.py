@@ -163,3 +163,10 @@ def test_the_longest_configuration_names_of_the_shipped_spaces_fit(tmp_path, che
                             tmp_path / f"{path.stem}.png") is not None
         drawn += 1
     assert drawn >= 3 and len(checked) == drawn
+
+
+def test_error_bars_of_an_estimate_outside_its_interval_do_not_fail():
+    from alchemy_tune.analysis.plots import error_bars
+
+    bars = error_bars([0.0, -0.0014, 0.1], [-0.1, 0.0, float("nan")], [0.1, 0.0, float("nan")])
+    assert bars.tolist() == [[0.1, 0.0, 0.0], [0.1, 0.0014, 0.0]]

@@ -15,8 +15,8 @@ from ray.tune.schedulers import TrialScheduler
 from alchemy_tune.core import constants as C
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tuning.searcher import StudyHandle
-from alchemy_tune.tuning.pruning import (LANG_SCORES_ATTR, PRUNED_AT_ATTR, OptunaPruningScheduler,
-                                         build_pruner, objective_langs)
+from alchemy_tune.tuning.pruning import OptunaPruningScheduler, build_pruner, objective_langs
+from alchemy_tune.tuning.study_attrs import LANG_SCORES_ATTR, PRUNED_AT_ATTR
 from alchemy_tune.tuning.journal import JOURNAL
 from alchemy_tune.tuning.search import SearchRequest, run_search
 from alchemy_tune.core.settings import PRUNERS

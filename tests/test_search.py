@@ -15,7 +15,8 @@ import pytest
 from alchemy_tune.core import constants as C
 from alchemy_tune.cli import main
 from alchemy_tune.core.errors import UsageError
-from alchemy_tune.tuning.searcher import CONFIG_ATTR, RAY_ID_ATTR, StudyHandle
+from alchemy_tune.tuning.searcher import StudyHandle
+from alchemy_tune.tuning.study_attrs import CONFIG_ATTR, RAY_ID_ATTR
 from alchemy_tune.tuning.samplers import build_sampler
 from alchemy_tune.tuning.journal import JOURNAL
 from alchemy_tune.tuning.search import SearchRequest, run_search
@@ -238,7 +239,7 @@ def test_the_searcher_caps_concurrency_and_a_restored_one_counts_only_what_tune_
 def test_search_with_the_real_trial_records_completed_and_diverged(tmp_path, tiny_encoder_dir, local_ray, capsys):
     """ASHA with its top rung at the trials' last evaluation (1 epoch x 3): the trial that ran to its end is
     completed, not pruned; the diverging one is PRUNED in Optuna (README: Search) and `diverged` in the tables."""
-    from alchemy_tune.tuning.searcher import REASON_ATTR, STATUS_ATTR
+    from alchemy_tune.tuning.study_attrs import REASON_ATTR, STATUS_ATTR
     from alchemy_tune.results.schema import read_metrics, read_trials
 
     # grid over λ: 0 trains normally, 1e39 makes the first loss infinite
@@ -458,7 +459,7 @@ def test_trials_are_counted_incrementally_as_a_fresh_driver_counts_them(tmp_path
     from optuna.distributions import CategoricalDistribution
     from optuna.trial import TrialState
 
-    from alchemy_tune.tuning.searcher import WARM_ATTR
+    from alchemy_tune.tuning.study_attrs import WARM_ATTR
 
     space = _lr_space(tmp_path)
     handle = StudyHandle(str(tmp_path / JOURNAL), objectives=[("dev_unseen", "max")], sampler="random",
@@ -490,7 +491,7 @@ def test_an_adopted_orphan_forgets_the_dead_drivers_pruning_and_its_old_rows(tmp
 
     from alchemy_tune.tuning.searcher import OptunaSearcher
     from alchemy_tune.tuning.trial_end import ResultsCallback
-    from alchemy_tune.tuning.pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR
+    from alchemy_tune.tuning.study_attrs import PRUNED_AT_ATTR, PRUNED_BY_ATTR
     from alchemy_tune.results.schema import read_trials
 
     space = _lr_space(tmp_path)
@@ -562,7 +563,7 @@ def test_enqueue_retry_extend_and_warm_start(tmp_path, local_ray, capsys):
     """One run: an enqueued configuration first (it crashes), then resume retries it and extends the search
     to 3 trials; a second search warm-started from the first is told its 3 trials and, the bruteforce
     sampler knowing them, runs the one configuration left."""
-    from alchemy_tune.tuning.searcher import WARM_ATTR
+    from alchemy_tune.tuning.study_attrs import WARM_ATTR
     from alchemy_tune.results.schema import read_trials
 
     space = write_space(tmp_path, {"sampler": "bruteforce", "pruner": "none", "max_concurrent": 1, "seed": 0},

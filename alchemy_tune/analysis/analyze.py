@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,14 +19,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from alchemy_tune.core.constants import ORACLE_PREFIX
 from alchemy_tune.core import constants as C
 from alchemy_tune.languages import langinfo
 from alchemy_tune.analysis import paired as P
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.results.schema import items_at_steps, read_trials, values_at_steps
 from alchemy_tune.results.run_record import RunRecord
+from alchemy_tune.analysis.stored_space import stored_space
 
-ORACLE_PREFIX = "oracle_"  # a selection metric named oracle_<average> chose on test-language dev data
 
 
 @dataclass
@@ -109,11 +109,14 @@ class Runs:
 
 
 # ----------------------------------------------------------------------------- loading
-def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best") -> Runs:
+def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best", space_of=None) -> Runs:
     """Read every run; UsageError (one line) for a missing folder, a non-run, a newer schema, no trials.
 
-    ``metric`` ranks trials and configurations; None = the runs' own selection metric.
+    ``metric`` ranks trials and configurations; None = the runs' own selection metric. ``space_of(record,
+    run_dir)`` gives a run's search space (the parameters' conditions and kinds); by default the one its
+    record stores.
     """
+    space_of = space_of or stored_space
     if at not in ("best", "final"):
         raise UsageError(f"--at: {at!r} is not one of best, final")
     trials, langs, notes, kinds, selections, declared, space, primary = [], [], [], {}, [], [], None, None
@@ -123,7 +126,7 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
         selections.append(record.metric)
         declared += (record.extra.get("confirm") or {}).get("configurations") or []
         if record.kind != "confirm" and space is None:
-            space = _space_of(record, run_dir)
+            space = space_of(record, run_dir)
         if record.kind != "confirm" and primary is None and record.settings.primary:
             primary = dict(record.settings.primary)
         table = read_trials(run_dir)
@@ -168,22 +171,6 @@ def _one_question(frame: pd.DataFrame) -> None:
             listed = "; ".join(f"{run} ({what} {value})" for value, run in kinds.items())
             raise UsageError(f"runs of different {what}s cannot be ranked together: {listed}; analyze them "
                              "apart")
-
-
-def _space_of(record: RunRecord, run_dir: str):
-    """The run's search space as it was read (its file with the pinned parameters), or None. A run copied
-    elsewhere (e.g. the study's shipped tables) keeps a copy of the file beside its record."""
-    from alchemy_tune.tuning.space_file import load_space
-
-    if not record.space:
-        return None
-    beside = os.path.join(run_dir, os.path.basename(record.space)) if "://" not in run_dir else None
-    for path in filter(None, (record.space, beside)):
-        try:
-            return load_space(path, record.params or None)
-        except (UsageError, OSError):
-            continue
-    return None
 
 
 def _selection_metric(trials: pd.DataFrame, from_meta: list) -> str:

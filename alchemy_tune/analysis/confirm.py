@@ -18,16 +18,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 from dataclasses import dataclass
 
 import pandas as pd
 
+from alchemy_tune.trial.config import twin_of
+from alchemy_tune.core.constants import ORACLE_PREFIX
 from alchemy_tune.analysis import paired as P
 from alchemy_tune.core.errors import UsageError
 
-SPACE_FILE = "confirm-space.yaml"
-ORACLE_PREFIX = "oracle_"
 
 
 @dataclass(frozen=True)
@@ -89,7 +88,7 @@ def plan(run_dir: str, *, top: int, repeats: int, first_seed: int | None = None)
         raise UsageError(f"{run_dir}: no completed trial with a {metric} score: nothing to confirm")
     identity = P.identity_columns(done)
     done = done.assign(_config=P.config_keys(done, identity), _score=done[score].astype(float))
-    treated = done[~P.is_plain(done).astype(bool)]
+    treated = done[~P.plain_rows(done).astype(bool)]
     if treated.empty:
         raise UsageError(f"{run_dir}: every completed trial is plain fine-tuning (λ=0): nothing to confirm")
     # the value every other part ranks by: the selection metric at each trial's best step, here averaged over
@@ -172,14 +171,14 @@ def _baselines(chosen: list[dict], done: pd.DataFrame) -> list[dict]:
     with the same other settings when there is one (so it is the very baseline the search ran), else they
     keep the chosen configuration's values; λ = 0 with a constant schedule makes them inert.
     """
-    plain = done[P.is_plain(done).astype(bool)]
+    plain = done[P.plain_rows(done).astype(bool)]
     out, seen = [], set()
     for config in chosen:
         rest = tuple(sorted((k, repr(v)) for k, v in config.items() if k not in P.URIEL_KEYS))
         if rest in seen:
             continue
         seen.add(rest)
-        twin = {**config, "lambda": 0.0, "lambda_schedule": "constant"}
+        twin = twin_of(config)
         for _, row in plain.iterrows():
             candidate = _config_of(row)
             candidate.pop("seed", None)
@@ -256,53 +255,8 @@ def summary_lines(run_dir: str) -> list[str]:
     return lines
 
 
-def run_confirmation(p: Plan, source_dir: str, *, top: int, repeats: int, storage: str | None = None,
-                     name: str | None = None, cpus_per_trial: float | None = None,
-                     gpus_per_trial: float | None = None, max_concurrent: int | None = None,
-                     address: str | None = None, num_cpus: int | None = None, max_failures: int = 2):
-    """Run plan ``p`` as a confirmation run beside its source (``STORAGE/confirm-<source name>`` by default),
-    its resources the source run's unless given; returns (run folder, the search's outcome). On a bad input
-    found once the search starts, a run folder this made is removed again: nothing half-written."""
-    from alchemy_tune.results.run_dir import is_uri, local_path, run_name
-    from alchemy_tune.results.run_record import RunRecord, new_run_dir
-    from alchemy_tune.results.run_dir import write_bytes_atomic
-    from alchemy_tune.tuning.search import SearchRequest, run_search
-
-    source = RunRecord.read(source_dir)
-    src = source_dir.rstrip("/")
-    storage = storage or (src.rsplit("/", 1)[0] if is_uri(src) else os.path.dirname(local_path(src)))
-    name = run_name(name) if name else f"confirm-{src.rsplit('/', 1)[-1]}"
-    run_dir = new_run_dir(storage, name, "choose another --name")
-    gpus = gpus_per_trial if gpus_per_trial is not None else source.settings.gpus_per_trial
-    settings = {"cpus_per_trial": cpus_per_trial or source.settings.cpus_per_trial or 1, "gpus_per_trial": gpus,
-                "max_concurrent": max_concurrent or source.settings.max_concurrent}
-    settings = {k: v for k, v in settings.items() if v is not None}
-    space_path = f"{run_dir}/{SPACE_FILE}"
-    created = not is_uri(run_dir) and not os.path.exists(run_dir)
-    write_bytes_atomic(space_path, json.dumps(space_document(p, settings), indent=1).encode())  # JSON is YAML
-    link = {"source_run": p.source, "confirm": {"top": top, "repeats": repeats, "seeds": p.seeds,
+def link(p: Plan, top: int, repeats: int) -> dict:
+    """What the confirmation run's record says about its source and what it confirms."""
+    return {"source_run": p.source, "confirm": {"top": top, "repeats": repeats, "seeds": p.seeds,
                                                 "configurations": [c["config"] for c in p.chosen],
                                                 "baselines": p.baselines}}
-    request = SearchRequest(space_path=space_path if not is_uri(space_path) else _local_copy(space_path),
-                            storage=storage, name=name, address=address, num_cpus=num_cpus,
-                            max_failures=max_failures, configs=tuple(p.configs), kind="confirm", meta=link)
-    try:
-        return run_dir, run_search(request)
-    except UsageError:
-        if created:  # nothing half-written: the folder held only the space file
-            shutil.rmtree(run_dir, ignore_errors=True)
-        raise
-
-
-def _local_copy(space_uri: str) -> str:
-    """The search reads its space file locally: a remote run keeps a copy in the local cache."""
-    from alchemy_tune.core.cache import cache_dir
-    from alchemy_tune.results.run_dir import resolve
-
-    path = cache_dir() / "confirm-spaces" / space_uri.replace("://", "_").replace("/", "_")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fs, root = resolve(space_uri)
-    with fs.open_input_stream(root) as handle:
-        path.write_bytes(handle.read())
-    return str(path)
-

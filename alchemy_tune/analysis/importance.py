@@ -90,7 +90,8 @@ def encode(configs: pd.DataFrame, space=None) -> tuple[dict[str, tuple], list[st
 def param_importance(trials: pd.DataFrame, score: str, evaluator: str = "ped-anova",
                      space=None) -> tuple[pd.DataFrame, str | None]:
     """(importance table, note); PED-ANOVA by default (fast), fANOVA/MDI need scikit-learn. ``space``: the
-    search's space (a :class:`alchemy_tune.tuning.space.SearchSpace`), for which parameters apply where."""
+    search's space (anything with ``params``, each answering ``when``, ``is_active`` and ``values()``), for
+    which parameters apply where."""
     import optuna
     from optuna.importance import (FanovaImportanceEvaluator, MeanDecreaseImpurityImportanceEvaluator,
                                    PedAnovaImportanceEvaluator)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from alchemy_tune.languages import langinfo
-from alchemy_tune.trial.config import EXECUTION, REPLICATE, URIEL, TrialConfig, params_with_role
+from alchemy_tune.trial.config import EXECUTION, REPLICATE, URIEL, TrialConfig, is_plain, params_with_role
 from alchemy_tune.analysis.stats import exact, holm, item_interval, paired_effect
 
 EXECUTION_KEYS = frozenset(params_with_role(EXECUTION, REPLICATE))
@@ -63,14 +63,14 @@ def searched_columns(trials: pd.DataFrame) -> list[str]:
     return [c for c in identity_columns(trials) if trials[c].map(hashable).nunique(dropna=False) > 1]
 
 
-def is_plain(trials: pd.DataFrame) -> pd.Series:
-    """λ = 0 with a constant schedule (a dynamic schedule sets its own weights and ignores λ)."""
+def plain_rows(trials: pd.DataFrame) -> pd.Series:
+    """Which trials are plain fine-tuning, by the one definition (:func:`alchemy_tune.trial.config.is_plain`)."""
     if "cfg_lambda" not in trials:
         return pd.Series(False, index=trials.index)
-    plain = trials["cfg_lambda"] == 0
-    if "cfg_lambda_schedule" in trials:
-        plain &= trials["cfg_lambda_schedule"].fillna("constant") == "constant"
-    return plain
+    schedules = (trials["cfg_lambda_schedule"] if "cfg_lambda_schedule" in trials
+                 else pd.Series(None, index=trials.index, dtype=object))
+    return pd.Series([is_plain({"lambda": lam, "lambda_schedule": sched if isinstance(sched, str) else "constant"})
+                      for lam, sched in zip(trials["cfg_lambda"], schedules)], index=trials.index, dtype=bool)
 
 
 def config_keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
@@ -118,7 +118,7 @@ class Units:
         self.searched = searched_columns(trials)
         baseline_cols = [c for c in self.identity if short(c) not in URIEL_KEYS]
         t = trials.assign(_config=config_keys(trials, self.identity),
-                          _base=config_keys(trials, baseline_cols), _plain=is_plain(trials),
+                          _base=config_keys(trials, baseline_cols), _plain=plain_rows(trials),
                           _seed=trials["cfg_seed"] if "cfg_seed" in trials else trials.get("seed", 0))
         self._keyed = t
         self._read_items = items
@@ -215,7 +215,7 @@ def summarize(d: pd.DataFrame) -> dict:
     return paired_effect(d.to_numpy(), index=d.index).as_dict()
 
 
-def _holm_columns(table: pd.DataFrame, roles) -> pd.DataFrame:
+def holm_columns(table: pd.DataFrame, roles) -> pd.DataFrame:
     for role in roles:
         if f"p_{role}" in table:
             table[f"p_holm_{role}"] = holm(table[f"p_{role}"].to_numpy(dtype=float))
@@ -230,7 +230,7 @@ def _row(units: Units, config: str) -> dict:
     return row
 
 
-def _fill(row: dict, d_by_role: dict, roles) -> dict:
+def fill_row(row: dict, d_by_role: dict, roles) -> dict:
     for role in roles:
         s = summarize(d_by_role[role]) if role in d_by_role else summarize(pd.DataFrame())
         row.update({f"Δ{role}": s["delta"], f"Δ{role}_lo": s["lo"], f"Δ{role}_hi": s["hi"],
@@ -250,16 +250,16 @@ def baseline_comparisons(units: Units, roles=ROLES) -> pd.DataFrame:
         reference = units.baseline_of(config)
         if not reference:
             row["baseline"] = NO_BASELINE
-            rows.append(_fill(row, {}, roles))
+            rows.append(fill_row(row, {}, roles))
             continue
         treated = units.of_config(config)
         d_by_role = {role: delta_matrix(treated, reference, role) for role in roles}
         row["baseline"] = "matched" if any(not d.empty for d in d_by_role.values()) else NO_COMMON_SEED
-        rows.append(_fill(row, d_by_role, roles))
+        rows.append(fill_row(row, d_by_role, roles))
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    table = _holm_columns(table, roles)
+    table = holm_columns(table, roles)
     return table.sort_values(["selection_score", "configuration"], ascending=[False, True],
                              na_position="last").reset_index(drop=True)
 
@@ -315,13 +315,13 @@ def dimension_comparisons(units: Units, column: str, roles=ROLES) -> tuple[pd.Da
         partner = by_rest.get(tuple(hashable(first[c]) for c in others))
         if partner is None:
             row["paired"] = "none: no run of the same configuration at the reference value"
-            rows.append(_fill(row, {}, roles))
+            rows.append(fill_row(row, {}, roles))
             continue
         treated, reference = units.of_config(config), units.of_config(partner)
         d_by_role = {role: delta_matrix(treated, reference, role) for role in roles}
         row["paired"] = "yes" if any(not d.empty for d in d_by_role.values()) else "none: no common seed"
-        rows.append(_fill(row, d_by_role, roles))
-    table = _holm_columns(pd.DataFrame(rows), roles)
+        rows.append(fill_row(row, d_by_role, roles))
+    table = holm_columns(pd.DataFrame(rows), roles)
     return table.reset_index(drop=True), None
 
 

@@ -14,6 +14,14 @@ import pandas as pd
 _DPI = 100
 
 
+def error_bars(mean, lo, hi) -> np.ndarray:
+    """matplotlib's [2, n] error lengths of intervals around ``mean``: 0 where an interval is missing, and
+    where an estimate lies outside its interval (a per-language Δ of the seeds' scores against an interval
+    of the test examples' answers) the bar stops at the estimate instead of failing the plot."""
+    mean, lo, hi = (np.asarray(x, dtype=float) for x in (mean, lo, hi))
+    return np.clip(np.nan_to_num(np.vstack([mean - lo, hi - mean])), 0.0, None)
+
+
 def _plt():
     import matplotlib
 
@@ -127,9 +135,8 @@ def deltas(table: pd.DataFrame, label_col: str, title: str, path: Path, tag: str
         if f"Δ{role}" not in table:
             continue
         mean = table[f"Δ{role}"].to_numpy(dtype=float)
-        err = np.vstack([mean - table[f"Δ{role}_lo"].to_numpy(dtype=float),
-                         table[f"Δ{role}_hi"].to_numpy(dtype=float) - mean])
-        ax.barh(y + (0.5 - i) * height, mean, height, xerr=np.nan_to_num(err), capsize=3, label=name, color=color)
+        err = error_bars(mean, table[f"Δ{role}_lo"], table[f"Δ{role}_hi"])
+        ax.barh(y + (0.5 - i) * height, mean, height, xerr=err, capsize=3, label=name, color=color)
     ax.set_yticks(y, labels, fontsize=8)
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel("Δ test score (paired by seed and language; 95% interval)")
@@ -233,8 +240,8 @@ def language_deltas(table: pd.DataFrame, path: Path, tag: str = "") -> Path | No
     colors = [cmap(families.index(f) % 10) for f in table["family"]]
     labels = [f"{c if n == c else f'{n} ({c})'}{'' if r == 'seen' else ' *' if r == 'unseen' else ' (val)'}"
               for n, c, r in zip(table["language"], table["lang"], table["role"])]
-    err = np.vstack([table["delta"] - table["delta_lo"], table["delta_hi"] - table["delta"]]).astype(float)
-    ax.barh(labels, table["delta"], xerr=np.nan_to_num(err), color=colors, capsize=3)
+    err = error_bars(table["delta"], table["delta_lo"], table["delta_hi"])
+    ax.barh(labels, table["delta"], xerr=err, color=colors, capsize=3)
     ax.axvline(0, color="black", linewidth=0.8)
     roles = list(table["role"])
     for i in range(1, len(roles)):  # a rule between the roles
@@ -246,6 +253,48 @@ def language_deltas(table: pd.DataFrame, path: Path, tag: str = "") -> Path | No
     ax.set_xlabel("test score: configuration − matched λ=0 baseline\n(95% interval over the language's test examples)")
     ax.set_ylabel("language, by role: seen, validation (val), test (*)")
     ax.set_title("Which languages gain from URIEL")
+    return _save(fig, path, tag)
+
+
+def distance(table: pd.DataFrame, fit: pd.DataFrame, path: Path, tag: str = "") -> Path | None:
+    """Each held-out language's Δ (interval) against its URIEL distance to the nearest seen language, the
+    fitted line over the test languages and its 95% prediction band, points coloured by family."""
+    if table.empty or "uriel_nearest" not in table or table["uriel_nearest"].notna().sum() < 2:
+        return None
+    from alchemy_tune.analysis import typology as T
+    from alchemy_tune.languages import langinfo
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    families = [langinfo.lookup(lang).family for lang in table["lang"]]
+    names = list(dict.fromkeys(families))
+    cmap = plt.get_cmap("tab10")
+    for role, marker, filled in (("unseen", "o", True), ("val", "s", False)):
+        rows = (table["role"] == role).to_numpy()
+        if not rows.any():
+            continue
+        sub = table[rows]
+        colors = [cmap(names.index(f) % 10) for f, r in zip(families, rows) if r]
+        err = error_bars(sub["delta"], sub["delta_lo"], sub["delta_hi"])
+        ax.errorbar(sub["uriel_nearest"], sub["delta"], yerr=err, fmt="none", ecolor="0.75", zorder=1)
+        ax.scatter(sub["uriel_nearest"], sub["delta"], c=colors if filled else "none",
+                   edgecolors=colors, marker=marker, zorder=2)
+        ax.scatter([], [], c="0.3" if filled else "none", edgecolors="0.3", marker=marker,
+                   label="test languages" if role == "unseen" else "validation languages (not fitted)")
+    test = table[table["role"] == "unseen"]
+    model = T.fit(test["uriel_nearest"].to_numpy(float), test["delta"].to_numpy(float))
+    if not np.isnan(model["slope"]):
+        xs = np.linspace(float(np.nanmin(table["uriel_nearest"])), float(np.nanmax(table["uriel_nearest"])), 50)
+        band = np.array([T.predict(model, x) for x in xs])
+        ax.plot(xs, band[:, 0], color="black", linewidth=1.2, label="least-squares line (test languages)")
+        ax.fill_between(xs, band[:, 1], band[:, 2], color="0.85", zorder=0, label="95% prediction band")
+    ax.axhline(0, color="black", linewidth=0.6, linestyle=":")
+    for f in names:
+        ax.scatter([], [], color=cmap(names.index(f) % 10), label=f)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_xlabel("URIEL cosine distance to the nearest seen language\n(in the configuration's feature set)")
+    ax.set_ylabel("Δ test score vs matched plain fine-tuning")
+    ax.set_title("Δ per held-out language against its distance to the seen languages")
     return _save(fig, path, tag)
 
 

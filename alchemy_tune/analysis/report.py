@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from alchemy_tune.analysis import controls as CT
 from alchemy_tune.analysis import analyze as A
 from alchemy_tune.analysis import paired as P
 from alchemy_tune.analysis import verdict as V
@@ -39,6 +40,9 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
 
     u = A.units(search)
     put("comparisons", A.comparisons(u))
+    controls, controls_note = CT.control_comparisons(u)
+    if not controls.empty:  # only runs that trained controls have this table
+        put("controls", (controls, controls_note))
     by_setting, continuous = A.dimensions(u, runs.space)
     for dim, result in by_setting.items():
         put(f"by:{dim}", result)
@@ -75,6 +79,16 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
                         "no configuration with a matched baseline")
     if key and tables["language_deltas"]["delta_lo"].isna().all():
         notes["language_deltas"] += ("; these runs stored no test examples, so no per-language interval")
+    distances, fit, distance_notes = CT.distance_tables(v_units, key, (v_runs if confirmed else search).langs)
+    if not distances.empty:
+        tables["distances"], tables["distance_fit"] = distances, fit
+        notes["distances"] = "; ".join([f"{name}: each held-out language's Δ against its distance to the seen "
+                                        "languages (docs/analysis.md, \"Gain vs typological distance\")",
+                                        *distance_notes])
+        notes["distance_fit"] = ("meta-regression over the test languages, one covariate at a time: slope of Δ "
+                                 "per unit of the covariate, 95% interval, p and Holm p over the covariates; "
+                                 "the prediction interval of a new language's Δ at the covariate's median "
+                                 "(binary covariates: at 1)")
     scaling_tables, scaling_notes, scaling_verdict = SR.analyse(u)
     tables.update(scaling_tables)
     notes.update(scaling_notes)
@@ -104,6 +118,9 @@ TITLES = {
     "comparisons": "Paired comparisons: each configuration vs its matched plain fine-tuning baseline "
                    "(test split; unseen = test languages)",
     "confirmed": "Confirmation runs: the same comparisons on fresh seeds",
+    "controls": "URIEL vs its control: each configuration on the real vectors vs the same on a control",
+    "distances": "Gain vs typological distance: each held-out language",
+    "distance_fit": "Gain vs typological distance: meta-regression over the test languages",
     "scaling": "Scaling: test-split score against training examples per language",
     "scaling_fits": "Scaling curves fitted: power law with a ceiling and log-linear",
     "scaling_delta": "Δ(n): each size's paired Δ vs plain fine-tuning at that size",
@@ -151,8 +168,8 @@ def records(table: pd.DataFrame) -> list[dict]:
     return json.loads(table.to_json(orient="records", force_ascii=False, date_format="iso"))
 
 
-SHOWN = ("leaderboard", "comparisons", "confirmed", "language_deltas", "family_deltas", "script_deltas",
-         *SR.TABLES, "importance", "pareto_front")
+SHOWN = ("leaderboard", "comparisons", "controls", "confirmed", "language_deltas", "family_deltas",
+         "script_deltas", "distances", "distance_fit", *SR.TABLES, "importance", "pareto_front")
 
 
 def shown(tables) -> list[str]:
@@ -165,7 +182,7 @@ def shown(tables) -> list[str]:
 
 SIZES = ("sign_change_at", "needs")
 """Columns that are examples per language: whole numbers, inf = never."""
-LEVELS = ("score", "top", "a", "b", "intercept")
+LEVELS = ("score", "top", "a", "b", "intercept", "at")
 """Columns that are levels, not differences: no sign (every other interval is a difference, signed)."""
 
 
@@ -267,6 +284,8 @@ def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: st
         "pareto_front": plots.pareto(A._scored(runs), seen, unseen, tables["pareto_front"], split,
                                      out / "pareto.png", tag=tag),
         "language_deltas": plots.language_deltas(tables["language_deltas"], out / "language_deltas.png", tag=tag),
+        "distances": plots.distance(tables.get("distances", pd.DataFrame()), tables.get("distance_fit", pd.DataFrame()),
+                                    out / "distances.png", tag=tag),
         "importance": plots.importance(tables["importance"], importance, out / "importance.png", tag=tag),
     }
     for name in (n for n in tables if n.startswith("by:")):

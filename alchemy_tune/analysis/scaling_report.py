@@ -74,7 +74,7 @@ def _cube(frames: list[pd.DataFrame | None]) -> tuple[np.ndarray, pd.Index]:
     return cube, langs
 
 
-def _is_plain(u: P.Units, keys) -> bool:
+def _all_plain(u: P.Units, keys) -> bool:
     return all(bool(u.plain[k]) for k in keys)
 
 
@@ -100,7 +100,7 @@ def analyse(u: P.Units, *, n_boot: int = S.N_BOOT) -> tuple[dict[str, pd.DataFra
                                         "score_lo": c.mean_intervals[k][0], "score_hi": c.mean_intervals[k][1],
                                         "n": f"{langs_k}×{seeds}"})
             rows["scaling_fits"] += _fit_rows(label, role, c)
-            if _is_plain(u, keys):
+            if _all_plain(u, keys):
                 continue
             d_frames = [P.delta_matrix(u.of_config(k), u.baseline_of(k), role) for k in keys]
             paired = [i for i, d in enumerate(d_frames) if not d.empty]
@@ -121,7 +121,7 @@ def analyse(u: P.Units, *, n_boot: int = S.N_BOOT) -> tuple[dict[str, pd.DataFra
                 "reading": trend.words})
     for (label, role), c in curves.items():
         by_size = all_series[label]
-        if _is_plain(u, by_size.values()):
+        if _all_plain(u, by_size.values()):
             continue
         base = _baseline_label(u, all_series, label)
         if base is not None and (base, role) in curves:
@@ -146,7 +146,7 @@ def _baseline_label(u: P.Units, all_series, label: str) -> str | None:
     keys = list(all_series[label].values())
     bases = {u.base_of[k] for k in keys}
     for other, by_size in all_series.items():
-        if other != label and _is_plain(u, by_size.values()) and {u.base_of[k] for k in by_size.values()} & bases:
+        if other != label and _all_plain(u, by_size.values()) and {u.base_of[k] for k in by_size.values()} & bases:
             return other
     return None
 
@@ -183,7 +183,7 @@ def verdict_sentences(tables, curves, all_series, u: P.Units) -> list[str]:
         c = curves.get((label, "unseen"))
         if c is None:
             continue
-        if _is_plain(u, by_size.values()):
+        if _all_plain(u, by_size.values()):
             first, last = c.means[0], c.means[-1]
             shape = (f"{c.better} fits best" if c.better else
                      "; ".join(c.notes) if c.notes else "no fit")

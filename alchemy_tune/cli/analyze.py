@@ -64,6 +64,14 @@ def print_tables(tables, notes, general, verdict, fmt: str) -> None:
         print(text_table(compact(tables[name])) if not tables[name].empty else "(nothing to show)")
 
 
+def run_space(record, run_dir: str):
+    """The space a run's record stores, else (an older run) its space file read by the search layer."""
+    from alchemy_tune.analysis.stored_space import stored_space
+    from alchemy_tune.tuning.space_file import space_of_run
+
+    return stored_space(record, run_dir) or space_of_run(record, run_dir)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UsageError(f"--top: must be a positive integer, got {args.top}")
@@ -74,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{first}: a remote run needs --out DIR for the report")
         out = Path(args.out or os.path.join(first, "report"))
         check_writable(str(out), "--out")  # before the work: a report that cannot be written fails first
-    runs = A.load_runs(args.run_dirs, metric=args.metric, at=args.at)
+    runs = A.load_runs(args.run_dirs, metric=args.metric, at=args.at, space_of=run_space)
     tables, notes, verdict = compute(runs, top=args.top, importance=args.importance)
     print_tables(tables, notes, runs.notes, verdict, args.format)
     if out is not None:

@@ -26,14 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alchemy_tune.analysis.confirm import describe, plan, run_confirmation, summary_lines
+    import functools
+
+    from alchemy_tune.analysis.confirm import describe, link, plan, space_document, summary_lines
+    from alchemy_tune.tuning.confirmation import run_confirmation
 
     p = plan(args.run_dir, top=args.top, repeats=args.repeats, first_seed=args.seed)
     print("\n".join(describe(p)), flush=True)
     if args.dry_run:
         return 0
     run_dir, outcome = run_confirmation(
-        p, args.run_dir, top=args.top, repeats=args.repeats, storage=args.storage, name=args.name,
+        args.run_dir, p.configs, functools.partial(space_document, p), link(p, args.top, args.repeats),
+        storage=args.storage, name=args.name,
         cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
         address=args.address, num_cpus=args.num_cpus, max_failures=args.max_failures)
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))

@@ -11,7 +11,7 @@ import argparse
 
 from alchemy_tune.trial.config import TrialConfig
 from alchemy_tune.core.aligned import aligned_lines
-from alchemy_tune.tasks import task_languages
+from alchemy_tune.tasks import script_twins, task_languages
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", help="search-space YAML file, or the name of a shipped space (e.g. paper-grid; "
@@ -68,6 +68,59 @@ def language_table(seen, val, unseen, feature_sets: list[str], missing: str) -> 
     return aligned_lines(header, rows) + [f"(missing URIEL values: {missing})"]
 
 
+def coverage_lines(langs, specs: list[str], source: str) -> list[str]:
+    """Per feature set of the space: the mean share of observed values over the languages, and the languages
+    with none (their vector is wholly the missing-value policy's)."""
+    from alchemy_tune.core.errors import UsageError
+    from alchemy_tune.languages.codes import to_uriel
+    from alchemy_tune.languages.vectors import load_table
+
+    table = load_table(source)
+    codes = {lang: to_uriel(lang) for lang in langs}
+    lines = []
+    for spec in specs:
+        try:
+            cover = table.coverage(spec, sorted(set(codes.values())))
+        except UsageError:  # a set of the other source: the table above shows it
+            continue
+        values = [cover[codes[lang]] for lang in langs]
+        empty = [lang for lang in langs if cover[codes[lang]] == 0]
+        lines.append(f"URIEL coverage of {spec} ({source}): {sum(values) / max(len(values), 1):.2f} of the values "
+                     f"observed on average over {len(langs)} languages; "
+                     + (f"{len(empty)} with none (wholly the missing-value policy): {' '.join(empty)}" if empty
+                        else "every language has observed values"))
+    return lines
+
+
+def cost_lines(config: TrialConfig, n: int | None, settings) -> list[str]:
+    """Machine time of one trial of ``config`` and of the search, from the cost model (trial/cost.py)."""
+    from alchemy_tune.tasks import split_sizes
+    from alchemy_tune.trial.cost import estimate
+
+    sizes = split_sizes(config.task, config.task_options())
+    cost = estimate(config, sizes["train"], sizes["dev"], sizes["test"]) if sizes else None
+    if cost is None:
+        why = "the data is not loaded" if sizes is None else "the cost model is calibrated for the bundled encoder only"
+        return [f"\nmachine time: no estimate ({why})"]
+    passes = (f"{cost.test_passes[0]}" if cost.test_passes[0] == cost.test_passes[1]
+              else f"{cost.test_passes[0]}–{cost.test_passes[1]}")
+    lines = [f"\nmachine time (cost model of docs/performance.md, a quiet 2-core CPU, {config.num_layers or 12} layers): "
+             f"one trial {_minutes(cost.low)}" + (f"–{_minutes(cost.high)}" if cost.high > cost.low else "")
+             + f" = prepare {_minutes(cost.prepare)} + training {_minutes(cost.training)} ({sizes['train']} examples) "
+               f"+ {cost.evaluations} dev evaluations {_minutes(cost.dev)} ({sizes['dev']} sentences each) + "
+               f"{passes} test passes of {_minutes(cost.test_pass)} ({sizes['test']} sentences)"]
+    if n:
+        k = n * max(getattr(settings, "repeats", 1), 1)
+        lines.append(f"  {k} trials (twins not counted): {_minutes(k * cost.low)}–{_minutes(k * cost.high)} of "
+                     f"one trial slot; divide by the trials that run at once (cpus per trial: "
+                     f"{settings.cpus_per_trial})")
+    return lines
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
 def trial_seeds(space) -> str:
     seed = space.params["seed"].value if "seed" in space.params and space.params["seed"].kind == "fixed" \
         else TrialConfig.seed
@@ -112,6 +165,24 @@ def power_lines(n_test: int, n_seen: int, repeats: int, comparisons: int, compon
     if repeats == 1:
         lines.append("  one seed per configuration: seed-to-seed variation is not measured (set search.repeats)")
     return lines
+
+
+def control_line(grid, space, base) -> str:
+    """Which URIEL controls the space trains (docs/analysis.md, "URIEL vs its control")."""
+    if grid is not None:
+        values = {str(c.get("uriel_control", base.uriel_control)) for c in grid}
+    elif "uriel_control" in space.params:
+        values = set(map(str, space.params["uriel_control"].values() or [base.uriel_control]))
+    else:
+        values = {base.uriel_control}
+    held = sorted(values - {"none"})
+    if not held:
+        return "URIEL controls: none (every configuration trains on the real vectors; add uriel_control: " \
+               "[none, shuffled, random] to tell typology from regularisation)"
+    real = "none" in values
+    return (f"URIEL controls: {', '.join(held)}" + (" beside the real vectors: the report compares each "
+            "configuration with the same configuration on each control, paired by language and seed" if real
+            else " only: no configuration on the real vectors to compare them with"))
 
 
 def model_line(grid, space, base) -> str:
@@ -162,6 +233,7 @@ def print_plan(space, trials: int | None = None, show: int = 60, components=None
 
 def _print_plan(space, trials, show, components, settings) -> int:
     from alchemy_tune.tuning.baselines import resolve
+    from alchemy_tune.tuning.samplers import sampler_kind
     from alchemy_tune.tuning.space import check_trial_config
 
     s = resolve(space, settings or space.settings)
@@ -189,18 +261,23 @@ def _print_plan(space, trials, show, components, settings) -> int:
     sets = sorted({part for spec in specs for part in spec.split("+")})
     for metric, _ in objective:
         print(selection_line(metric, val))
-    twins = baseline_line(space, s, n) if grid is None or s.sampler not in ("grid", "bruteforce") else None
+    twins = baseline_line(space, s, n) if grid is None or not sampler_kind(s.sampler).enumerates else None
     if twins:
         print(twins)
     if getattr(s, "repeats", 1) > 1:
         print(f"repeats: {s.repeats} training seeds per configuration ({trial_seeds(space)}), "
               f"{n * s.repeats if n else 'trials x repeats'} trials in all; the sampler and pruner see their mean")
     print(model_line(grid, space, base))
+    print(control_line(grid, space, base))
     print(f"\ntask {base.task}: {len(seen)} seen (trained on), {len(val)} validation (dev chooses), "
           f"{len(unseen)} test languages (never choose) ({source})")
     print(f"  seen:       {' '.join(seen) or '-'}\n  validation: {' '.join(val) or '-'}\n  test:       "
           f"{' '.join(unseen) or '-'}")
     print("\n".join(language_table(seen, val, unseen, sets, base.missing)))
+    print("\n".join(coverage_lines(seen + val + unseen, sorted(specs), base.uriel_source)))
+    twins = script_twins(base.task, seen)
+    if twins:
+        print("script twins (one ISO code and URIEL vector, two folders):\n" + "\n".join(f"  {t}" for t in twins))
     from alchemy_tune.languages.codes import mapping_note
 
     shown = {mapping_note(lang) for lang in seen + val + unseen}  # already in the table's note column
@@ -208,6 +285,7 @@ def _print_plan(space, trials, show, components, settings) -> int:
     if notes:
         print("notes on the data:\n" + "\n".join(f"  - {note}" for note in notes))
 
+    print("\n".join(cost_lines(base, n, s)))
     treated = [c for c in grid if float(c.get("lambda", base.lambda_)) > 0] if grid is not None else []
     print("\n".join(power_lines(len(unseen), len(seen), s.repeats, len(treated) or 1, components)))
     print("\nfixed for every trial: " + ", ".join(f"{k}={v}" for k, v in space.fixed().items()))

@@ -16,7 +16,7 @@ PARAM_FLAGS = ("task", "data_dir", "model")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from alchemy_tune.core.constants import TRIAL_FN
+    from alchemy_tune.tuning.trial_fn import TRIAL_FN
     from alchemy_tune.core.settings import PRUNERS, SAMPLERS
 
     g = parser.add_argument_group("what to search")

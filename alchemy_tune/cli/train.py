@@ -145,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(f"task {config.task}  model {config.model}  λ={config.lambda_} ({config.lambda_schedule})  "
           f"URIEL {config.uriel_features}  {time.perf_counter() - started:.0f}s")
+    print(f"time: {outcome.timings.line()}")
     print(format_table(outcome.metrics))
     for note in outcome.metrics.get(K.NOTES, []):
         print(f"note: {note}")

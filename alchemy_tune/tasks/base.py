@@ -69,6 +69,8 @@ class TaskOptions:
     high-resource ones keep 800 while the rest vary): low-resource seen languages as a setting."""
     group_train_size: int | None = None
     """Training examples per language of ``group``; None = all."""
+    script_twins: bool = False
+    """Let a seen language's other-script twin (SIB-200 ``zho_Hant`` of ``zho_Hans``) be held out."""
 
     def size_of(self, lang: str) -> int | None:
         """Training examples asked for ``lang`` (a seen language): the group's size or ``train_size``."""

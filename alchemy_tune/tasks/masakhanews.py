@@ -18,8 +18,7 @@ from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tasks import release, resolve_languages
 from alchemy_tune.tasks.base import Task, TaskOptions
 from alchemy_tune.tasks.release import (
-    Row, build_task, check_fields, first_existing, index_labels, load_hub, read_table,
-    require_rows,
+    Row, build_task, check_fields, index_labels, load_hub, read_language_folders, require_rows,
 )
 
 HUB_REPO = "masakhane/masakhanews"
@@ -76,22 +75,8 @@ def find_data_dir(data_dir: str, langs: tuple[str, ...]) -> Path:
 
 
 def _rows_from_dir(data_dir: str, seen: tuple[str, ...], unseen: tuple[str, ...]) -> dict:
-    folder = find_data_dir(data_dir, seen + unseen)
-    out: dict = {}
-    for lang in seen + unseen:
-        out[lang] = {}
-        for split, name in SPLIT_FILES.items():
-            if split == "train" and lang not in seen:
-                out[lang][split] = ("", [])
-                continue
-            path = first_existing([folder / lang / name])
-            if path is None:
-                raise UsageError(
-                    f"{folder / lang / name}: missing; expected the MasakhaNEWS {split} split of {lang} "
-                    f"(tab-separated, columns {' '.join(COLUMNS)} url)"
-                )
-            out[lang][split] = (str(path), read_table(path, "\t", COLUMNS))
-    return out
+    return read_language_folders("MasakhaNEWS", find_data_dir(data_dir, seen + unseen), seen, unseen, SPLIT_FILES,
+                                 COLUMNS, ' '.join(COLUMNS) + ' url')
 
 
 def _rows_from_hub(seen: tuple[str, ...], unseen: tuple[str, ...]) -> dict:

@@ -205,6 +205,26 @@ def _read_table(path: Path, delimiter: str, required: Sequence[str], ignore_case
     return rows
 
 
+def read_language_folders(task: str, folder: Path, seen: Sequence[str], unseen: Sequence[str],
+                          split_files: Mapping[str, str], columns: Sequence[str], shown: str) -> dict:
+    """lang -> split -> (file, rows) of a release laid out as ``<lang>/<split file>`` TSVs (MasakhaNEWS,
+    SIB-200); held-out languages have no training rows. A missing file is a UsageError naming it and
+    ``shown`` (the columns the file should have)."""
+    out: dict = {}
+    for lang in tuple(seen) + tuple(unseen):
+        out[lang] = {}
+        for split, name in split_files.items():
+            if split == "train" and lang not in seen:
+                out[lang][split] = ("", [])
+                continue
+            path = folder / lang / name
+            if not path.is_file():
+                raise UsageError(f"{path}: missing; expected the {task} {split} split of {lang} "
+                                 f"(tab-separated, columns {shown})")
+            out[lang][split] = (str(path), read_table(path, "\t", columns))
+    return out
+
+
 def check_fields(rows: Sequence[Row], required: Sequence[str], source: str) -> None:
     """Hub rows carry no line numbers of their own; check their fields once, naming the config."""
     for row in rows[:1]:

@@ -19,6 +19,7 @@ from alchemy_tune.trial.encoder import BUNDLED_MODELS, POOLERLESS_BUNDLED
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.languages.vectors import DEFAULT_FEATURES as SOURCE_DEFAULT_FEATURES
 from alchemy_tune.languages.vectors import SOURCES as URIEL_SOURCES
+from alchemy_tune.languages.controls import CONTROLS as URIEL_CONTROLS
 from alchemy_tune.languages.vectors import missing_policies, parse_features
 
 PROJECTIONS = ("linear", "mlp")
@@ -27,7 +28,7 @@ POOLINGS = ("cls", "mean", "pooler")
 LAMBDA_SCHEDULES = ("constant", "warmup", "linear_decay", "cosine_decay", "alchemyscale", "alchemytune")
 DYNAMIC_SCHEDULES = ("alchemyscale", "alchemytune")
 """Schedules that set the URIEL weight themselves and ignore λ."""
-COUPLED_FIELDS = ("lambda", "lambda_schedule", "model", "pooling")
+COUPLED_FIELDS = ("lambda", "lambda_schedule", "model", "pooling", "uriel_control")
 """Fields a cross-field rule of TrialConfig reads together: a search space checks their combinations."""
 DEVICES = ("auto", "cpu", "cuda")
 SCORE_TEST = ("best", "every")
@@ -58,11 +59,12 @@ class TrialConfig:
     task_variant: str | None = None
     """Task-specific input choice, e.g. MasakhaNews ``headline`` or ``headline+text``."""
     train_size: int | None = 300
-    """Training examples per seen language (nested subsets by ``data_seed``); None = all."""
+    """Training examples per seen language (nested subsets by ``data_seed``); None = all. A task may declare
+    its own default (sib200: 200)."""
     dev_size: int | None = 60
-    """Dev examples per language; None = all."""
+    """Dev examples per language; None = all. A task may declare its own default (sib200: 40)."""
     test_size: int | None = 120
-    """Test examples per language; None = all."""
+    """Test examples per language; None = all. A task may declare its own default (sib200: 60)."""
     seen: tuple[str, ...] | None = field(default=None, metadata={ROLE: LANGUAGES})
     """Override the task's training languages (dataset codes)."""
     unseen: tuple[str, ...] | None = field(default=None, metadata={ROLE: LANGUAGES})
@@ -75,6 +77,9 @@ class TrialConfig:
     high-resource ones keep 800 while the others vary); the tables record each language's actual count."""
     group_train_size: int | None = None
     """Training examples per language of ``group_langs``; None = all."""
+    script_twins: bool = field(default=False, metadata={ROLE: LANGUAGES})
+    """Hold out a seen language's other-script twin too (SIB-200: ``zho_Hant`` when ``zho_Hans`` is seen).
+    It shares the seen language's URIEL vector, so by default it is left out of the held-out languages."""
     data_seed: int = 0
     """Seed of the training-size subsets (kept apart from ``seed`` so seeds vary training only)."""
     max_length: int = 64
@@ -116,6 +121,10 @@ class TrialConfig:
     proj_layernorm: bool = field(default=False, metadata={ROLE: URIEL})
     proj_sigmoid: bool = field(default=False, metadata={ROLE: URIEL})
     """Squash the projection into [0, 1], the range of URIEL values."""
+    uriel_control: str = field(default="none", metadata={ROLE: URIEL})
+    """Train towards a control instead of the real vectors: ``shuffled`` (another language's vector, a
+    derangement fixed by ``data_seed``) or ``random`` (each feature drawn from its values over the task's
+    languages); ``none`` = the real URIEL vectors. What separates typology from regularisation."""
 
     # --- λ
     lambda_: float = field(default=10.0, metadata={ROLE: URIEL, PARAM: "lambda"})
@@ -195,7 +204,8 @@ class TrialConfig:
             kwargs[name] = value
         if problems:
             raise UsageError("; ".join(problems))
-        for key in params_with_role(LANGUAGES):
+        kwargs = {**task_defaults(kwargs.get("task", cls.task)), **kwargs}
+        for key in (f.name for f in config_fields() if f.kind == "tuple"):
             value = kwargs.get(key)
             if isinstance(value, str):
                 kwargs[key] = tuple(v for v in value.split(",") if v)
@@ -210,7 +220,7 @@ class TrialConfig:
         return TaskOptions(train_size=self.train_size, dev_size=self.dev_size, test_size=self.test_size,
                            seen=self.seen, unseen=self.unseen, val=self.val, data_dir=self.data_dir,
                            variant=self.task_variant, seed=self.data_seed, group=self.group_langs,
-                           group_train_size=self.group_train_size)
+                           group_train_size=self.group_train_size, script_twins=self.script_twins)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values keyed by parameter name (``lambda``, not ``lambda_``)."""
@@ -219,6 +229,50 @@ class TrialConfig:
             value = getattr(self, f.name)
             out[f.param] = list(value) if isinstance(value, tuple) else value
         return out
+
+
+# ------------------------------------------------------------------------------- what a setting means
+def is_plain(values: Mapping[str, Any]) -> bool:
+    """Plain fine-tuning: λ = 0 under a schedule that follows λ, so the URIEL loss is never computed.
+
+    The one definition every layer asks (the trial's loss, the matched twins of a search, the analysis's
+    baselines). ``values`` are parameters (``lambda``, ``lambda_schedule``; a missing one has its default,
+    ``lambda_`` is accepted too). A dynamic schedule (AlchemyScale, AlchemyTune) sets the URIEL weight itself,
+    so it is never plain, whatever λ says.
+    """
+    lam = values.get("lambda", values.get("lambda_", TrialConfig.lambda_))
+    try:
+        lam = float(lam)
+    except (TypeError, ValueError):
+        return False
+    schedule = values.get("lambda_schedule", TrialConfig.lambda_schedule)
+    return lam == 0 and schedule not in DYNAMIC_SCHEDULES
+
+
+def uses_uriel(values: Mapping[str, Any]) -> bool:
+    """Whether a configuration trains with the URIEL loss: everything that is not plain fine-tuning."""
+    return not is_plain(values)
+
+
+def twin_of(values: Mapping[str, Any]) -> dict:
+    """A configuration's matched plain fine-tuning twin: λ = 0 with a constant schedule, every other setting
+    the same (the URIEL settings stay, unused without the URIEL loss)."""
+    twin = {**values, "lambda": 0.0}
+    twin.pop("lambda_", None)
+    if "lambda_schedule" in twin:
+        twin["lambda_schedule"] = "constant"
+    if "uriel_control" in twin:  # the twin of a control and of its real configuration is one run
+        twin["uriel_control"] = "none"
+    return twin
+
+
+def task_defaults(task: Any) -> dict[str, Any]:
+    """The sizes task ``task`` declares as its defaults (``TaskSpec.sizes``); {} for an unknown task, which
+    the load names."""
+    from alchemy_tune.tasks import TASKS
+
+    spec = TASKS.get(task) if isinstance(task, str) else None
+    return dict(spec.sizes) if spec else {}
 
 
 # ------------------------------------------------------------------------------- the fields, described
@@ -272,7 +326,7 @@ MAX_SEED = 2**32 - 1
 CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("projection", PROJECTIONS), ("proj_activation", ACTIVATIONS), ("pooling", POOLINGS),
     ("uriel_source", URIEL_SOURCES), ("lambda_schedule", LAMBDA_SCHEDULES), ("device", DEVICES),
-    ("score_test", SCORE_TEST),
+    ("score_test", SCORE_TEST), ("uriel_control", URIEL_CONTROLS),
 )
 """Fields with a fixed set of values."""
 
@@ -303,6 +357,9 @@ COMBINATION_RULES: tuple[tuple[Callable[[TrialConfig], bool], Callable[[TrialCon
     (lambda c: not (c.lambda_schedule in DYNAMIC_SCHEDULES and c.lambda_ == 0),
      lambda c: (f"lambda: 0 with lambda_schedule {c.lambda_schedule!r} would still train with the URIEL loss "
                 "(the dynamic schedules ignore λ); the λ = 0 baseline takes lambda_schedule constant")),
+    (lambda c: c.uriel_control == "none" or not is_plain({"lambda": c.lambda_, "lambda_schedule": c.lambda_schedule}),
+     lambda c: (f"uriel_control: {c.uriel_control} with lambda 0 trains no URIEL loss, so there is nothing to "
+                "control; a control needs lambda > 0 (or a dynamic schedule)")),
 )
 """(what must hold, the message) between fields, all in ``COUPLED_FIELDS``; checked once every field is
 valid on its own."""
@@ -328,7 +385,7 @@ def _problems(c: TrialConfig):
             elif not holds(value):
                 yield f"{param_name(name)}: must be {text}, got {value!r}"
     yield from _uriel_problems(c)
-    for name in params_with_role(LANGUAGES):
+    for name in (f.param for f in config_fields() if f.role == LANGUAGES and f.kind == "tuple"):
         value = getattr(c, name)
         if value is not None and not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
             yield f"{name}: expected a list of language codes, got {value!r}"

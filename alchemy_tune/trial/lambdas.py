@@ -29,6 +29,8 @@ import math
 import torch
 from torch import nn
 
+from alchemy_tune.trial.config import uses_uriel
+
 
 class LambdaSchedule(nn.Module):
     """Combines the two losses; a Module so learnable weights train and everything checkpoints."""
@@ -107,4 +109,5 @@ class LambdaSchedule(nn.Module):
 
     @property
     def uses_uriel(self) -> bool:
-        return self.name in ("alchemyscale", "alchemytune") or self.lam > 0
+        """Whether the URIEL loss is computed at all (not plain fine-tuning: :func:`config.uses_uriel`)."""
+        return uses_uriel({"lambda": self.lam, "lambda_schedule": self.name})

@@ -28,6 +28,7 @@ from alchemy_tune.trial.batching import (Encoded, collate, concat, encode, epoch
                                          prefetch, remap)
 from alchemy_tune.trial.checkpoint import Progress
 from alchemy_tune.trial.config import TrialConfig
+from alchemy_tune.trial.cost import Timings
 from alchemy_tune.trial.divergence import DIVERGENCE_CHECK_EVERY, StepLosses
 from alchemy_tune.trial.device import (PeakMemory, autocast, choose_precision, pick_device,
                                        release_free_memory, set_determinism)
@@ -37,6 +38,7 @@ from alchemy_tune.trial.lambdas import LambdaSchedule
 from alchemy_tune.trial.metrics import averages, notes as metric_notes, score
 from alchemy_tune.trial.model import AlchemyModel, task_loss, uriel_loss
 from alchemy_tune.tasks import Task, load_task
+from alchemy_tune.languages import controls
 from alchemy_tune.languages.vectors import load_table
 
 Report = Callable[[dict, Optional[str]], None]
@@ -47,6 +49,7 @@ class TrialOutcome:
     status: str
     reason: str = ""
     metrics: dict = field(default_factory=dict)
+    timings: Timings = field(default_factory=Timings)
 
 
 @dataclass
@@ -75,7 +78,11 @@ def prepare(config: TrialConfig) -> Prepared:
     languages = list(task.languages)
     codes = [task.uriel_codes[lang] for lang in languages]
     table = load_table(config.uriel_source)
-    uriel = torch.as_tensor(table.vectors(config.uriel_features, codes, missing=config.missing))
+    vectors = table.vectors(config.uriel_features, codes, missing=config.missing)
+    if config.uriel_control != "none":  # the same loss against vectors without the typology
+        vectors = controls.apply(config.uriel_control, vectors, table.observed(config.uriel_features, codes),
+                                 codes, config.data_seed)
+    uriel = torch.as_tensor(vectors)
 
     # Tokenise everything first and let the tokenizer go (285 MB for e5's), then load the encoder: the two
     # never share the process's peak.
@@ -128,7 +135,7 @@ def _to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd bookkeeping at all (no_grad still tracks versions)
 def predict(p: Prepared, data: Encoded, batch_size: int) -> np.ndarray:
     """Predicted class ids (classification) or scores (regression), in the order of ``data``."""
     p.model.eval()
@@ -290,7 +297,7 @@ def _diverged(p: Prepared, opt: Optimisation, losses: StepLosses, seconds: float
 
 
 def _evaluation(p: Prepared, opt: Optimisation, plan: Plan, progress: Progress, selection: Selection,
-                losses: StepLosses, memory: PeakMemory, seconds: float) -> tuple[dict, bool]:
+                losses: StepLosses, memory: PeakMemory, seconds: float, timings: Timings) -> tuple[dict, bool]:
     """(metrics, whether this step is a new best): dev scores; test too at a newly chosen step, at the last
     step, or always (``score_test: every``).
 
@@ -298,12 +305,18 @@ def _evaluation(p: Prepared, opt: Optimisation, plan: Plan, progress: Progress, 
     ``best_test_*`` in the tables (test at the chosen step) means what it did when every step had test.
     """
     config, step = p.config, progress.step
+    started = time.perf_counter()
     metrics = evaluate(p, ("dev",))
+    timings.dev += time.perf_counter() - started
+    timings.dev_passes += 1
     new_best = _select(metrics, progress, selection)
     final = step == plan.total_steps
     with_test = new_best or final or config.score_test == "every"
     if with_test:
+        started = time.perf_counter()
         test = evaluate(p, ("test",))
+        timings.test += time.perf_counter() - started
+        timings.test_passes += 1
         for lang, info in test.pop(K.LANGS).items():
             metrics[K.LANGS][lang].update({k: v for k, v in info.items() if k == "test"})
         if K.ITEMS in test:
@@ -368,8 +381,12 @@ def run_trial(config: TrialConfig | Mapping, report: Report, *, resume_from: str
         config = TrialConfig.from_dict(config)
     memory = PeakMemory(pick_device(config.device))
     started = time.perf_counter()
-    return train_prepared(prepare(config), report, resume_from=resume_from, select=select, memory=memory,
-                          started=started)
+    prepared = prepare(config)
+    prepare_seconds = time.perf_counter() - started
+    outcome = train_prepared(prepared, report, resume_from=resume_from, select=select, memory=memory,
+                             started=started)
+    outcome.timings.prepare = prepare_seconds
+    return outcome
 
 
 def train_prepared(p: Prepared, report: Report, *, resume_from: str | None = None,
@@ -389,6 +406,7 @@ def train_prepared(p: Prepared, report: Report, *, resume_from: str | None = Non
     def seconds() -> float:
         return prior + time.perf_counter() - started
 
+    timings, loop_started = Timings(), time.perf_counter()
     losses, last = StepLosses(p.device), {}
     p.model.train()
     with contextlib.closing(_batches(p, plan, progress.step)) as batches:
@@ -402,7 +420,8 @@ def train_prepared(p: Prepared, report: Report, *, resume_from: str | None = Non
                     return diverged
             if at_eval:
                 now = seconds()
-                last, new_best = _evaluation(p, opt, plan, progress, selection, losses, memory, now)
+                last, new_best = _evaluation(p, opt, plan, progress, selection, losses, memory, now, timings)
                 progress.evaluations += 1
                 _report(p, opt, progress, last, new_best, now, report)
-    return TrialOutcome(K.COMPLETED, "", last)
+    timings.loop = time.perf_counter() - loop_started
+    return TrialOutcome(K.COMPLETED, "", last, timings)

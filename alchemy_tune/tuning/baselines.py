@@ -34,40 +34,12 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
+from alchemy_tune.tuning.samplers import TWIN_SAMPLERS, sampler_kind
+from alchemy_tune.tuning.study_attrs import CONFIG_ATTR, TWIN_KEY_ATTR, TWIN_OF_ATTR, is_twin
 from alchemy_tune.core.errors import UsageError
+from alchemy_tune.trial.config import is_plain, twin_of
 
-ATTR = "matched_baseline_key"
-"""User attribute of a twin: the settings it shares with the configurations it serves (its key)."""
-OF_ATTR = "matched_baseline"
-"""User attribute of a configuration: the trial number of its twin."""
 MODES = ("matched", "none")
-SAMPLERS = ("tpe", "random")
-"""Samplers that run with twins in the study (see the module docstring)."""
-
-
-def is_twin(frozen) -> bool:
-    return frozen is not None and ATTR in frozen.user_attrs
-
-
-def is_plain(config: Mapping[str, Any]) -> bool:
-    """λ = 0 with a constant schedule: plain fine-tuning, which needs no baseline and can be one."""
-    from alchemy_tune.trial.config import TrialConfig
-
-    lam = config.get("lambda", TrialConfig.lambda_)
-    try:
-        lam = float(lam)
-    except (TypeError, ValueError):
-        return False
-    return lam == 0 and config.get("lambda_schedule", TrialConfig.lambda_schedule) == "constant"
-
-
-def twin_config(config: Mapping[str, Any]) -> dict:
-    """The configuration's plain fine-tuning twin: λ = 0, a constant schedule, everything else the same (the
-    URIEL settings stay, unused without the URIEL loss)."""
-    twin = {**config, "lambda": 0.0}
-    if "lambda_schedule" in twin:
-        twin["lambda_schedule"] = "constant"
-    return twin
 
 
 def twin_key(config: Mapping[str, Any]) -> str:
@@ -101,13 +73,13 @@ def resolve(space, settings):
 
     asked = settings.baselines
     if asked is None:
-        matched = settings.sampler in SAMPLERS and can_use_uriel(space)
+        matched = settings.sampler in TWIN_SAMPLERS and can_use_uriel(space)
         return dataclasses.replace(settings, baselines="matched" if matched else "none")
-    if asked == "matched" and settings.sampler not in SAMPLERS:
-        why = ("enumerates λ = 0 itself: give 0 among lambda's choices" if settings.sampler in ("grid", "bruteforce")
+    if asked == "matched" and settings.sampler not in TWIN_SAMPLERS:
+        why = ("enumerates λ = 0 itself: give 0 among lambda's choices" if sampler_kind(settings.sampler).enumerates
                else "models the parameters every trial shares, and a twin has none")
         raise UsageError(f"--baselines matched: sampler {settings.sampler} {why}; use baselines none, or "
-                         f"sampler {' or '.join(SAMPLERS)}")
+                         f"sampler {' or '.join(TWIN_SAMPLERS)}")
     return settings
 
 
@@ -139,17 +111,16 @@ def known(handle) -> tuple[dict[str, int], dict[int, set[int]]]:
     failed or stopped, {twin number: the configurations it serves})."""
     from optuna.trial import TrialState
 
-    from alchemy_tune.tuning.study_attrs import CONFIG_ATTR
 
     twins: dict[str, int] = {}
     served: dict[int, set[int]] = {}
     for t in handle.study.get_trials(deepcopy=False):
         config = t.user_attrs.get(CONFIG_ATTR)
-        if OF_ATTR in t.user_attrs:
-            served.setdefault(t.user_attrs[OF_ATTR], set()).add(t.number)
+        if TWIN_OF_ATTR in t.user_attrs:
+            served.setdefault(t.user_attrs[TWIN_OF_ATTR], set()).add(t.number)
         if t.state in (TrialState.FAIL, TrialState.PRUNED) or not config or not (is_twin(t) or is_plain(config)):
             continue
-        twins.setdefault(t.user_attrs.get(ATTR) or twin_key(config), t.number)
+        twins.setdefault(t.user_attrs.get(TWIN_KEY_ATTR) or twin_key(config), t.number)
     return twins, served
 
 
@@ -171,7 +142,7 @@ def unneeded(handle, frozen) -> bool:
 
 def stop(handle, frozen) -> None:
     """Forget an unneeded twin: a later configuration with its settings gets a new one."""
-    key = frozen.user_attrs.get(ATTR)
+    key = frozen.user_attrs.get(TWIN_KEY_ATTR)
     if key is not None and handle.twins.get(key) == frozen.number:
         del handle.twins[key]
 
@@ -184,8 +155,8 @@ def add_twin(handle, number: int, config: Mapping[str, Any]) -> int | None:
         handle.twins.setdefault(key, number)
         return None
     if key not in handle.twins:
-        handle.twins[key] = _add(handle, {ATTR: key, "config": twin_config(config)})
-    handle.set_user_attr(number, OF_ATTR, handle.twins[key])
+        handle.twins[key] = _add(handle, {TWIN_KEY_ATTR: key, CONFIG_ATTR: twin_of(config)})
+    handle.set_user_attr(number, TWIN_OF_ATTR, handle.twins[key])
     handle.served.setdefault(handle.twins[key], set()).add(number)
     return handle.twins[key]
 
@@ -194,9 +165,9 @@ def retry_twin(handle, old, ray_id: str) -> int:
     """A failed twin run again: a fresh twin trial with the same config, taken by ``ray_id``."""
     from alchemy_tune.tuning.study_attrs import RAY_ID_ATTR, RETRY_OF_ATTR
 
-    attrs = {k: v for k, v in old.user_attrs.items() if k in (ATTR, "config")}
+    attrs = {k: v for k, v in old.user_attrs.items() if k in (TWIN_KEY_ATTR, CONFIG_ATTR)}
     number = _add(handle, {**attrs, RAY_ID_ATTR: ray_id, RETRY_OF_ATTR: old.number}, claimed=True)
-    handle.twins[attrs[ATTR]] = number
+    handle.twins[attrs[TWIN_KEY_ATTR]] = number
     return number
 
 
@@ -204,13 +175,7 @@ def _add(handle, attrs: dict, *, claimed: bool = False) -> int:
     """Add a running trial with these user attributes (no parameters, no sampler involved); its number."""
     from optuna.trial import TrialState, create_trial
 
-    from alchemy_tune.tuning.study_attrs import ORPHAN_ATTR, REPLICATES_ATTR
-
-    if handle.repeats > 1:
-        attrs[REPLICATES_ATTR] = handle.repeats  # its free replicate slots hand it out
-    elif not claimed:
-        attrs[ORPHAN_ATTR] = True  # handed to the next Ray trial, like a dead driver's orphan
-        handle.orphans_waiting()
+    handle.replication.added(handle, attrs, claimed)
     study = handle.study
     study.add_trial(create_trial(state=TrialState.RUNNING, user_attrs=attrs))
     # one driver writes the study, so the trial just added is its last

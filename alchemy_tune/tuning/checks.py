@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 
-from alchemy_tune.core import constants as C
+from alchemy_tune.tuning.trial_fn import TRIAL_FN
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.core.settings import check_settings
 from alchemy_tune.results.run_dir import check_writable, run_name
+from alchemy_tune.tuning.samplers import sampler_kind
+
 
 
 def load(request):
@@ -33,7 +35,7 @@ def check_trial_fn(trial_fn: str) -> None:
     module, sep, name = trial_fn.partition(":")
     if not sep or not module or not name:
         raise UsageError(f"--trial-fn: expected MODULE:FUNCTION, got {trial_fn!r}")
-    if trial_fn == C.TRIAL_FN:
+    if trial_fn == TRIAL_FN:
         return
     try:
         found = getattr(importlib.import_module(module), name, None)
@@ -80,7 +82,7 @@ def validate(request):
     from alchemy_tune.tuning.warm_start import open_source_study, read_enqueue
 
     enqueued = read_enqueue(request.enqueue, space) if request.enqueue else []
-    if enqueued and settings.sampler == "grid":
+    if enqueued and sampler_kind(settings.sampler).fixed_order:
         raise UsageError("--enqueue: the grid sampler already fixes the order of every configuration; "
                          "use bruteforce, tpe or random with --enqueue")
     if len(enqueued) > settings.trials:

@@ -32,6 +32,7 @@ import optuna
 from optuna.study import StudyDirection
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
+from alchemy_tune.tuning.study_attrs import DROPPED_ATTR, LANG_SCORES_ATTR
 from alchemy_tune.core import constants as C
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.core.numbers import exact, is_finite_number
@@ -43,7 +44,6 @@ from alchemy_tune.tuning.trainable import langs_of
 
 logger = logging.getLogger(__name__)
 
-LANG_SCORES_ATTR = "lang_scores:"  # + evaluation index -> the objective group's per-language dev scores
 EVAL_INDEX = "training_iteration"  # Ray counts reports per trial, checkpoint restores included
 
 
@@ -181,8 +181,6 @@ def ending(result: Mapping[str, Any]) -> bool:
 
 NOT_STARTED = "not started"
 """The alchemy status of a trial queued when a budget ran out: it never starts (Optuna: FAIL)."""
-DROPPED_ATTR = "not_started"
-"""Study attribute: how many queued trials a spent budget kept from starting."""
 
 
 class _PruningMixin:

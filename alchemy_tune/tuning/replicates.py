@@ -27,12 +27,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from alchemy_tune.core import constants as C
 from alchemy_tune.core.numbers import is_finite_number
-from alchemy_tune.tuning.pruning import PRUNED_AT_ATTR
+from alchemy_tune.tuning.study_attrs import CONFIG_ATTR, END_PREFIX, PRUNED_AT_ATTR, RAY_ID_PREFIX, REPORTS_PREFIX
 from alchemy_tune.tuning.study_attrs import REPLICATES_ATTR
 
-RAY_ID_PREFIX = "ray_trial_id:"
-REPORTS_PREFIX = "replicate_reports:"
-END_PREFIX = "replicate_end:"
 
 
 def seeded(config: Mapping[str, Any], replicate: int) -> dict:
@@ -85,7 +82,7 @@ def suggest(handle, ray_id: str, space, n_configs: int, grid: list[dict] | None)
         if free:
             handle.set_user_attr(t.number, f"{RAY_ID_PREFIX}{free[0]}", ray_id)
             handle.bind(ray_id, t.number)
-            return seeded(t.user_attrs["config"], free[0])
+            return seeded(t.user_attrs[CONFIG_ATTR], free[0])
     n = handle.n_trials()
     if n >= n_configs or (grid is not None and n >= len(grid)):
         return None

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from alchemy_tune.core import constants as C
 from alchemy_tune.core.numbers import is_finite_number
 from alchemy_tune.tuning import replicates
-from alchemy_tune.tuning.pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR
+from alchemy_tune.tuning.study_attrs import ORPHAN_ATTR, PRUNED_AT_ATTR, PRUNED_BY_ATTR, REPLICATES_ATTR
 
 
 class OneTrial:
@@ -29,6 +29,13 @@ class OneTrial:
     """A Ray trial's end is the configuration's end, so the progress line counts it at once."""
 
     # ------------------------------------------------------------------ the searcher
+    def added(self, handle, attrs: dict, claimed: bool) -> None:
+        """Complete the attributes of a trial the search adds itself (a matched twin): an unclaimed one is
+        handed to the next Ray trial, like a dead driver's orphan."""
+        if not claimed:
+            attrs[ORPHAN_ATTR] = True
+            handle.orphans_waiting()
+
     def suggest(self, searcher, ray_id: str) -> dict | None:
         """The config for a new Ray trial (an orphan's, else a new Optuna trial's); None: nothing left."""
         handle = searcher.handle
@@ -120,6 +127,9 @@ class Replicates(OneTrial):
 
     def __init__(self, k: int):
         self.k = int(k)
+
+    def added(self, handle, attrs: dict, claimed: bool) -> None:
+        attrs[REPLICATES_ATTR] = self.k  # its free replicate slots hand it out
 
     def suggest(self, searcher, ray_id: str) -> dict | None:
         return replicates.suggest(searcher.handle, ray_id, searcher.space, searcher.n_trials, searcher.grid)

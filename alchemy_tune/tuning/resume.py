@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from alchemy_tune.core import constants as C
+from alchemy_tune.tuning.trial_fn import TRIAL_FN
 from alchemy_tune.tuning.cluster import init_ray
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tuning.journal import fetch, relocate, restored_unfinished, restoring
@@ -55,7 +55,7 @@ def resume_search(run_dir: str, *, address: str | None = None, num_cpus: int | N
         for trial_id in errored:
             handle.retry(trial_id, space)
         restoring(record.run_id, restored_unfinished(record.run_id) | set(errored))  # they run again too
-    trainable = make_trainable(record.trial_fn or C.TRIAL_FN, record.resources,
+    trainable = make_trainable(record.trial_fn or TRIAL_FN, record.resources,
                                selection=(record.metric, record.mode))
     tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=retry_errored,
                                restart_errored=False)
@@ -91,7 +91,7 @@ def _extend(record: RunRecord, run_dir: str, journal: str, space, trials: int, a
     record = extended(record, trials, run_dir).write(run_dir)
     settings = record.settings
     request = SearchRequest(space_path=record.space, address=address, num_cpus=num_cpus,
-                            trial_fn=record.trial_fn or C.TRIAL_FN, progress_interval_s=progress_interval_s,
+                            trial_fn=record.trial_fn or TRIAL_FN, progress_interval_s=progress_interval_s,
                             time_budget_s=record.time_budget_s, gpu_hours=record.gpu_hours,
                             max_failures=record.max_failures)
     allow_pending(settings)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from alchemy_tune.tuning.trial_fn import TRIAL_FN
 from alchemy_tune.core import constants as C
 from alchemy_tune.tuning.cluster import DEFAULT_STORAGE, check_resources, init_ray
 from alchemy_tune.core.errors import UsageError
@@ -59,7 +60,7 @@ class SearchRequest:
     node_wait_s: float | None = None
     """On a cluster, how long to wait for the autoscaler to bring a node that fits one trial (None =
     $ALCHEMY_TUNE_NODE_WAIT_S, else 600 s)."""
-    trial_fn: str = C.TRIAL_FN
+    trial_fn: str = TRIAL_FN
     progress_interval_s: float = 30.0
     configs: tuple[dict, ...] | None = None
     """Run exactly these configurations, in order, instead of sampling (``confirm``; needs sampler grid)."""
@@ -128,15 +129,17 @@ def build_components(space, settings, run_dir: str, run_id: str, request: Search
     from alchemy_tune.tuning.trial_end import ResultsCallback
     from alchemy_tune.tuning.pruning import AshaPruningScheduler, OptunaPruningScheduler
     from alchemy_tune.tuning.retention import CheckpointRetention
+    from alchemy_tune.tuning.samplers import sampler_kind
 
     handle = StudyHandle.for_settings(journal, settings, run_dir=run_dir, run_id=run_id)
     grid, exhaustive = None, None
-    if settings.sampler == "grid":
+    kind = sampler_kind(settings.sampler)
+    if kind.fixed_order:
         grid = [dict(c) for c in request.configs] if request.configs else space.grid()
         if not grid:
             raise UsageError(f"sampler grid: space {space.path} has continuous parameters; give each "
                              "parameter choices or a step (or use bruteforce/tpe)")
-    elif settings.sampler == "bruteforce":
+    elif kind.enumerates:
         exhaustive = len(space.grid())  # load_space made sure every parameter is discrete
     budget = Budget.of(request.time_budget_s, request.gpu_hours, settings.gpus_per_trial)  # counts from now
     searcher = OptunaSearcher(handle, space, settings.trials, grid=grid, exhaustive=exhaustive, budget=budget,
@@ -250,8 +253,8 @@ def summarize(handle: StudyHandle, run_dir: str) -> SearchOutcome:
     from optuna.trial import TrialState
 
     from alchemy_tune.tuning.baselines import is_twin
-    from alchemy_tune.tuning.pruning import DROPPED_ATTR
-    from alchemy_tune.tuning.searcher import CONFIG_ATTR, RAY_ID_ATTR, STATUS_ATTR, STOPPED_ATTR
+    from alchemy_tune.tuning.study_attrs import DROPPED_ATTR
+    from alchemy_tune.tuning.study_attrs import CONFIG_ATTR, RAY_ID_ATTR, STATUS_ATTR, STOPPED_ATTR
 
     counts: dict[str, int] = {}
     twins: dict[str, int] = {}
@@ -349,6 +352,7 @@ def _start(request: SearchRequest, space, settings, enqueued, run_dir: str):
     record = RunRecord.new(
         request.kind, **request.meta, settings=settings, task=space.fixed().get("task"), space=str(space.path) if space.path else None,
         params=dict(request.params or {}), trial_fn=request.trial_fn, max_failures=request.max_failures,
+        space_params=space.summary(),  # what the analysis reads of the space, without the tuning layer
         time_budget_s=request.time_budget_s, gpu_hours=request.gpu_hours,
         path=run_dir,  # where it began: `resume` notices a local run folder that moved
     ).write(run_dir)

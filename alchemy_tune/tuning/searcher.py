@@ -32,20 +32,18 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from alchemy_tune.tuning.study_attrs import PREVIOUS_IDS_ATTR, REASON_ATTR, STATUS_ATTR, WARM_ATTR
 from alchemy_tune.tuning import baselines, replicates
 from alchemy_tune.tuning.replication import replication
 from alchemy_tune.tuning.journal import drop_dangling_lock, journal_location, relocated, restored_unfinished
-from alchemy_tune.tuning.pruning import PRUNED_AT_ATTR, PRUNED_BY_ATTR, build_pruner
+from alchemy_tune.tuning.pruning import build_pruner
+from alchemy_tune.tuning.study_attrs import PRUNED_AT_ATTR, PRUNED_BY_ATTR
 from alchemy_tune.tuning.samplers import build_sampler
 from alchemy_tune.tuning.study_attrs import CONFIG_ATTR, ORPHAN_ATTR, RAY_ID_ATTR, RETRY_OF_ATTR, STOPPED_ATTR
 
 logger = logging.getLogger(__name__)
 
 STUDY_NAME = "alchemy-tune"
-REASON_ATTR = "reason"
-STATUS_ATTR = "alchemy_status"
-PREVIOUS_IDS_ATTR = "previous_ray_trial_ids"  # an adopted orphan's earlier Ray ids (their rows are dropped)
-WARM_ATTR = "warm_start_from"  # a finished trial of an earlier run, told to this study
 
 
 class StudyHandle:

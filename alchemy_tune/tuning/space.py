@@ -141,6 +141,12 @@ class SearchSpace:
                 out[p.name] = p.suggest(trial)
         return out
 
+    def summary(self) -> dict:
+        """What the analysis needs of the space, as plain data for the run record (``space_params``): per
+        parameter whether it was a continuous range and the condition under which it applies."""
+        return {p.name: {"continuous": p.values() is None, "when": {k: list(v) for k, v in p.when.items()}}
+                for p in self.params.values()}
+
     def grid(self) -> list[dict] | None:
         """Every config of a fully discrete space (conditions honoured), else None.
 

@@ -19,6 +19,7 @@ from alchemy_tune.trial.config import param_name
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.core.numbers import is_finite_number
 from alchemy_tune.core.settings import SearchSettings, settings_problems
+from alchemy_tune.tuning.samplers import SAMPLER_KINDS
 from alchemy_tune.tuning.space import (KINDS, SearchSpace, resolve_space, MAX_SUBSET_MEMBERS, _DEFAULTS, _FIELD_KIND,
                                        Param, _coerce_float, _config_problems, _family, _hint,
                                        _normalize, _same, _value_problems)
@@ -407,7 +408,7 @@ def load_space(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
                 ordered[name] = Param(name=name, kind="fixed", value=value)
     if not problems:  # each entry is valid on its own: now the rules between fields
         _check_combinations(ordered, problems)
-    if settings.sampler in ("grid", "bruteforce"):
+    if settings.sampler in SAMPLER_KINDS and SAMPLER_KINDS[settings.sampler].enumerates:
         for p in ordered.values():
             if p.values() is None:
                 problems.append(("search.sampler", f"{settings.sampler} needs every parameter discrete, but "
@@ -416,3 +417,19 @@ def load_space(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
     if problems:
         raise UsageError("; ".join(f"{where}: {key}: {message}" for key, message in problems))
     return SearchSpace(path=where, params=ordered, settings=settings, description=description)
+
+
+def space_of_run(record, run_dir: str) -> SearchSpace | None:
+    """A run's space file as the search read it (the file with the pinned parameters), or None. A run copied
+    elsewhere (e.g. the studies' shipped tables) keeps a copy of the file beside its record."""
+    import os
+
+    if not record.space:
+        return None
+    beside = os.path.join(run_dir, os.path.basename(record.space)) if "://" not in run_dir else None
+    for path in filter(None, (record.space, beside)):
+        try:
+            return load_space(path, record.params or None)
+        except (UsageError, OSError):
+            continue
+    return None

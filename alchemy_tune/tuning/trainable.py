@@ -19,10 +19,11 @@ from typing import Any, Callable, Mapping
 
 from ray import tune
 
+from alchemy_tune.tuning.trial_fn import TRIAL_FN
 from alchemy_tune.core import constants as C
-from alchemy_tune.core.constants import TRIAL_FN
 BUSY_SECONDS = "alchemy_busy_seconds"  # wall seconds inside the trial function so far in this attempt
 TENSORBOARD_DIR = "tensorboard"
+
 
 
 def _load(path: str) -> Callable:
