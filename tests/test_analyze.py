@@ -6,6 +6,7 @@ import json
 from types import SimpleNamespace
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -621,9 +622,34 @@ window.addEventListener("load", () => {
   const first = document.querySelector("p");
   document.body.setAttribute("data-check", JSON.stringify({
     verdict: first ? first.textContent : "",
-    images: Array.from(document.images).map(image => image.naturalWidth)}));
+    images: Array.from(document.images).map(image => image.naturalWidth),
+    // a table wider than the page scrolls sideways inside itself (display:block; overflow-x:auto)
+    overflowing: Array.from(document.querySelectorAll("table")).filter(t => t.scrollWidth > t.clientWidth + 1)
+      .map(t => t.querySelector("tr").textContent.trim().slice(0, 80)),
+    sections: Array.from(document.querySelectorAll("h2")).map(h => {
+      let next = h.nextElementSibling;
+      return next && next.tagName !== "H2" ? "" : h.textContent; }).filter(Boolean)}));
 });
 </script>"""
+
+
+def open_in_chromium(page: Path, tmp_path: Path, width: int = 1280) -> dict:
+    """What the probe above finds in ``page`` opened in a real headless Chromium at ``width`` pixels."""
+    import html
+    import re
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "no chromium: .ci/run installs Debian's chromium package"
+    probe = page.with_name(f"probe-{page.name}")
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={width},2000"]
+    dom = subprocess.run([chromium, *flags, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=180).stdout
+    found = re.search(r'data-check="([^"]*)"', dom)
+    assert found, dom[-2000:]
+    return json.loads(html.unescape(found.group(1)))
 
 
 @pytest.mark.slow
@@ -631,8 +657,6 @@ def test_report_html_opens_in_a_real_headless_chromium(lambdas, tmp_path):
     """The page to forward, opened as a reader opens it: in a real browser (Debian's Chromium, which .ci/run
     installs when missing), from a file, with no server and nothing beside it. Checked from inside the page:
     the verdict comes first and every figure loaded (natural width > 0). A screenshot stays in tmp_path."""
-    import html
-    import re
     import shutil
     import subprocess
 
@@ -644,16 +668,17 @@ def test_report_html_opens_in_a_real_headless_chromium(lambdas, tmp_path):
     alone.mkdir()
     page = alone / "report.html"
     shutil.copy(out / "report.html", page)  # nothing beside it: the figures must be inside
-    probe = alone / "probe.html"
-    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([chromium, *flags, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
-                         capture_output=True, text=True, timeout=180).stdout
-    found = re.search(r'data-check="([^"]*)"', dom)
-    assert found, dom[-2000:]
-    check = json.loads(html.unescape(found.group(1)))
+    check = open_in_chromium(page, tmp_path)
     assert check["verdict"].startswith("On test languages")
     assert len(check["images"]) >= 5 and all(width > 0 for width in check["images"]), check["images"]
+    # at 1,280 px no table scrolls sideways and no section is empty, here and in the shipped reports
+    assert check["overflowing"] == [] and check["sections"] == [], check
+    for shipped in ("docs/study/report.html", "docs/scaling-study/report.html"):
+        copy = tmp_path / shipped.replace("/", "-")
+        shutil.copy(Path(__file__).resolve().parents[1] / shipped, copy)
+        found = open_in_chromium(copy, tmp_path)
+        assert found["overflowing"] == [] and found["sections"] == [], (shipped, found)
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"]
     shot = tmp_path / "report-screenshot.png"
     subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1280,3000", page.as_uri()],
                    capture_output=True, timeout=180)
@@ -691,7 +716,7 @@ def test_a_full_disk_while_writing_the_report_is_one_line_and_leaves_no_half_fil
     out = tmp_path / "report"
     assert main(["analyze", lambdas, "--out", str(out), "--no-report"]) == 0
     assert main(["analyze", lambdas, "--out", str(out)]) == 0
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     capsys.readouterr()
     real = run_dir_module.write_bytes_atomic
 
@@ -708,7 +733,7 @@ def test_a_full_disk_while_writing_the_report_is_one_line_and_leaves_no_half_fil
     assert main(["analyze", lambdas, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--out {out}" in err and "No space left on device" in err
-    assert {p.name: p.read_bytes() for p in out.iterdir()}["tables.json"] == before["tables.json"]
+    assert (out / "tables.json").read_bytes() == before["tables.json"]
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
     json.loads((out / "tables.json").read_text())
 
@@ -719,3 +744,47 @@ def test_the_reference_training_size_is_the_largest_by_number():
     assert P._reference_value([50, 100, 200], "cfg_train_size") == 200
     assert P._reference_value([800, None, 50], "cfg_train_size") is None
     assert P._reference_value([25, 3], "cfg_proj_depth") == 3  # numeric, not text, order
+
+
+@pytest.mark.slow
+def test_the_browser_check_fails_on_a_table_too_wide_for_the_page(tmp_path):
+    """The check above can fail: a planted 20-column table scrolls sideways at 1,280 px."""
+    from alchemy_tune.analysis.report import write_html
+
+    wide = "| " + " | ".join(f"column {i}" for i in range(20)) + " |\n|" + "---|" * 20 + "\n| " + \
+        " | ".join("+0.0123 [-0.0456, +0.0789]" for _ in range(20)) + " |\n"
+    page = write_html(tmp_path, f"# report\n\n## Verdict\n\nOn test languages ...\n\n## Wide\n\n{wide}")
+    found = open_in_chromium(page, tmp_path)
+    assert len(found["overflowing"]) == 1 and found["overflowing"][0].startswith("column 0")
+
+
+def test_the_report_shows_each_figure_once_and_no_empty_section(lambdas, tmp_path):
+    """The quick start's report: every figure is referenced once, and a section with nothing to show is one
+    line of the run notes instead of a heading over "nothing"."""
+    import re
+
+    out = tmp_path / "report"
+    assert main(["analyze", lambdas, "--out", str(out)]) == 0
+    text = (out / "report.md").read_text(encoding="utf-8")
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text)
+    assert figures and len(figures) == len(set(figures)), figures
+    sections = re.split(r"^## ", text, flags=re.M)[1:]
+    assert all(body.split("\n", 1)[1].strip() for body in sections)
+    assert "_nothing to show_" not in text and "Nothing to show for: " in text
+    for line in (line for line in text.splitlines() if line.startswith("| ")):
+        assert line.count("|") - 1 <= 9, line  # at most 9 columns shown; the rest in csv/
+
+
+def test_labels_name_only_the_settings_that_apply():
+    """An AlchemyScale configuration ignores λ, plain fine-tuning ignores every URIEL setting, and a schedule's
+    own settings say nothing under another schedule: none of them is part of a label."""
+    columns = ["cfg_lambda", "cfg_lambda_schedule", "cfg_scale_interval", "cfg_uriel_features", "cfg_projection"]
+    scale = {"cfg_lambda": 1.0, "cfg_lambda_schedule": "alchemyscale", "cfg_scale_interval": 100,
+             "cfg_uriel_features": "geo", "cfg_projection": "linear"}
+    assert P.label(scale, columns) == "lambda_schedule=alchemyscale, scale_interval=100, uriel_features=geo, " \
+                                      "projection=linear"
+    assert "lambda=" not in P.label(scale, columns) and "λ=" not in P.label(scale, columns)
+    plain = {**scale, "cfg_lambda": 0.0, "cfg_lambda_schedule": "constant"}
+    assert P.label(plain, columns) == "λ=0"
+    constant = {**scale, "cfg_lambda_schedule": "constant"}
+    assert P.label(constant, columns) == "λ=1, lambda_schedule=constant, uriel_features=geo, projection=linear"

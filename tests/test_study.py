@@ -30,7 +30,7 @@ def test_the_readme_and_the_study_page_quote_the_reports_verdict():
     """The headline numbers (the confirmed Δ on test and seen languages with their intervals) appear in the
     README and docs/studies.md as the report gives them."""
     report = (ROOT / "docs/study/report.md").read_text(encoding="utf-8")
-    verdict = report.split("## Verdict", 1)[1].strip().splitlines()[:2]
+    verdict = [line for line in report.split("## Verdict", 1)[1].strip().splitlines() if line][:2]
     quoted = []
     for sentence in verdict:
         delta, lo, hi = re.search(r"Δ = ([+-]\d\.\d{3}) \[95% CI ([+-]\d\.\d{3}), ([+-]\d\.\d{3})\]", sentence).groups()

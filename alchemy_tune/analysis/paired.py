@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from alchemy_tune.languages import langinfo
-from alchemy_tune.trial.config import EXECUTION, REPLICATE, URIEL, TrialConfig, is_plain, params_with_role
+from alchemy_tune.trial.config import EXECUTION, REPLICATE, URIEL, TrialConfig, applies, is_plain, params_with_role
 from alchemy_tune.analysis.stats import exact, holm, item_interval, paired_effect
 
 EXECUTION_KEYS = frozenset(params_with_role(EXECUTION, REPLICATE))
@@ -97,11 +97,15 @@ def label(row: pd.Series | dict, columns: list[str]) -> str:
     """``λ=1, uriel_features=geo``: a configuration by the values the runs varied."""
     if not columns:
         return "the only configuration"
+    values = {short(k): hashable(v) for k, v in dict(row).items() if str(k).startswith("cfg_")}
+    values = {k: v for k, v in values.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
     parts = []
     for c in columns:
+        if not applies(short(c), values):  # a setting that changes nothing here is not part of its name
+            continue
         name = "λ" if c == "cfg_lambda" else short(c)
         parts.append(f"{name}={_value_text(hashable(row[c]))}")
-    return ", ".join(parts)
+    return ", ".join(parts) or "the only configuration"
 
 
 class Units:

@@ -252,7 +252,7 @@ def language_deltas(table: pd.DataFrame, path: Path, tag: str = "") -> Path | No
     ax.legend(title="family", fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_xlabel("test score: configuration − matched λ=0 baseline\n(95% interval over the language's test examples)")
     ax.set_ylabel("language, by role: seen, validation (val), test (*)")
-    ax.set_title("Which languages gain from URIEL")
+    ax.set_title("Per-language Δ vs matched plain fine-tuning (test split)")
     return _save(fig, path, tag)
 
 

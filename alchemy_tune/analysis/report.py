@@ -158,8 +158,14 @@ def text_table(table: pd.DataFrame) -> str:
     return "\n".join(aligned_lines(table.columns, cells, right=numeric))
 
 
+def _breakable(text: str) -> str:
+    """A configuration label may wrap inside a '+'-joined feature set (a zero-width space after each '+'),
+    so that long labels fit the page; numbers never break."""
+    return text.replace("+", "+\u200b") if "=" in text or "_" in text else text
+
+
 def markdown_table(table: pd.DataFrame) -> str:
-    rows = [[_cell(v).replace("|", "\\|") for v in row] for row in table.itertuples(index=False)]
+    rows = [[_breakable(_cell(v)).replace("|", "\\|") for v in row] for row in table.itertuples(index=False)]
     head = "| " + " | ".join(map(str, table.columns)) + " |"
     return "\n".join([head, "|" + "---|" * len(table.columns)] + ["| " + " | ".join(r) + " |" for r in rows])
 
@@ -227,8 +233,32 @@ def compact(table: pd.DataFrame) -> pd.DataFrame:
 
 PAGE_STYLE = ("body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;"
               "line-height:1.45}table{border-collapse:collapse;font-size:.85rem;margin:1rem 0;display:block;"
-              "overflow-x:auto}th,td{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}"
-              "img{max-width:100%;height:auto}code{background:#f4f4f4}")
+              "overflow-x:auto}th,td{border:1px solid #ccc;padding:.2rem .5rem;text-align:left;"
+              "overflow-wrap:break-word}img{max-width:100%;height:auto}code{background:#f4f4f4}")
+
+MAX_COLUMNS = 9
+"""A table shows at most this many columns (what a reader needs to decide); the rest are in its CSV."""
+DECIDING = ("configuration", "control", "reference", "rank", "status", "lang", "language", "role", "covariate",
+            "family", "script", "setting", "parameter", "importance", "n", "slope", "prediction")
+"""Columns a shown table keeps first, before the Δ columns and the others in their order."""
+MOVED_FIRST = ("run", "trial", "step", "config", "replicate", "selection_score", "baseline", "paired", "seeds",
+               "p_unseen", "p_seen", "p_val", "caveats_unseen", "caveats_seen", "uriel_centroid", "at")
+"""Columns a table too wide to read moves to its CSV first."""
+
+
+def fitted(table: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """(the columns shown, whether any moved to the table's CSV): at most :data:`MAX_COLUMNS`, the settings
+    of a leaderboard row joined into one ``configuration`` cell."""
+    if len(table.columns) <= MAX_COLUMNS:
+        return table, False
+    view = table.drop(columns=[c for c in MOVED_FIRST if c in table])
+    settings = [c for c in view.columns if c not in DECIDING and not c.startswith(("Δ", "p_", "n_", "dev_", "test_",
+                                                                                     "delta", "prediction"))]
+    if "configuration" not in view and len(settings) > 2:  # a leaderboard: one cell names the configuration
+        joined = [", ".join(f"{c}={v}" for c, v in zip(settings, row)) for row in view[settings].itertuples(index=False)]
+        view = view.drop(columns=settings)
+        view.insert(min(2, len(view.columns)), "configuration", joined)
+    return view[list(view.columns[:MAX_COLUMNS])], True
 
 
 def write_html(out: Path, markdown_text: str) -> Path:
@@ -262,6 +292,11 @@ def _put(path: Path, text: str) -> None:
     write_bytes_atomic(str(path), text.encode("utf-8"))
 
 
+def _empty_reason(name: str, notes: dict) -> str:
+    note = notes.get(name, "")
+    return f"{title(name).lower()}" + (f" ({note})" if note and len(note) < 160 else "")
+
+
 def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: str) -> list[Path]:
     """report.md (opening with the verdict), the same as a standalone report.html, PNG plots and tables.json in
     ``out``; returns the PNG paths."""
@@ -293,7 +328,8 @@ def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: st
         made[name] = plots.deltas(tables[name], "configuration", f"{dim}: Δ vs {dim} at its reference value",
                                   out / f"by_{dim}.png", tag=tag)
     lines = ["# alchemy-tune analysis" + (" — ORACLE selection" if runs.oracle else ""), "", "## Verdict", ""]
-    lines += [f"{sentence}" for sentence in verdict] + [""]
+    for sentence in verdict:  # a paragraph each: one sentence per line in the HTML too
+        lines += [f"{sentence}", ""]
     headline = made.get("confirmed") or made.get("comparisons")  # the verdict's own comparisons, first
     if headline is not None:
         lines += [f"![{title('confirmed' if made.get('confirmed') else 'comparisons')}]({headline.name})", ""]
@@ -301,14 +337,25 @@ def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: st
               f"Ranking: `{runs.metric}` at each trial's {runs.at} evaluation (never test data). Δ = configuration "
               "− matched plain fine-tuning (λ=0, same other settings), paired by training seed and language on "
               "the test split. " + METHOD, ""]
-    lines += [f"- {n}" for n in runs.notes] + [""]
-    for name in shown(tables) + ["per_language"]:
+    names = shown(tables) + ["per_language"]
+    empty = [name for name in names if tables[name].empty]
+    lines += [f"- {n}" for n in runs.notes]
+    if empty:  # one line for every section that has nothing, instead of a section each
+        lines.append(f"- Nothing to show for: {'; '.join(_empty_reason(name, notes) for name in empty)}")
+    lines.append("")
+    for name in (n for n in names if n not in empty):
         lines += [f"## {title(name)}", ""]
         if notes.get(name):
             lines += [f"_{notes[name]}_", ""]
-        if made.get(name):
+        if made.get(name) and made[name] != headline:  # every figure once: the headline one is above
             lines += [f"![{title(name)}]({made[name].name})", ""]
-        lines += [markdown_table(compact(tables[name])) if not tables[name].empty else "_nothing to show_", ""]
+        view, moved = fitted(compact(tables[name]))
+        lines += [markdown_table(view), ""]
+        if moved:
+            csv = out / "csv" / f"{name.replace(':', '_')}.csv"
+            csv.parent.mkdir(parents=True, exist_ok=True)
+            _put(csv, compact(tables[name]).to_csv(index=False))
+            lines += [f"_Every column: [{csv.parent.name}/{csv.name}]({csv.parent.name}/{csv.name})_", ""]
     _put(out / "report.md", "\n".join(lines))
     write_html(out, "\n".join(lines))
     _put(out / "tables.json", json.dumps({"verdict": verdict, "oracle": runs.oracle,

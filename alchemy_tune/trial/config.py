@@ -254,6 +254,29 @@ def uses_uriel(values: Mapping[str, Any]) -> bool:
     return not is_plain(values)
 
 
+_ONLY_WITH: dict[str, tuple[str, tuple]] = {
+    "lambda_warmup": ("lambda_schedule", ("warmup",)),
+    "scale_interval": ("lambda_schedule", ("alchemyscale",)),
+    "tune_lr": ("lambda_schedule", ("alchemytune",)), "tune_floor": ("lambda_schedule", ("alchemytune",)),
+    **{name: ("projection", ("mlp",)) for name in ("proj_depth", "proj_width", "proj_activation", "proj_dropout",
+                                                  "proj_layernorm")},
+}
+
+
+def applies(param: str, values: Mapping[str, Any]) -> bool:
+    """Whether setting ``param`` changes what a configuration with these ``values`` trains: the URIEL
+    settings do nothing in plain fine-tuning (λ is what makes it plain, so it is shown), λ does nothing
+    under a dynamic schedule, and a schedule's or an MLP projection's own settings nothing without it."""
+    if param in ("lambda", "lambda_"):
+        return values.get("lambda_schedule", TrialConfig.lambda_schedule) not in DYNAMIC_SCHEDULES
+    if is_plain(values) and param in params_with_role(URIEL):
+        return False
+    if param in _ONLY_WITH:
+        other, allowed = _ONLY_WITH[param]
+        return values.get(other, getattr(TrialConfig, field_name(other))) in allowed
+    return True
+
+
 def twin_of(values: Mapping[str, Any]) -> dict:
     """A configuration's matched plain fine-tuning twin: λ = 0 with a constant schedule, every other setting
     the same (the URIEL settings stay, unused without the URIEL loss)."""
