@@ -4,7 +4,7 @@ continuous lr and λ ends with a paired Δ for every completed configuration."""
 
 from __future__ import annotations
 
-from alchemy_tune.tuning.study_attrs import TWIN_KEY_ATTR, TWIN_OF_ATTR
+from alchemy_tune.tuning.study_attrs import CONFIG_ATTR, TWIN_KEY_ATTR, TWIN_OF_ATTR
 from alchemy_tune.trial.config import is_plain
 
 import dataclasses
@@ -18,7 +18,6 @@ from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tuning import baselines as B
 from alchemy_tune.tuning.journal import JOURNAL
 from alchemy_tune.tuning.searcher import OptunaSearcher, StudyHandle
-from alchemy_tune.tuning.study_attrs import CONFIG_ATTR
 from alchemy_tune.tuning.space_file import load_space
 from testing.searches import TINY, write_space
 

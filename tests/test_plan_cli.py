@@ -139,6 +139,7 @@ def test_plan_states_the_smallest_effect_the_design_detects_assumed_or_from_a_pr
     line = next(x for x in result.stdout.splitlines() if x.strip().startswith("test languages (8 × 3 seeds)"))
     one, family = map(float, re.findall(r"≥ ([0-9.]+)", line))
     assert one == round(design_mde(8, 3, **ASSUMED), 4) and "Holm family of 13" in line
+    assert "the Holm family: the 13 configurations of the grid that train with the URIEL loss" in result.stdout
     assert family == round(design_mde(8, 3, **ASSUMED, alpha=0.05 / 13), 4) > one
     assert "assumed (--prior RUN_DIR" in result.stdout
     run = make_run(str(tmp_path / "prior"), n_trials=12, n_langs=16, metric="dev_seen")

@@ -55,14 +55,15 @@ def control_comparisons(units: P.Units, roles=P.ROLES) -> tuple[pd.DataFrame, st
                    "values over the languages), paired by language and seed; Holm over this table's rows")
 
 
-def distance_tables(units: P.Units, config: str | None, langs: pd.DataFrame
+def distance_tables(units: P.Units, config: str | None, langs: pd.DataFrame, per_lang: pd.DataFrame | None = None
                     ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """(per held-out language: Δ with its interval and the covariates; the meta-regression over the test
     languages; notes) for ``config`` against its matched baseline. ``langs``: the runs' per-language rows
-    (lang, uriel_code, role), for the seen languages' codes."""
+    (lang, uriel_code, role), for the seen languages' codes; ``per_lang``: its per-language table when the
+    caller has it (:func:`alchemy_tune.analysis.paired.language_table`, whose intervals cost a bootstrap)."""
     if config is None:
         return pd.DataFrame(), pd.DataFrame(), []
-    per_lang = P.language_table(units, config)
+    per_lang = P.language_table(units, config) if per_lang is None else per_lang
     if per_lang.empty:
         return pd.DataFrame(), pd.DataFrame(), []
     record = units.records[config]

@@ -79,7 +79,8 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
                         "no configuration with a matched baseline")
     if key and tables["language_deltas"]["delta_lo"].isna().all():
         notes["language_deltas"] += ("; these runs stored no test examples, so no per-language interval")
-    distances, fit, distance_notes = CT.distance_tables(v_units, key, (v_runs if confirmed else search).langs)
+    distances, fit, distance_notes = CT.distance_tables(v_units, key, (v_runs if confirmed else search).langs,
+                                                        tables["language_deltas"] if key else None)
     if not distances.empty:
         tables["distances"], tables["distance_fit"] = distances, fit
         notes["distances"] = "; ".join([f"{name}: each held-out language's Δ against its distance to the seen "

@@ -162,6 +162,9 @@ def power_lines(n_test: int, n_seen: int, repeats: int, comparisons: int, compon
         family = design_mde(n, repeats, **sd, alpha=0.05 / m)
         lines.append(f"  {where} languages ({n} × {repeats} seed{'s' * (repeats != 1)}): detects |Δ| ≥ {one:.4f} "
                      f"in one comparison; ≥ {family:.4f} for the first of a Holm family of {m} (α/{m})")
+    if m > 1:
+        lines.append(f"  (the Holm family: the {m} configurations of the grid that train with the URIEL loss, each "
+                     "compared with plain fine-tuning; the plain ones are the baselines, not members)")
     if repeats == 1:
         lines.append("  one seed per configuration: seed-to-seed variation is not measured (set search.repeats)")
     return lines
@@ -286,7 +289,9 @@ def _print_plan(space, trials, show, components, settings) -> int:
         print("notes on the data:\n" + "\n".join(f"  - {note}" for note in notes))
 
     print("\n".join(cost_lines(base, n, s)))
-    treated = [c for c in grid if float(c.get("lambda", base.lambda_)) > 0] if grid is not None else []
+    from alchemy_tune.trial.config import is_plain
+
+    treated = [c for c in grid if not is_plain({**base.to_dict(), **c})] if grid is not None else []
     print("\n".join(power_lines(len(unseen), len(seen), s.repeats, len(treated) or 1, components)))
     print("\nfixed for every trial: " + ", ".join(f"{k}={v}" for k, v in space.fixed().items()))
     if grid is None:

@@ -17,8 +17,7 @@ from alchemy_tune.core import constants as C
 from alchemy_tune.core.numbers import is_finite_number
 from alchemy_tune.tuning.baselines import is_twin
 from alchemy_tune.tuning.searcher import StudyHandle
-from alchemy_tune.tuning.study_attrs import RAY_ID_ATTR, STATUS_ATTR
-from alchemy_tune.tuning.study_attrs import PRUNED_BY_ATTR
+from alchemy_tune.tuning.study_attrs import PRUNED_BY_ATTR, RAY_ID_ATTR, STATUS_ATTR
 from alchemy_tune.tuning.trial_end import final_status
 
 

@@ -32,13 +32,14 @@ import optuna
 from optuna.study import StudyDirection
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
-from alchemy_tune.tuning.study_attrs import DROPPED_ATTR, LANG_SCORES_ATTR
+from alchemy_tune.tuning.study_attrs import (
+    DROPPED_ATTR, LANG_SCORES_ATTR, PRUNED_AT_ATTR, PRUNED_BY_ATTR, STOPPED_ATTR
+)
 from alchemy_tune.core import constants as C
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.core.numbers import exact, is_finite_number
 from alchemy_tune.core.settings import check_name
 from alchemy_tune.tuning import baselines
-from alchemy_tune.tuning.study_attrs import PRUNED_AT_ATTR, PRUNED_BY_ATTR, STOPPED_ATTR
 from alchemy_tune.tuning.baselines import is_twin
 from alchemy_tune.tuning.trainable import langs_of
 

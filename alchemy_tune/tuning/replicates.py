@@ -27,8 +27,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from alchemy_tune.core import constants as C
 from alchemy_tune.core.numbers import is_finite_number
-from alchemy_tune.tuning.study_attrs import CONFIG_ATTR, END_PREFIX, PRUNED_AT_ATTR, RAY_ID_PREFIX, REPORTS_PREFIX
-from alchemy_tune.tuning.study_attrs import REPLICATES_ATTR
+from alchemy_tune.tuning.study_attrs import (
+    CONFIG_ATTR, END_PREFIX, PRUNED_AT_ATTR, RAY_ID_PREFIX, REPLICATES_ATTR, REPORTS_PREFIX
+)
 
 
 

@@ -32,14 +32,15 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from alchemy_tune.tuning.study_attrs import PREVIOUS_IDS_ATTR, REASON_ATTR, STATUS_ATTR, WARM_ATTR
+from alchemy_tune.tuning.study_attrs import (
+    CONFIG_ATTR, ORPHAN_ATTR, PREVIOUS_IDS_ATTR, PRUNED_AT_ATTR, PRUNED_BY_ATTR, RAY_ID_ATTR, REASON_ATTR,
+    RETRY_OF_ATTR, STATUS_ATTR, STOPPED_ATTR, WARM_ATTR
+)
 from alchemy_tune.tuning import baselines, replicates
 from alchemy_tune.tuning.replication import replication
 from alchemy_tune.tuning.journal import drop_dangling_lock, journal_location, relocated, restored_unfinished
 from alchemy_tune.tuning.pruning import build_pruner
-from alchemy_tune.tuning.study_attrs import PRUNED_AT_ATTR, PRUNED_BY_ATTR
 from alchemy_tune.tuning.samplers import build_sampler
-from alchemy_tune.tuning.study_attrs import CONFIG_ATTR, ORPHAN_ATTR, RAY_ID_ATTR, RETRY_OF_ATTR, STOPPED_ATTR
 
 logger = logging.getLogger(__name__)
 

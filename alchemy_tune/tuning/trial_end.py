@@ -19,10 +19,9 @@ from ray.tune import Callback
 from alchemy_tune.core import constants as C
 from alchemy_tune.core.errors import UsageError, storage_full
 from alchemy_tune.tuning.journal import relocated, restoring
-from alchemy_tune.tuning.study_attrs import PRUNED_AT_ATTR
+from alchemy_tune.tuning.study_attrs import PRUNED_AT_ATTR, REASON_ATTR, STATUS_ATTR
 from alchemy_tune.tuning.replicates import ended, identity
 from alchemy_tune.tuning.searcher import StudyHandle
-from alchemy_tune.tuning.study_attrs import REASON_ATTR, STATUS_ATTR
 from alchemy_tune.tuning.trainable import report_of
 
 

@@ -28,8 +28,7 @@ from alchemy_tune.trial.config import TrialConfig, param_name
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tuning.journal import fetch
 from alchemy_tune.tuning.searcher import STUDY_NAME, StudyHandle
-from alchemy_tune.tuning.study_attrs import CONFIG_ATTR, WARM_ATTR
-from alchemy_tune.tuning.study_attrs import LANG_SCORES_ATTR
+from alchemy_tune.tuning.study_attrs import CONFIG_ATTR, LANG_SCORES_ATTR, WARM_ATTR
 from alchemy_tune.results.run_dir import is_uri, local_path
 from alchemy_tune.results.run_record import RunRecord
 
