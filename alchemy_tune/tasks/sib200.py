@@ -22,7 +22,7 @@ from pathlib import Path
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tasks import release, resolve_languages
 from alchemy_tune.tasks.base import Task, TaskOptions
-from alchemy_tune.tasks.flores200 import SIB200_LANGUAGES, script_of
+from alchemy_tune.tasks.flores200 import SIB200_LANGUAGES
 from alchemy_tune.tasks.release import (build_task, check_fields, index_labels, load_hub, read_language_folders,
                                         require_rows)
 
@@ -95,8 +95,3 @@ def _rows_from_hub(seen: tuple[str, ...], unseen: tuple[str, ...]) -> dict:
             check_fields(items or [], COLUMNS, source)
             out[lang][split] = (f"{source}/{split}", items or [])
     return out
-
-
-def scripts(languages) -> dict[str, str]:
-    """Language -> its script (the attribute a report groups by)."""
-    return {lang: script_of(lang) for lang in languages}
