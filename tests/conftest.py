@@ -93,12 +93,9 @@ def _unit_tier_guard(request, monkeypatch):
                                  "(tests/conftest.py)")
         return call
 
+    import ray  # imported before Popen is patched: Ray subclasses it at import time
+
     monkeypatch.setattr(subprocess, "Popen", refuse("a subprocess"))
     monkeypatch.setattr("alchemy_tune.trial.encoder.bundled_e5", refuse("the bundled e5 encoder"))
-    try:
-        import ray
-    except ImportError:  # pragma: no cover - ray is a dependency
-        ray = None
-    if ray is not None:
-        monkeypatch.setattr(ray, "init", refuse("Ray"))
+    monkeypatch.setattr(ray, "init", refuse("Ray"))
     yield
