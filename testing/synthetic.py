@@ -213,3 +213,27 @@ def write_scored_run(run_dir: str, langs, trials, run_id: str = "scored") -> str
         writer.end_trial(f"trial_{i:04d}", C.COMPLETED, wall_seconds=1.0)
     writer.flush()
     return run_dir
+
+
+def write_stepped_run(run_dir: str, langs, trials, run_id: str = "stepped") -> str:
+    """A run whose trials report at several steps with given dev and test scores: ``trials`` is a list of
+    (config dict, [(dev {lang: score}, test {lang: score}) per step 1, 2, ...]); a trial's best step is the
+    one with the highest mean dev score, so a test sets which step each twin would pick on its own."""
+    write_meta(run_dir, run_id)
+    writer = ResultsWriter(run_dir, run_id, flush_interval_s=math.inf)
+    for i, (config, steps) in enumerate(trials):
+        for step, (dev, test) in enumerate(steps, 1):
+            per_lang = {lang: {"uriel": uriel, "seen": seen, "role": role,
+                               **{split: {"accuracy": (dev if split == "dev" else test)[lang],
+                                          "macro_f1": (dev if split == "dev" else test)[lang]}
+                                  for split in C.SPLITS_EVALUATED}}
+                        for lang, uriel, seen, role in langs}
+            last = step == len(steps)
+            report = {C.STEP: step, C.EPOCH: float(step), C.EXAMPLES_SEEN: 32 * step,
+                      C.LAMBDA: float(config.get("lambda", 0.0)), C.PRIMARY_METRIC: "accuracy",
+                      C.STATUS: C.COMPLETED if last else C.RUNNING, C.REASON: "", C.TRAIN_SECONDS: 1.0,
+                      C.TEST_SCORED: True, C.LANGS: per_lang, **_averages(per_lang, langs)}
+            writer.add_report(f"trial_{i:04d}", config, report)
+        writer.end_trial(f"trial_{i:04d}", C.COMPLETED, wall_seconds=1.0)
+    writer.flush()
+    return run_dir

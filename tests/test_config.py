@@ -73,12 +73,25 @@ def test_roles_are_disjoint_and_name_parameters():
     groups = [set(C.params_with_role(r)) for r in roles]
     assert all(g and g <= params for g in groups)
     assert sum(len(g) for g in groups) == len(set().union(*groups))
-    assert C.params_with_role(C.REPLICATE) == ("seed",)
+    # both seeds are replicates: trials that differ only in them are one configuration's draws
+    assert set(C.params_with_role(C.REPLICATE)) == {"seed", "data_seed"}
     assert set(C.params_with_role(C.LANGUAGES)) == {"seen", "unseen", "val", "group_langs", "script_twins"}
     assert {"lambda", "lambda_schedule", "projection", "uriel_features"} <= set(C.params_with_role(C.URIEL))
     assert {"device", "threads", "checkpoint_every", "bf16"} <= set(C.params_with_role(C.EXECUTION))
     # what a trial learns is never execution: a checkpoint of another lr or seed must not resume
     assert not {"lr", "seed", "lambda", "model", "train_size"} & set(C.params_with_role(C.EXECUTION))
+
+
+def test_the_data_seed_applies_only_where_it_draws_something():
+    """It draws the training subsets and a control's derangement: with all the data and no control a fresh
+    data seed would change nothing, so a confirmation does not pretend to redraw it."""
+    assert C.applies("data_seed", {"train_size": 100})
+    assert C.applies("data_seed", {})  # TrialConfig's default: a subset of 300
+    assert not C.applies("data_seed", {"train_size": None})
+    assert C.applies("data_seed", {"train_size": None, "uriel_control": "shuffled"})
+    assert C.applies("data_seed", {"train_size": None, "group_langs": ["eng"], "group_train_size": 50})
+    assert not C.applies("data_seed", {"train_size": None, "group_langs": None, "group_train_size": 50})
+    assert C.applies("data_seed", {"task": "sib200"})  # the task's own default size: 200
 
 
 def test_every_rule_names_real_fields():

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from alchemy_tune.core import constants as C
+from alchemy_tune.core.errors import UsageError
 from alchemy_tune.cli import main
 from alchemy_tune.analysis.confirm import plan
 from alchemy_tune.trial.config import TrialConfig
@@ -22,13 +23,14 @@ SOURCE = ((0.0, 1, 0.00, 0.00), (0.0, 2, 0.00, 0.00), (1.0, 1, 0.01, 0.30), (1.0
           (3.0, 1, 0.05, -0.2), (3.0, 2, 0.05, -0.2))
 
 
-def _source_run(root, model: str) -> str:
+def _source_run(root, model: str, **fixed) -> str:
     run_dir = str(root / "search-1")
     RunRecord.new("search", run_id="search-1",
                   settings=SearchSettings(metric="dev_seen", max_concurrent=2, trials=6)).write(run_dir)
     writer = ResultsWriter(run_dir, "search-1")
     for i, (lam, seed, dev, test) in enumerate(SOURCE):
-        config = TrialConfig.from_dict({**TINY, "model": model, "lr": 1e-3, "lambda": lam, "seed": seed}).to_dict()
+        config = TrialConfig.from_dict({**TINY, "model": model, "lr": 1e-3, "lambda": lam, "seed": seed,
+                                        **fixed}).to_dict()
         report = make_report(1, offset=dev, status=C.COMPLETED)
         for info in report[C.LANGS].values():
             info["test"]["accuracy"] += test
@@ -51,6 +53,40 @@ def test_plan_chooses_by_the_selection_metric_with_fresh_seeds(tmp_path):
                                                              (0.0, 5)]
     two = plan(run, top=2, repeats=1)
     assert [c["config"]["lambda"] for c in two.chosen] == [3.0, 1.0] and len(two.baselines) == 1
+
+
+def test_confirmation_draws_fresh_data_seeds_and_the_baseline_shares_them(tmp_path):
+    """The source trained every replicate on data seed 0: a confirmation on that subset would speak for one
+    draw of the data only. Replicate r gets a fresh (seed, data seed) pair, the same for a configuration and
+    its baseline, and the record and the printout name the data seeds."""
+    from alchemy_tune.analysis.confirm import describe, link
+
+    run = _source_run(tmp_path, "e5-small")
+    p = plan(run, top=1, repeats=3)
+    assert p.fresh_data and p.data_seeds == (1, 2, 3)  # above the source's data seed 0
+    assert [(c["lambda"], c["seed"], c["data_seed"]) for c in p.configs] == [
+        (3.0, 3, 1), (3.0, 4, 2), (3.0, 5, 3), (0.0, 3, 1), (0.0, 4, 2), (0.0, 5, 3)]
+    assert "data_seed" not in p.chosen[0]["config"] and "data_seed" not in p.baselines[0]  # replicate settings
+    assert "with seeds 3, 4, 5 and fresh data seeds 1, 2, 3" in describe(p)[0]
+    record = link(p, 1, 3)["confirm"]
+    assert record["data_seeds"] == [1, 2, 3] and record["fresh_data"] is True
+    assert plan(run, top=1, repeats=2, first_data_seed=10).data_seeds == (10, 11)
+    # a second confirmation draws data seeds no earlier one drew
+    RunRecord.new("confirm", run_id="confirm-a", source_run={"run_id": "search-1", "run_dir": run},
+                  confirm=record).write(str(tmp_path / "confirm-search-1"))
+    again = plan(run, top=1, repeats=2)
+    assert again.seeds == [6, 7] and again.data_seeds == (4, 5)
+
+
+def test_with_all_the_data_and_no_control_the_data_seed_is_kept_and_said_so(tmp_path):
+    run = _source_run(tmp_path, "e5-small", train_size=None, data_seed=7)
+    p = plan(run, top=1, repeats=2)
+    assert not p.fresh_data and p.data_seeds == (7, 7) and {c["data_seed"] for c in p.configs} == {7}
+    from alchemy_tune.analysis.confirm import describe
+
+    assert "data seed 7 (all the data, no control: nothing to redraw)" in describe(p)[0]
+    with pytest.raises(UsageError, match="^--data-seed 3: the configurations train on all the data"):
+        plan(run, top=1, repeats=2, first_data_seed=3)
 
 
 def test_a_second_confirmation_draws_seeds_no_earlier_one_used(tmp_path):
@@ -83,6 +119,7 @@ def test_a_configuration_is_ranked_only_when_all_its_replicates_completed(tmp_pa
     (["--top", "0"], "--top: must be a positive integer"),
     (["--repeats", "0"], "--repeats: must be a positive integer"),
     (["--seed", "2"], "overlap seeds the source run or an earlier confirmation of it used"),
+    (["--data-seed", "0"], "--data-seed 0: data seeds 0..2 overlap data seeds the source run or an earlier"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
     run = _source_run(tmp_path, "e5-small")
@@ -108,13 +145,14 @@ def test_confirm_runs_the_best_configuration_and_its_baseline_end_to_end(tmp_pat
     meta = json.loads((confirm_dir / "alchemy_run.json").read_text())
     assert meta["kind"] == "confirm" and meta["source_run"]["run_id"] == "search-1"
     assert meta["source_run"]["run_dir"] == run and meta["confirm"]["seeds"] == [3, 4]
+    assert meta["confirm"]["data_seeds"] == [1, 2] and "fresh data seeds 1, 2" in out
     assert [c["lambda"] for c in meta["confirm"]["configurations"]] == [3.0]
     rows = read_trials(str(confirm_dir)).to_pylist()
-    assert sorted((r["cfg_lambda"], r["cfg_seed"], r["status"]) for r in rows) == [
-        (0.0, 3, C.COMPLETED), (0.0, 4, C.COMPLETED), (3.0, 3, C.COMPLETED), (3.0, 4, C.COMPLETED)]
+    assert sorted((r["cfg_lambda"], r["cfg_seed"], r["cfg_data_seed"], r["status"]) for r in rows) == [
+        (0.0, 3, 1, C.COMPLETED), (0.0, 4, 2, C.COMPLETED), (3.0, 3, 1, C.COMPLETED), (3.0, 4, 2, C.COMPLETED)]
     assert all(r["cfg_model"] == tiny_encoder_dir for r in rows)
     # the test-language scores and the verdict are reported
-    assert "confirmed test scores" in out and "test_unseen" in out and "On test languages" in out
+    assert "confirmed test scores" in out and "test_unseen" in out and "On the test languages" in out
     # analyze bases its verdict on the confirmation run
     from alchemy_tune.analysis import analyze as A
     from alchemy_tune.analysis.report import compute

@@ -130,15 +130,23 @@ def test_plan_without_data_prints_the_task_notes_and_applies_the_override_rule(c
 def test_plan_states_the_smallest_effect_the_design_detects_assumed_or_from_a_prior_run(tmp_path):
     import re
 
+    import math
+
     from alchemy_tune.analysis import analyze as A
-    from alchemy_tune.analysis.stats import ASSUMED, design_mde
+    from alchemy_tune.analysis import paired as P
+    from alchemy_tune.analysis.stats import ASSUMED, design_mde, seeds_for_margin
     from testing.synthetic import make_run
 
     result = cli("plan", "--space", "search_spaces/study.yaml", "--show", "1")
     assert result.returncode == 0, result.stderr
     line = next(x for x in result.stdout.splitlines() if x.strip().startswith("test languages (8 × 3 seeds)"))
-    one, family = map(float, re.findall(r"≥ ([0-9.]+)", line))
+    one, family = map(float, re.findall(r"\|Δ\| ([0-9.]+)|; ([0-9.]+) for", line)[0][:1] + (
+        re.findall(r"; ([0-9.]+) for", line)[0],))
     assert one == round(design_mde(8, 3, **ASSUMED), 4) and "Holm family of 13" in line
+    assert "power, planned a priori" in result.stdout
+    equivalence = next(x for x in result.stdout.splitlines() if "equivalence within ±0.01" in x)
+    need = seeds_for_margin(8, 0.01, **ASSUMED)
+    assert f"needs {need if need else 'more than 50'} seed(s)" in equivalence
     assert "the Holm family: the 13 configurations of the grid that train with the URIEL loss" in result.stdout
     assert family == round(design_mde(8, 3, **ASSUMED, alpha=0.05 / 13), 4) > one
     assert "assumed (--prior RUN_DIR" in result.stdout
@@ -146,10 +154,11 @@ def test_plan_states_the_smallest_effect_the_design_detects_assumed_or_from_a_pr
     result = cli("plan", "--space", "search_spaces/study.yaml", "--show", "1", "--prior", run)
     assert result.returncode == 0, result.stderr
     table, _ = A.comparisons(A.units(A.load_runs([run])))
-    fitted = {k: table[f"{k}_unseen"].median() for k in ASSUMED}
+    fitted = P.pooled_components(table)  # the unbiased components' means, truncated once
+    assert fitted == {k: math.sqrt(max(table[f"var_{k[3:]}_unseen"].mean(), 0)) for k in ASSUMED}
     line = next(x for x in result.stdout.splitlines() if x.strip().startswith("test languages (8 × 3 seeds)"))
-    assert float(re.findall(r"≥ ([0-9.]+)", line)[0]) == round(design_mde(8, 3, **fitted), 4)
-    assert f"fitted on {run} (medians over its 3 comparisons)" in result.stdout
+    assert float(re.findall(r"\|Δ\| ([0-9.]+)", line)[0]) == round(design_mde(8, 3, **fitted), 4)
+    assert f"fitted on {run} (pooled over its 3 comparisons)" in result.stdout
     bad = cli("plan", "--space", "search_spaces/study.yaml", "--prior", str(tmp_path / "nope"))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
 
@@ -177,3 +186,22 @@ def test_a_plan_opens_no_network_connection_and_says_what_a_run_would_fetch(monk
     out = result.stdout
     assert "AmazonScience/massive: not loaded by a plan, which opens no network connection; a run downloads it" in out
     assert "xlm-roberta-base (not local: a run downloads it from the Hugging Face hub)" in out
+
+
+def test_plan_says_whether_replicates_vary_the_data_seed(tmp_path, capsys):
+    """In-process (print_plan, as `plan` and `--dry-run` call it): the replicates' seed pairs, and a warning
+    where a data seed would change nothing (all the data, no control)."""
+    from alchemy_tune.cli.plan import print_plan
+    from alchemy_tune.tuning.space_file import load_space
+
+    on = tmp_path / "on.yaml"
+    on.write_text("search: {sampler: grid, repeats: 3, replicate_data: true}\nseed: 10\ndata_seed: 4\n"
+                  "lambda: {type: categorical, choices: [0.0, 0.1]}\n")
+    print_plan(load_space(str(on)))
+    out = capsys.readouterr().out
+    assert ("repeats: 3 replicates per configuration, each on its own training subsets (training seeds 10, 11, 12 "
+            "with data seeds 4, 5, 6), 6 trials in all") in out
+    on.write_text(on.read_text() + "train_size: null\n")
+    print_plan(load_space(str(on)))
+    assert "[the data seed changes nothing here: every trial trains on all the data, no control]" in \
+        capsys.readouterr().out

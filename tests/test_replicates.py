@@ -30,6 +30,28 @@ def ray_cleanup():
 def test_replicate_seeds_are_the_base_seed_plus_the_index():
     assert seeded({"lr": 1e-3, "seed": 7}, 2) == {"lr": 1e-3, "seed": 9}
     assert seeded({"lr": 1e-3}, 1)["seed"] == 43  # TrialConfig's default seed is the base
+    # replicate_data: the data seed moves with the training seed (TrialConfig's default data seed, 0, is the base)
+    assert seeded({"lr": 1e-3, "seed": 7, "data_seed": 5}, 2, data=True) == {"lr": 1e-3, "seed": 9, "data_seed": 7}
+    assert seeded({"lr": 1e-3}, 1, data=True) == {"lr": 1e-3, "seed": 43, "data_seed": 1}
+    assert seeded({"seed": 7, "data_seed": 5}, 2)["data_seed"] == 5  # off: every replicate on the same subsets
+
+
+@pytest.mark.parametrize("replicate_data, data_seeds", [(False, [3, 3, 3]), (True, [3, 4, 5])])
+def test_a_search_hands_out_replicates_with_or_without_their_own_data_seeds(tmp_path, replicate_data, data_seeds):
+    """The search setting reaches the replicates through the study handle (the one a resume opens too), and
+    the configuration the sampler sees keeps its base seeds: replicates are not configurations."""
+    from alchemy_tune.core.settings import SearchSettings
+    from alchemy_tune.tuning.replicates import suggest
+    from alchemy_tune.tuning.searcher import StudyHandle
+    from alchemy_tune.tuning.space_file import load_space
+
+    space = load_space(write_space(tmp_path, {}, {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}},
+                                   {"seed": 10, "data_seed": 3}))
+    settings = SearchSettings(sampler="random", repeats=3, replicate_data=replicate_data)
+    handle = StudyHandle.for_settings(str(tmp_path / JOURNAL), settings)
+    configs = [suggest(handle, f"r{i}", space, n_configs=1, grid=None) for i in range(3)]
+    assert [(c["seed"], c["data_seed"]) for c in configs] == list(zip([10, 11, 12], data_seeds))
+    assert len({c["lr"] for c in configs}) == 1 and handle.n_trials() == 1
 
 
 @pytest.mark.slow

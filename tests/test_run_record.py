@@ -18,12 +18,13 @@ from alchemy_tune.tuning.searcher import StudyHandle
 SETTINGS = SearchSettings(metric="dev_seen", mode="max", objectives=None, sampler="tpe", pruner="percentile",
                           trials=5, cpus_per_trial=2.0, gpus_per_trial=0.5, max_concurrent=3, seed=7,
                           n_startup_trials=4, pruner_options={"percentile": 25.0, "n_warmup_steps": 2},
-                          max_evals=6, repeats=2)
+                          max_evals=6, repeats=2, replicate_data=True)
 
 
 def _handle_settings(handle: StudyHandle) -> tuple:
     return (handle.objective_metrics, handle.directions, handle.sampler_name, handle.pruner_name, handle.seed,
-            handle.concurrent, handle.pruner_options, handle.n_startup_trials, handle.repeats)
+            handle.concurrent, handle.pruner_options, handle.n_startup_trials, handle.repeats,
+            handle.replicate_data)
 
 
 def test_a_search_record_keeps_every_setting_and_budget(tmp_path):
@@ -46,7 +47,7 @@ def test_a_resumed_or_extended_search_opens_its_study_with_the_original_settings
     resumed = StudyHandle.for_settings(str(tmp_path / "b.journal"), record.settings)
     assert _handle_settings(resumed) == _handle_settings(original)
     assert resumed.pruner_options == {"percentile": 25.0, "n_warmup_steps": 2} and resumed.n_startup_trials == 4
-    assert resumed.concurrent == 3 and resumed.repeats == 2
+    assert resumed.concurrent == 3 and resumed.repeats == 2 and resumed.replicate_data is True
     # extending changes the trial count and nothing else, and the file says so
     extended(record, 9, str(run)).write(str(run))
     grown = RunRecord.read(str(run))
@@ -85,6 +86,8 @@ def test_a_record_without_the_settings_section_reads_from_its_flat_keys(tmp_path
     ('{"schema": 1, "search": {"trials": "many"}}', "search.trials: expected int, got str"),
     ('{"schema": 1, "trials": "many"}', "search.trials: expected int, got str"),
     ('{"schema": 1, "params": [1]}', "params: expected dict"),
+    ('{"schema": 1, "search": {"replicate_data": "yes"}}', "search.replicate_data: expected bool, got str"),
+    ('{"schema": 1, "search": {"repeats": true}}', "search.repeats: expected int, got bool"),
     ('{"schema": 1, "extra": ' + "[" * 5000 + "]" * 5000 + "}", "nested too deeply"),
 ])
 def test_bad_records_are_one_usage_error_naming_the_file(tmp_path, text, needle):

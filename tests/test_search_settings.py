@@ -4,6 +4,7 @@ the sampler/pruner builders give the same message for the same rule, naming wher
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import pytest
 
@@ -66,6 +67,26 @@ def test_the_builders_use_the_same_rules(tmp_path):
         f"search.sampler: {CMAES_ONE_OBJECTIVE}"
     with pytest.raises(UsageError, match="^pruner: 'early' is not one of none, median"):
         build_pruner("early")
+
+
+def test_replicate_data_is_a_switch_off_by_default_in_a_file_and_on_the_command_line(tmp_path):
+    """Off unless asked (runs made before it existed keep their fixed data seed); the flag overrides the file
+    both ways, and its data seeds are checked before anything starts, like the training seeds."""
+    from alchemy_tune.tuning.checks import load
+
+    assert SearchSettings().replicate_data is False
+    space = tmp_path / "on.yaml"
+    space.write_text("search: {repeats: 2, replicate_data: true, trials: 1}\ndata_seed: 4\n")
+    assert load_space(str(space)).settings.replicate_data is True
+    request = SimpleNamespace(space_path=str(space), settings={"replicate_data": False}, params={})
+    assert load(request)[1].replicate_data is False
+    big = tmp_path / "big.yaml"
+    big.write_text(f"search: {{repeats: 3, replicate_data: true, trials: 1}}\ndata_seed: {2**32 - 2}\n")
+    result = run_cli("--space", str(big), "--dry-run", "--storage", str(tmp_path / "runs"))
+    one_line_error(result, "--repeats 3: replicate data seeds would reach 4294967296")
+    result = run_cli("--space", str(big), "--no-replicate-data", "--dry-run", "--storage", str(tmp_path / "runs"))
+    assert result.returncode == 0, result.stderr
+    assert "data seed fixed, every replicate on the same subsets" in result.stdout
 
 
 def test_a_search_needs_a_trial_count_and_defaults_pass():

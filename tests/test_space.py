@@ -197,7 +197,7 @@ def test_all_problems_are_reported_at_once_with_file_and_key_path(tmp_path):
         f"{path}: search.trials: expected an integer >= 1 or null, got 0",
         f"{path}: search.colour: unknown setting (valid: metric, mode, objectives, sampler, pruner, trials, "
         "cpus_per_trial, gpus_per_trial, max_concurrent, seed, n_startup_trials, pruner_options, max_evals, "
-        "repeats, keep_checkpoints, baselines, primary)",
+        "repeats, replicate_data, keep_checkpoints, baselines, primary, margin)",
         # proj_width names projection and pooling, both invalid above: not reported a second time
         f"{path}: proj_depth.when.nonsense: 'nonsense' is not a parameter of this space",
     ]
@@ -462,11 +462,13 @@ def test_search_settings_and_objectives(tmp_path):
           pruner_options: {n_warmup_steps: 2}
           max_evals: 6
           repeats: 3
+          replicate_data: true
     """))
     assert space.settings == SearchSettings(objectives=(("dev_seen", "max"), ("oracle_dev_unseen", "max")),
                                             sampler="nsga2", pruner="none", gpus_per_trial=0.5,
                                             cpus_per_trial=2, max_concurrent=4, seed=7, n_startup_trials=3,
-                                            pruner_options={"n_warmup_steps": 2}, max_evals=6, repeats=3)
+                                            pruner_options={"n_warmup_steps": 2}, max_evals=6, repeats=3,
+                                            replicate_data=True)
     path = write(tmp_path, """
         search:
           objectives: [[dev_seen, up]]
@@ -475,6 +477,7 @@ def test_search_settings_and_objectives(tmp_path):
           pruner_options: [1]
           n_startup_trials: -1
           repeats: 0
+          replicate_data: 1
     """, "o.yaml")
     assert problems_of(path) == [
         f"{path}: search.objectives[0]: ['dev_seen', 'up']: metric must be one of dev_select, dev_seen, "
@@ -485,6 +488,8 @@ def test_search_settings_and_objectives(tmp_path):
         f"{path}: search.pruner_options: expected {{option: value, ...}} (pruner keyword arguments), got [1]",
         f"{path}: search.n_startup_trials: expected an integer >= 0 or null, got -1",
         f"{path}: search.repeats: expected an integer >= 1 (training seeds per configuration), got 0",
+        f"{path}: search.replicate_data: expected true or false (vary the data seed with the training seed), "
+        "got 1",
     ]
     # the test languages' dev data chooses only when asked for by name
     path = write(tmp_path, "search: {metric: dev_unseen}\n", "u.yaml")

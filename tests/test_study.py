@@ -48,7 +48,8 @@ def test_the_readme_and_the_study_page_quote_the_scaling_verdict():
                  if s.startswith("Scaling, λ=")]
     assert len(sentences) == 2  # λ = 0.1 and λ = 1
     quoted = [f"{d} [{lo}, {hi}]".replace("-", "−") for sentence in sentences
-              for d, lo, hi in re.findall(r"([+-]\d\.\d{3}) \[([+-]\d\.\d{3}), ([+-]\d\.\d{3})\] at \d", sentence)]
+              for d, lo, hi in re.findall(r"Δ ([+-]\d\.\d{3}) \[95% CI ([+-]\d\.\d{3}), ([+-]\d\.\d{3})\]",
+                                          sentence)[:2]]  # at the smallest and the largest size
     assert len(quoted) == 4
     for page in ("README.md", "docs/studies.md"):
         text = (ROOT / page).read_text(encoding="utf-8").replace("95% CI ", "")

@@ -2,9 +2,13 @@
 
 Every function takes the loaded :class:`Runs` and returns a pandas DataFrame (possibly empty) plus,
 where something could not be computed, a note saying why. Scores are higher-is-better averages
-(accuracy, Pearson) taken at each trial's selected evaluation (``best_step``: chosen by the run's selection
-metric, never by test data; ``--at final`` uses the last one). Configurations are compared with their
-matched baselines in :mod:`alchemy_tune.analysis.paired`; plots live in ``plots.py``, the report and CLI in
+(accuracy, Pearson) taken at one evaluation per trial, by one rule for every comparison: the **final
+evaluation** (``--at final``, the default). A configuration and its plain fine-tuning twin train for the same
+steps, so the rule scores both at the same step, chosen without any data; letting each twin pick its own best
+dev step puts the noise of two independent choices into Δ. Each trial's own best step (``best_step``, chosen
+by the run's selection metric, never by test data) stays available: ``--at best`` uses it throughout, and the
+report's sensitivity table compares the headline at it. Configurations are compared with their matched
+baselines in :mod:`alchemy_tune.analysis.paired`; plots live in ``plots.py``, the report and CLI in
 ``analysis/report.py``.
 """
 
@@ -24,6 +28,8 @@ from alchemy_tune.core import constants as C
 from alchemy_tune.languages import langinfo
 from alchemy_tune.analysis import paired as P
 from alchemy_tune.core.errors import UsageError
+from alchemy_tune.core.numbers import is_finite_number
+from alchemy_tune.analysis.stats import DEFAULT_MARGIN, DEFAULT_MARGINS
 from alchemy_tune.results.schema import items_at_steps, read_trials, values_at_steps
 from alchemy_tune.results.run_record import RunRecord
 from alchemy_tune.analysis.stored_space import stored_space
@@ -51,6 +57,13 @@ class Runs:
     """The first search run's space (which parameters apply where), None when its file is not found."""
     primary: dict | None = None
     """The first search run's declared headline comparison (``search.primary``), None: every configuration."""
+    margin: float = math.nan
+    """The equivalence margin: ``analyze --margin``, else the first search run's ``search.margin``, else the
+    primary metric's default (:data:`alchemy_tune.analysis.stats.DEFAULT_MARGINS`)."""
+    margin_source: str = ""
+    other_langs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The per-language values at the other rule (each trial's own best step when ``at`` is final), for the
+    sensitivity table; the same columns as ``langs``."""
 
     @property
     def average(self) -> str:
@@ -91,7 +104,9 @@ class Runs:
         wanted = set(self.confirm_runs)
         keep = self.trials["run_id"].isin(wanted) == confirm
         langs = self.langs[self.langs["run_id"].isin(wanted) == confirm] if len(self.langs) else self.langs
-        return dataclasses.replace(self, trials=self.trials[keep], langs=langs)
+        other = (self.other_langs[self.other_langs["run_id"].isin(wanted) == confirm] if len(self.other_langs)
+                 else self.other_langs)
+        return dataclasses.replace(self, trials=self.trials[keep], langs=langs, other_langs=other)
 
     def items(self, pairs: pd.DataFrame) -> pd.DataFrame:
         """Each test example's answers of the trials in ``pairs`` (run_id, trial_id) at their selected steps."""
@@ -109,7 +124,12 @@ class Runs:
 
 
 # ----------------------------------------------------------------------------- loading
-def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best", space_of=None) -> Runs:
+AT = ("final", "best")
+"""The evaluation of each trial that scores it: the rule for a pair (final) first."""
+
+
+def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "final", space_of=None,
+              margin: float | None = None) -> Runs:
     """Read every run; UsageError (one line) for a missing folder, a non-run, a newer schema, no trials.
 
     ``metric`` ranks trials and configurations; None = the runs' own selection metric. ``space_of(record,
@@ -117,9 +137,13 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
     record stores.
     """
     space_of = space_of or stored_space
-    if at not in ("best", "final"):
-        raise UsageError(f"--at: {at!r} is not one of best, final")
+    if at not in AT:
+        raise UsageError(f"--at: {at!r} is not one of {', '.join(AT)}")
+    if margin is not None and not (is_finite_number(margin) and 0 < margin < 1):
+        raise UsageError(f"--margin: expected a number in (0, 1) (0.01 = one accuracy point), got {margin!r}")
+    other = "best" if at == "final" else "final"
     trials, langs, notes, kinds, selections, declared, space, primary = [], [], [], {}, [], [], None, None
+    declared_margin, other_langs = None, []
     for run_dir in run_dirs:
         record = RunRecord.read(run_dir)
         kinds[record.run_id or run_dir] = record.kind
@@ -129,6 +153,8 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
             space = space_of(record, run_dir)
         if record.kind != "confirm" and primary is None and record.settings.primary:
             primary = dict(record.settings.primary)
+        if declared_margin is None and record.settings.margin:  # a confirmation keeps its source's margin
+            declared_margin = float(record.settings.margin)
         table = read_trials(run_dir)
         if table.num_rows == 0:
             notes.append(f"{run_dir}: no trial has reported yet")
@@ -138,7 +164,9 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
         frame["run_id"] = frame["run_id"].fillna(record.run_id or run_dir)
         frame[TRAIN_EXAMPLES] = _train_examples(run_dir, table, frame, at)
         trials.append(frame)
-        langs.append(_lang_scores(run_dir, table, at))
+        mine, theirs = _lang_scores(run_dir, table, at, other)
+        langs.append(mine)
+        other_langs.append(theirs)
     if not trials:
         raise UsageError(f"{', '.join(run_dirs)}: empty run(s): no trial results yet "
                          "(results/trials/)")
@@ -152,8 +180,18 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "best
                       and c != f"{at}_step" and not c.startswith(f"{at}_test_"))  # test never ranks
     if f"{at}_{metric.removeprefix(ORACLE_PREFIX)}" not in frame:
         raise UsageError(f"--metric: {metric!r} is not an average of these runs; valid: {', '.join(averages)}")
+    primary_metric = next(iter(frame["primary_metric"].dropna()), "accuracy") if "primary_metric" in frame \
+        else "accuracy"
+    if margin is not None:
+        chosen, source = float(margin), "--margin"
+    elif declared_margin is not None:
+        chosen, source = declared_margin, "declared by the space (search.margin)"
+    else:
+        chosen = DEFAULT_MARGINS.get(primary_metric, DEFAULT_MARGIN)
+        source = f"the default for {primary_metric} (the space declared none)"
     runs = Runs(list(run_dirs), metric, at, frame, lang_frame, notes, kinds, [m for m in selections if m],
-                declared, space, primary)
+                declared, space, primary, chosen, source,
+                pd.concat(other_langs, ignore_index=True) if other_langs else pd.DataFrame())
     runs.notes += status_notes(runs)
     if runs.oracle:
         runs.notes.insert(0, "ORACLE: trials were selected or ranked on test-language dev data "
@@ -181,20 +219,28 @@ def _selection_metric(trials: pd.DataFrame, from_meta: list) -> str:
     return named[0] if named else "dev_unseen"
 
 
-def _lang_scores(run_dir: str, trials: pa.Table, at: str) -> pd.DataFrame:
-    """Per-language primary-metric values (dev and test) at each trial's selected step, with each
-    language's role, streamed from the metrics files: only the chosen rows of each split are kept, so
-    memory follows trials × languages, not the table (see :func:`alchemy_tune.results.schema.values_at_steps`)."""
+def _lang_scores(run_dir: str, trials: pa.Table, at: str, other: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-language primary-metric values (dev and test) at each trial's step by the rule ``at``, and by
+    the ``other`` rule, with each language's role, streamed from the metrics files in one pass: only the
+    chosen rows of each split are kept, so memory follows trials × languages, not the table (see
+    :func:`alchemy_tune.results.schema.values_at_steps`)."""
     out_cols = ["run_id", "trial_id", "split", "lang", "uriel_code", "seen", "role", "value"]
-    picks = trials.select(["run_id", "trial_id", f"{at}_step", "primary_metric"]).rename_columns(
-        ["run_id", "trial_id", "step", "metric"])
-    picks = picks.filter(pc.field("step").is_valid() & pc.field("metric").is_valid())
+    names = ["run_id", "trial_id", "step", "metric"]
+    rules = {rule: trials.select(["run_id", "trial_id", f"{rule}_step", "primary_metric"]).rename_columns(names)
+             for rule in (at, other)}
+    rules = {rule: t.filter(pc.field("step").is_valid() & pc.field("metric").is_valid()) for rule, t in rules.items()}
+    both = pa.concat_tables(list(rules.values())).group_by(names).aggregate([])
     frames = []
     for split in ("dev", "test"):
-        frame = values_at_steps(run_dir, picks, split).to_pandas()
+        frame = values_at_steps(run_dir, both, split, with_step=True).to_pandas()
         frame["split"] = split
         frames.append(frame)
-    return pd.concat(frames, ignore_index=True)[out_cols]
+    found = pd.concat(frames, ignore_index=True)
+    out = []
+    for rule in (at, other):
+        keys = rules[rule].select(["run_id", "trial_id", "step"]).to_pandas()
+        out.append(found.merge(keys, on=["run_id", "trial_id", "step"])[out_cols])
+    return out[0], out[1]
 
 
 TRAIN_EXAMPLES = "train_examples"
@@ -280,11 +326,16 @@ def leaderboard(runs: Runs, top: int = 10) -> pd.DataFrame:
     return out
 
 
-def units(runs: Runs, *, split: str = "test") -> P.Units:
-    """Finished trials' per-language ``split`` scores, keyed for pairing, with their test examples."""
+def units(runs: Runs, *, split: str = "test", other_rule: bool = False) -> P.Units:
+    """Finished trials' per-language ``split`` scores, keyed for pairing, with their test examples;
+    ``other_rule``: the scores at the other evaluation rule (the sensitivity table's)."""
     t = _scored(runs)
     t = t[t["status"].isin([C.COMPLETED, C.DIVERGED])]
-    return P.Units(t, runs.scores(split), score_col=runs.score, items=runs.items)
+    if other_rule:
+        other = "best" if runs.at == "final" else "final"
+        scores = runs.other_langs[runs.other_langs["split"] == split] if len(runs.other_langs) else runs.other_langs
+        return P.Units(t, scores, score_col=runs.score, step_col=f"{other}_step")
+    return P.Units(t, runs.scores(split), score_col=runs.score, items=runs.items, step_col=f"{runs.at}_step")
 
 
 def declared_label(u: P.Units, runs: Runs) -> str | None:
@@ -297,11 +348,11 @@ def declared_label(u: P.Units, runs: Runs) -> str | None:
     return None
 
 
-def comparisons(u: P.Units) -> tuple[pd.DataFrame, str | None]:
+def comparisons(u: P.Units, margin: float | None = None) -> tuple[pd.DataFrame, str | None]:
     """Every configuration against its matched plain fine-tuning baseline (test-split scores)."""
     if "cfg_lambda" not in u.trials:
         return pd.DataFrame(), "no cfg_lambda column: cannot tell plain fine-tuning apart"
-    table = P.baseline_comparisons(u)
+    table = P.baseline_comparisons(u, margin=margin)
     if table.empty:
         return table, "every configuration is plain fine-tuning (λ=0): nothing to compare"
     missing = int((table["baseline"] != "matched").sum())
@@ -310,7 +361,7 @@ def comparisons(u: P.Units) -> tuple[pd.DataFrame, str | None]:
     return table, note
 
 
-def dimensions(u: P.Units, space=None) -> tuple[dict[str, tuple[pd.DataFrame, str | None]], list[str]]:
+def dimensions(u: P.Units, space=None, margin: float | None = None) -> tuple[dict[str, tuple[pd.DataFrame, str | None]], list[str]]:
     """For every searched setting but λ (compared in ``comparisons``) that takes a few discrete values: its
     values against the reference; and a note per continuous setting, which gets no such table (pairing
     three arbitrary draws of a learning rate against a fourth says nothing)."""
@@ -321,7 +372,7 @@ def dimensions(u: P.Units, space=None) -> tuple[dict[str, tuple[pd.DataFrame, st
         if continuous(u.configs[c], u.configs["_base"], getattr(space, "params", {}).get(P.short(c))):
             skipped.append(P.short(c))
             continue
-        out[P.short(c)] = P.dimension_comparisons(u, c)
+        out[P.short(c)] = P.dimension_comparisons(u, c, margin=margin)
     return out, skipped
 
 
@@ -382,14 +433,14 @@ def pareto_front(runs: Runs) -> pd.DataFrame:
 
 
 def variance_components(run_dir: str) -> tuple[dict, str]:
-    """The variance components of a run's comparisons on test languages (medians over its configurations),
-    and where they come from: what `plan --prior` sizes a design with."""
+    """The variance components of a run's comparisons on test languages, pooled over its configurations
+    (:func:`alchemy_tune.analysis.paired.pooled_components`), and where they come from: what `plan --prior`
+    sizes a design with."""
     table, _ = comparisons(units(load_runs([run_dir])))
-    keys = ("sd_language", "sd_seed", "sd_residual")
-    if table.empty or not all(f"{k}_unseen" in table for k in keys):
+    if table.empty:
         raise UsageError(f"--prior {run_dir}: no paired comparison to fit variance components from")
-    fitted = {k: float(table[f"{k}_unseen"].median()) for k in keys}
-    if any(v != v for v in fitted.values()):
+    fitted = P.pooled_components(table)
+    if fitted is None:
         raise UsageError(f"--prior {run_dir}: its comparisons have one seed or one language: the components are "
                          "not all estimable")
-    return fitted, f"fitted on {run_dir} (medians over its {len(table)} comparisons)"
+    return fitted, f"fitted on {run_dir} (pooled over its {len(table)} comparisons)"

@@ -4,7 +4,10 @@ The best configuration of a search is the maximum of many noisy draws, so its ow
 upward. ``alchemy-tune confirm RUN_DIR --top K --repeats R`` picks the K best configurations of the source
 run by the run's selection metric (mean over their replicates; never test data), adds each one's matched
 plain fine-tuning baseline (λ = 0, constant schedule, every other setting the same), and runs all of them
-with R training seeds that the source run never used, as a new run (``kind: confirm``) whose
+as R replicates that the source run never used: replicate r with a fresh training seed and, where the
+configurations train on a subset (``train_size``) or a control, a fresh data seed, so the confirmation speaks
+for new draws of the data as well as of the training (each baseline shares its configuration's seeds and
+subsets), as a new run (``kind: confirm``) whose
 ``alchemy_run.json`` names the source run. Its test-language scores are the numbers to quote; ``analyze``
 bases its verdict on confirmation runs when it is given any.
 
@@ -43,6 +46,10 @@ class Plan:
     source: dict
     notes: tuple = ()
     """What the ranking left out and why (configurations whose replicates did not all complete)."""
+    data_seeds: tuple = ()
+    """Replicate r's data seed (beside ``seeds[r]``): fresh ones where the subsets can vary, else the source's."""
+    fresh_data: bool = False
+    """Whether ``data_seeds`` are fresh (some configuration trains on a subset or a control)."""
 
 
 def _source_frame(run_dir: str):
@@ -66,9 +73,10 @@ def _config_of(row: pd.Series) -> dict:
     return out
 
 
-def plan(run_dir: str, *, top: int, repeats: int, first_seed: int | None = None) -> Plan:
+def plan(run_dir: str, *, top: int, repeats: int, first_seed: int | None = None,
+         first_data_seed: int | None = None) -> Plan:
     """Choose the configurations and seeds; UsageError (one line) when there is nothing to confirm."""
-    from alchemy_tune.trial.config import TrialConfig
+    from alchemy_tune.trial.config import TrialConfig, applies
 
     if top < 1:
         raise UsageError(f"--top: must be a positive integer, got {top}")
@@ -109,31 +117,51 @@ def plan(run_dir: str, *, top: int, repeats: int, first_seed: int | None = None)
     mode = record.mode
     if mode == "min":
         ranking = ranking.iloc[::-1]
-    chosen = []
+    chosen, source_data_seeds = [], []
     for key in ranking.index[:top]:
         config = _config_of(treated[treated["_config"] == key].iloc[0])
         config.pop("seed", None)
+        source_data_seeds.append(config.pop("data_seed", TrialConfig.data_seed))  # a replicate's, like the seed
         chosen.append({"config": config, "score": float(ranking[key]),
                        "replicates": int((treated["_config"] == key).sum())})
     baselines = _baselines([c["config"] for c in chosen], done)
-    used = {int(s) for s in pd.to_numeric(trials.get("cfg_seed", pd.Series(dtype=object)), errors="coerce").dropna()}
-    used |= earlier_confirmation_seeds(run_dir, record.run_id)  # a second confirmation draws fresh seeds too
-    base = first_seed if first_seed is not None else (max(used) + 1 if used else TrialConfig.seed)
-    if first_seed is not None and set(range(base, base + repeats)) & used:
-        raise UsageError(f"--seed {base}: seeds {base}..{base + repeats - 1} overlap seeds the source run or "
-                         f"an earlier confirmation of it used {sorted(used)}; confirmation needs fresh ones")
-    seeds = list(range(base, base + repeats))
-    configs = [{**c, "seed": s} for c in [c["config"] for c in chosen] + baselines for s in seeds]
+    earlier, earlier_data = earlier_confirmation_seeds(run_dir, record.run_id, data=True)
+    # a second confirmation draws fresh seeds too
+    seeds = _fresh(trials, "cfg_seed", earlier, first_seed, repeats, "--seed", "seeds", TrialConfig.seed)
+    everything = [c["config"] for c in chosen] + baselines
+    fresh_data = any(applies("data_seed", c) for c in everything)
+    if fresh_data:
+        data_seeds = _fresh(trials, "cfg_data_seed", earlier_data, first_data_seed, repeats, "--data-seed",
+                            "data seeds", TrialConfig.data_seed)
+    elif first_data_seed is not None:
+        raise UsageError(f"--data-seed {first_data_seed}: the configurations train on all the data with no "
+                         "control, so a data seed changes nothing; leave it out")
+    else:  # nothing to draw: keep the best configuration's own data seed, as recorded
+        data_seeds = [source_data_seeds[0]] * repeats
+    configs = [{**c, "seed": s, "data_seed": d} for c in everything for s, d in zip(seeds, data_seeds)]
     for config in configs:  # every config must still be valid here (e.g. a model folder that moved)
         TrialConfig.from_dict(config, source=f"{run_dir}: configuration")
     source = {"run_id": record.run_id, "run_dir": os.path.abspath(run_dir) if "://" not in run_dir
               else run_dir, "metric": metric, "oracle": _is_oracle(metric, trials)}
-    return Plan(configs, chosen, baselines, seeds, metric, source, tuple(notes))
+    return Plan(configs, chosen, baselines, seeds, metric, source, tuple(notes), tuple(data_seeds), fresh_data)
 
 
-def earlier_confirmation_seeds(run_dir: str, run_id: str | None) -> set[int]:
+def _fresh(trials: pd.DataFrame, column: str, earlier: set[int], first: int | None, repeats: int, flag: str,
+           what: str, default: int) -> list[int]:
+    """``repeats`` seeds that neither the source run (``column`` of its trials) nor an earlier confirmation
+    used: from ``first`` (a UsageError if it overlaps), else one above the largest used."""
+    used = {int(s) for s in pd.to_numeric(trials.get(column, pd.Series(dtype=object)), errors="coerce").dropna()}
+    used |= earlier
+    base = first if first is not None else (max(used) + 1 if used else default)
+    if first is not None and set(range(base, base + repeats)) & used:
+        raise UsageError(f"{flag} {base}: {what} {base}..{base + repeats - 1} overlap {what} the source run or "
+                         f"an earlier confirmation of it used {sorted(used)}; confirmation needs fresh ones")
+    return list(range(base, base + repeats))
+
+
+def earlier_confirmation_seeds(run_dir: str, run_id: str | None, data: bool = False):
     """The seeds of the confirmation runs of ``run_id`` kept beside it (the default place of a
-    confirmation): a new one must not reuse them."""
+    confirmation): a new one must not reuse them. With ``data``: (seeds, fresh data seeds)."""
     import pyarrow.fs as pafs
 
     from alchemy_tune.results.run_dir import resolve
@@ -142,10 +170,11 @@ def earlier_confirmation_seeds(run_dir: str, run_id: str | None) -> set[int]:
     fs, root = resolve(run_dir)
     parent = root.rstrip("/").rsplit("/", 1)[0]
     seeds: set[int] = set()
+    data_seeds: set[int] = set()
     try:
         folders = fs.get_file_info(pafs.FileSelector(parent, recursive=False))
     except (OSError, FileNotFoundError):
-        return seeds
+        return (seeds, data_seeds) if data else seeds
     for info in folders:
         if info.type != pafs.FileType.Directory or info.path.rstrip("/") == root.rstrip("/"):
             continue
@@ -155,8 +184,11 @@ def earlier_confirmation_seeds(run_dir: str, run_id: str | None) -> set[int]:
         except (OSError, FileNotFoundError, ValueError):
             continue
         if record.get("kind") == "confirm" and (record.get("source_run") or {}).get("run_id") == run_id:
-            seeds |= {int(s) for s in (record.get("confirm") or {}).get("seeds") or []}
-    return seeds
+            confirm = record.get("confirm") or {}
+            seeds |= {int(s) for s in confirm.get("seeds") or []}
+            if confirm.get("fresh_data"):  # a kept source data seed is not the confirmation's to claim
+                data_seeds |= {int(s) for s in confirm.get("data_seeds") or []}
+    return (seeds, data_seeds) if data else seeds
 
 
 def _is_oracle(metric: str, trials: pd.DataFrame) -> bool:
@@ -182,6 +214,7 @@ def _baselines(chosen: list[dict], done: pd.DataFrame) -> list[dict]:
         for _, row in plain.iterrows():
             candidate = _config_of(row)
             candidate.pop("seed", None)
+            candidate.pop("data_seed", None)
             if tuple(sorted((k, repr(v)) for k, v in candidate.items() if k not in P.URIEL_KEYS)) == rest:
                 twin = candidate
                 break
@@ -193,7 +226,7 @@ def space_document(p: Plan, settings: dict) -> dict:
     """The confirmation run's space: shared values fixed, differing ones categorical (the search enqueues
     exactly ``p.configs``, so the categoricals only declare what may appear)."""
     doc: dict = {"description": f"confirmation of {p.source['run_id']}: top {len(p.chosen)} by {p.metric} "
-                                f"and their matched baselines, seeds {p.seeds}",
+                                f"and their matched baselines, seeds {p.seeds}, data seeds {list(p.data_seeds)}",
                  "search": {"sampler": "grid", "pruner": "none", "trials": len(p.configs), "metric": p.metric,
                             **settings}}
     keys = list(dict.fromkeys(k for c in p.configs for k in c))
@@ -213,9 +246,11 @@ def _same(a, b) -> bool:
 
 def describe(p: Plan) -> list[str]:
     oracle = " [ORACLE selection]" if p.source["oracle"] else ""
+    data = (f"fresh data seeds {', '.join(map(str, p.data_seeds))} (replicate r: the r-th of each)"
+            if p.fresh_data else f"data seed {p.data_seeds[0]} (all the data, no control: nothing to redraw)")
     lines = [f"confirming the top {len(p.chosen)} configuration(s) of {p.source['run_id']} by {p.metric} "
-             f"with seeds {', '.join(map(str, p.seeds))}{oracle}"]
-    varying = [k for k in p.configs[0] if k != "seed"
+             f"with seeds {', '.join(map(str, p.seeds))} and {data}{oracle}"]
+    varying = [k for k in p.configs[0] if k not in ("seed", "data_seed")
                and len({json.dumps(c.get(k), sort_keys=True, default=str) for c in p.configs}) > 1]
     for i, c in enumerate(p.chosen, 1):
         shown = ", ".join(f"{k}={c['config'].get(k)}" for k in varying) or "the only configuration"
@@ -234,29 +269,32 @@ def summary_lines(run_dir: str) -> list[str]:
 
     runs = A.load_runs([run_dir])
     u = A.units(runs)
-    table, note = A.comparisons(u)
+    table, note = A.comparisons(u, runs.margin)
     lines = ["", ("[ORACLE selection] " if runs.oracle else "") + "confirmed test scores (fresh seeds; Δ vs "
              "matched plain fine-tuning, 95% interval and Holm-corrected p of the languages × seeds model):"]
     scored = A._scored(runs)
     for key, first in u.configs.iterrows():
         mine = scored[P.config_keys(scored, u.identity) == key]
         name = P.PLAIN if u.plain[key] else P.label(first, u.searched)
-        line = (f"  {name}: test_unseen {mine['best_test_unseen'].mean():.4f}, "
-                f"test_seen {mine['best_test_seen'].mean():.4f} over {len(mine)} seed(s)")
+        line = (f"  {name}: test_unseen {mine[runs.col('test_unseen')].mean():.4f}, "
+                f"test_seen {mine[runs.col('test_seen')].mean():.4f} over {len(mine)} seed(s) "
+                f"(each at its {runs.at} evaluation)")
         row = table[table["configuration"] == P.label(first, u.searched)] if not table.empty else table
         if not u.plain[key] and len(row) and not math.isnan(row.iloc[0]["Δunseen"]):
             r = row.iloc[0]
             line += (f"; Δunseen {r['Δunseen']:+.4f} [{r['Δunseen_lo']:+.4f}, {r['Δunseen_hi']:+.4f}] "
-                     f"p={r['p_holm_unseen']:.3g}")
+                     f"p={r['p_holm_unseen']:.3g}, {r.get('reading_unseen', '')} (margin ±{runs.margin:g})")
         lines.append(line)
     if note:
         lines.append(f"  ({note})")
-    lines += ["", *V.verdict(table, confirmed=True, oracle=runs.oracle, declared=A.declared_label(u, runs))]
+    lines += ["", *V.verdict(table, confirmed=True, oracle=runs.oracle, declared=A.declared_label(u, runs),
+                             margin=runs.margin, margin_declared=not runs.margin_source.startswith("the default"))]
     return lines
 
 
 def link(p: Plan, top: int, repeats: int) -> dict:
     """What the confirmation run's record says about its source and what it confirms."""
     return {"source_run": p.source, "confirm": {"top": top, "repeats": repeats, "seeds": p.seeds,
+                                                "data_seeds": list(p.data_seeds), "fresh_data": p.fresh_data,
                                                 "configurations": [c["config"] for c in p.chosen],
                                                 "baselines": p.baselines}}

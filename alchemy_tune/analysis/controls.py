@@ -28,7 +28,8 @@ def _is_real(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value == "none"
 
 
-def control_comparisons(units: P.Units, roles=P.ROLES) -> tuple[pd.DataFrame, str | None]:
+def control_comparisons(units: P.Units, roles=P.ROLES, margin: float | None = None
+                        ) -> tuple[pd.DataFrame, str | None]:
     """One row per (configuration on the real vectors, control) that both ran: Δ = real − control per role,
     from the same model as the comparisons with plain fine-tuning, Holm over the table's rows per role."""
     if CONTROL not in units.identity:
@@ -49,7 +50,7 @@ def control_comparisons(units: P.Units, roles=P.ROLES) -> tuple[pd.DataFrame, st
             rows.append(P.fill_row(row, d_by_role, roles))
     if not rows:
         return pd.DataFrame(), None
-    table = P.holm_columns(pd.DataFrame(rows), roles)
+    table = P.holm_columns(pd.DataFrame(rows), roles, margin)
     return table, ("URIEL vs its control: Δ = the configuration on the real vectors − the same configuration "
                    "on a control (shuffled: another language's vector; random: each feature drawn from its "
                    "values over the languages), paired by language and seed; Holm over this table's rows")

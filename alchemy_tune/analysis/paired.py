@@ -1,12 +1,14 @@
 """Paired comparisons: each configuration against its matched baseline, language by language, seed by seed.
 
-A *configuration* is every ``cfg_*`` value of a trial except the execution ones and the seed
-(``EXECUTION_KEYS``: roles execution and replicate in config.py); its trials are its replicates (one per
-training seed ``cfg_seed``), pooled over the runs given. *Plain fine-tuning* is λ = 0 with a constant
+A *configuration* is every ``cfg_*`` value of a trial except the execution ones and the seeds
+(``EXECUTION_KEYS``: roles execution and replicate in config.py); its trials are its replicates, pooled over
+the runs given: one per training seed ``cfg_seed`` or, where the trials' data seeds differ
+(``cfg_data_seed``: a search with ``replicate_data``, a confirmation on fresh subsets), one per (training
+seed, data seed), so the replicate is the joint draw of initialisation and data (:func:`replicate_keys`). *Plain fine-tuning* is λ = 0 with a constant
 schedule. A configuration's *matched baseline* is the plain fine-tuning configuration identical in everything
 that changes what the encoder learns from the task (everything except λ, the λ schedule and the
 URIEL/projection settings: ``URIEL_KEYS``, role uriel). The two are paired on the training seed and the
-language: ``D[lang, seed] = score(config) − score(baseline)``.
+language: ``D[lang, seed] = score(config) − score(baseline)``, "seed" being the replicate.
 
 For each configuration and language role (``unseen`` = the test languages, ``seen``): Δ, its 95% interval
 and p-value from one model of the [language × seed] differences
@@ -34,7 +36,7 @@ from alchemy_tune.trial.config import EXECUTION, REPLICATE, URIEL, TrialConfig, 
 from alchemy_tune.analysis.stats import exact, holm, item_interval, paired_effect
 
 EXECUTION_KEYS = frozenset(params_with_role(EXECUTION, REPLICATE))
-"""Settings that do not change what a configuration is (seed: the replicate)."""
+"""Settings that do not change what a configuration is (seed and data_seed: the replicate)."""
 URIEL_KEYS = frozenset(params_with_role(URIEL))
 """Settings that only shape the URIEL loss: a matched baseline may differ in them (it has no URIEL loss)."""
 ROLES = ("unseen", "seen")
@@ -56,6 +58,19 @@ def hashable(value):
 
 def identity_columns(trials: pd.DataFrame) -> list[str]:
     return sorted(c for c in trials.columns if c.startswith("cfg_") and c[4:] not in EXECUTION_KEYS)
+
+
+def replicate_keys(trials: pd.DataFrame) -> pd.Series:
+    """Each trial's replicate: its training seed (``cfg_seed``) while every trial has one data seed, as in
+    every run made before data seeds could vary (their analysis stays exactly what it was), else the text
+    ``"seed/data_seed"``: a configuration and its baseline pair only where both trained with the same seed on
+    the same subsets, and the model's seed factor is the joint replicate, a random effect like the seed."""
+    seed = trials["cfg_seed"] if "cfg_seed" in trials else trials.get("seed", pd.Series(0, index=trials.index))
+    data = trials.get("cfg_data_seed")
+    if data is None or data.map(hashable).nunique(dropna=False) <= 1:
+        return seed
+    return pd.Series([f"{hashable(s)}/{hashable(d)}" for s, d in zip(seed, data)], index=trials.index,
+                     dtype=object)
 
 
 def searched_columns(trials: pd.DataFrame) -> list[str]:
@@ -112,18 +127,19 @@ class Units:
     """Per-language scores of every finished trial, keyed by configuration, seed and language."""
 
     def __init__(self, trials: pd.DataFrame, scores: pd.DataFrame, score_col: str | None = None,
-                 items: Callable[[pd.DataFrame], pd.DataFrame] | None = None):
+                 items: Callable[[pd.DataFrame], pd.DataFrame] | None = None, step_col: str | None = None):
         """``trials``: finished trials (cfg_* columns); ``scores``: run_id, trial_id, lang, role, value;
         ``score_col``: the trials column that ranks configurations (the selection metric, never test);
         ``items``: reads the test examples' answers of some trials (run_id, trial_id -> run_id, trial_id,
-        lang, item, metric, value), for per-language intervals; read only for the configurations detailed."""
+        lang, item, metric, value), for per-language intervals; read only for the configurations detailed;
+        ``step_col``: the trials column of the step each trial is scored at (to check a pair shares it)."""
         self.trials = trials
         self.identity = identity_columns(trials)
         self.searched = searched_columns(trials)
         baseline_cols = [c for c in self.identity if short(c) not in URIEL_KEYS]
         t = trials.assign(_config=config_keys(trials, self.identity),
                           _base=config_keys(trials, baseline_cols), _plain=plain_rows(trials),
-                          _seed=trials["cfg_seed"] if "cfg_seed" in trials else trials.get("seed", 0))
+                          _seed=replicate_keys(trials))
         self._keyed = t
         self._read_items = items
         self.configs = t.drop_duplicates("_config").set_index("_config")
@@ -140,6 +156,8 @@ class Units:
         self.score = (t.groupby("_config")[score_col].mean() if score_col and score_col in t
                       else pd.Series(math.nan, index=self.configs.index))
         self._item_cache: dict[tuple, pd.DataFrame] = {}
+        self._steps = (t.groupby(["_config", "_seed"])[step_col].first() if step_col and step_col in t
+                       else pd.Series(dtype=float))
         primary = trials["primary_metric"].dropna() if "primary_metric" in trials else pd.Series([], dtype=object)
         self.kind = "classification" if primary.empty or primary.iloc[0] in ("accuracy", "macro_f1") \
             else "regression"
@@ -166,6 +184,25 @@ class Units:
         if set(pred.index) != set(seeds) or pred.isna().any().any() or not pred.columns.equals(labels.index):
             return None
         return pred.loc[list(seeds)].to_numpy(), labels.to_numpy()
+
+    def step_mismatch(self, config: str, partner: str) -> str:
+        """A caveat when two configurations' trials of the same replicate were scored at different steps
+        (e.g. each twin at its own best step); "" when every shared replicate has one step."""
+        if self._steps.empty:
+            return ""
+        mine, theirs = self._steps.get(config), self._steps.get(partner)
+        if mine is None or theirs is None:
+            return ""
+        common = mine.index.intersection(theirs.index)
+        differ = int((mine[common].to_numpy() != theirs[common].to_numpy()).sum())
+        return (f"the twins were scored at different steps in {differ} of {len(common)} replicate(s)"
+                if differ else "")
+
+    def plain_twin(self, config: str) -> str | None:
+        """The plain fine-tuning configuration matched to ``config`` (None: none)."""
+        base = self.base_of[config]
+        twins = self.configs.index[(self.configs["_base"] == base) & self.plain]
+        return twins[0] if len(twins) else None
 
     def of_config(self, config: str) -> dict[str, pd.DataFrame]:
         """role -> [language × seed] scores of one configuration."""
@@ -213,16 +250,54 @@ def delta_matrix(treated: dict, reference: dict, role: str) -> pd.DataFrame:
 
 
 def summarize(d: pd.DataFrame) -> dict:
-    """Δ, its interval, p-value and design of one delta matrix (:func:`paired_effect`)."""
+    """Δ, its intervals, p-value and design of one delta matrix (:func:`paired_effect`), with the effect."""
     if d.empty:
-        return paired_effect([]).as_dict() | {"languages": 0, "seeds": 0}
-    return paired_effect(d.to_numpy(), index=d.index).as_dict()
+        e = paired_effect([])
+        return e.as_dict() | {"languages": 0, "seeds": 0, "effect": e}
+    e = paired_effect(d.to_numpy(), index=d.index)
+    return e.as_dict() | {"effect": e}
 
 
-def holm_columns(table: pd.DataFrame, roles) -> pd.DataFrame:
+def pooled_components(table: pd.DataFrame, role: str = "unseen") -> dict | None:
+    """Variance components pooled over a table's comparisons, for planning the next design: the mean of each
+    comparison's unbiased method-of-moments estimate, truncated at 0 once, after pooling (the median of
+    sds already truncated per comparison runs low: most small seed components are estimated as 0). None
+    where no comparison has all three (one seed or one language)."""
+    keys = ("language", "seed", "residual")
+    if table.empty or not all(f"var_{k}_{role}" in table for k in keys):
+        return None
+    pooled = {k: float(pd.to_numeric(table[f"var_{k}_{role}"], errors="coerce").mean()) for k in keys}
+    if any(math.isnan(v) for v in pooled.values()):
+        return None
+    return {f"sd_{k}": math.sqrt(max(v, 0.0)) for k, v in pooled.items()}
+
+
+def public(table: pd.DataFrame) -> pd.DataFrame:
+    """The table without the effect objects :func:`fill_row` keeps for a later family (``_effect_*``)."""
+    return table.drop(columns=[c for c in table.columns if str(c).startswith("_effect_")])
+
+
+def holm_columns(table: pd.DataFrame, roles, margin: float | None = None) -> pd.DataFrame:
+    """Holm-adjusted p-values over the table's rows (one family per role), the simultaneous 95% intervals
+    that go with them (Bonferroni over the same family: an interval that excludes 0 is significant after
+    the correction; Holm can be a little more powerful, never less, so a Holm p below 0.05 with a
+    simultaneous interval touching 0 is possible and the two are labelled), and each row's reading (better,
+    worse, equivalent within ±``margin``, inconclusive, identical) decided on the Holm p."""
     for role in roles:
-        if f"p_{role}" in table:
-            table[f"p_holm_{role}"] = holm(table[f"p_{role}"].to_numpy(dtype=float))
+        if f"p_{role}" not in table:
+            continue
+        table[f"p_holm_{role}"] = holm(table[f"p_{role}"].to_numpy(dtype=float))
+        if f"_effect_{role}" not in table:
+            continue
+        effects = table[f"_effect_{role}"]
+        family = int(table[f"p_{role}"].notna().sum())
+        level = 1 - 0.05 / max(family, 1)
+        sim = [e.interval(level) for e in effects]
+        table[f"Δ{role}_lo_sim"] = [lo for lo, _ in sim]
+        table[f"Δ{role}_hi_sim"] = [hi for _, hi in sim]
+        table[f"reading_{role}"] = [e.reading(margin, p) for e, p in zip(effects, table[f"p_holm_{role}"])]
+    if margin is not None and len(table):
+        table["margin"] = margin
     return table
 
 
@@ -238,13 +313,23 @@ def fill_row(row: dict, d_by_role: dict, roles) -> dict:
     for role in roles:
         s = summarize(d_by_role[role]) if role in d_by_role else summarize(pd.DataFrame())
         row.update({f"Δ{role}": s["delta"], f"Δ{role}_lo": s["lo"], f"Δ{role}_hi": s["hi"],
+                    f"Δ{role}_lo90": s["lo90"], f"Δ{role}_hi90": s["hi90"],
                     f"p_{role}": s["p"], f"languages_{role}": s["languages"], f"seeds_{role}": s["seeds"],
-                    f"mde_{role}": s["mde"], f"caveats_{role}": "; ".join(s["caveats"]),
-                    **{f"{k}_{role}": s[k] for k in ("sd_language", "sd_seed", "sd_residual")}})
+                    f"halfwidth_{role}": s["halfwidth"], f"caveats_{role}": "; ".join(s["caveats"]),
+                    f"_effect_{role}": s["effect"],
+                    **{f"{k}_{role}": s[k] for k in ("sd_language", "sd_seed", "sd_residual", "var_language",
+                                                     "var_seed", "var_residual")}})
     return row
 
 
-def baseline_comparisons(units: Units, roles=ROLES) -> pd.DataFrame:
+def _with_caveat(row: dict, roles, caveat: str) -> dict:
+    for role in roles:
+        if caveat and not math.isnan(row.get(f"Δ{role}", math.nan)):
+            row[f"caveats_{role}"] = "; ".join(filter(None, [row.get(f"caveats_{role}"), caveat]))
+    return row
+
+
+def baseline_comparisons(units: Units, roles=ROLES, margin: float | None = None) -> pd.DataFrame:
     """One row per configuration that is not plain fine-tuning: Δ vs its matched baseline per role."""
     rows = []
     for config in units.configs.index:
@@ -259,11 +344,12 @@ def baseline_comparisons(units: Units, roles=ROLES) -> pd.DataFrame:
         treated = units.of_config(config)
         d_by_role = {role: delta_matrix(treated, reference, role) for role in roles}
         row["baseline"] = "matched" if any(not d.empty for d in d_by_role.values()) else NO_COMMON_SEED
-        rows.append(fill_row(row, d_by_role, roles))
+        rows.append(_with_caveat(fill_row(row, d_by_role, roles), roles,
+                                 units.step_mismatch(config, units.plain_twin(config) or "")))
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    table = holm_columns(table, roles)
+    table = holm_columns(table, roles, margin)
     return table.sort_values(["selection_score", "configuration"], ascending=[False, True],
                              na_position="last").reset_index(drop=True)
 
@@ -291,7 +377,8 @@ def _follows(configs: pd.DataFrame, column: str, leader: str) -> bool:
     return len(leaders) == len(pairs) and len({b for _, b in pairs}) > 1 and len(configs) > len(leaders)
 
 
-def dimension_comparisons(units: Units, column: str, roles=ROLES) -> tuple[pd.DataFrame, str | None]:
+def dimension_comparisons(units: Units, column: str, roles=ROLES, margin: float | None = None
+                          ) -> tuple[pd.DataFrame, str | None]:
     """Configurations against the same configuration with ``column`` at its reference value (TrialConfig's
     default when present, e.g. constant schedule, linear projection), paired by seed and language.
     Settings of the URIEL loss are compared among λ > 0 configurations only (plain fine-tuning ignores them).
@@ -324,8 +411,8 @@ def dimension_comparisons(units: Units, column: str, roles=ROLES) -> tuple[pd.Da
         treated, reference = units.of_config(config), units.of_config(partner)
         d_by_role = {role: delta_matrix(treated, reference, role) for role in roles}
         row["paired"] = "yes" if any(not d.empty for d in d_by_role.values()) else "none: no common seed"
-        rows.append(fill_row(row, d_by_role, roles))
-    table = holm_columns(pd.DataFrame(rows), roles)
+        rows.append(_with_caveat(fill_row(row, d_by_role, roles), roles, units.step_mismatch(config, partner)))
+    table = holm_columns(pd.DataFrame(rows), roles, margin)
     return table.reset_index(drop=True), None
 
 
@@ -361,8 +448,9 @@ def language_table(units: Units, config) -> pd.DataFrame:
 
 
 def grouped_language_deltas(units: Units, config, by: str, role: str = "unseen") -> pd.DataFrame:
-    """Δ per language family or script: the languages × seeds model over the group's languages; a group of
-    one language shows that language's interval over its test examples, and says so."""
+    """Δ per language family or script, every group from the same languages × seeds model (a group of one
+    language: over its seeds only, and it says so), so no row mixes in the per-language intervals over test
+    examples of :func:`language_table`."""
     per_lang = language_table(units, config)
     if per_lang.empty:
         return per_lang
@@ -371,13 +459,8 @@ def grouped_language_deltas(units: Units, config, by: str, role: str = "unseen")
     groups = mine[by]
     rows = []
     for group, langs in groups.groupby(groups):
-        if len(langs) == 1:
-            one = mine.loc[langs.index[0]]
-            rows.append({by: group, "languages": 1, "delta": one["delta"], "delta_lo": one["delta_lo"],
-                         "delta_hi": one["delta_hi"], "interval": f"one language ({langs.index[0]}): its test "
-                                                                  "examples"})
-            continue
         e = paired_effect(d.loc[langs.index].to_numpy(), index=langs.index)
+        how = "languages × seeds" if len(langs) > 1 else f"one language ({langs.index[0]}): over its seeds only"
         rows.append({by: group, "languages": len(langs), "delta": e.delta, "delta_lo": e.lo, "delta_hi": e.hi,
-                     "interval": "languages × seeds"})
+                     "interval": how})
     return pd.DataFrame(rows).sort_values("delta", ascending=False).reset_index(drop=True)

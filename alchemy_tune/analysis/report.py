@@ -11,12 +11,13 @@ from pathlib import Path
 import pandas as pd
 
 from alchemy_tune.analysis import controls as CT
+from alchemy_tune.analysis import design as D
 from alchemy_tune.analysis import analyze as A
 from alchemy_tune.analysis import paired as P
 from alchemy_tune.analysis import verdict as V
 from alchemy_tune.analysis import plots
 from alchemy_tune.analysis import scaling_report as SR
-from alchemy_tune.analysis.importance import param_importance
+from alchemy_tune.analysis.importance import disagreements, param_importance
 from alchemy_tune.core.aligned import aligned_lines
 
 
@@ -39,11 +40,11 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
             notes[name] = note
 
     u = A.units(search)
-    put("comparisons", A.comparisons(u))
-    controls, controls_note = CT.control_comparisons(u)
+    put("comparisons", A.comparisons(u, runs.margin))
+    controls, controls_note = CT.control_comparisons(u, margin=runs.margin)
     if not controls.empty:  # only runs that trained controls have this table
         put("controls", (controls, controls_note))
-    by_setting, continuous = A.dimensions(u, runs.space)
+    by_setting, continuous = A.dimensions(u, runs.space, runs.margin)
     for dim, result in by_setting.items():
         put(f"by:{dim}", result)
     if continuous:
@@ -52,14 +53,21 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
     if confirmed:
         v_runs = runs.part(confirm=True)
         v_units = A.units(v_runs)
-        v_table = A.comparisons(v_units)[0]
+        v_table = A.comparisons(v_units, runs.margin)[0]
         declared = A.declared_label(v_units, v_runs)
         tables["confirmed"] = v_table
         family = f"the confirmation's configurations ({len(v_table)}, fresh seeds)"
     else:
         v_units, declared = u, None
-        v_table, family = V.primary_family(tables["comparisons"], runs.primary)
-    verdict = V.verdict(v_table, confirmed=confirmed, oracle=runs.oracle, declared=declared)
+        v_table, family = V.primary_family(tables["comparisons"], runs.primary, runs.margin)
+    verdict = V.verdict(v_table, confirmed=confirmed, oracle=runs.oracle, declared=declared, margin=runs.margin,
+                        margin_declared=not runs.margin_source.startswith("the default"))
+    tables["design"] = D.design_table(v_table, V.focus(v_table, declared), runs, prior=(
+        D.components_of(tables["comparisons"], "the search's comparisons (the pilot of this confirmation)")
+        if confirmed else None))
+    notes["design"] = D.NOTE
+    put("sensitivity", D.sensitivity(runs.part(confirm=confirmed) if confirmed else search, v_table, runs,
+                                     confirmed=confirmed))
     if "No verdict" not in verdict[0]:
         verdict.append(("[oracle: selection saw test-language dev data] " if runs.oracle else "")
                        + f"Headline family: {family}; every other table is exploratory, each its own Holm family.")
@@ -90,15 +98,19 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
                                  "per unit of the covariate, 95% interval, p and Holm p over the covariates; "
                                  "the prediction interval of a new language's Δ at the covariate's median "
                                  "(binary covariates: at 1)")
-    scaling_tables, scaling_notes, scaling_verdict = SR.analyse(u)
+    scaling_tables, scaling_notes, scaling_verdict = SR.analyse(u, margin=runs.margin)
     tables.update(scaling_tables)
     notes.update(scaling_notes)
     verdict += scaling_verdict
     put("importance", param_importance(search.trials, search.score, importance, space=runs.space))
+    clash = disagreements(tables["importance"], {n: t for n, t in tables.items() if n.startswith("by:")})
+    if clash:  # importance near zero where a paired comparison of the setting is significant: say so
+        notes["importance"] = " ".join([*clash, notes.get("importance", "")]).strip()
     tables["pareto_front"] = A.pareto_front(search)
     if not tables["pareto_front"].empty and runs.split == "dev":
         notes["pareto_front"] = ("NOT FOR CHOOSING: 'unseen' is the test languages' own dev split; the front is "
                                  "for reading the trade-off (choose with the selection metric)")
+    tables = {name: P.public(table) for name, table in tables.items()}
     if runs.oracle:  # every table says so, in every format
         for table in tables.values():
             if not table.empty and "selection" not in table:
@@ -106,15 +118,19 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
     return tables, notes, verdict
 
 
-METHOD = ("Δ, its 95% interval and p come from one model of the [language × seed] differences: a two-way "
-          "random-effects model (languages and training seeds both sampled; Satterthwaite degrees of "
-          "freedom), so an interval excludes 0 exactly when p < 0.05 (docs/analysis.md, \"Statistics\"). "
-          "n = languages × seeds. p_holm: Holm-corrected over the configurations of its table and role, each "
-          "table its own family. The verdict uses the confirmation's family when confirmation runs are "
+METHOD = ("Δ, its 95% and 90% intervals and p come from one model of the [language × seed] differences: a "
+          "two-way random-effects model (languages and training seeds both sampled) read through its "
+          "generalized pivotal quantity, so an interval excludes 0 exactly when p < 0.05 (docs/analysis.md, "
+          "\"Statistics\"). n = languages × seeds. p_holm: Holm-corrected over the configurations of its table "
+          "and role, each table its own family; the simultaneous intervals (sim) go with it. Readings: better "
+          "or worse (Holm p < 0.05), equivalent (the 90% interval inside ±margin: two one-sided tests at 5%), "
+          "else inconclusive. The verdict uses the confirmation's family when confirmation runs are "
           "given (fresh seeds); every other table is exploratory. Per-language intervals: a paired bootstrap "
           "over the language's test examples.")
 
 TITLES = {
+    "design": "Design: planned power (a priori) and achieved precision",
+    "sensitivity": "Sensitivity: the headline comparisons with each trial scored at its own best step",
     "leaderboard": "Leaderboard (trials, by the selection metric)",
     "comparisons": "Paired comparisons: each configuration vs its matched plain fine-tuning baseline "
                    "(test split; unseen = test languages)",
@@ -126,7 +142,7 @@ TITLES = {
     "scaling_fits": "Scaling curves fitted: power law with a ceiling and log-linear",
     "scaling_delta": "Δ(n): each size's paired Δ vs plain fine-tuning at that size",
     "scaling_trend": "Does Δ change with data? (size × λ interaction, slope per e-fold of data)",
-    "data_efficiency": "Data efficiency: examples per language to reach plain fine-tuning's score at the largest size",
+    "data_efficiency": "Data efficiency: examples per language to reach plain fine-tuning's fitted score at the largest size",
     "language_deltas": "Per-language gain of the best configuration",
     "family_deltas": "Gain by language family (test languages)", "script_deltas": "Gain by script (test languages)",
     "per_language": "Per-language test scores", "importance": "Parameter importance",
@@ -175,8 +191,8 @@ def records(table: pd.DataFrame) -> list[dict]:
     return json.loads(table.to_json(orient="records", force_ascii=False, date_format="iso"))
 
 
-SHOWN = ("leaderboard", "comparisons", "controls", "confirmed", "language_deltas", "family_deltas",
-         "script_deltas", "distances", "distance_fit", *SR.TABLES, "importance", "pareto_front")
+SHOWN = ("design", "leaderboard", "comparisons", "controls", "confirmed", "sensitivity", "language_deltas",
+         "family_deltas", "script_deltas", "distances", "distance_fit", *SR.TABLES, "importance", "pareto_front")
 
 
 def shown(tables) -> list[str]:
@@ -189,7 +205,7 @@ def shown(tables) -> list[str]:
 
 SIZES = ("sign_change_at", "needs")
 """Columns that are examples per language: whole numbers, inf = never."""
-LEVELS = ("score", "top", "a", "b", "intercept", "at")
+LEVELS = ("score", "top", "a", "b", "intercept", "at", "importance", "ratio")
 """Columns that are levels, not differences: no sign (every other interval is a difference, signed)."""
 
 
@@ -214,11 +230,22 @@ def compact(table: pd.DataFrame) -> pd.DataFrame:
         out[mean] = [_interval(m, lo, hi, mean) for m, lo, hi in zip(table[mean], table[f"{mean}_lo"],
                                                                       table[f"{mean}_hi"])]
         out = out.drop(columns=[f"{mean}_lo", f"{mean}_hi"])
+    pairs = [(f"ci90_{role}", f"Δ{role}_lo90", f"Δ{role}_hi90") for role in P.ROLES]
+    pairs += [(f"ci_sim_{role}", f"Δ{role}_lo_sim", f"Δ{role}_hi_sim") for role in P.ROLES]
+    pairs += [(f"{c[:-5]}_90", c, f"{c[:-5]}_hi90") for c in table.columns
+              if str(c).endswith("_lo90") and not str(c).startswith(("Δunseen", "Δseen"))]
+    for name, lo, hi in pairs:
+        if lo in out and hi in out:  # the 90% (equivalence) and simultaneous (Holm) intervals, one cell each
+            out[name] = ["" if a is None or a != a else f"[{_number(a, name)}, {_number(b, name)}]"
+                         for a, b in zip(out[lo], out[hi])]
+            out = out.drop(columns=[lo, hi])
     for role in P.ROLES:
-        if f"p_holm_{role}" in out:  # next to its Δ
-            cols = [c for c in out.columns if c != f"p_holm_{role}"]
-            cols.insert(cols.index(f"p_{role}") + 1, f"p_holm_{role}")
-            out = out[cols]
+        if f"p_holm_{role}" in out:  # next to its Δ, and the reading next to it
+            follow = [f"p_holm_{role}"] + ([f"reading_{role}"] if f"reading_{role}" in out else [])
+            cols = [c for c in out.columns if c not in follow]
+            anchor = f"p_{role}" if f"p_{role}" in cols else f"Δ{role}"
+            at = cols.index(anchor) + 1 if anchor in cols else len(cols)
+            out = out[cols[:at] + follow + cols[at:]]
     for role in P.ROLES:  # the design in one cell: languages × seeds
         if f"languages_{role}" in out and f"seeds_{role}" in out:
             design = [f"{int(n)}×{int(k)}" if n == n and n else "" for n, k in
@@ -229,7 +256,7 @@ def compact(table: pd.DataFrame) -> pd.DataFrame:
     if "configuration" in out:  # the searched settings come first; the label says the same in one cell
         keep = ["selection"] if "selection" in out else []
         out = out[keep + list(out.columns[list(out.columns).index("configuration"):])]
-    return out.drop(columns=[c for c in out.columns if c.startswith(("languages_", "seeds_", "mde_", "sd_"))])
+    return out.drop(columns=[c for c in out.columns if c.startswith(("languages_", "seeds_", "mde_", "sd_", "var_"))])
 
 
 PAGE_STYLE = ("body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;"
@@ -240,10 +267,15 @@ PAGE_STYLE = ("body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem
 MAX_COLUMNS = 9
 """A table shows at most this many columns (what a reader needs to decide); the rest are in its CSV."""
 DECIDING = ("configuration", "control", "reference", "rank", "status", "lang", "language", "role", "covariate",
-            "family", "script", "setting", "parameter", "importance", "n", "slope", "prediction")
+            "family", "script", "setting", "parameter", "importance", "n", "slope", "prediction", "rule", "form",
+            "monotone", "identified", "extrapolation", "intercept", "per_e_fold", "reading", "change", "examples",
+            "ratio", "needs", "target")
 """Columns a shown table keeps first, before the Δ columns and the others in their order."""
 MOVED_FIRST = ("run", "trial", "step", "config", "replicate", "selection_score", "baseline", "paired", "seeds",
-               "p_unseen", "p_seen", "p_val", "caveats_unseen", "caveats_seen", "uriel_centroid", "at")
+               "p_unseen", "p_seen", "p_val", "ci_sim_unseen", "ci_sim_seen", "ci90_unseen", "ci90_seen",
+               "halfwidth_unseen", "halfwidth_seen", "margin", "caveats_unseen", "caveats_seen", "uriel_centroid",
+               "at", "better", "held_out_rmse", "note", "extrapolated_to", "predicted", "observed", "extrapolation_ok",
+               "words", "halfwidth", "target_at", "p", "sign_change_at")
 """Columns a table too wide to read moves to its CSV first."""
 
 
@@ -335,7 +367,8 @@ def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: st
     if headline is not None:
         lines += [f"![{title('confirmed' if made.get('confirmed') else 'comparisons')}]({headline.name})", ""]
     lines += [f"Runs: {', '.join(runs.dirs)}  ",
-              f"Ranking: `{runs.metric}` at each trial's {runs.at} evaluation (never test data). Δ = configuration "
+              f"Ranking: `{runs.metric}` at each trial's {runs.at} evaluation (never test data); every trial is "
+              f"scored at its {runs.at} evaluation. Margin: ±{runs.margin:g}, {runs.margin_source}. Δ = configuration "
               "− matched plain fine-tuning (λ=0, same other settings), paired by training seed and language on "
               "the test split. " + METHOD, ""]
     names = shown(tables) + ["per_language"]

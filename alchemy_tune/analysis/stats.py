@@ -1,33 +1,50 @@
-"""Statistics of paired comparisons: one model for every Δ, its interval and its test; item intervals; Holm.
+"""Statistics of paired comparisons: one model for every Δ, its interval, its test and its reading; item
+intervals; Holm.
 
-A paired comparison is a matrix ``D[language, seed]`` of differences (configuration − its matched baseline,
-same language, same training seed). Both dimensions are samples: the languages scored stand for others
-like them, and the seeds for other draws of the training randomness. :func:`paired_effect` fits
+A paired comparison is a matrix ``D[language, replicate]`` of differences (configuration − its matched
+baseline, same language, same training seed and data subset). Both dimensions are samples: the languages
+scored stand for others like them, and the replicates for other draws of the training randomness (and of the
+data subset, where the replicates vary it). :func:`paired_effect` fits
 
     D[l, s] = Δ + a_l + b_s + e_ls,   a ~ N(0, σ²_lang), b ~ N(0, σ²_seed), e ~ N(0, σ²_e)
 
 (a two-way crossed random-effects model without replication: ``e`` holds the language × seed interaction
-and the sampling of the test examples). Δ̂ is the mean of the cells (every language and seed weigh the
-same) and ``Var(Δ̂) = σ²_lang/L + σ²_seed/S + σ²_e/(L·S)``, estimated from the ANOVA mean squares
-(method of moments, each mean square scaled to be median-unbiased, components truncated at zero) with
-Satterthwaite's degrees of freedom. The interval and the two-sided p-value are the t interval and t test of
-that one estimate, so the interval excludes 0 exactly when p < 0.05. ``benchmarks/stats_calibration.py``
-measures the false-positive rate and coverage by simulation; the median-unbiased scaling is what keeps
-them at their nominal levels with 3 seeds (plain Satterthwaite rejects a true null about 6.4% of the time
-when the seed effect dominates).
+and the sampling of the test examples). Δ̂ is the mean of the cells and
+
+    L·S·Var(Δ̂) = σ²_e + S·σ²_lang + L·σ²_seed = θ_lang + θ_seed − θ_e,
+
+where θ_q is the expectation of the ANOVA mean square MS_q (f_q degrees of freedom, MS_q·f_q/θ_q ~ χ²_f_q,
+the three independent). The interval and the test come from the **generalized pivotal quantity** of Δ
+(Weerahandi 1993; its fiducial justification: Hannig, Iyer & Patterson 2006)
+
+    R = Δ̂ − Z·√(V*/(L·S)),   V* = max(θ*_lang, θ*_e) + max(θ*_seed − θ*_e, 0),   θ*_q = MS_q·f_q / U_q,
+
+with Z standard normal and U_q ~ χ²_f_q, every draw kept inside the parameter space (θ_lang, θ_seed ≥ θ_e).
+Its distribution is a mixture of normals over the draws of (U_lang, U_seed, U_e): the interval is its
+quantiles and the p-value twice its smaller tail at 0, both from the same mixture, so the 95% interval
+excludes 0 exactly when p < 0.05, and the 90% interval is the pair of one-sided 5% tests of an equivalence
+margin (TOST). The χ² draws are stratified (their quantiles at evenly spaced probabilities, each component
+in its own fixed random order) so the result is the same on every run. With one seed (or one language) R is
+Student's t over the languages (seeds) alone, and the result says so.
+
+A simpler method of moments with Satterthwaite's degrees of freedom rejects a true null too often when the
+seed component is large and the seeds are few (3 seeds: 6.4%; truncating a component at 0 breaks its
+degrees of freedom); ``benchmarks/stats_calibration.py`` measures both side by side.
 
 Differences are rounded to 12 decimals before anything else: scores are counts over a test set or
 correlations, so a language with no change is exactly 0 and equal changes are exactly equal, whatever the
 floating-point round-off of the means they came from.
 
-References: F. E. Satterthwaite (1946), "An approximate distribution of estimates of variance components",
-Biometrics Bulletin 2(6); S. R. Searle, G. Casella, C. E. McCulloch (1992), *Variance Components*, ch. 4
-(balanced crossed classifications); F. Yates (1933) for the least-squares value of a missing cell.
+References: S. Weerahandi (1993), "Generalized confidence intervals", JASA 88(423); J. Hannig, H. Iyer,
+P. Patterson (2006), "Fiducial generalized confidence intervals", JASA 101(473); R. K. Burdick, F. A.
+Graybill (1992), *Confidence Intervals on Variance Components*; S. R. Searle, G. Casella, C. E. McCulloch
+(1992), *Variance Components*, ch. 4; D. Lakens (2017), "Equivalence tests", Soc. Psychol. Personal. Sci.
+8(4); F. Yates (1933) for the least-squares value of a missing cell.
 
 Example:
     >>> import numpy as np
     >>> e = paired_effect(np.array([[0.02, 0.01, 0.03], [0.03, 0.00, 0.02], [0.01, 0.02, 0.02]]))
-    >>> bool(e.lo <= e.delta <= e.hi) and e.languages == 3 and e.seeds == 3
+    >>> bool(e.lo <= e.lo90 <= e.delta <= e.hi90 <= e.hi) and e.languages == 3 and e.seeds == 3
     True
 """
 
@@ -44,6 +61,19 @@ LEVEL = 0.95
 ALPHA = 0.05
 POWER = 0.8
 N_RESAMPLES = 4000
+N_DRAWS = 2000
+"""Draws of the generalized pivotal quantity per comparison (stratified: its tails are smooth at this size)."""
+
+DEFAULT_MARGINS = {"accuracy": 0.01, "macro_f1": 0.01, "pearson": 0.01}
+"""The equivalence margin of each primary metric when neither the space (``search.margin``) nor ``analyze
+--margin`` declares one: one accuracy point (one F1 point; 0.01 of Pearson's r), the smallest change the
+paper's tables report as a difference."""
+DEFAULT_MARGIN = 0.01
+
+BETTER, WORSE, EQUIVALENT, INCONCLUSIVE, IDENTICAL = "better", "worse", "equivalent", "inconclusive", "identical"
+READINGS = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE, IDENTICAL)
+"""How a comparison reads: significantly better or worse (two-sided, 5%), equivalent within ±margin (both
+one-sided tests at 5%: the 90% interval inside ±margin), neither (inconclusive), or every paired score equal."""
 
 
 def _special():
@@ -61,21 +91,18 @@ def t_two_sided_p(t: float, df: float) -> float:
     return float(2 * _special().stdtr(df, -abs(t)))
 
 
-def _median_unbiased(f: float) -> float:
-    """f / χ²_f's median: scales a mean square with f degrees of freedom to be median-unbiased."""
-    return f / float(_special().chdtri(f, 0.5))
-
-
 @dataclass(frozen=True)
 class Effect:
-    """Δ of one paired comparison, its interval, test and design, from one model (:func:`paired_effect`)."""
+    """Δ of one paired comparison, its intervals, test and design, from one model (:func:`paired_effect`)."""
 
     delta: float = math.nan
     lo: float = math.nan
     hi: float = math.nan
     p: float = math.nan
     se: float = math.nan
+    """The standard error at the fitted components (descriptive: the interval comes from the pivot)."""
     df: float = math.nan
+    """Satterthwaite's degrees of freedom at the fitted components (descriptive)."""
     languages: int = 0
     seeds: int = 0
     missing: int = 0
@@ -86,18 +113,56 @@ class Effect:
     sd_seed: float = math.nan
     sd_residual: float = math.nan
     caveats: tuple = field(default=())
+    variances: tuple = (math.nan, math.nan, math.nan)
+    """(σ²_lang, σ²_seed, σ²_e) by the method of moments, not truncated (unbiased, possibly negative): what
+    a pilot pools over its comparisons to plan the next design (truncated sds averaged run low)."""
+    lo90: float = math.nan
+    hi90: float = math.nan
+    """The 90% interval: inside ±m exactly when both one-sided tests of equivalence within m reject at 5%."""
+    identical: bool = False
+    """Every paired score equal: no interval or test is meaningful, and the reading says so."""
+    pivot: object = field(default=None, repr=False, compare=False)
+    """The pivot's draws (for intervals at other levels: :meth:`interval`); None without variation."""
 
     @property
-    def mde(self) -> float:
-        """The smallest |Δ| this design detects with 80% power at α = 0.05 (two-sided), given its fitted
-        variance: (t_{0.975} + t_{0.8}) · SE with the comparison's degrees of freedom."""
-        return min_detectable(self.se, self.df)
+    def halfwidth(self) -> float:
+        """Half the width of the 95% interval: the precision this comparison achieved (not its power)."""
+        return (self.hi - self.lo) / 2
+
+    def interval(self, level: float) -> tuple[float, float]:
+        """The interval at another level (e.g. 1 − 0.05/m for Bonferroni's simultaneous intervals)."""
+        if self.pivot is None:
+            return (self.delta, self.delta) if self.identical else (math.nan, math.nan)
+        h = self.pivot.half((1 - level) / 2)
+        return self.delta - h, self.delta + h
+
+    def reading(self, margin: float | None, p: float | None = None) -> str:
+        """:func:`reading` of this effect (``p``: an adjusted p-value to decide on, e.g. Holm's)."""
+        return reading(self.delta, self.lo90, self.hi90, self.p if p is None else p, margin,
+                       identical=self.identical)
 
     def as_dict(self) -> dict:
         return {"delta": self.delta, "lo": self.lo, "hi": self.hi, "p": self.p, "se": self.se, "df": self.df,
-                "languages": self.languages, "seeds": self.seeds, "missing": self.missing,
-                "dropped": list(self.dropped), "mde": self.mde, "caveats": list(self.caveats),
-                "sd_language": self.sd_language, "sd_seed": self.sd_seed, "sd_residual": self.sd_residual}
+                "lo90": self.lo90, "hi90": self.hi90, "languages": self.languages, "seeds": self.seeds,
+                "missing": self.missing, "dropped": list(self.dropped), "halfwidth": self.halfwidth,
+                "identical": self.identical, "caveats": list(self.caveats),
+                "sd_language": self.sd_language, "sd_seed": self.sd_seed, "sd_residual": self.sd_residual,
+                "var_language": self.variances[0], "var_seed": self.variances[1], "var_residual": self.variances[2]}
+
+
+def reading(delta: float, lo90: float, hi90: float, p: float, margin: float | None, *, identical: bool = False,
+            alpha: float = ALPHA) -> str:
+    """better / worse (p < alpha, on the side of Δ), equivalent (the 90% interval inside ±margin: both
+    one-sided tests at 5%), inconclusive (neither), identical (every paired score equal); "" without a Δ."""
+    if identical:
+        return IDENTICAL
+    if delta is None or math.isnan(delta):
+        return ""
+    if p is not None and p < alpha:
+        return BETTER if delta > 0 else WORSE
+    if margin is not None and margin > 0 and -margin < lo90 and hi90 < margin:
+        return EQUIVALENT
+    return INCONCLUSIVE
 
 
 def min_detectable(se: float, df: float, *, alpha: float = ALPHA, power: float = POWER) -> float:
@@ -106,14 +171,63 @@ def min_detectable(se: float, df: float, *, alpha: float = ALPHA, power: float =
     return (t_quantile(1 - alpha / 2, df) + t_quantile(power, df)) * se
 
 
-def paired_effect(deltas, *, level: float = LEVEL, index=None, median_unbiased: bool = True) -> Effect:
-    """Δ, its ``level`` interval and two-sided p from the two-way random-effects model (module docstring).
+class Pivot:
+    """The generalized pivotal quantity R = Δ̂ − Z·s of one comparison, by its draws of s (module docstring).
+    R is symmetric about Δ̂, so an interval is Δ̂ ± the half-width h with P(R < Δ̂ − h) = its tail."""
+
+    def __init__(self, scales: np.ndarray, df: float | None = None):
+        self.s = scales
+        self.t_df = df  # one mean square: R is exactly Δ̂ − t_df · s
+
+    def tail(self, h: float) -> float:
+        """P(R < Δ̂ − h) for h ≥ 0."""
+        if self.t_df is not None:
+            return float(_special().stdtr(self.t_df, -h / self.s[0]))
+        return float(_special().ndtr(-h / self.s).mean())
+
+    def half(self, tail: float) -> float:
+        """h with P(R < Δ̂ − h) = ``tail``: Newton's method on the mixture's tail (smooth and falling in h),
+        kept inside a shrinking bracket."""
+        if self.t_df is not None:
+            return -t_quantile(tail, self.t_df) * float(self.s[0])
+        sp = _special()
+        s = self.s
+        lo, hi = 0.0, float(s.max()) * 50
+        h = -float(sp.ndtri(tail)) * float(np.median(s))
+        for _ in range(100):
+            z = h / s
+            gap = float(sp.ndtr(-z).mean()) - tail
+            if abs(gap) <= tail * 1e-10:
+                break
+            lo, hi = (h, hi) if gap > 0 else (lo, h)
+            slope = float((np.exp(-0.5 * z * z) / s).mean()) / math.sqrt(2 * math.pi)
+            step = h + gap / slope if slope > 0 else math.nan
+            h = step if lo < step < hi else (lo + hi) / 2
+        return h
+
+
+_CHI2_CACHE: dict[tuple[float, int], np.ndarray] = {}
+
+
+def _chi2_draws(f: float, k: int, n: int = N_DRAWS) -> np.ndarray:
+    """Stratified draws of χ²_f: its quantiles at (i + ½)/n, in component ``k``'s fixed random order (the
+    orders differ between components, so their joint draws are independent in effect)."""
+    key = (float(f), k)
+    if key not in _CHI2_CACHE:
+        u = (np.arange(n) + 0.5) / n
+        _CHI2_CACHE[key] = _special().chdtri(f, 1 - u)[np.random.default_rng(7919 + k).permutation(n)]
+    return _CHI2_CACHE[key]
+
+
+def paired_effect(deltas, *, level: float = LEVEL, index=None) -> Effect:
+    """Δ, its ``level`` and 90% intervals and two-sided p from the two-way random-effects model (module
+    docstring).
 
     ``deltas``: [languages × seeds] (NaN = no score); ``index``: the languages' names, for ``dropped``.
     A language without any score is dropped (and named); an isolated missing cell is filled by the additive
     model. With one seed the seed-to-seed variation cannot be estimated: the interval is over languages only
-    and says so; with one language, over seeds only. No variation at all gives a zero-width interval and no
-    p-value. ``median_unbiased=False`` leaves the mean squares unscaled (for the calibration's comparison).
+    and says so; with one language, over seeds only. Identical paired scores give no interval and no
+    p-value, and ``identical``.
     """
     if not 0 < level < 1:
         raise ValueError(f"level: must be in (0, 1), got {level}")
@@ -137,25 +251,38 @@ def paired_effect(deltas, *, level: float = LEVEL, index=None, median_unbiased: 
         d = _fill(d)
         caveats.append(f"{missing} missing language × seed score(s) filled by the additive model")
     delta = float(exact(d.mean()))
-    components, terms = _components(d, missing, median_unbiased)
+    sds, squares = _components(d, missing)
+    variances = _unbiased(squares, n_lang, n_seed)
     if n_seed == 1:
         caveats.append("one seed: seed-to-seed variation is not measured (the interval is over languages only)")
     if n_lang == 1:
         caveats.append("one language: the interval is over seeds only")
-    if not terms:
-        return Effect(delta, delta, delta, math.nan, 0.0, math.nan, n_lang, n_seed, missing, dropped,
-                      *components, caveats=tuple(caveats))
-    num = sum(a for a, _ in terms)
-    var = num / (n_lang * n_seed)
-    if var <= 0:
-        return Effect(delta, delta, delta, math.nan, 0.0, math.nan, n_lang, n_seed, missing, dropped,
-                      *components, caveats=tuple(caveats + ["no variation between the paired scores"]))
-    df = num**2 / sum(a * a / f for a, f in terms)
-    se = math.sqrt(var)
-    half = t_quantile(1 - (1 - level) / 2, df) * se
-    p = t_two_sided_p(delta / se, df)
-    return Effect(delta, delta - half, delta + half, p, se, df, n_lang, n_seed, missing, dropped, *components,
-                  caveats=tuple(caveats))
+    base = dict(languages=n_lang, seeds=n_seed, missing=missing, dropped=dropped, sd_language=sds[0],
+                sd_seed=sds[1], sd_residual=sds[2], variances=variances)
+    if not squares or all(ms == 0 for ms, _ in squares.values()):
+        return Effect(delta, delta, delta, math.nan, 0.0, math.nan, lo90=delta, hi90=delta, identical=True,
+                      caveats=tuple(caveats + ["identical paired scores: every difference is "
+                                               f"{delta:+.4g}, so no interval or test applies"]), **base)
+    pivot, se, df = _pivot(squares, n_lang * n_seed)
+    h, h90 = pivot.half((1 - level) / 2), pivot.half(0.05)
+    p = min(1.0, 2 * pivot.tail(abs(delta)))
+    return Effect(delta, delta - h, delta + h, p, se, df, lo90=delta - h90, hi90=delta + h90, pivot=pivot,
+                  caveats=tuple(caveats), **base)
+
+
+def _pivot(squares: dict, cells: int) -> tuple[Pivot, float, float]:
+    """The pivot of Δ̂ from the mean squares {name: (MS, f)}, and the descriptive SE and Satterthwaite df."""
+    if len(squares) == 1:  # languages only or seeds only: Student's t, exactly
+        (ms, f), = squares.values()
+        return Pivot(np.array([math.sqrt(ms / cells)]), df=f), math.sqrt(ms / cells), f
+    (ms_l, f_l), (ms_s, f_s), (ms_e, f_e) = squares["lang"], squares["seed"], squares["e"]
+    theta = {name: ms * f / _chi2_draws(f, k) for k, (name, (ms, f)) in enumerate(
+        (("lang", squares["lang"]), ("seed", squares["seed"]), ("e", squares["e"])))}
+    v = np.maximum(theta["lang"], theta["e"]) + np.maximum(theta["seed"] - theta["e"], 0)
+    terms = [(max(ms_l, ms_e), f_l if ms_l >= ms_e else f_e)] + ([(ms_s - ms_e, f_s)] if ms_s > ms_e else [])
+    point = sum(a for a, _ in terms)
+    df = point**2 / sum(a * a / f for a, f in terms) if point > 0 else math.nan
+    return Pivot(np.sqrt(v / cells)), math.sqrt(point / cells), df
 
 
 def _fill(d: np.ndarray, iterations: int = 200) -> np.ndarray:
@@ -171,37 +298,35 @@ def _fill(d: np.ndarray, iterations: int = 200) -> np.ndarray:
     return out
 
 
-def _components(d: np.ndarray, missing: int, median_unbiased: bool = True
-                ) -> tuple[tuple[float, float, float], list[tuple[float, float]]]:
-    """((sd_language, sd_seed, sd_residual), the terms of L·S·Var(Δ̂) as (value, df))."""
-    k = _median_unbiased if median_unbiased else (lambda f: 1.0)
+def _components(d: np.ndarray, missing: int) -> tuple[tuple[float, float, float], dict]:
+    """((sd_language, sd_seed, sd_residual) by the method of moments truncated at 0, {name: (MS, df)})."""
     n_lang, n_seed = d.shape
     mean = d.mean()
     row, col = d.mean(axis=1), d.mean(axis=0)
     f_l, f_s = n_lang - 1, n_seed - 1
     f_e = f_l * f_s - missing
     if f_e < 1 and f_l >= 1 and f_s >= 1:  # too many holes for the two-way model: languages' means only
-        d = np.nanmean(np.where(np.isnan(d), np.nan, d), axis=1, keepdims=True)
-        return _components(d, 0, median_unbiased)
+        return _components(d.mean(axis=1, keepdims=True), 0)
     ms_l = n_seed * float(((row - mean) ** 2).sum()) / f_l if f_l else math.nan
     ms_s = n_lang * float(((col - mean) ** 2).sum()) / f_s if f_s else math.nan
     if f_l and f_s:
         resid = d - row[:, None] - col[None, :] + mean
         ms_e = float((resid**2).sum()) / f_e
-        ms_l, ms_s, ms_e = (ms * k(f) for ms, f in ((ms_l, f_l), (ms_s, f_s), (ms_e, f_e)))
         sds = (math.sqrt(max(ms_l - ms_e, 0) / n_seed), math.sqrt(max(ms_s - ms_e, 0) / n_lang), math.sqrt(ms_e))
-        # L·S·Var(Δ̂) = σ²_e + S·σ²_lang + L·σ²_seed, each component truncated at zero
-        terms = [(ms_l, f_l)] if ms_l >= ms_e else [(ms_e, f_e)]
-        if ms_s > ms_e:
-            terms += [(ms_s, f_s), (-ms_e, f_e)]
-        return sds, terms
+        return sds, {"lang": (ms_l, f_l), "seed": (ms_s, f_s), "e": (ms_e, f_e)}
     if f_l:  # one seed: languages only (their spread holds the residual; the seed effect is not seen)
-        ms_l *= k(f_l)
-        return (math.sqrt(ms_l / n_seed), math.nan, math.nan), [(ms_l, f_l)]
+        return (math.sqrt(ms_l / n_seed), math.nan, math.nan), {"lang": (ms_l, f_l)}
     if f_s:  # one language: seeds only
-        ms_s *= k(f_s)
-        return (math.nan, math.sqrt(ms_s / n_lang), math.nan), [(ms_s, f_s)]
-    return (math.nan, math.nan, math.nan), []
+        return (math.nan, math.sqrt(ms_s / n_lang), math.nan), {"seed": (ms_s, f_s)}
+    return (math.nan, math.nan, math.nan), {}
+
+
+def _unbiased(squares: dict, n_lang: int, n_seed: int) -> tuple[float, float, float]:
+    """The method-of-moments components, not truncated (two-way model only; NaN otherwise)."""
+    if set(squares) != {"lang", "seed", "e"}:
+        return (math.nan, math.nan, math.nan)
+    ms_l, ms_s, ms_e = squares["lang"][0], squares["seed"][0], squares["e"][0]
+    return ((ms_l - ms_e) / n_seed, (ms_s - ms_e) / n_lang, ms_e)
 
 
 ASSUMED = {"sd_language": 0.01, "sd_seed": 0.005, "sd_residual": 0.01}
@@ -209,26 +334,53 @@ ASSUMED = {"sd_language": 0.01, "sd_seed": 0.005, "sd_residual": 0.01}
 the residual (interaction and test-example sampling), half a point between seeds."""
 
 
+def _expected(n_lang: int, n_seed: int, sd_language: float, sd_seed: float, sd_residual: float):
+    """(the mean squares at their expectations, the true SE of Δ̂) of a design."""
+    e = sd_residual**2
+    if n_seed == 1:  # one seed: the seed effect and the residual hide in the languages' spread
+        squares = {"lang": (e + n_lang * sd_seed**2 + sd_language**2, n_lang - 1)}
+    elif n_lang == 1:
+        squares = {"seed": (e + n_seed * sd_language**2 + sd_seed**2, n_seed - 1)}
+    else:
+        squares = {"lang": (e + n_seed * sd_language**2, n_lang - 1), "seed": (e + n_lang * sd_seed**2, n_seed - 1),
+                   "e": (e, (n_lang - 1) * (n_seed - 1))}
+    se = math.sqrt(sd_language**2 / n_lang + sd_seed**2 / n_seed + e / (n_lang * n_seed))
+    return squares, se
+
+
 def design_mde(n_lang: int, n_seed: int, sd_language: float, sd_seed: float, sd_residual: float, *,
                alpha: float = ALPHA, power: float = POWER) -> float:
-    """The smallest |Δ| a design of ``n_lang`` languages × ``n_seed`` seeds detects with ``power`` at
-    ``alpha``, for given variance components: the standard error and Satterthwaite df :func:`paired_effect`
-    would compute from mean squares at their expected values."""
-    e = sd_residual**2
-    ms_l, ms_s = e + n_seed * sd_language**2, e + n_lang * sd_seed**2
-    f_l, f_s, f_e = n_lang - 1, n_seed - 1, (n_lang - 1) * (n_seed - 1)
-    k = lambda f: _median_unbiased(f) if f >= 1 else math.nan  # noqa: E731  (as the test scales them)
-    if n_seed == 1:
-        terms = [((ms_l + n_lang * sd_seed**2) * k(f_l), f_l)]
-    elif n_lang == 1:
-        terms = [((ms_s + n_seed * sd_language**2) * k(f_s), f_s)]
-    else:
-        terms = [(ms_l * k(f_l), f_l), (ms_s * k(f_s), f_s), (-e * k(f_e), f_e)]
-    num = sum(a for a, _ in terms)
-    if num <= 0 or min(f for _, f in terms) < 1:
+    """A priori: the smallest |Δ| a design of ``n_lang`` languages × ``n_seed`` seeds detects with ``power``
+    at ``alpha`` (two-sided) under given variance components (a pilot's, or :data:`ASSUMED`): the interval's
+    half-width at the expected mean squares plus z_power true standard errors (Δ̂ is normal about Δ). A
+    planning figure, checked against the whole procedure by simulation in ``tests/test_stats.py``."""
+    squares, se = _expected(n_lang, n_seed, sd_language, sd_seed, sd_residual)
+    if min(f for _, f in squares.values()) < 1 or se <= 0:
         return math.nan
-    df = num**2 / sum(a * a / f for a, f in terms)
-    return min_detectable(math.sqrt(num / (n_lang * n_seed)), df, alpha=alpha, power=power)
+    pivot, _, _ = _pivot(squares, n_lang * n_seed)
+    return pivot.half(alpha / 2) + float(_special().ndtri(power)) * se
+
+
+def design_margin(n_lang: int, n_seed: int, sd_language: float, sd_seed: float, sd_residual: float, *,
+                  power: float = POWER) -> float:
+    """A priori: the smallest margin m within which a design shows equivalence (its 90% interval inside
+    ±m) with ``power`` when the true Δ is 0: the 90% half-width at the expected mean squares plus
+    z_{(1+power)/2} true standard errors."""
+    squares, se = _expected(n_lang, n_seed, sd_language, sd_seed, sd_residual)
+    if min(f for _, f in squares.values()) < 1 or se <= 0:
+        return math.nan
+    pivot, _, _ = _pivot(squares, n_lang * n_seed)
+    return pivot.half(0.05) + float(_special().ndtri((1 + power) / 2)) * se
+
+
+def seeds_for_margin(n_lang: int, margin: float, sd_language: float, sd_seed: float, sd_residual: float, *,
+                     power: float = POWER, most: int = 50) -> int | None:
+    """The fewest seeds (2 … ``most``) with which ``n_lang`` languages show equivalence within ``margin``
+    with ``power`` when the true Δ is 0 (:func:`design_margin`); None when even ``most`` do not."""
+    for n_seed in range(2, most + 1):
+        if design_margin(n_lang, n_seed, sd_language, sd_seed, sd_residual, power=power) <= margin:
+            return n_seed
+    return None
 
 
 def item_interval(treated, baseline, labels, kind: str, *, level: float = LEVEL, n_resamples: int = N_RESAMPLES,

@@ -1,5 +1,6 @@
-"""The verdict: plain sentences on whether the focus configuration beats plain fine-tuning, and the
-headline family its Holm correction runs over.
+"""The verdict: plain sentences on how the focus configuration compares with plain fine-tuning (better,
+worse, equivalent within the declared margin, or inconclusive), and the headline family its Holm correction
+runs over.
 
 The focus is the configuration a confirmation chose before it ran (its first), else the search's best by
 its selection metric (never test), within the space's declared primary comparison (``search.primary``)
@@ -13,12 +14,19 @@ import math
 
 import pandas as pd
 
-from alchemy_tune.analysis.paired import ROLE_NAMES, ROLES, hashable
-from alchemy_tune.analysis.stats import ALPHA, holm
+from alchemy_tune.analysis.paired import ROLES, hashable, holm_columns
+from alchemy_tune.analysis.stats import ALPHA, BETTER, EQUIVALENT, IDENTICAL, READINGS, WORSE, reading
+
+VERDICT_NAMES = {"unseen": "the test languages (never fine-tuned on)", "seen": "the seen languages"}
 
 
 def _fmt(x: float) -> str:
     return f"{x:+.3f}"
+
+
+def _fmt4(x: float) -> str:
+    """Four decimals where a limit is compared with the margin (three could round it onto the margin)."""
+    return f"{x:+.4f}"
 
 
 def _p(x: float) -> str:
@@ -32,6 +40,15 @@ def direction(row: pd.Series | dict, role: str) -> int:
     if p is None or not p < ALPHA:
         return 0
     return 1 if row.get(f"Δ{role}", 0) > 0 else -1
+
+
+def row_reading(row: pd.Series | dict, role: str, margin: float | None) -> str:
+    """The row's reading (:func:`alchemy_tune.analysis.stats.reading`) on its Holm-adjusted p."""
+    stored = row.get(f"reading_{role}")
+    if isinstance(stored, str) and stored:
+        return stored
+    return reading(row.get(f"Δ{role}", math.nan), row.get(f"Δ{role}_lo90", math.nan),
+                   row.get(f"Δ{role}_hi90", math.nan), row.get(f"p_holm_{role}", math.nan), margin)
 
 
 def beats(row: pd.Series | dict, role: str) -> bool:
@@ -58,11 +75,48 @@ def _design(row, role: str) -> str:
     return f"{languages} language{'s' * (languages != 1)} × {seeds} seed{'s' * (seeds != 1)}"
 
 
-def verdict(table: pd.DataFrame, *, confirmed: bool, oracle: bool = False, declared: str | None = None) -> list[str]:
+def _margin_text(margin: float | None) -> str:
+    return f"±{margin:.3f}" if margin else "no margin (none declared)"
+
+
+def sentence_for(reading_: str, where: str, name: str, row, role: str, margin: float | None,
+                 stats_text: str) -> str:
+    """One comparison in words: better, worse, equivalent within ±margin, inconclusive (with the effects it
+    cannot rule out) or identical. Nothing here says "no effect" unless equivalence is shown."""
+    lo90, hi90 = row.get(f"Δ{role}_lo90", math.nan), row.get(f"Δ{role}_hi90", math.nan)
+    if reading_ == BETTER:
+        return f"On {where}, {name} is better than plain fine-tuning: {stats_text}."
+    if reading_ == WORSE:
+        return f"On {where}, {name} is worse than plain fine-tuning: {stats_text}."
+    if reading_ == EQUIVALENT:
+        return (f"On {where}, {name} is equivalent to plain fine-tuning within {_margin_text(margin)} (both "
+                f"one-sided tests at 5%: the 90% interval [{_fmt4(lo90)}, {_fmt4(hi90)}] lies inside the margin): "
+                f"{stats_text}.")
+    if reading_ == IDENTICAL:
+        return (f"On {where}, {name} scored exactly as plain fine-tuning on every language and seed "
+                f"(Δ = {_fmt(row.get(f'Δ{role}'))}): identical scores, no interval applies.")
+    return (f"On {where}, the comparison of {name} with plain fine-tuning is inconclusive: {stats_text}. "
+            f"Effects from {_fmt(row.get(f'Δ{role}_lo'))} to {_fmt(row.get(f'Δ{role}_hi'))} cannot be ruled "
+            f"out, and equivalence within {_margin_text(margin)} is not shown (the 90% interval "
+            f"[{_fmt4(lo90)}, {_fmt4(hi90)}] is not inside it).")
+
+
+def stats_words(row, role: str, family: int) -> str:
+    """Δ, its 95% interval, the simultaneous one that goes with the Holm correction, Holm's p, the design."""
+    text = f"Δ = {_fmt(row[f'Δ{role}'])} [95% CI {_fmt(row[f'Δ{role}_lo'])}, {_fmt(row[f'Δ{role}_hi'])}]"
+    lo_sim, hi_sim = row.get(f"Δ{role}_lo_sim", math.nan), row.get(f"Δ{role}_hi_sim", math.nan)
+    if family > 1 and lo_sim == lo_sim:
+        text += f" (simultaneous over {family}: [{_fmt(lo_sim)}, {_fmt(hi_sim)}])"
+    return (text + f", Holm-corrected p = {_p(row[f'p_holm_{role}'])} over {family} configuration"
+            f"{'s' * (family != 1)} ({_design(row, role)})")
+
+
+def verdict(table: pd.DataFrame, *, confirmed: bool, oracle: bool = False, declared: str | None = None,
+            margin: float | None = None, margin_declared: bool = True) -> list[str]:
     """Plain sentences, per role: the focus configuration (:func:`focus`; chosen by the selection score or
-    declared by the confirmation, never by test) against plain fine-tuning — better, worse, or no difference
-    larger than the design could detect — with its interval, Holm-corrected p, design and caveats; then how
-    many other configurations of the same family differ, without quoting the largest (a maximum over
+    declared by the confirmation, never by test) against plain fine-tuning, read as better, worse,
+    equivalent within ±``margin`` or inconclusive, with its intervals, Holm-corrected p, design and caveats;
+    then how the other configurations of the same family read, without quoting the largest (a maximum over
     many noisy estimates overstates its own effect)."""
     which = "confirmed" if confirmed else "searched (not yet confirmed: `alchemy-tune confirm`)"
     prefix = "[oracle: selection saw test-language dev data] " if oracle else ""
@@ -79,35 +133,27 @@ def verdict(table: pd.DataFrame, *, confirmed: bool, oracle: bool = False, decla
     for role in ROLES:
         if f"Δ{role}" not in table or math.isnan(best[f"Δ{role}"]):
             continue
-        where = ROLE_NAMES[role]
-        stats_text = (f"Δ = {_fmt(best[f'Δ{role}'])} [95% CI {_fmt(best[f'Δ{role}_lo'])}, "
-                      f"{_fmt(best[f'Δ{role}_hi'])}], Holm-corrected p = {_p(best[f'p_holm_{role}'])} over "
-                      f"{family} configuration{'s' * (family != 1)} ({_design(best, role)})")
         name = f"the {which} configuration ({best['configuration']})"
-        sign = direction(best, role)
-        if sign > 0:
-            sentence = f"On {where}, {name} beats plain fine-tuning: {stats_text}."
-        elif sign < 0:
-            sentence = f"On {where}, {name} is significantly worse than plain fine-tuning: {stats_text}."
-        else:
-            sentence = f"On {where}, {name} does not differ from plain fine-tuning at the 95% level: {stats_text}"
-            mde = best.get(f"mde_{role}", math.nan)
-            sentence += (f"; this design detects |Δ| ≥ {abs(mde):.3f} with 80% power." if mde == mde else ".")
+        sentence = sentence_for(row_reading(best, role, margin), VERDICT_NAMES[role], name, best, role, margin,
+                                stats_words(best, role, family))
         others = table[(table["configuration"] != best["configuration"]) & table[f"Δ{role}"].notna()]
-        signs = [direction(r, role) for _, r in others.iterrows()]
-        better, worse = signs.count(1), signs.count(-1)
-        if better or worse:
-            sentence += (f" Of the {len(others)} other configuration(s): {better} significantly better, "
-                         f"{worse} significantly worse than plain fine-tuning"
+        if len(others):
+            counts = pd.Series([row_reading(r, role, margin) for _, r in others.iterrows()]).value_counts()
+            parts = [f"{int(counts[k])} {k}" for k in READINGS if k in counts]
+            sentence += (f" The {len(others)} other configuration(s) read: {', '.join(parts)}"
                          + ("." if confirmed else " (search seeds: exploratory until confirmed)."))
         caveats = best.get(f"caveats_{role}") or ""
         if caveats:
             sentence += f" Caveats: {caveats}."
         out.append(prefix + sentence)
+    if out and margin and not margin_declared:
+        out.append(prefix + f"The margin ±{margin:g} is the metric's default: the space declared none before the "
+                            "run (search.margin), so an equivalence here is against a margin chosen afterwards.")
     return out
 
 
-def primary_family(table: pd.DataFrame, primary: dict | None) -> tuple[pd.DataFrame, str]:
+def primary_family(table: pd.DataFrame, primary: dict | None, margin: float | None = None
+                   ) -> tuple[pd.DataFrame, str]:
     """The rows of a comparisons table in the declared headline family, Holm-adjusted among themselves, and
     its name. ``primary``: {parameter: value or [values]}; None or nothing matching: every row."""
     everything = f"every configuration vs plain fine-tuning ({len(table)})"
@@ -123,8 +169,6 @@ def primary_family(table: pd.DataFrame, primary: dict | None) -> tuple[pd.DataFr
     rows = table[keep].copy()
     if rows.empty:
         return table, everything + f"; the declared primary {primary} matched none"
-    for role in ROLES:
-        if f"p_{role}" in rows:
-            rows[f"p_holm_{role}"] = holm(rows[f"p_{role}"].to_numpy(dtype=float))
+    rows = holm_columns(rows, ROLES, margin)
     described = ", ".join(f"{k}={v}" for k, v in primary.items())
     return rows, f"the declared primary comparison ({described}: {len(rows)} configuration(s))"

@@ -29,8 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metric", default=None,
                         help="dev average that ranks trials and chooses the detailed configuration "
                              "(default: the runs' selection metric, e.g. dev_select)")
-    parser.add_argument("--at", choices=("best", "final"), default="best",
-                        help="each trial's evaluation to use: best dev objective, or the last one")
+    parser.add_argument("--at", choices=("final", "best"), default="final",
+                        help="each trial's evaluation that scores it: final (the default: one step for both "
+                             "twins of a comparison) or best (each trial's own best dev step; the report's "
+                             "sensitivity table shows it either way)")
+    parser.add_argument("--margin", type=float, default=None,
+                        help="equivalence margin in the primary metric's units (0.01 = one accuracy point): "
+                             "overrides the space's search.margin and the metric's default")
     parser.add_argument("--top", type=int, default=10, help="leaderboard rows")
     parser.add_argument("--importance", choices=EVALUATORS, default="ped-anova",
                         help="parameter-importance evaluator (fanova/mdi need scikit-learn)")
@@ -82,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"{first}: a remote run needs --out DIR for the report")
         out = Path(args.out or os.path.join(first, "report"))
         check_writable(str(out), "--out")  # before the work: a report that cannot be written fails first
-    runs = A.load_runs(args.run_dirs, metric=args.metric, at=args.at, space_of=run_space)
+    runs = A.load_runs(args.run_dirs, metric=args.metric, at=args.at, space_of=run_space, margin=args.margin)
     tables, notes, verdict = compute(runs, top=args.top, importance=args.importance)
     print_tables(tables, notes, runs.notes, verdict, args.format)
     if out is not None:

@@ -1,4 +1,5 @@
-"""``alchemy-tune confirm RUN_DIR --top K --repeats R``: re-run the best configurations on fresh seeds."""
+"""``alchemy-tune confirm RUN_DIR --top K --repeats R``: re-run the best configurations on fresh seeds (training
+seeds, and data seeds where the configurations train on a subset)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=int, default=1,
                         help="how many of the best configurations (by the run's selection metric, never "
                              "test) to re-run, each with its matched baseline")
-    parser.add_argument("--repeats", type=int, default=3, help="fresh training seeds per configuration")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="replicates per configuration, each with a fresh training seed and, where the "
+                             "configurations train on a subset (train_size) or a control, a fresh data seed")
     parser.add_argument("--seed", type=int, help="first seed (default: one above the source run's largest)")
+    parser.add_argument("--data-seed", type=int,
+                        help="first data seed (default: one above the largest the source run and earlier "
+                             "confirmations used)")
     parser.add_argument("--storage", help="results root (default: the folder holding RUN_DIR)")
     parser.add_argument("--name", help="run name (default: confirm-<source run name>)")
     parser.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default: the source run's)")
@@ -31,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from alchemy_tune.analysis.confirm import describe, link, plan, space_document, summary_lines
     from alchemy_tune.tuning.confirmation import run_confirmation
 
-    p = plan(args.run_dir, top=args.top, repeats=args.repeats, first_seed=args.seed)
+    p = plan(args.run_dir, top=args.top, repeats=args.repeats, first_seed=args.seed, first_data_seed=args.data_seed)
     print("\n".join(describe(p)), flush=True)
     if args.dry_run:
         return 0

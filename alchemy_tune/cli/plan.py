@@ -121,11 +121,34 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
-def trial_seeds(space) -> str:
-    seed = space.params["seed"].value if "seed" in space.params and space.params["seed"].kind == "fixed" \
-        else TrialConfig.seed
-    k = space.settings.repeats
+def trial_seeds(space, settings=None, name: str = "seed") -> str:
+    """The first replicates' seeds (``name``: ``seed`` or ``data_seed``) under ``settings`` (default: the
+    space's)."""
+    p = space.params.get(name)
+    seed = p.value if p is not None and p.kind == "fixed" else getattr(TrialConfig, name)
+    k = (settings or space.settings).repeats
     return ", ".join(str(seed + r) for r in range(min(k, 4))) + (", ..." if k > 4 else "")
+
+
+def replicate_line(space, s, n, configs) -> str | None:
+    """What the replicates vary: the training seed alone, or the data seed with it (``configs``: the
+    trials' configurations where known, else the shared values)."""
+    from alchemy_tune.trial.config import applies
+
+    k = getattr(s, "repeats", 1)
+    data = getattr(s, "replicate_data", False)
+    if k <= 1:
+        return "replicate_data: on, but one replicate per configuration (repeats 1): nothing varies" if data else None
+    line = f"repeats: {k} "
+    if data:
+        line += (f"replicates per configuration, each on its own training subsets (training seeds "
+                 f"{trial_seeds(space, s)} with data seeds {trial_seeds(space, s, 'data_seed')})")
+        if not any(applies("data_seed", c) for c in configs):
+            line += " [the data seed changes nothing here: every trial trains on all the data, no control]"
+    else:
+        line += (f"training seeds per configuration ({trial_seeds(space, s)}; data seed fixed, every replicate "
+                 "on the same subsets: set search.replicate_data to vary them)")
+    return line + f", {n * k if n else 'trials x repeats'} trials in all; the sampler and pruner see their mean"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,22 +169,34 @@ def run(args: argparse.Namespace) -> int:
     return print_plan(space, args.trials, args.show, components=components)
 
 
-def power_lines(n_test: int, n_seen: int, repeats: int, comparisons: int, components=None) -> list[str]:
-    """The smallest Δ a comparison of this design detects with 80% power, on test and seen languages."""
-    from alchemy_tune.analysis.stats import ASSUMED, design_mde
+def power_lines(n_test: int, n_seen: int, repeats: int, comparisons: int, components=None,
+                margin: float | None = None, margin_source: str = "") -> list[str]:
+    """A priori, before anything runs: the smallest Δ a comparison of this design detects with 80% power, on
+    test and seen languages, and the replicates that showing equivalence within the margin needs."""
+    from alchemy_tune.analysis.stats import ASSUMED, DEFAULT_MARGIN, design_margin, design_mde, seeds_for_margin
 
     sd, source = components or (ASSUMED, "assumed (--prior RUN_DIR fits them from a run)")
+    margin = margin or DEFAULT_MARGIN
     m = max(comparisons, 1)
-    lines = [f"\npower (80%, two-sided α = 0.05, the languages × seeds model): variance components language sd "
-             f"{sd['sd_language']:.4f}, seed sd {sd['sd_seed']:.4f}, residual sd {sd['sd_residual']:.4f}, "
-             f"{source}"]
+    lines = [f"\npower, planned a priori (80%, two-sided α = 0.05, the languages × seeds model): variance "
+             f"components language sd {sd['sd_language']:.4f}, seed sd {sd['sd_seed']:.4f}, residual sd "
+             f"{sd['sd_residual']:.4f}, {source}"]
     for where, n in (("test", n_test), ("seen", n_seen)):
         if n < 1:
             continue
         one = design_mde(n, repeats, **sd)
         family = design_mde(n, repeats, **sd, alpha=0.05 / m)
-        lines.append(f"  {where} languages ({n} × {repeats} seed{'s' * (repeats != 1)}): detects |Δ| ≥ {one:.4f} "
-                     f"in one comparison; ≥ {family:.4f} for the first of a Holm family of {m} (α/{m})")
+        lines.append(f"  {where} languages ({n} × {repeats} seed{'s' * (repeats != 1)}): smallest detectable "
+                     f"|Δ| {one:.4f} in one comparison; {family:.4f} for the first of a Holm family of {m} (α/{m})")
+    if n_test >= 1:
+        shown = design_margin(n_test, repeats, **sd) if repeats >= 2 else float("nan")
+        need = seeds_for_margin(n_test, margin, **sd)
+        lines.append(f"  equivalence within ±{margin:g} ({margin_source or 'the default margin'}) on test languages, "
+                     f"80% power at Δ = 0: needs {need if need else 'more than 50'} seed(s)"
+                     + ("" if need else f" (the spread between {n_test} languages alone keeps the interval wider: "
+                                        "more test languages, not seeds, would narrow it)")
+                     + (f"; with {repeats} the smallest margin shown equivalent is ±{shown:.4f}" if shown == shown
+                        else ""))
     if m > 1:
         lines.append(f"  (the Holm family: the {m} configurations of the grid that train with the URIEL loss, each "
                      "compared with plain fine-tuning; the plain ones are the baselines, not members)")
@@ -267,9 +302,9 @@ def _print_plan(space, trials, show, components, settings) -> int:
     twins = baseline_line(space, s, n) if grid is None or not sampler_kind(s.sampler).enumerates else None
     if twins:
         print(twins)
-    if getattr(s, "repeats", 1) > 1:
-        print(f"repeats: {s.repeats} training seeds per configuration ({trial_seeds(space)}), "
-              f"{n * s.repeats if n else 'trials x repeats'} trials in all; the sampler and pruner see their mean")
+    replicates = replicate_line(space, s, n, [{**base.to_dict(), **c} for c in grid or [{}]])
+    if replicates:
+        print(replicates)
     print(model_line(grid, space, base))
     print(control_line(grid, space, base))
     print(f"\ntask {base.task}: {len(seen)} seen (trained on), {len(val)} validation (dev chooses), "
@@ -292,7 +327,9 @@ def _print_plan(space, trials, show, components, settings) -> int:
     from alchemy_tune.trial.config import is_plain
 
     treated = [c for c in grid if not is_plain({**base.to_dict(), **c})] if grid is not None else []
-    print("\n".join(power_lines(len(unseen), len(seen), s.repeats, len(treated) or 1, components)))
+    margin_source = "declared by the space (search.margin)" if s.margin else "the default; declare search.margin"
+    print("\n".join(power_lines(len(unseen), len(seen), s.repeats, len(treated) or 1, components, s.margin,
+                               margin_source)))
     print("\nfixed for every trial: " + ", ".join(f"{k}={v}" for k, v in space.fixed().items()))
     if grid is None:
         print("sampled parameters:")

@@ -11,7 +11,7 @@ from alchemy_tune.core.errors import UsageError
 
 # flag -> the search-space setting it overrides (None = leave the space file's value)
 SETTING_FLAGS = ("trials", "sampler", "pruner", "metric", "seed", "cpus_per_trial", "gpus_per_trial",
-                 "max_concurrent", "repeats", "baselines", "keep_checkpoints")
+                 "max_concurrent", "repeats", "replicate_data", "baselines", "keep_checkpoints")
 PARAM_FLAGS = ("task", "data_dir", "model")
 
 
@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "default), dev_seen, dev_val, or oracle_dev_unseen (test languages' dev: marked ORACLE)")
     g.add_argument("--repeats", type=int, help="training seeds per configuration (seed, seed+1, ...); the "
                    "sampler and pruner see their mean (default: the space's, 1)")
+    g.add_argument("--replicate-data", action=argparse.BooleanOptionalAction, default=None,
+                   help="replicate r also trains on data seed data_seed + r, its own training subsets "
+                        "(--no-replicate-data: every replicate on the same subsets; default: the space's, off)")
     g.add_argument("--baselines", metavar="{matched,none}",
                    help="matched: each sampled configuration with the URIEL loss also runs its plain fine-tuning "
                         "twin (λ = 0, same other settings and seeds), on top of --trials (default: matched for "

@@ -47,8 +47,13 @@ class SearchSettings:
     max_evals: int | None = None
     """asha: evaluations of a trial run to the end (epochs x evals_per_epoch); None = the search's default."""
     repeats: int = 1
-    """Training seeds per sampled configuration (seed, seed + 1, ...; data_seed fixed): each runs as its own
-    trial, and the sampler and pruner see the mean over them (see :mod:`alchemy_tune.tuning.replicates`)."""
+    """Replicates per sampled configuration, replicate r with training seed seed + r (and data seed
+    data_seed + r under ``replicate_data``): each runs as its own trial, and the sampler and pruner see the
+    mean over them (see :mod:`alchemy_tune.tuning.replicates`)."""
+    replicate_data: bool = False
+    """Whether replicates vary the training subsets too: replicate r trains with (seed + r, data_seed + r),
+    so the comparisons speak for the method rather than for one draw of the data. Off (the data seed fixed,
+    every replicate on the same subsets) unless asked: runs made before the setting existed read as off."""
     keep_checkpoints: str = "best"
     """What a finished trial keeps on storage: ``best`` (its best evaluation's checkpoint), ``none`` or
     ``all``. Running and failed trials keep their newest two (a resume continues from them)."""
@@ -60,6 +65,11 @@ class SearchSettings:
     """The comparison the search is for, declared before it runs: {parameter: value or [values]} picks the
     configurations whose comparison with plain fine-tuning is the report's headline family (Holm over them
     alone); None = every configuration. Every other table is exploratory."""
+    margin: float | None = None
+    """The equivalence margin of the headline comparison, declared before the run, in the primary metric's
+    units (0.01 = one accuracy point): a comparison whose 90% interval lies inside ±margin reads
+    "equivalent". None = the metric's default (``analysis.stats.DEFAULT_MARGINS``); ``analyze --margin``
+    overrides it."""
 
 
 SETTINGS = tuple(f.name for f in fields(SearchSettings))
@@ -100,11 +110,18 @@ def value_problem(key: str, value: Any, *, null: str = " or null") -> str | None
             for k, v in value.items()))
         return None if ok else (f"expected {{parameter: value or [values], ...}} (the configurations of the "
                                 f"headline comparison), got {value!r}")
+    if key == "margin":
+        ok = value is None or (is_finite_number(value) and 0 < value < 1)
+        return None if ok else (f"expected a number in (0, 1) (the equivalence margin in the metric's units, "
+                                f"0.01 = one accuracy point){null}, got {value!r}")
     if key == "keep_checkpoints":
         return None if value in ("best", "none", "all") else f"expected best, none or all, got {value!r}"
     if key == "baselines":
         return None if value is None or value in ("matched", "none") else \
             f"expected matched or none{null}, got {value!r}"
+    if key == "replicate_data":
+        return None if isinstance(value, bool) else \
+            f"expected true or false (vary the data seed with the training seed), got {value!r}"
     if key == "repeats":
         return None if _is_int(value, 1) else \
             f"expected an integer >= 1 (training seeds per configuration), got {value!r}"

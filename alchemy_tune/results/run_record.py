@@ -185,7 +185,8 @@ _KINDS = {"kind": str, "run_id": str, "created": str, "task": str, "space": str,
 _SETTING_KINDS = {"metric": str, "mode": str, "sampler": str, "pruner": str, "trials": int, "seed": int,
                   "repeats": int, "max_concurrent": int, "max_evals": int, "n_startup_trials": int,
                   "cpus_per_trial": (int, float), "gpus_per_trial": (int, float), "pruner_options": dict,
-                  "primary": dict, "baselines": str, "keep_checkpoints": str}
+                  "primary": dict, "baselines": str, "keep_checkpoints": str, "replicate_data": bool,
+                  "margin": (int, float)}
 
 
 def _check_types(data: dict, search: dict, where: str) -> None:
@@ -201,7 +202,8 @@ def _check_types(data: dict, search: dict, where: str) -> None:
         raise UsageError(f"{where}: search.objectives: expected [[metric, mode], ...], got {objectives!r:.60}")
     for key, value in search.items():  # kinds only: a value an older version accepted still reads
         kind = _SETTING_KINDS.get(key)
-        if value is not None and kind is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        if value is not None and kind is not None and (not isinstance(value, kind)
+                                                       or isinstance(value, bool) and kind is not bool):
             names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
             raise UsageError(f"{where}: search.{key}: expected {names}, got {type(value).__name__} {value!r:.60}")
 

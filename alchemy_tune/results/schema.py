@@ -82,10 +82,11 @@ def read_steps(run_dir: str, columns: list[str] | None = None, filter: pc.Expres
     return store.read_table(run_dir, "steps", STEPS_SCHEMA, columns, filter)
 
 
-def values_at_steps(run_dir: str, picks: pa.Table, split: str) -> pa.Table:
-    """Per-language values of each trial at its chosen step (``picks``: run_id, trial_id, step, metric),
-    streamed from the metrics files (see :func:`alchemy_tune.results.store.scan_values`)."""
-    return store.scan_values(run_dir, picks, split, METRICS_SCHEMA)
+def values_at_steps(run_dir: str, picks: pa.Table, split: str, *, with_step: bool = False) -> pa.Table:
+    """Per-language values of each trial at its chosen step(s) (``picks``: run_id, trial_id, step, metric),
+    streamed from the metrics files (see :func:`alchemy_tune.results.store.scan_values`); ``with_step``
+    keeps the step column (a trial picked at two steps)."""
+    return store.scan_values(run_dir, picks, split, METRICS_SCHEMA, extra=("step",) if with_step else ())
 
 
 def items_at_steps(run_dir: str, picks: pa.Table) -> pa.Table:

@@ -286,7 +286,7 @@ def scan_values(run_dir: str, picks: pa.Table, split: str, schema: pa.Schema, ex
     if any(c not in data.schema.names for c in extra):  # a run written before these columns existed
         return schema.empty_table().select(out_cols)
     cols = ["run_id", "trial_id", "step", "metric", "lang", "uriel_code", "seen", "value"] \
-        + [c for c in extra if c != "metric"] + (["role"] if has_role else []) + ([ATTEMPT] if latest else [])
+        + [c for c in extra if c not in ("metric", "step")] + (["role"] if has_role else []) + ([ATTEMPT] if latest else [])
     filt = (pc.field("split") == split) & pc.field("metric").isin(metrics)
     found = []
     for batch in data.to_batches(columns=cols, filter=filt, batch_size=1 << 18):

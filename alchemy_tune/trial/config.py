@@ -40,7 +40,9 @@ EXECUTION = "execution"
 """How and where a trial runs and what it records, never what it learns (bf16 and deterministic change
 rounding only): a checkpoint resumes under other values, the analysis pools trials that differ only here."""
 REPLICATE = "replicate"
-"""The training seed: trials that differ only in it are replicates of one configuration."""
+"""The seeds (``seed``, ``data_seed``): trials that differ only in them are replicates of one configuration.
+A data seed draws which examples train (a random draw of the data, like the training seed's draw of the
+initialisation and order), never a setting to tune or to compare."""
 LANGUAGES = "languages"
 """The language lists: they define which scores a trial has, so they are not a searched setting."""
 URIEL = "uriel"
@@ -80,8 +82,9 @@ class TrialConfig:
     script_twins: bool = field(default=False, metadata={ROLE: LANGUAGES})
     """Hold out a seen language's other-script twin too (SIB-200: ``zho_Hant`` when ``zho_Hans`` is seen).
     It shares the seen language's URIEL vector, so by default it is left out of the held-out languages."""
-    data_seed: int = 0
-    """Seed of the training-size subsets (kept apart from ``seed`` so seeds vary training only)."""
+    data_seed: int = field(default=0, metadata={ROLE: REPLICATE})
+    """Seed of the training-size subsets and of a control's derangement (kept apart from ``seed`` so the two
+    can vary separately; a search's ``replicate_data`` varies it with the training seed)."""
     max_length: int = 64
     """Maximum tokens per input (pair inputs together)."""
     group_by_length: bool = True
@@ -269,6 +272,11 @@ def applies(param: str, values: Mapping[str, Any]) -> bool:
     under a dynamic schedule, and a schedule's or an MLP projection's own settings nothing without it."""
     if param in ("lambda", "lambda_"):
         return values.get("lambda_schedule", TrialConfig.lambda_schedule) not in DYNAMIC_SCHEDULES
+    if param == "data_seed":  # it draws the training subsets and a control's derangement, nothing else
+        values = {**task_defaults(values.get("task", TrialConfig.task)), **values}
+        subset = values.get("train_size", TrialConfig.train_size) is not None or (
+            bool(values.get("group_langs")) and values.get("group_train_size") is not None)
+        return subset or values.get("uriel_control", TrialConfig.uriel_control) != "none"
     if is_plain(values) and param in params_with_role(URIEL):
         return False
     if param in _ONLY_WITH:

@@ -47,7 +47,8 @@ def check_trial_fn(trial_fn: str) -> None:
 
 
 def check_seeds(space, settings) -> None:
-    """Every training seed a replicate runs (seed .. seed + repeats - 1) is one numpy and torch accept."""
+    """Every training seed a replicate runs (seed .. seed + repeats - 1), and under ``replicate_data`` every
+    data seed, is one numpy and torch accept."""
     from alchemy_tune.trial.config import MAX_SEED, TrialConfig
 
     p = space.params.get("seed")
@@ -56,6 +57,13 @@ def check_seeds(space, settings) -> None:
     if top > MAX_SEED:
         raise UsageError(f"--repeats {settings.repeats}: replicate seeds would reach {top}, beyond {MAX_SEED}; "
                          "lower the seed or the repeats")
+    if getattr(settings, "replicate_data", False):  # data seeds move with the training seeds
+        p = space.params.get("data_seed")
+        options = [TrialConfig.data_seed] if p is None else (p.values() or [p.high])
+        top = max(int(v) for v in options) + settings.repeats - 1
+        if top > MAX_SEED:
+            raise UsageError(f"--repeats {settings.repeats}: replicate data seeds would reach {top}, beyond "
+                             f"{MAX_SEED}; lower the data_seed or the repeats, or drop --replicate-data")
 
 
 def validate(request):

@@ -37,7 +37,8 @@ def run_confirmation(source_dir: str, configs: Sequence[Mapping[str, Any]],
     run_dir = new_run_dir(storage, name, "choose another --name")
     gpus = gpus_per_trial if gpus_per_trial is not None else source.settings.gpus_per_trial
     settings = {"cpus_per_trial": cpus_per_trial or source.settings.cpus_per_trial or 1, "gpus_per_trial": gpus,
-                "max_concurrent": max_concurrent or source.settings.max_concurrent}
+                "max_concurrent": max_concurrent or source.settings.max_concurrent,
+                "margin": source.settings.margin}  # declared before the search: the confirmation keeps it
     settings = {k: v for k, v in settings.items() if v is not None}
     space_path = f"{run_dir}/{SPACE_FILE}"
     created = not is_uri(run_dir) and not os.path.exists(run_dir)

@@ -1,7 +1,8 @@
 """Replicates: every sampled configuration runs as ``k`` Ray trials with training seeds seed, seed + 1, ...
 
-One Optuna trial is one *configuration*; its ``k`` replicates are Ray trials that differ only in ``seed``
-(``data_seed`` is part of the configuration, so every replicate trains on the same subsets). The sampler
+One Optuna trial is one *configuration*; its ``k`` replicates are Ray trials that differ only in ``seed``,
+and under the search setting ``replicate_data`` in ``data_seed`` too (replicate r: seed + r, data_seed + r,
+each replicate on its own training subsets); without it every replicate trains on the same subsets. The sampler
 and the pruners see one value per configuration:
 
 - at evaluation ``i`` the configuration's intermediate value is the mean over its replicates' values at
@@ -33,12 +34,16 @@ from alchemy_tune.tuning.study_attrs import (
 
 
 
-def seeded(config: Mapping[str, Any], replicate: int) -> dict:
-    """The configuration's replicate ``replicate``: its training seed shifted by the replicate index."""
+def seeded(config: Mapping[str, Any], replicate: int, data: bool = False) -> dict:
+    """The configuration's replicate ``replicate``: its training seed shifted by the replicate index, and
+    with ``data`` its data seed too (the two move together, so replicate r of every configuration, its
+    matched twin included, trains on the same subsets with the same seed)."""
     from alchemy_tune.trial.config import TrialConfig
 
-    base = config.get("seed", TrialConfig.seed)
-    return {**config, "seed": int(base) + int(replicate)}
+    out = {**config, "seed": int(config.get("seed", TrialConfig.seed)) + int(replicate)}
+    if data:
+        out["data_seed"] = int(config.get("data_seed", TrialConfig.data_seed)) + int(replicate)
+    return out
 
 
 def replicate_of(frozen: FrozenTrial | None, ray_id: str) -> int | None:
@@ -83,7 +88,7 @@ def suggest(handle, ray_id: str, space, n_configs: int, grid: list[dict] | None)
         if free:
             handle.set_user_attr(t.number, f"{RAY_ID_PREFIX}{free[0]}", ray_id)
             handle.bind(ray_id, t.number)
-            return seeded(t.user_attrs[CONFIG_ATTR], free[0])
+            return seeded(t.user_attrs[CONFIG_ATTR], free[0], handle.replicate_data)
     n = handle.n_trials()
     if n >= n_configs or (grid is not None and n >= len(grid)):
         return None
@@ -93,7 +98,7 @@ def suggest(handle, ray_id: str, space, n_configs: int, grid: list[dict] | None)
     number = handle.number_of(ray_id)
     handle.set_user_attr(number, REPLICATES_ATTR, k)
     handle.set_user_attr(number, f"{RAY_ID_PREFIX}0", ray_id)
-    return seeded(config, 0)
+    return seeded(config, 0, handle.replicate_data)
 
 
 def release_unknown(handle, known_ray_ids: set[str]) -> int:

@@ -366,7 +366,7 @@ def _start(request: SearchRequest, space, settings, enqueued, run_dir: str):
     trainable = make_trainable(request.trial_fn, trial_resources(settings), selection=(metric, mode))
     tuner = make_tuner(trainable, searcher, scheduler, callbacks, settings, run_dir, request.max_failures)
     cluster = ray.cluster_resources()
-    reps = handle.replication.describe()
+    reps = handle.replication.describe() + (" and data seeds" if handle.repeats > 1 and handle.replicate_data else "")
     oracle = " [ORACLE: selects on test-language dev data]" if C.is_oracle(metric) else ""
     twins = " (+ a plain fine-tuning twin for each with the URIEL loss)" if handle.matched_baselines else ""
     print(f"search {run_dir}: {settings.trials} configurations{reps}{twins}, selection {metric}{oracle}, "

@@ -51,6 +51,7 @@ class StudyHandle:
     """Opens the study lazily (so it pickles as a few strings) and maps Ray trial ids to Optuna trials."""
 
     repeats = 1  # also what a handle pickled by an older version (a resumed run's Tune state) reads
+    replicate_data = False  # likewise: runs made before the setting kept the data seed fixed
     matched_baselines = False
 
     @classmethod
@@ -63,17 +64,20 @@ class StudyHandle:
                    seed=settings.seed, concurrent=settings.max_concurrent or 0,  # 0 = unlimited
                    pruner_options=settings.pruner_options, n_startup_trials=settings.n_startup_trials,
                    run_dir=run_dir, repeats=settings.repeats, run_id=run_id,
+                   replicate_data=getattr(settings, "replicate_data", False),
                    baselines=getattr(settings, "baselines", None) == "matched")
 
     def __init__(self, journal_path: str, *, objectives: Sequence[tuple[str, str]], sampler: str, pruner: str,
                  seed: int | None, concurrent: int = 1, pruner_options: Mapping[str, Any] | None = None,
                  n_startup_trials: int | None = None, run_dir: str | None = None, repeats: int = 1,
-                 run_id: str | None = None, baselines: bool = False):
+                 run_id: str | None = None, baselines: bool = False, replicate_data: bool = False):
         self.journal_path = str(journal_path)
         self.matched_baselines = bool(baselines)
         """Every sampled configuration with the URIEL loss gets its plain fine-tuning twin (baselines.py)."""
         self.repeats = int(repeats)
         """Ray trials (training seeds) per configuration."""
+        self.replicate_data = bool(replicate_data)
+        """Replicate r also trains on data seed data_seed + r (:func:`alchemy_tune.tuning.replicates.seeded`)."""
         self.replication = replication(self.repeats)
         """One Ray trial per configuration, or replicates: chosen here, once (:mod:`alchemy_tune.tuning.replication`)."""
         self.run_dir, self.run_id = run_dir, run_id
