@@ -134,7 +134,7 @@ def test_plan_states_the_smallest_effect_the_design_detects_assumed_or_from_a_pr
 
     from alchemy_tune.analysis import analyze as A
     from alchemy_tune.analysis import paired as P
-    from alchemy_tune.analysis.stats import ASSUMED, design_mde, seeds_for_margin
+    from alchemy_tune.analysis.stats import ASSUMED, design_mde, languages_for_margin, seeds_for_margin
     from testing.synthetic import make_run
 
     result = cli("plan", "--space", "search_spaces/study.yaml", "--show", "1")
@@ -146,7 +146,10 @@ def test_plan_states_the_smallest_effect_the_design_detects_assumed_or_from_a_pr
     assert "power, planned a priori" in result.stdout
     equivalence = next(x for x in result.stdout.splitlines() if "equivalence within ±0.01" in x)
     need = seeds_for_margin(8, 0.01, **ASSUMED)
-    assert f"needs {need if need else 'more than 50'} seed(s)" in equivalence
+    assert f"{need if need else 'more than 50'} seed(s) with 8 languages" in equivalence
+    for k in (3, 5, 10):  # the languages the margin needs at each number of seeds
+        langs = languages_for_margin(k, 0.01, **ASSUMED)
+        assert f"{langs if langs else 'more than 5000'} with {k} seeds" in equivalence
     assert "the Holm family: the 13 configurations of the grid that train with the URIEL loss" in result.stdout
     assert family == round(design_mde(8, 3, **ASSUMED, alpha=0.05 / 13), 4) > one
     assert "assumed (--prior RUN_DIR" in result.stdout

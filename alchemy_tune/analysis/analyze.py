@@ -75,12 +75,18 @@ class Runs:
         return self.average.split("_")[0]
 
     def col(self, key: str) -> str:
-        """Trials column of an average at the selected evaluation: ``col("dev_unseen")``."""
+        """Trials column of an average at the evaluation that scores each trial: ``col("test_unseen")``."""
         return f"{self.at}_{key}"
+
+    @staticmethod
+    def rank_col(key: str) -> str:
+        """Trials column of an average at each trial's best step: what ranks trials and configurations, as
+        the sampler and ``confirm`` rank them (dev data only), whichever step scores the comparisons."""
+        return f"best_{key}"
 
     @property
     def score(self) -> str:
-        return self.col(self.average)
+        return self.rank_col(self.average)
 
     @property
     def oracle(self) -> bool:
@@ -176,9 +182,9 @@ def load_runs(run_dirs: list[str], *, metric: str | None = None, at: str = "fina
     metric = metric or _selection_metric(frame, selections)
     if metric.startswith("test_"):
         raise UsageError(f"--metric: {metric!r} would rank configurations on test data; use a dev_* average")
-    averages = sorted(c.removeprefix(f"{at}_") for c in frame.columns if c.startswith(f"{at}_")
-                      and c != f"{at}_step" and not c.startswith(f"{at}_test_"))  # test never ranks
-    if f"{at}_{metric.removeprefix(ORACLE_PREFIX)}" not in frame:
+    averages = sorted(c.removeprefix("best_") for c in frame.columns if c.startswith("best_")
+                      and c != "best_step" and not c.startswith("best_test_"))  # test never ranks
+    if f"best_{metric.removeprefix(ORACLE_PREFIX)}" not in frame:
         raise UsageError(f"--metric: {metric!r} is not an average of these runs; valid: {', '.join(averages)}")
     primary_metric = next(iter(frame["primary_metric"].dropna()), "accuracy") if "primary_metric" in frame \
         else "accuracy"
@@ -313,8 +319,8 @@ def leaderboard(runs: Runs, top: int = 10) -> pd.DataFrame:
     t = _scored(runs, finished=False).sort_values(runs.score, ascending=False).head(top)
     split = runs.split
     cols = {"run_id": "run", "trial_id": "trial", "status": "status", runs.score: runs.metric,
-            runs.col(f"{split}_seen"): f"{split}_seen", runs.col(f"{split}_unseen"): f"{split}_unseen",
-            f"{runs.at}_step": "step", "config_id": "config", "replicate": "replicate", "cfg_lambda": "lambda",
+            runs.rank_col(f"{split}_seen"): f"{split}_seen", runs.rank_col(f"{split}_unseen"): f"{split}_unseen",
+            "best_step": "step", "config_id": "config", "replicate": "replicate", "cfg_lambda": "lambda",
             "cfg_lambda_schedule": "schedule", "cfg_uriel_features": "uriel_features",
             "cfg_projection": "projection", "cfg_train_size": "train_size", "cfg_lr": "lr",
             "cfg_seed": "seed"}
@@ -326,10 +332,12 @@ def leaderboard(runs: Runs, top: int = 10) -> pd.DataFrame:
     return out
 
 
-def units(runs: Runs, *, split: str = "test", other_rule: bool = False) -> P.Units:
+def units(runs: Runs, *, split: str = "test", other_rule: bool = False, trials: pd.DataFrame | None = None
+          ) -> P.Units:
     """Finished trials' per-language ``split`` scores, keyed for pairing, with their test examples;
-    ``other_rule``: the scores at the other evaluation rule (the sensitivity table's)."""
-    t = _scored(runs)
+    ``other_rule``: the scores at the other evaluation rule (the sensitivity table's); ``trials``: these
+    trials only (a subset of the runs' finished ones)."""
+    t = _scored(runs) if trials is None else trials
     t = t[t["status"].isin([C.COMPLETED, C.DIVERGED])]
     if other_rule:
         other = "best" if runs.at == "final" else "final"
@@ -419,7 +427,7 @@ def per_language_scores(u: P.Units, key: str | None, name: str) -> pd.DataFrame:
 
 def pareto_front(runs: Runs) -> pd.DataFrame:
     """Trials no other trial beats on both seen and unseen score."""
-    seen, unseen = runs.col(f"{runs.split}_seen"), runs.col(f"{runs.split}_unseen")
+    seen, unseen = runs.rank_col(f"{runs.split}_seen"), runs.rank_col(f"{runs.split}_unseen")
     t = _scored(runs)
     t = t[t[seen].notna() & t[unseen].notna()]
     if t.empty:

@@ -32,16 +32,15 @@ def control_comparisons(units: P.Units, roles=P.ROLES, margin: float | None = No
                         ) -> tuple[pd.DataFrame, str | None]:
     """One row per (configuration on the real vectors, control) that both ran: Δ = real − control per role,
     from the same model as the comparisons with plain fine-tuning, Holm over the table's rows per role."""
-    if CONTROL not in units.identity:
-        return pd.DataFrame(), None
+    if CONTROL not in units.identity or all(_is_real(r.get(CONTROL)) for r in units.records.values()):
+        return pd.DataFrame(), None  # no configuration trained on a control: nothing to pair
     shown = [c for c in units.searched if c != CONTROL]
     rows = []
     for config, record in units.records.items():
         if units.plain[config] or not _is_real(record.get(CONTROL)):
             continue
         for control in CONTROLS:
-            partner = {**record, CONTROL: control}
-            key = P.config_keys(pd.DataFrame([partner]), units.identity).iloc[0]
+            key = P.record_key({**record, CONTROL: control}, units.identity)
             if key not in units.records:
                 continue
             row = {"configuration": P.label(record, shown), "control": control,

@@ -61,14 +61,19 @@ def design_table(table: pd.DataFrame, focus, runs: A.Runs, prior: tuple[dict, st
     return pd.DataFrame(rows, columns=["quantity", "value"])
 
 
-def sensitivity(part: A.Runs, table: pd.DataFrame, runs: A.Runs, *, confirmed: bool) -> tuple[pd.DataFrame, str | None]:
+def sensitivity(part: A.Runs, table: pd.DataFrame, runs: A.Runs, units: P.Units, *, confirmed: bool
+                ) -> tuple[pd.DataFrame, str | None]:
     """The headline family's comparisons under both checkpoint rules side by side: the report's rule
     (``runs.at``) and the other (each trial's own best dev step when the rule is the final step), Holm over
-    the family under each rule."""
+    the family under each rule. Only the family's trials and their baselines' are read again (``units``:
+    the family's own, keyed), so a search of thousands of configurations pays for its headline only."""
     if table.empty or "configuration" not in table or part.other_langs.empty:
         return pd.DataFrame(), None
     other = "best" if runs.at == "final" else "final"
-    theirs, _ = A.comparisons(A.units(part, other_rule=True), runs.margin)
+    labels = set(table["configuration"])
+    keys = {k for k, r in units.records.items() if P.label(r, units.searched) in labels}
+    theirs, _ = A.comparisons(A.units(part, other_rule=True, trials=units.trials_with_baselines(keys)),
+                              runs.margin)
     if theirs.empty:
         return pd.DataFrame(), None
     theirs = theirs[theirs["configuration"].isin(set(table["configuration"]))].copy()

@@ -92,8 +92,14 @@ def config_keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
     """One text key per row of the values in ``columns`` (text groups and compares simply in pandas)."""
     if not columns:
         return pd.Series("()", index=frame.index, dtype=object)
-    return pd.Series([repr(k) for k in zip(*(frame[c].map(hashable) for c in columns))], index=frame.index,
-                     dtype=object)
+    # a list, not Series.map: map turns None back into NaN in a float column, and is slower
+    return pd.Series([repr(k) for k in zip(*([hashable(v) for v in frame[c]] for c in columns))],
+                     index=frame.index, dtype=object)
+
+
+def record_key(record: dict, columns: list[str]) -> str:
+    """:func:`config_keys` of one record (a dict), without building a frame for it."""
+    return repr(tuple(hashable(record.get(c)) for c in columns)) if columns else "()"
 
 
 def short(column: str) -> str:
@@ -197,6 +203,13 @@ class Units:
         differ = int((mine[common].to_numpy() != theirs[common].to_numpy()).sum())
         return (f"the twins were scored at different steps in {differ} of {len(common)} replicate(s)"
                 if differ else "")
+
+    def trials_with_baselines(self, configs) -> pd.DataFrame:
+        """The trials of ``configs`` (keys) and of their matched plain fine-tuning baselines."""
+        t = self._keyed
+        bases = {self.base_of[k] for k in configs}
+        keep = t["_config"].isin(set(configs)) | (t["_base"].isin(bases) & t["_plain"])
+        return self.trials[keep.to_numpy()]
 
     def plain_twin(self, config: str) -> str | None:
         """The plain fine-tuning configuration matched to ``config`` (None: none)."""

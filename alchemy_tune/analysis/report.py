@@ -67,7 +67,7 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
         if confirmed else None))
     notes["design"] = D.NOTE
     put("sensitivity", D.sensitivity(runs.part(confirm=confirmed) if confirmed else search, v_table, runs,
-                                     confirmed=confirmed))
+                                     v_units, confirmed=confirmed))
     if "No verdict" not in verdict[0]:
         verdict.append(("[oracle: selection saw test-language dev data] " if runs.oracle else "")
                        + f"Headline family: {family}; every other table is exploratory, each its own Holm family.")
@@ -337,7 +337,7 @@ def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: st
     primary = runs.trials["primary_metric"].dropna() if "primary_metric" in runs.trials else pd.Series([])
     split = runs.split
     label = f"test {primary.iloc[0] if len(primary) else 'score'}"
-    seen, unseen = runs.col(f"{split}_seen"), runs.col(f"{split}_unseen")
+    seen, unseen = runs.rank_col(f"{split}_seen"), runs.rank_col(f"{split}_unseen")
     tag = "ORACLE selection (saw test-language dev data)" if runs.oracle else ""
     scaling_settings = list(dict.fromkeys(tables["scaling"]["setting"])) if "setting" in tables["scaling"] else []
     made = {
@@ -367,8 +367,8 @@ def write_report(runs: A.Runs, tables, notes, verdict, out: Path, importance: st
     if headline is not None:
         lines += [f"![{title('confirmed' if made.get('confirmed') else 'comparisons')}]({headline.name})", ""]
     lines += [f"Runs: {', '.join(runs.dirs)}  ",
-              f"Ranking: `{runs.metric}` at each trial's {runs.at} evaluation (never test data); every trial is "
-              f"scored at its {runs.at} evaluation. Margin: ±{runs.margin:g}, {runs.margin_source}. Δ = configuration "
+              f"Ranking: `{runs.metric}` at each trial's best step, as the search and `confirm` rank (never test "
+              f"data); every comparison scores each trial at its {runs.at} evaluation. Margin: ±{runs.margin:g}, {runs.margin_source}. Δ = configuration "
               "− matched plain fine-tuning (λ=0, same other settings), paired by training seed and language on "
               "the test split. " + METHOD, ""]
     names = shown(tables) + ["per_language"]

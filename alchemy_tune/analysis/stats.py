@@ -383,6 +383,23 @@ def seeds_for_margin(n_lang: int, margin: float, sd_language: float, sd_seed: fl
     return None
 
 
+def languages_for_margin(n_seed: int, margin: float, sd_language: float, sd_seed: float, sd_residual: float, *,
+                         power: float = POWER, most: int = 5000) -> int | None:
+    """The fewest test languages (2 … ``most``) with which ``n_seed`` seeds show equivalence within
+    ``margin`` with ``power`` when the true Δ is 0 (:func:`design_margin` falls as languages are added);
+    None when even ``most`` do not (the seed component alone keeps the interval wider)."""
+    def enough(n_lang: int) -> bool:
+        return design_margin(n_lang, n_seed, sd_language, sd_seed, sd_residual, power=power) <= margin
+
+    if n_seed < 2 or not enough(most):
+        return None
+    lo, hi = 2, most
+    while lo < hi:  # bisection on a quantity that falls with the number of languages
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid + 1, hi)
+    return lo
+
+
 def item_interval(treated, baseline, labels, kind: str, *, level: float = LEVEL, n_resamples: int = N_RESAMPLES,
                   seed: int = 0) -> tuple[float, float, float]:
     """(Δ, lo, hi) of one language from its test examples: a paired bootstrap over the examples.

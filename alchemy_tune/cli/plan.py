@@ -173,7 +173,8 @@ def power_lines(n_test: int, n_seen: int, repeats: int, comparisons: int, compon
                 margin: float | None = None, margin_source: str = "") -> list[str]:
     """A priori, before anything runs: the smallest Δ a comparison of this design detects with 80% power, on
     test and seen languages, and the replicates that showing equivalence within the margin needs."""
-    from alchemy_tune.analysis.stats import ASSUMED, DEFAULT_MARGIN, design_margin, design_mde, seeds_for_margin
+    from alchemy_tune.analysis.stats import (ASSUMED, DEFAULT_MARGIN, design_margin, design_mde,
+                                             languages_for_margin, seeds_for_margin)
 
     sd, source = components or (ASSUMED, "assumed (--prior RUN_DIR fits them from a run)")
     margin = margin or DEFAULT_MARGIN
@@ -191,12 +192,15 @@ def power_lines(n_test: int, n_seen: int, repeats: int, comparisons: int, compon
     if n_test >= 1:
         shown = design_margin(n_test, repeats, **sd) if repeats >= 2 else float("nan")
         need = seeds_for_margin(n_test, margin, **sd)
+        by_seeds = []
+        for k in sorted({max(repeats, 2), 5, 10}):
+            if k >= max(repeats, 2):
+                langs = languages_for_margin(k, margin, **sd)
+                by_seeds.append(f"{langs if langs else 'more than 5000'} with {k} seeds")
         lines.append(f"  equivalence within ±{margin:g} ({margin_source or 'the default margin'}) on test languages, "
-                     f"80% power at Δ = 0: needs {need if need else 'more than 50'} seed(s)"
-                     + ("" if need else f" (the spread between {n_test} languages alone keeps the interval wider: "
-                                        "more test languages, not seeds, would narrow it)")
-                     + (f"; with {repeats} the smallest margin shown equivalent is ±{shown:.4f}" if shown == shown
-                        else ""))
+                     f"80% power at Δ = 0: {need if need else 'more than 50'} seed(s) with {n_test} languages; "
+                     f"test languages needed: {', '.join(by_seeds)}"
+                     + (f"; this design shows equivalence within ±{shown:.4f}" if shown == shown else ""))
     if m > 1:
         lines.append(f"  (the Holm family: the {m} configurations of the grid that train with the URIEL loss, each "
                      "compared with plain fine-tuning; the plain ones are the baselines, not members)")
