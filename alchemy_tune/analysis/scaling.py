@@ -265,13 +265,19 @@ def size_to_match(c: Curve, base: Curve, level: float = LEVEL) -> dict:
                               base.fits[form]["params"], np.asarray(base.sizes), base.cube, largest, level=level)
     if not np.isfinite(needs):
         return {**row, "needs": math.inf, "ratio": math.inf, "reading": "its fitted curve never reaches the target"}
-    lo, hi = (largest * math.exp(e.lo), largest * math.exp(e.hi)) if np.isfinite(e.lo) else (math.nan, math.nan)
+    # the interval inverts a test over 64× beyond the sizes run on each side: an end it never reached is
+    # unbounded (0 or inf), which the words say
+    lo, hi = (largest * math.exp(e.lo), largest * math.exp(e.hi)) if not math.isnan(e.lo) else (math.nan, math.nan)
     ratio = needs / largest
+
+    def bound(x: float) -> str:
+        return "any smaller amount" if x == 0 else "any larger amount" if x == math.inf else f"{x / largest:.2g}×"
+
     if np.isfinite(e.p) and e.p < ALPHA:
-        reading = f"{'less' if ratio < 1 else 'more'} data: {ratio:.2g}× [{lo / largest:.2g}, {hi / largest:.2g}]"
-    elif np.isfinite(lo):
-        reading = (f"inconclusive: {ratio:.2g}×; the data cannot rule out from {lo / largest:.2g}× to "
-                   f"{hi / largest:.2g}× the data")
+        reading = f"{'less' if ratio < 1 else 'more'} data: {ratio:.2g}× [{bound(lo)}, {bound(hi)}]"
+    elif not math.isnan(lo):
+        reading = (f"inconclusive: {ratio:.2g}×; the data cannot rule out from {bound(lo)} to {bound(hi)} "
+                   "the data")
     else:
         reading = f"{ratio:.2g}× (no interval)"
     if needs > max(c.sizes):

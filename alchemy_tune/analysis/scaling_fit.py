@@ -23,6 +23,7 @@ this is the same model, and the same calibration, as every other comparison of `
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -135,24 +136,58 @@ def reach(form: str, params, target: float) -> float:
 def shift_effect(form: str, predict, params, sizes, cube, base_params, base_sizes, base_cube, at: float,
                  *, level: float = LEVEL) -> tuple[float, Effect]:
     """Data efficiency: the horizontal shift between two fitted curves (one form) at the baseline's fitted
-    score at ``at``: (the size the curve needs to reach it, the Effect of ln(that size / ``at``)). The
-    baseline's own fit reaches its target at ``at`` by construction, so the ratio is the shift, and the
-    target's uncertainty (the baseline's fit) is part of the interval."""
+    score at ``at``: (the size the curve needs to reach it, the Effect of ln(that size / ``at``)).
+
+    The interval inverts a test, as Fieller's interval for a ratio does (Fieller 1954, "Some problems in
+    interval estimation", JRSS B 16(2)): a size n belongs to it when the contrast (the curve's fitted score
+    at n) − (the baseline's fitted score at ``at``), put through the languages × seeds model, is not
+    significant at 1 − ``level``. The contrast is linear in the per-size means (exactly for the log-linear
+    form, at fixed exponent for the power law), so its test holds its level where a delta-method interval
+    of the inverse function does not (a flat curve makes that derivative, and its interval, unreliable).
+    The baseline's own fit reaches its target at ``at`` by construction, so the ratio is the shift, and the
+    target's uncertainty (the baseline's fit) is part of every test; p is the test at n = ``at`` (no
+    shift)."""
     p, bp = np.asarray(params, float), np.asarray(base_params, float)
     target = float(predict(bp, [at])[0])
     needs = reach(form, p, target)
     if not np.isfinite(needs):
         return needs, Effect()
+    g = influence(form, p, sizes)
+    wb = -(jacobian(form, bp, [at])[0] @ influence(form, bp, base_sizes))
+    alpha = 1 - level
 
-    def log_ratio(both):
-        t = float(predict(both[len(p):], [at])[0])
-        return math.log(reach(form, both[:len(p)], t) / at)
+    def test(log_n: float) -> Effect:
+        n = math.exp(log_n)
+        w = jacobian(form, p, [n])[0] @ g
+        return linear_effect(float(predict(p, [n])[0]) - target, [(cube, w), (base_cube, wb)], level=level)
 
-    with np.errstate(all="ignore"):
-        grad = numeric_gradient(log_ratio, np.concatenate([p, bp]))
-    w = grad[:len(p)] @ influence(form, p, sizes)
-    wb = grad[len(p):] @ influence(form, bp, base_sizes)
-    return needs, linear_effect(math.log(needs / at), [(cube, w), (base_cube, wb)], level=level)
+    def accepted(log_n: float) -> bool:
+        e = test(log_n)
+        return not (np.isfinite(e.p) and e.p < alpha)
+
+    centre = math.log(needs)
+    span = (math.log(min(sizes)) - math.log(64), math.log(max(sizes)) + math.log(64))
+    ends = []
+    for edge in span:  # walk out from the estimate to the first rejected size, then bisect the boundary
+        steps = np.linspace(centre, edge, 41)[1:]
+        inside, outside = centre, None
+        for x in steps:
+            if not accepted(x):
+                outside = x
+                break
+            inside = x
+        if outside is None:  # never rejected within 64× the sizes run: unbounded on this side
+            ends.append(-math.inf if edge < centre else math.inf)
+            continue
+        for _ in range(12):
+            mid = (inside + outside) / 2
+            inside, outside = (mid, outside) if accepted(mid) else (inside, mid)
+        ends.append((inside + outside) / 2)
+    at_ratio_one = test(math.log(at))
+    lo, hi = sorted(ends)
+    log_ratio = math.log(needs / at)
+    return needs, dataclasses.replace(at_ratio_one, delta=log_ratio, lo=lo - math.log(at), hi=hi - math.log(at),
+                                      lo90=math.nan, hi90=math.nan, pivot=None)
 
 
 def crossing_effect(sizes, cube, *, level: float = LEVEL) -> tuple[float, Effect]:

@@ -17,6 +17,7 @@ import dataclasses
 
 from alchemy_tune.tuning.trial_fn import TRIAL_FN
 from alchemy_tune.tuning.cluster import init_ray
+from alchemy_tune.tuning.driver_lock import DriverLock
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tuning.journal import fetch, relocate, restored_unfinished, restoring
 from alchemy_tune.tuning.searcher import StudyHandle
@@ -32,10 +33,6 @@ def resume_search(run_dir: str, *, address: str | None = None, num_cpus: int | N
     """Continue a search whose driver died (and/or extend it to ``trials``): Tune restores its trials from
     their checkpoints and the study is reconciled first, so every trial ends up in the study and in the
     results exactly once. The study and every setting come from the run's record, as the search began."""
-    from ray import tune
-
-    from alchemy_tune.tuning.trainable import make_trainable
-
     record = RunRecord.read(run_dir)
     if record.kind != "search":
         raise UsageError(f"{run_dir}: a {record.kind!r} run, not a search; only searches can be resumed")
@@ -43,7 +40,18 @@ def resume_search(run_dir: str, *, address: str | None = None, num_cpus: int | N
         raise UsageError(f"--trials {trials}: the search already has {record.settings.trials} trials; give "
                          "more to extend it")
     run_dir = run_dir.rstrip("/") if is_uri(run_dir) else local_path(run_dir)
-    journal = fetch(run_dir, "{run_dir}: no {journal} (the search died before its first trial); start a new search")
+    with DriverLock(run_dir, "alchemy-tune resume"):  # never beside a driver that still runs it
+        return _resume(run_dir, record, address, num_cpus, progress_interval_s, trials, retry_errored)
+
+
+def _resume(run_dir: str, record: RunRecord, address, num_cpus, progress_interval_s, trials, retry_errored
+            ) -> SearchOutcome:
+    from ray import tune
+
+    from alchemy_tune.tuning.trainable import make_trainable
+
+    journal = fetch(run_dir, "{run_dir}: no {journal} (the search stopped before its first trial); start a new "
+                             "search with the same --name")
     if not tune.Tuner.can_restore(run_dir):
         raise UsageError(f"{run_dir}: no Ray Tune experiment state; start a new search instead")
     space = _space(record) if retry_errored or trials else None
