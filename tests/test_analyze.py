@@ -760,7 +760,9 @@ def test_bad_metric_lists_only_what_can_rank_and_a_bad_out_fails_before_the_work
 
 def test_a_full_disk_while_writing_the_report_is_one_line_and_leaves_no_half_file(lambdas, tmp_path, capsys,
                                                                                    monkeypatch):
-    """ENOSPC on the report's tables.json: one line naming --out; the earlier report's files stay whole."""
+    """ENOSPC on the report's tables.json, written after report.md and the PNGs: one line naming --out, and
+    the folder holds the earlier report exactly (no new report.md beside the old tables.json), with no
+    staging folder left beside it."""
     import errno
 
     from alchemy_tune.results import run_dir as run_dir_module
@@ -785,8 +787,10 @@ def test_a_full_disk_while_writing_the_report_is_one_line_and_leaves_no_half_fil
     assert main(["analyze", lambdas, "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--out {out}" in err and "No space left on device" in err
-    assert (out / "tables.json").read_bytes() == before["tables.json"]
+    assert f"nothing in {out} changed" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no staging folder left
     json.loads((out / "tables.json").read_text())
 
 

@@ -78,6 +78,34 @@ def test_every_check_a_search_makes_runs_before_anything_starts_dry_run_included
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_dry_run_asking_for_gpus_the_machine_lacks_is_refused(tmp_path):
+    """`--gpus-per-trial 1 --dry-run` on a machine without a GPU: the one-line refusal the real run gives
+    after Ray starts, at once."""
+    import torch
+
+    if torch.cuda.device_count() >= 1:
+        pytest.skip("this machine has a GPU: the dry run rightly passes")
+    result = run_cli("--gpus-per-trial", "1", "--dry-run", "--storage", str(tmp_path / "runs"), cwd=tmp_path)
+    one_line_error(result, "--gpus-per-trial 1: this machine has 0 GPU(s)")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_ray_address_in_the_environment_is_honoured_and_a_dead_one_fails_in_seconds(tmp_path, monkeypatch):
+    """$RAY_ADDRESS names the cluster to join when --address is not given (as Ray's own tools read it);
+    pointing at nothing, the search ends within seconds with one error line naming the variable, and the
+    run folder it had begun is gone."""
+    import time
+
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # loopback, a port nothing listens on
+    started = time.monotonic()
+    result = run_cli("--trials", "1", "--name", "nowhere", "--storage", str(tmp_path / "runs"), cwd=tmp_path)
+    assert result.returncode == 2 and time.monotonic() - started < 30
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("note: joining the Ray cluster at $RAY_ADDRESS=127.0.0.1:1")
+    assert len(lines) == 2 and "$RAY_ADDRESS=127.0.0.1:1: cannot connect to a Ray cluster" in lines[1]
+    assert "Traceback" not in result.stderr and not (tmp_path / "runs" / "nowhere").exists()
+
+
 def test_a_pruner_option_that_is_not_a_number_fails_before_the_search(tmp_path):
     space = tmp_path / "s.yaml"
     space.write_text("search: {pruner: percentile, pruner_options: {percentile: high}, trials: 2}\nlr: 1.0e-4\n")
@@ -98,6 +126,22 @@ def test_plan_and_dry_run_print_the_same_plan(tmp_path):
     dry = run_cli("--space", "lambda", "--trials", "5", "--dry-run", cwd=tmp_path)
     assert plan.returncode == dry.returncode == 0
     assert dry.stdout.splitlines()[1:] == plan.stdout.splitlines()  # the dry run says where results would go first
+
+
+def test_a_grid_says_what_part_of_it_runs_and_whether_a_verdict_can_follow(tmp_path):
+    """`alchemy-tune --trials 8 --space lambda` (a grid of 19 without λ = 0): before anything runs, the plan
+    says that 8 of its 19 configurations run and that no verdict against plain fine-tuning can follow; more
+    trials than the grid holds run the grid once, and it says so."""
+    dry = run_cli("--trials", "8", "--space", "lambda", "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0
+    assert "trials: 8 of the grid's 19 configurations (the first ones, in the grid's order)" in dry.stdout
+    assert "no verdict against plain fine-tuning" in dry.stdout
+    whole = run_cli("--space", "study", "--dry-run", cwd=tmp_path)
+    assert "trials: 14 of the grid's 14 configurations (the full grid)" in whole.stdout
+    assert "no verdict" not in whole.stdout  # its grid holds plain fine-tuning
+    more = run_cli("--trials", "20", "--space", "lambda", "--dry-run", cwd=tmp_path)
+    assert more.returncode == 0 and "trials: 19 of the grid's 19 configurations (the full grid)" in more.stdout
+    assert "--trials 20 asks for more than its 19 configurations; the grid sampler runs each once: 19" in more.stdout
 
 
 @pytest.mark.parametrize("table, column", [("trials", "final_step"), ("metrics", "value")])
@@ -142,3 +186,23 @@ def test_an_unwritable_storage_fails_before_anything_starts(tmp_path):
     blocker.write_text("x")
     one_line_error(run_cli("--trials", "1", "--storage", str(blocker / "runs"), "--dry-run"),
                    f"--storage {blocker / 'runs'}: {blocker} is a file, not a folder")
+
+
+@pytest.mark.parametrize("limit_mb", [300, 600, 1500])
+def test_too_little_address_space_is_one_line_at_once_never_a_hang(tmp_path, limit_mb):
+    """`ulimit -v` at 300 MB, 600 MB and 1.5 GB gave a MemoryError traceback, a silent hang (OpenBLAS looping
+    on a failed allocation) and a "Failed to launch worker thread" traceback: each is now one line, exit 2,
+    within seconds."""
+    import resource
+    import subprocess
+    import sys
+    import time
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (limit_mb << 20, limit_mb << 20))
+
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "alchemy_tune.cli", "plan"], cwd=tmp_path, preexec_fn=limit,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and time.monotonic() - started < 30
+    assert done.stderr.count("\n") == 1 and f"address-space limit (ulimit -v) is {limit_mb:,} MB" in done.stderr

@@ -98,6 +98,27 @@ def test_a_second_confirmation_draws_seeds_no_earlier_one_used(tmp_path):
     assert plan(run, top=1, repeats=2).seeds == [6, 7]
 
 
+def test_damaged_neighbour_records_never_break_a_healthy_runs_confirmation(tmp_path, capsys):
+    """Run folders beside the source whose alchemy_run.json is nested 100,000 levels deep, a list, or a
+    confirmation record with mistyped fields: `confirm --dry-run` of the healthy run still plans (exit 0),
+    the earlier confirmation beside them still counts, and the damaged ones are named once."""
+    run = _source_run(tmp_path, "e5-small")
+    RunRecord.new("confirm", run_id="confirm-a", source_run={"run_id": "search-1", "run_dir": run},
+                  confirm={"top": 1, "repeats": 3, "seeds": [3, 4, 5]}).write(str(tmp_path / "confirm-search-1"))
+    for name, text in (("deep", "[" * 100_000 + "]" * 100_000), ("a-list", "[1, 2, 3]"),
+                       ("mistyped", '{"kind": "confirm", "source_run": {"run_id": "search-1"}, '
+                                    '"confirm": {"seeds": "three"}}'),
+                       ("wrong-shape", '{"kind": "confirm", "source_run": "search-1"}')):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "alchemy_run.json").write_text(text)
+    assert main(["confirm", run, "--top", "1", "--repeats", "2", "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "seeds 6, 7" in out, out
+    assert err.count("skipped") == 1 and "damaged" in err
+    assert all(n in err for n in ("deep", "a-list", "mistyped", "wrong-shape"))
+    assert plan(run, top=1, repeats=2).seeds == [6, 7]  # the healthy earlier confirmation still counts
+
+
 def test_a_configuration_is_ranked_only_when_all_its_replicates_completed(tmp_path):
     """λ=3 has the best mean dev score over the replicates that completed, but one of its two was pruned:
     it is not ranked (its mean would be over fewer seeds than the others'), and the plan says so."""

@@ -90,3 +90,4 @@ def test_a_search_that_stopped_before_its_first_trial_frees_its_name(tmp_path, c
     Path(run_dir, "study.journal").write_text("")
     _forget_abandoned(run_dir)
     assert Path(run_dir, RUN_FILE).exists()
+

@@ -82,3 +82,39 @@ def test_a_search_on_an_object_store_keeps_its_tables_and_journal_there(tmp_path
     assert sorted(r["trial_id"] for r in rows) == sorted(t.user_attrs[RAY_ID_ATTR] for t in study.trials)
     assert all(r["status"] == C.COMPLETED and r["n_reports"] == 6 for r in rows)
     assert len(read_steps(run_dir)) == 12  # every evaluation of both trials, once
+
+
+def test_a_journal_whose_last_line_a_crash_cut_reopens_and_grows_cleanly(tmp_path, capsys):
+    """A crash mid-append leaves the journal's last line cut (no newline). Opening the study moves the cut
+    piece aside and truncates after the last whole line, so the next append starts a line of its own: every
+    later reader (a resume, optuna-dashboard) parses the whole file, and every recorded trial is kept."""
+    import json as _json
+
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from alchemy_tune.core.settings import SearchSettings
+    from alchemy_tune.tuning.searcher import StudyHandle
+
+    journal = str(tmp_path / "study.journal")
+    handle = StudyHandle.for_settings(journal, SearchSettings(sampler="random", pruner="none"), run_dir=str(tmp_path))
+    for x in (0.1, 0.2, 0.3):
+        trial = handle.study.ask()
+        trial.suggest_float("lr", 0.0, 1.0)
+        handle.study.tell(trial, x)
+    whole = open(journal, "rb").read()
+    lines = whole.splitlines(keepends=True)
+    with open(journal, "wb") as f:  # the crash: the last operation half-written
+        f.write(b"".join(lines[:-1]) + lines[-1][: len(lines[-1]) // 2])
+    again = StudyHandle.for_settings(journal, SearchSettings(sampler="random", pruner="none"), run_dir=str(tmp_path))
+    kept = len(again.study.get_trials())
+    trial = again.study.ask()
+    trial.suggest_float("lr", 0.0, 1.0)
+    again.study.tell(trial, 0.4)
+    assert "its last line was cut off by a crash" in capsys.readouterr().err
+    raw = open(journal, "rb").read()
+    assert raw.endswith(b"\n") and all(_json.loads(line) for line in raw.splitlines())  # no glued line
+    reread = optuna.load_study(study_name=None, storage=JournalStorage(JournalFileBackend(journal)))
+    assert len(reread.get_trials()) == kept + 1 and kept >= 2
+    assert list(tmp_path.glob("study.journal.cut-*"))

@@ -16,7 +16,7 @@ def test_plan_of_the_paper_massive_space_without_data():
     result = cli("plan", "--space", "search_spaces/paper-massive.yaml", "--show", "5")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "trials: 100 (the full grid)" in out
+    assert "trials: 100 of the grid's 100 configurations (the full grid)" in out
     # no hub here: the loader's own lists; the paper had no validation languages
     assert "25 seen (trained on), 0 validation (dev chooses), 27 test languages (never choose) (declared lists" in out
     assert "selection metric: dev_select (dev split of the seen languages (no validation languages, so = dev_seen)" in out
@@ -32,13 +32,13 @@ def test_plan_with_release_files_loads_them(tmp_path):
     assert "25 seen (trained on), 0 validation (dev chooses), 27 test languages (never choose) (loaded)" in result.stdout
     # a validation group for a paper task, from the command line: held-out locales that now choose
     result = cli("--dry-run", "--space", "search_spaces/paper-massive.yaml", "--data-dir", str(data),
-                 "--set", "val=[it-IT, pl-PL]")
+                 "--set", "val=[it-IT, pl-PL]", "--gpus-per-trial", "0")  # the space's 1 GPU: not on this machine
     assert result.returncode == 0, result.stderr
     assert "25 seen (trained on), 2 validation (dev chooses), 25 test languages (never choose) (loaded)" in result.stdout
     assert "validation: it-IT pl-PL" in result.stdout
     assert "selection metric: dev_select (dev split of the seen + validation languages" in result.stdout
     result = cli("--dry-run", "--space", "search_spaces/paper-massive.yaml", "--data-dir", str(data),
-                 "--set", "val=[en-US]")
+                 "--set", "val=[en-US]", "--gpus-per-trial", "0")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "val: 'en-US' is a seen (training) language" in result.stderr
 
@@ -58,7 +58,7 @@ def test_dry_run_of_the_search_prints_the_same_plan():
     assert result.returncode == 2 and "unrecognized arguments: --show" in result.stderr
     result = cli("--dry-run", "--space", "search_spaces/paper-grid.yaml")
     assert result.returncode == 0, result.stderr
-    assert "trials: 49 (the full grid)" in result.stdout and "(loaded)" in result.stdout
+    assert "trials: 49 of the grid's 49 configurations (the full grid)" in result.stdout and "(loaded)" in result.stdout
     # the bundled corpus's member codes get the macro-language codes of the paper tasks, and the coverage
     # shown is that of the code used
     from alchemy_tune.languages.uriel import UrielTable

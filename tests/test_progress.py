@@ -47,6 +47,10 @@ def test_each_trial_end_is_counted_without_reading_the_whole_study_again(tmp_pat
     assert "4/4 done (3 completed, 0 pruned, 0 diverged, 1 failed), 0 running; best dev_unseen=0.5000 " \
            "(trial t1)" in line
     assert len(looks) == 2  # one look at the study (this search's trials, the completed ones), then none
+    # elapsed time on every line; the time left once a trial has ended, a guess while few have
+    lines = out.getvalue().splitlines()
+    assert all("min elapsed" in x for x in lines)
+    assert "min left (a guess: few trials have ended)" in lines[0] and "min left" not in lines[-1]
     # a resumed driver (Tune unpickles the callback) looks again and agrees
     import pickle
 

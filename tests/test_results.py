@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 
 import duckdb
 import pandas as pd
@@ -534,3 +535,44 @@ def test_a_stale_lock_of_a_dead_compaction_is_taken_over(run_dir):
     with open(lock, "w") as f:
         _json.dump({"host": socket.gethostname(), "pid": 2**22 + 12345}, f)  # no such process
     assert compact(run_dir)["metrics"] == 4 and not os.path.exists(lock)
+
+
+def test_a_killed_writers_temporary_file_is_swept_by_the_next_compaction(run_dir):
+    """A compaction killed mid-write leaves `.compacted-….parquet.<uuid>.tmp`: the next compaction deletes
+    it (older than STALE_TMP_S), and leaves a fresh one (a running search's part being written)."""
+    from alchemy_tune.results.compaction import STALE_TMP_S
+
+    restarted_run(run_dir)
+    folder = os.path.join(run_dir, "results", "metrics")
+    stale = os.path.join(folder, ".compacted-00000000000000000001.parquet.0123abcd.tmp")
+    fresh = os.path.join(folder, ".part-x.parquet.4567cdef.tmp")
+    for path in (stale, fresh):
+        with open(path, "wb") as f:
+            f.write(b"PAR1 cut")
+    old = time.time() - STALE_TMP_S - 60
+    os.utime(stale, (old, old))
+    assert compact(run_dir)["metrics"] == 4
+    assert not os.path.exists(stale) and os.path.exists(fresh)
+
+
+def test_a_results_file_cut_in_half_is_named_before_anything_runs_again(tmp_path, capsys):
+    from alchemy_tune.cli import main
+    """A steps part cut by a crash: `resume` refuses at once, naming the file (not "Parquet magic bytes not
+    found" after every remaining trial has run), and `analyze` names it too."""
+    from testing.synthetic import make_run
+
+    run = make_run(str(tmp_path / "cut"), n_trials=2, n_langs=4, repeats=1)
+    parts = sorted((tmp_path / "cut" / "results" / "steps").glob("**/*.parquet"))
+    assert parts
+    data = parts[0].read_bytes()
+    parts[0].write_bytes(data[: len(data) // 2])
+    assert main(["resume", run]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{parts[0]}: not a readable Parquet file" in err
+    metrics = sorted((tmp_path / "cut" / "results" / "metrics").glob("**/*.parquet"))[0]
+    parts[0].write_bytes(data)  # the steps part whole again; a metrics part cut instead
+    whole = metrics.read_bytes()
+    metrics.write_bytes(whole[: len(whole) // 2])
+    assert main(["analyze", run, "--no-report"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{metrics}: not a readable Parquet file" in err

@@ -107,6 +107,11 @@ def test_an_interrupted_search_says_so_exits_non_zero_and_resume_finishes_it(tmp
     assert driver.returncode == code, (out[-2000:], err[-3000:])
     assert "interrupted" in err and f"alchemy-tune resume {run_dir}" in err
     assert "Traceback" not in err
+    # the summary says what happened: interrupted, never "finished"; the last line says how to go on
+    summary = [line for line in out.splitlines() if line.startswith("search ")][-1]
+    assert summary.startswith("search interrupted after ") and "search finished" not in out, out[-2000:]
+    assert err.strip().splitlines()[-1] == (f"interrupted: the search stopped before its end; nothing is lost. "
+                                            f"Continue it with `alchemy-tune resume {run_dir}`")
     finished = sum(t.state.is_finished() for t in load_study(run_dir).trials)
     assert finished < 6, "the search ended before the signal; nothing was interrupted"
     if sig == signal.SIGTERM:
@@ -116,8 +121,14 @@ def test_an_interrupted_search_says_so_exits_non_zero_and_resume_finishes_it(tmp
     resumed = subprocess.run([sys.executable, "-m", "alchemy_tune.cli", "resume", str(run_dir), "--num-cpus", "2"],
                              capture_output=True, text=True, timeout=300, env=env)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.startswith(f"resume {run_dir}: "), resumed.stdout[:500]  # a header first
     trials = load_study(run_dir).trials
     assert sum(t.state.name == "COMPLETE" for t in trials) == 6
+    again = subprocess.run([sys.executable, "-m", "alchemy_tune.cli", "resume", str(run_dir), "--num-cpus", "2"],
+                           capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0 and f"nothing to resume: {run_dir} had already ended" in again.stdout, \
+        again.stdout[-2000:]
+    assert "search finished" not in again.stdout
 
 
 def test_a_full_disk_stops_the_search_with_one_line_and_resume_finishes_it(tmp_path, scripted_ray, monkeypatch):

@@ -466,3 +466,44 @@ def test_each_seen_language_reports_the_examples_it_trained_on_group_sizes_inclu
     assert rec.reports[-1][K.STEP] == (32 + 16 + 16) // 8
     with pytest.raises(UsageError, match="group_langs: spa not among the seen languages"):
         prepare(tiny(tiny_encoder_dir, group_langs=["spa"], group_train_size=8))
+
+
+def test_a_checkpoint_cut_by_a_crash_restarts_the_trial_from_its_beginning(tiny_encoder_dir, tmp_path, capsys):
+    """A checkpoint cut in half (a crash during its save): resuming from it says so and trains the trial
+    from its first step to the end, with the scores of an uninterrupted run, instead of crashing on every
+    retry and ending failed."""
+    config = tiny(tiny_encoder_dir)
+    full = Recorder()
+    run_trial(config, full)
+    crashed = Recorder(keep_dir=tmp_path, crash_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_trial(config, crashed)
+    saved = Path(crashed.checkpoints[0]) / CHECKPOINT_FILE
+    data = saved.read_bytes()
+    saved.write_bytes(data[: len(data) // 2])
+    resumed = Recorder()
+    outcome = run_trial(config, resumed, resume_from=str(crashed.checkpoints[0]))
+    assert "checkpoint unreadable" in capsys.readouterr().err
+    assert outcome.status == K.COMPLETED and [r[K.STEP] for r in resumed.reports] == [3, 6, 9]
+    assert resumed.reports[-1][K.LANGS] == full.reports[-1][K.LANGS]
+
+
+def test_training_gives_a_sign_of_life_at_least_every_30_seconds(tiny_encoder_dir, monkeypatch):
+    """With every training step taking 31 s of (simulated) time, each step calls the heartbeat, with the step,
+    the total and the rate; with steps of 10 s, every third. `alchemy-tune train` prints each one."""
+    from alchemy_tune.trial import train as train_module
+
+    real_step = train_module._train_step
+    for per_step, expected in ((31.0, 9), (10.0, 3)):
+        now = [0.0]
+
+        def slow_step(*args, per_step=per_step, now=now):  # each optimiser step takes per_step seconds
+            now[0] += per_step
+            return real_step(*args)
+
+        monkeypatch.setattr(train_module, "_clock", lambda now=now: now[0])
+        monkeypatch.setattr(train_module, "_train_step", slow_step)
+        beats = []
+        run_trial(tiny(tiny_encoder_dir), Recorder(), heartbeat=beats.append)
+        assert len(beats) == expected, (per_step, beats)
+        assert beats[-1]["total_steps"] == 9 and beats[0]["phase"] == "training" and beats[0]["examples_per_second"] > 0

@@ -19,6 +19,7 @@ exactly the chosen configurations, in order, without pruning.
 from __future__ import annotations
 
 import json
+import sys
 import math
 import os
 from dataclasses import dataclass
@@ -171,6 +172,7 @@ def earlier_confirmation_seeds(run_dir: str, run_id: str | None, data: bool = Fa
     parent = root.rstrip("/").rsplit("/", 1)[0]
     seeds: set[int] = set()
     data_seeds: set[int] = set()
+    skipped: list[str] = []
     try:
         folders = fs.get_file_info(pafs.FileSelector(parent, recursive=False))
     except (OSError, FileNotFoundError):
@@ -181,13 +183,28 @@ def earlier_confirmation_seeds(run_dir: str, run_id: str | None, data: bool = Fa
         try:
             with fs.open_input_stream(f"{info.path}/{RUN_FILE}") as handle:
                 record = json.loads(handle.read())
-        except (OSError, FileNotFoundError, ValueError):
+        except (OSError, FileNotFoundError):
+            continue  # not a run folder
+        except (ValueError, RecursionError):  # malformed JSON, or nested too deeply to be a record
+            skipped.append(info.path.rsplit("/", 1)[-1])
             continue
-        if record.get("kind") == "confirm" and (record.get("source_run") or {}).get("run_id") == run_id:
+        if not isinstance(record, dict):
+            skipped.append(info.path.rsplit("/", 1)[-1])
+            continue
+        try:
+            if not (record.get("kind") == "confirm" and (record.get("source_run") or {}).get("run_id") == run_id):
+                continue
             confirm = record.get("confirm") or {}
-            seeds |= {int(s) for s in confirm.get("seeds") or []}
-            if confirm.get("fresh_data"):  # a kept source data seed is not the confirmation's to claim
-                data_seeds |= {int(s) for s in confirm.get("data_seeds") or []}
+            mine = {int(s) for s in confirm.get("seeds") or []}
+            fresh = {int(s) for s in confirm.get("data_seeds") or []} if confirm.get("fresh_data") else set()
+        except (AttributeError, TypeError, ValueError):  # a neighbour's record of the wrong shape
+            skipped.append(info.path.rsplit("/", 1)[-1])
+            continue
+        seeds |= mine
+        data_seeds |= fresh  # a kept source data seed is not the confirmation's to claim
+    if skipped:  # a damaged neighbour never breaks this run's confirmation; it is named once
+        print(f"note: skipped {len(skipped)} run folder(s) beside {run_dir} whose {RUN_FILE} is damaged: "
+              f"{', '.join(sorted(skipped)[:5])}{' …' if len(skipped) > 5 else ''}", file=sys.stderr, flush=True)
     return (seeds, data_seeds) if data else seeds
 
 

@@ -183,7 +183,8 @@ def _breakable(text: str) -> str:
 
 def markdown_table(table: pd.DataFrame) -> str:
     rows = [[_breakable(_cell(v)).replace("|", "\\|") for v in row] for row in table.itertuples(index=False)]
-    head = "| " + " | ".join(map(str, table.columns)) + " |"
+    # a header may wrap after each '_' (p_holm_unseen): the cells, not the names, set a column's width
+    head = "| " + " | ".join(str(c).replace("_", "_\u200b") for c in table.columns) + " |"
     return "\n".join([head, "|" + "---|" * len(table.columns)] + ["| " + " | ".join(r) + " |" for r in rows])
 
 
@@ -275,7 +276,7 @@ MOVED_FIRST = ("run", "trial", "step", "config", "replicate", "selection_score",
                "p_unseen", "p_seen", "p_val", "ci_sim_unseen", "ci_sim_seen", "ci90_unseen", "ci90_seen",
                "halfwidth_unseen", "halfwidth_seen", "margin", "caveats_unseen", "caveats_seen", "uriel_centroid",
                "at", "better", "held_out_rmse", "note", "extrapolated_to", "predicted", "observed", "extrapolation_ok",
-               "words", "halfwidth", "target_at", "p", "sign_change_at")
+               "words", "halfwidth", "target_at", "p", "sign_change_at", "n_unseen", "n_seen")
 """Columns a table too wide to read moves to its CSV first."""
 
 

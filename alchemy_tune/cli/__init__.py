@@ -67,6 +67,23 @@ def _top_help() -> str:
     return "\n".join(lines)
 
 
+MIN_ADDRESS_SPACE = 4 << 30
+"""The address space (``ulimit -v``) below which no command starts: torch alone maps about 2.5 GB of
+libraries, and a thread pool that cannot get its stacks hangs (OpenBLAS) or dies with a long traceback."""
+
+
+def address_space_problem() -> str | None:
+    """A one-line refusal when the process's address-space limit is too small to import the stack."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY or soft >= MIN_ADDRESS_SPACE:
+        return None
+    return (f"the address-space limit (ulimit -v) is {soft >> 20:,} MB; alchemy-tune needs at least "
+            f"{MIN_ADDRESS_SPACE >> 20:,} MB of address space (torch maps about 2.5 GB of libraries, and "
+            "thread pools reserve their stacks there): raise it, e.g. `ulimit -v unlimited`")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-h", "--help"):
@@ -79,11 +96,19 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] and not argv[0].startswith("-") and command == DEFAULT_COMMAND:
         print(f"alchemy-tune: error: unknown command {argv[0]!r}; valid: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    too_little = address_space_problem()
+    if too_little:
+        print(f"alchemy-tune {command}: error: {too_little}", file=sys.stderr)
+        return 2
     try:
         parser = build_parser(command)
         args = parser.parse_args(argv)  # argparse itself exits 2 with a one-line message
         module = importlib.import_module(COMMANDS[command][0])
         return int(module.run(args) or 0)
+    except MemoryError:
+        print(f"alchemy-tune {command}: error: out of memory (the machine, or a limit such as `ulimit -v`); "
+              "free memory or raise the limit, or give the command less to do", file=sys.stderr)
+        return 2
     except UsageError as exc:
         print(f"alchemy-tune {command}: error: {exc}", file=sys.stderr)
         return 2

@@ -77,6 +77,45 @@ def run_space(record, run_dir: str):
     return stored_space(record, run_dir) or space_of_run(record, run_dir)
 
 
+REPORT_FILES = ("report.md", "report.html", "tables.json", "csv")
+"""What a report folder holds besides its PNGs: a folder of only these (and PNGs) is a report to replace."""
+
+
+def _report_only(folder: Path) -> bool:
+    return all(p.name in REPORT_FILES or p.suffix == ".png" for p in folder.iterdir())
+
+
+def publish_report(out: Path, write):
+    """``write(folder)`` into a staging folder beside ``out``, then put it in ``out``'s place: a report that
+    fails half-way (a full disk) leaves ``out`` as it was, never one analysis's report.md beside another's
+    tables.json. An ``out`` that holds other files too gets the new files moved in one by one."""
+    import shutil
+    import uuid
+
+    stage = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        result = write(stage)
+    except OSError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise UsageError(f"--out {out}: the report could not be written ({exc.strerror or exc}); nothing in "
+                         f"{out} changed") from None
+    if not out.exists():
+        os.replace(stage, out)
+    elif _report_only(out):  # two renames: a crash between them leaves two whole reports, never a mix
+        aside = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(out, aside)
+        os.replace(stage, out)
+        shutil.rmtree(aside, ignore_errors=True)
+    else:
+        for item in stage.iterdir():
+            target = out / item.name
+            if target.is_dir() and item.is_dir():
+                shutil.rmtree(target)
+            os.replace(item, target)
+        shutil.rmtree(stage, ignore_errors=True)
+    return [out / Path(p).name for p in result]
+
+
 def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UsageError(f"--top: must be a positive integer, got {args.top}")
@@ -91,11 +130,8 @@ def run(args: argparse.Namespace) -> int:
     tables, notes, verdict = compute(runs, top=args.top, importance=args.importance)
     print_tables(tables, notes, runs.notes, verdict, args.format)
     if out is not None:
-        try:
-            pngs = write_report(runs, tables, notes, verdict, out, args.importance)
-        except OSError as exc:
-            raise UsageError(f"--out {out}: the report could not be written ({exc.strerror or exc}); the "
-                             "files already there are whole, from this analysis or an earlier one") from None
+        pngs = publish_report(out, lambda folder: write_report(runs, tables, notes, verdict, folder,
+                                                                 args.importance))
         if args.format == "table":
             print(f"\nreport: {out / 'report.md'} ({len(pngs)} plots)")
     return 0

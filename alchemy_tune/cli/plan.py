@@ -7,6 +7,8 @@ of a grid; the sampled parameters and their ranges otherwise).
 
 from __future__ import annotations
 
+import dataclasses
+
 import argparse
 
 from alchemy_tune.trial.config import TrialConfig
@@ -286,7 +288,14 @@ def _print_plan(space, trials, show, components, settings) -> int:
     print(f"objective {', '.join(f'{m} ({d})' for m, d in objective)}; sampler {s.sampler}; pruner {s.pruner}; "
           f"{s.cpus_per_trial} CPU + {s.gpus_per_trial} GPU per trial; max concurrent {s.max_concurrent or 'auto'}")
     if grid is not None:
-        print(f"trials: {n} (the full grid)")
+        taken = min(trials or s.trials or n, n)
+        print(f"trials: {taken} of the grid's {n} configurations" + (" (the full grid)" if taken == n else
+                                                                      " (the first ones, in the grid's order)"))
+        from alchemy_tune.tuning.checks import grid_note
+
+        note = grid_note(space, dataclasses.replace(s, trials=trials or s.trials or n))
+        if note:
+            print(f"note: {note}")
     else:
         print(f"trials: {n if n else 'as given by --trials'} (sampled; the space has continuous parameters)")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 
@@ -78,8 +79,13 @@ def print_outcome(outcome) -> None:
     from alchemy_tune.tuning.replication import replication
 
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
-    took = f" in {outcome.wall_seconds / 60:.1f} min" if outcome.wall_seconds else ""
-    print(f"\nsearch finished{took}: {counts or 'no trials'}")
+    if outcome.nothing_to_resume:
+        print(f"\nnothing to resume: {outcome.run_dir} had already ended ({counts or 'no trials'}); "
+              f"`alchemy-tune resume {outcome.run_dir} --trials N` extends it")
+        return
+    took = f" after {outcome.wall_seconds / 60:.1f} min" if outcome.wall_seconds else ""
+    ended = "interrupted" if outcome.interrupted else "finished"  # an interrupted search never says finished
+    print(f"\nsearch {ended}{took}: {counts or 'no trials'}")
     if outcome.baselines:
         twins = ", ".join(f"{n} {status}" for status, n in sorted(outcome.baselines.items()))
         print(f"matched plain fine-tuning baselines (λ = 0 twins, on top of the sampled trials): {twins}")
@@ -106,6 +112,14 @@ def dry_run(request) -> int:
     from alchemy_tune.tuning.checks import validate
 
     space, settings, _ = validate(request)  # every check a search makes before it writes anything
+    local = request.address is None and not os.environ.get("RAY_ADDRESS")
+    if local and settings.gpus_per_trial:  # the real run's check needs Ray; a dry run asks torch directly
+        import torch
+
+        found = torch.cuda.device_count()
+        if found < settings.gpus_per_trial:
+            raise UsageError(f"--gpus-per-trial {settings.gpus_per_trial:g}: this machine has {found} GPU(s) that "
+                             "torch can use; use 0, or --address of a Ray cluster with GPUs")
     return print_plan(space, settings.trials, settings=settings)
 
 

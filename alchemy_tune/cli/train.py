@@ -136,7 +136,18 @@ def run(args: argparse.Namespace) -> int:
                   f"  ({time.perf_counter() - started:.0f}s)",
                   flush=True)
 
-    outcome = run_trial(config, report)
+    def heartbeat(beat: dict) -> None:  # between evaluations, at least every 30 s: a sign of life
+        if args.quiet:
+            return
+        left = (beat["total_steps"] - beat["step"]) * config.batch_size / max(beat["examples_per_second"], 1e-9)
+        print(f"  {beat['phase']}: step {beat['step']}/{beat['total_steps']}, "
+              f"{beat['examples_per_second']:.1f} examples/s, about {left / 60:.1f} min of training left "
+              f"({time.perf_counter() - started:.0f}s)", flush=True)
+
+    if not args.quiet:
+        print("preparing: the encoder, the task's data and the URIEL vectors (a first run builds caches, "
+              "which can take minutes)", flush=True)
+    outcome = run_trial(config, report, heartbeat=heartbeat)
     if sink:
         sink.close(outcome)
     if outcome.status == K.DIVERGED:

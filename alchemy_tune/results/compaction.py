@@ -54,9 +54,35 @@ def compact(run_dir: str, schemas: dict[str, pa.Schema | None]) -> dict[str, int
         return _compact(fs, root, schemas)
 
 
+STALE_TMP_S = 600
+"""A temporary file (``.NAME.<uuid>.tmp``, :func:`alchemy_tune.results.run_dir.atomic_write`) older than
+this is a killed writer's leftover: a part or a compacted file takes seconds to write."""
+
+
+def sweep_stale_tmp(fs, base: str, now: float | None = None) -> int:
+    """Delete the leftover temporary files of killed writers in one table folder; the number deleted. A
+    fresh one may be a running search's part being written, and stays."""
+    import pyarrow.fs as pafs
+
+    now = time.time() if now is None else now
+    gone = 0
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(base, recursive=False, allow_not_found=True))
+    except OSError:
+        return 0
+    for info in infos:
+        name = info.path.rsplit("/", 1)[-1]
+        if (info.type == pafs.FileType.File and name.startswith(".") and name.endswith(".tmp")
+                and info.mtime is not None and now - info.mtime.timestamp() > STALE_TMP_S):
+            fs.delete_file(info.path)
+            gone += 1
+    return gone
+
+
 def _compact(fs, root: str, schemas: dict[str, pa.Schema | None]) -> dict[str, int]:
     merged = {}
     for table in TABLES:
+        sweep_stale_tmp(fs, table_dir(root, table))  # under the compaction lock: one sweeper at a time
         listing = Listing(fs, root, table)
         old = v1_path(root, table)
         has_old = _exists(fs, old)

@@ -159,7 +159,10 @@ def _read_many(fs: pafs.FileSystem, paths: list[str]) -> pa.Table:
         return pa.table({})
 
     def one(path: str) -> pa.Table:
-        table = pq.read_table(path, filesystem=fs)
+        try:
+            table = pq.read_table(path, filesystem=fs)
+        except pa.ArrowInvalid as exc:
+            raise UsageError(unreadable(path, exc)) from None
         _check_version(path, table.schema.metadata)
         return table.replace_schema_metadata(None)
 
@@ -204,14 +207,36 @@ DECLARED: dict[str, dict[str, str]] = {}
 """Table -> column -> its declared Arrow type, as text (registered by :mod:`alchemy_tune.results.schema`)."""
 
 
+def _which_unreadable(fs, paths, exc: Exception) -> str:
+    for path in paths:
+        try:
+            pq.read_metadata(path, filesystem=fs)
+        except (pa.ArrowInvalid, OSError) as bad:
+            return unreadable(path, bad)
+    return f"results: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}"
+
+
+def unreadable(path: str, exc: Exception) -> str:
+    """A results file Parquet cannot read (cut by a crash mid-write, or not one this package wrote), named,
+    with what to do."""
+    first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+    return (f"{path}: not a readable Parquet file ({first}); a crash may have cut it: move it out of the "
+            "results folder to go on (the rows it held are lost)")
+
+
 def mistyped(run_dir: str, declared_only: bool = False) -> str | None:
-    """Which results file has a column of another type than declared (or, for columns declared nowhere such
-    as ``cfg_*``, than most of its table's files have), in words; None when every column agrees."""
+    """Which results file cannot be read, or has a column of another type than declared (or, for columns
+    declared nowhere such as ``cfg_*``, than most of its table's files have), in words; None when every
+    file reads and every column agrees."""
     fs, root = resolve(run_dir)
     for table in TABLES:
         kinds: dict[str, dict[str, list[str]]] = {}
         for path in _files(fs, table_dir(root, table)):
-            for field in pq.read_schema(path, filesystem=fs):
+            try:
+                schema = pq.read_schema(path, filesystem=fs)
+            except pa.ArrowInvalid as exc:
+                return unreadable(path, exc)
+            for field in schema:
                 kinds.setdefault(field.name, {}).setdefault(str(field.type), []).append(path)
         for column, by_type in kinds.items():
             usual = DECLARED.get(table, {}).get(column)
@@ -289,10 +314,13 @@ def scan_values(run_dir: str, picks: pa.Table, split: str, schema: pa.Schema, ex
         + [c for c in extra if c not in ("metric", "step")] + (["role"] if has_role else []) + ([ATTEMPT] if latest else [])
     filt = (pc.field("split") == split) & pc.field("metric").isin(metrics)
     found = []
-    for batch in data.to_batches(columns=cols, filter=filt, batch_size=1 << 18):
-        if batch.num_rows:
-            found.append(pa.Table.from_batches([batch]).join(picks, ["run_id", "trial_id", "step", "metric"],
-                                                             join_type="inner"))
+    try:
+        for batch in data.to_batches(columns=cols, filter=filt, batch_size=1 << 18):
+            if batch.num_rows:
+                found.append(pa.Table.from_batches([batch]).join(picks, ["run_id", "trial_id", "step", "metric"],
+                                                                 join_type="inner"))
+    except pa.ArrowInvalid as exc:  # Arrow's message names no file: find the one that cannot be read
+        raise UsageError(_which_unreadable(fs, data.files, exc)) from None
     if not found:
         return schema.empty_table().select(out_cols)
     table = pa.concat_tables(found)

@@ -7,6 +7,8 @@ and the configuration. Everything loads on the CPU.
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,10 +31,19 @@ class Progress:
     best: float | None = None  # best selection value so far
 
 
+class Unreadable(Exception):
+    """A checkpoint file that cannot be loaded (cut by a crash during its save, or gone)."""
+
+
 def load(folder: str | Path) -> dict:
     # Everything is loaded on the CPU: set_rng_state accepts only a CPU ByteTensor (map_location=cuda moved
     # it and every resume on a GPU failed), and load_state_dict copies each tensor to its parameter's device.
-    return torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+    path = Path(folder) / CHECKPOINT_FILE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise Unreadable(f"{path}: {first}") from None
 
 
 def save(folder: str | Path, model: torch.nn.Module, parts: Mapping[str, Any], config: TrialConfig,

@@ -14,6 +14,7 @@ import itertools
 import math
 import random
 import tempfile
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Optional
@@ -42,6 +43,11 @@ from alchemy_tune.languages import controls
 from alchemy_tune.languages.vectors import load_table
 
 Report = Callable[[dict, Optional[str]], None]
+Heartbeat = Callable[[dict], None]
+"""Called at least every :data:`HEARTBEAT_S` seconds of training with {phase, step, total_steps,
+examples_per_second, seconds}: a sign of life between evaluations for a console (never for the tables)."""
+HEARTBEAT_S = 30.0
+_clock = time.monotonic  # the heartbeat's clock (a test makes it run fast)
 
 
 @dataclass
@@ -372,7 +378,7 @@ def _train_step(p: Prepared, opt: Optimisation, batch: dict, step: int, losses: 
 
 
 def run_trial(config: TrialConfig | Mapping, report: Report, *, resume_from: str | None = None,
-              select: tuple[str, str] | None = None) -> TrialOutcome:
+              select: tuple[str, str] | None = None, heartbeat: Heartbeat | None = None) -> TrialOutcome:
     """Train and evaluate one configuration, calling ``report(metrics, checkpoint_dir)`` at every eval.
 
     ``select`` = (metric, mode) that chooses the best step (the search's metric); default dev_select, max.
@@ -384,14 +390,14 @@ def run_trial(config: TrialConfig | Mapping, report: Report, *, resume_from: str
     prepared = prepare(config)
     prepare_seconds = time.perf_counter() - started
     outcome = train_prepared(prepared, report, resume_from=resume_from, select=select, memory=memory,
-                             started=started)
+                             started=started, heartbeat=heartbeat)
     outcome.timings.prepare = prepare_seconds
     return outcome
 
 
 def train_prepared(p: Prepared, report: Report, *, resume_from: str | None = None,
                    select: tuple[str, str] | None = None, memory: PeakMemory | None = None,
-                   started: float | None = None) -> TrialOutcome:
+                   started: float | None = None, heartbeat: Heartbeat | None = None) -> TrialOutcome:
     """The training loop of :func:`run_trial` on an already prepared trial (benchmarks build their own)."""
     selection = Selection(*select) if select else Selection()
     memory = memory or PeakMemory(p.device)
@@ -400,7 +406,13 @@ def train_prepared(p: Prepared, report: Report, *, resume_from: str | None = Non
     opt = build_optimisation(p, plan)
     progress = Progress()
     if resume_from:
-        progress = checkpoint.restore(resume_from, p.model, opt.stateful(), p.config, p.device)
+        try:
+            progress = checkpoint.restore(resume_from, p.model, opt.stateful(), p.config, p.device)
+        except checkpoint.Unreadable as exc:
+            # nothing was loaded (the file fails before any state is touched): start again from the first
+            # step, which the results tables record as a new attempt, rather than fail on every retry
+            print(f"warning: checkpoint unreadable ({exc}); the trial starts again from its beginning",
+                  file=sys.stderr, flush=True)
     prior = progress.train_seconds
 
     def seconds() -> float:
@@ -408,11 +420,23 @@ def train_prepared(p: Prepared, report: Report, *, resume_from: str | None = Non
 
     timings, loop_started = Timings(), time.perf_counter()
     losses, last = StepLosses(p.device), {}
+    beat = {"at": _clock(), "step": progress.step}
+
+    def sign_of_life(phase: str) -> None:
+        now = _clock()
+        if heartbeat is None or now - beat["at"] < HEARTBEAT_S:
+            return
+        rate = (progress.step - beat["step"]) * p.config.batch_size / max(now - beat["at"], 1e-9)
+        heartbeat({"phase": phase, "step": progress.step, "total_steps": plan.total_steps,
+                   "examples_per_second": rate, "seconds": seconds()})
+        beat.update(at=now, step=progress.step)
+
     p.model.train()
     with contextlib.closing(_batches(p, plan, progress.step)) as batches:
         for batch in batches:
             _train_step(p, opt, batch, progress.step, losses)
             progress.step += 1
+            sign_of_life("training")
             at_eval = progress.step % plan.eval_every == 0 or progress.step == plan.total_steps
             if at_eval or progress.step % DIVERGENCE_CHECK_EVERY == 0:
                 diverged = _diverged(p, opt, losses, seconds(), report)

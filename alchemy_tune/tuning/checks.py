@@ -4,6 +4,8 @@ folder is left behind to block the name."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dataclasses
 
 from alchemy_tune.tuning.trial_fn import TRIAL_FN
@@ -64,6 +66,30 @@ def check_seeds(space, settings) -> None:
         if top > MAX_SEED:
             raise UsageError(f"--repeats {settings.repeats}: replicate data seeds would reach {top}, beyond "
                              f"{MAX_SEED}; lower the data_seed or the repeats, or drop --replicate-data")
+
+
+def grid_note(space, settings) -> str | None:
+    """What a grid search runs when ``--trials`` takes part of the grid, and whether it holds plain
+    fine-tuning to compare with: lines ``plan`` and the search print before anything runs."""
+    from alchemy_tune.trial.config import TrialConfig, is_plain
+
+    grid = space.grid()
+    if grid is None:
+        return None
+    notes = []
+    if settings.trials is not None and settings.trials < len(grid):
+        notes.append(f"grid: --trials {settings.trials} runs the first {settings.trials} of its {len(grid)} "
+                     "configurations, in the grid's order (leave --trials out to run them all)")
+    elif settings.trials is not None and settings.trials > len(grid):
+        notes.append(f"grid: --trials {settings.trials} asks for more than its {len(grid)} configurations; "
+                     f"the grid sampler runs each once: {len(grid)}")
+    base = TrialConfig().to_dict()
+    ran = grid[: settings.trials] if settings.trials else grid
+    if not any(is_plain({**base, **space.fixed(), **c}) for c in ran) and not settings.baselines == "matched":
+        notes.append("no plain fine-tuning (λ = 0) among the configurations it runs: its report compares them "
+                     "with each other, but gives no verdict against plain fine-tuning (add λ = 0 to the grid, "
+                     "or see ablation.yaml and study.yaml)")
+    return "; ".join(notes) or None
 
 
 def validate(request):

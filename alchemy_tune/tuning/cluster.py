@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -77,6 +78,22 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> None:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     if ray.is_initialized():
         return
+    named_by_env = not address and bool(os.environ.get("RAY_ADDRESS"))
+    if named_by_env:  # as Ray's own tools do (a Ray job's driver gets it): join that cluster, and say so
+        address = os.environ["RAY_ADDRESS"]
+        print(f"note: joining the Ray cluster at $RAY_ADDRESS={address} (unset RAY_ADDRESS to start Ray on this "
+              "machine)", file=sys.stderr, flush=True)
+    try:
+        _init(address, num_cpus)
+    except UsageError as exc:
+        if named_by_env:
+            raise UsageError(str(exc).replace(f"--address {address}", f"$RAY_ADDRESS={address}", 1)) from None
+        raise
+
+
+def _init(address: str | None, num_cpus: int | None) -> None:
+    import ray
+
     # Workers' own log lines (one per checkpoint) would drown the progress lines; errors still reach the
     # results and the progress line, and full traces stay in each trial's error.txt.
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 
 from ray.tune import Callback
@@ -78,6 +79,41 @@ def upload(run_dir: str, journal: str) -> None:
     if is_uri(run_dir) and os.path.exists(journal):
         with open(journal, "rb") as handle:
             write_bytes_atomic(join(run_dir, JOURNAL), handle.read())
+
+
+def repair_cut_tail(journal: str) -> int:
+    """A journal whose last line a crash cut off (no newline at its end): move the cut piece aside to
+    ``study.journal.cut-<time>`` and truncate the file after its last whole line; the number of bytes moved.
+
+    Optuna skips a line it cannot parse when it reads, but its next append lands right after the cut piece,
+    gluing the two into one corrupt line in the middle of the file that every later reader fails on. The cut
+    piece was never a whole operation, so the study loses nothing it had recorded. Called under the driver
+    lock (:mod:`alchemy_tune.tuning.driver_lock`), before the journal is opened."""
+    try:
+        with open(journal, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            if size == 0:
+                return 0
+            handle.seek(max(0, size - (1 << 20)))
+            tail = handle.read()
+    except FileNotFoundError:
+        return 0
+    if tail.endswith(b"\n"):
+        return 0
+    cut = len(tail) - (tail.rfind(b"\n") + 1)  # bytes after the last newline (all of it if there is none)
+    keep = size - cut
+    aside = f"{journal}.cut-{time.strftime('%Y%m%d-%H%M%S')}"
+    with open(journal, "rb") as handle:
+        handle.seek(keep)
+        piece = handle.read()
+    with open(aside, "wb") as out:
+        out.write(piece)
+    with open(journal, "r+b") as handle:
+        handle.truncate(keep)
+    print(f"note: {journal}: its last line was cut off by a crash ({cut} bytes, never a whole operation); "
+          f"moved it to {aside}", file=sys.stderr, flush=True)
+    return cut
 
 
 def fetch(run_dir: str, missing: str) -> str:

@@ -52,10 +52,13 @@ class ProgressCallback(Callback):
         self._best_seen: tuple[float, int, str] | None = None  # (value, Optuna number, Ray id)
         self._unsettled: set[int] = set()  # configurations whose end Optuna has not been told yet
         self._pareto: tuple[float, str] | None = None  # (when, label)
+        self._started = time.monotonic()  # this driver's start: a resumed one counts from its own
+        self._ended_here = 0  # trials this driver saw end, for the time left
 
     def __getstate__(self):
         state = {**self.__dict__, "stream": None}
-        for key in ("_statuses", "_counts", "_twins", "_best_seen", "_unsettled", "_pareto"):
+        for key in ("_statuses", "_counts", "_twins", "_best_seen", "_unsettled", "_pareto", "_started",
+                    "_ended_here"):
             state.pop(key, None)
         return state
 
@@ -133,9 +136,23 @@ class ProgressCallback(Callback):
         line = (f"[{time.strftime('%H:%M:%S')}] {unit} {sum(counts.values())}/{self.n_trials} done "
                 f"({counts.get(C.COMPLETED, 0)} completed, {counts.get(C.PRUNED, 0)} pruned, "
                 f"{counts.get(C.DIVERGED, 0)} diverged, {counts.get(C.FAILED, 0)} failed), {running} running; "
-                f"{self._baselines()}best {self._best()}")
+                f"{self._baselines()}best {self._best()}; {self._time_left(sum(counts.values()))}")
         print(line + (f"  <- {event}" if event else ""), file=self.stream or sys.stdout, flush=True)
         self._last = time.monotonic()
+
+    def _time_left(self, done: int) -> str:
+        """Elapsed, and the time left at the rate trials ended in this driver so far (said to be a guess
+        until a few have ended: trials differ, and the last ones run with fewer beside them)."""
+        elapsed = time.monotonic() - self._started
+        text = f"{elapsed / 60:.1f} min elapsed"
+        left = max(self.n_trials - done, 0)
+        if not left:
+            return text
+        if not self._ended_here:
+            return text + ", time left known once a trial ends"
+        eta = elapsed / self._ended_here * left
+        guess = " (a guess: few trials have ended)" if self._ended_here < 3 else ""
+        return text + f", about {eta / 60:.1f} min left{guess}"
 
     def _baselines(self) -> str:
         if not self.handle.matched_baselines:
@@ -161,12 +178,18 @@ class ProgressCallback(Callback):
 
     def _end(self, trials, trial, error: bool) -> None:
         status, reason, step = final_status(self.handle, trial, error=error)
-        detail = f"{trial.trial_id}{' (matched baseline)' if is_twin(self.handle.frozen(trial.trial_id)) else ''} {status}"
+        frozen = self.handle.frozen(trial.trial_id)
+        if not is_twin(frozen):
+            self._ended_here += 1
+        if status == C.PRUNED and frozen is not None and frozen.user_attrs.get(PRUNED_BY_ATTR) == "unneeded":
+            self._print(trials, f"{trial.trial_id} (matched baseline) not needed: its configuration ended "
+                                "without completing", ending=trial, status=status, error=error)
+            return
+        detail = f"{trial.trial_id}{' (matched baseline)' if is_twin(frozen) else ''} {status}"
         if not error and C.STEP not in (trial.last_result or {}):  # stopped before it began (a spent budget)
             self._print(trials, f"{trial.trial_id} not started", ending=trial, status=status, error=error)
             return
         if status == C.PRUNED:
-            frozen = self.handle.frozen(trial.trial_id)
             detail += f" at step {step}" + (f" by {frozen.user_attrs.get(PRUNED_BY_ATTR)}" if frozen else "")
         elif reason:
             detail += f": {reason[:120]}"

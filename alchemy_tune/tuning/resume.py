@@ -18,6 +18,7 @@ import dataclasses
 from alchemy_tune.tuning.trial_fn import TRIAL_FN
 from alchemy_tune.tuning.cluster import init_ray
 from alchemy_tune.tuning.driver_lock import DriverLock
+from alchemy_tune.core import constants as C
 from alchemy_tune.core.errors import UsageError
 from alchemy_tune.tuning.journal import fetch, relocate, restored_unfinished, restoring
 from alchemy_tune.tuning.searcher import StudyHandle
@@ -48,8 +49,12 @@ def _resume(run_dir: str, record: RunRecord, address, num_cpus, progress_interva
             ) -> SearchOutcome:
     from ray import tune
 
+    from alchemy_tune.results.store import mistyped
     from alchemy_tune.tuning.trainable import make_trainable
 
+    odd = mistyped(run_dir)  # an unreadable or foreign results file, named before any trial trains again
+    if odd:
+        raise UsageError(odd)
     journal = fetch(run_dir, "{run_dir}: no {journal} (the search stopped before its first trial); start a new "
                              "search with the same --name")
     if not tune.Tuner.can_restore(run_dir):
@@ -65,9 +70,19 @@ def _resume(run_dir: str, record: RunRecord, address, num_cpus, progress_interva
         restoring(record.run_id, restored_unfinished(record.run_id) | set(errored))  # they run again too
     trainable = make_trainable(record.trial_fn or TRIAL_FN, record.resources,
                                selection=(record.metric, record.mode))
+    before = _trial_states(run_dir)
+    unended = sum(status == C.RUNNING for status in before.values())
+    extending = trials is not None and trials > (record.settings.trials or 0)
+    print(f"resume {run_dir}: {len(before) - unended} trial(s) ended, {unended} unfinished (they continue from "
+          f"their last checkpoints){f', {len(errored)} errored to run again' if retry_errored and errored else ''}"
+          f"; the search asks for the rest of its {record.settings.trials} configuration(s)"
+          + (f", extended to {trials}" if extending else ""), flush=True)
     tuner = tune.Tuner.restore(run_dir, trainable, resume_unfinished=True, resume_errored=retry_errored,
                                restart_errored=False)
     outcome = fit_and_summarize(tuner, handle, run_dir, journal)
+    after = _trial_states(run_dir)
+    outcome.nothing_to_resume = (not unended and not extending and not (retry_errored and errored)
+                                 and set(after) == set(before))
     moved = not is_uri(run_dir) and record.path not in (None, run_dir)
     if moved or (trials is not None and trials > (record.settings.trials or 0)):
         # The rest of the trials in a new Tune experiment in the same folder (see OptunaSearcher.suggest)
@@ -75,6 +90,16 @@ def _resume(run_dir: str, record: RunRecord, address, num_cpus, progress_interva
         outcome = _extend(record, run_dir, journal, space or _space(record), total, address, num_cpus,
                           progress_interval_s)
     return outcome
+
+
+def _trial_states(run_dir: str) -> dict[str, str]:
+    """trial id -> status, from the results' trials table (what the user's tables say ran)."""
+    from alchemy_tune.results.schema import read_trials
+
+    table = read_trials(run_dir)
+    if table.num_rows == 0:
+        return {}
+    return dict(zip(table.column("trial_id").to_pylist(), table.column("status").to_pylist()))
 
 
 def _space(record: RunRecord):

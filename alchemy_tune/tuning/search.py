@@ -98,6 +98,8 @@ class SearchOutcome:
     """The exit code of an interrupted search (130: SIGINT, 143: SIGTERM); None when it ran to its end."""
     stop_reason: str | None = None
     """Set when a budget (--time-budget, --gpu-hours) stopped the search from asking for more trials."""
+    nothing_to_resume: bool = False
+    """A ``resume`` of a search that had already ended: no trial ran again and none was added."""
 
 
 # ----------------------------------------------------------------------------- assembly
@@ -402,6 +404,12 @@ def _start(request: SearchRequest, space, settings, enqueued, run_dir: str):
     reps = handle.replication.describe() + (" and data seeds" if handle.repeats > 1 and handle.replicate_data else "")
     oracle = " [ORACLE: selects on test-language dev data]" if C.is_oracle(metric) else ""
     twins = " (+ a plain fine-tuning twin for each with the URIEL loss)" if handle.matched_baselines else ""
+    from alchemy_tune.tuning.checks import grid_note
+    from alchemy_tune.tuning.samplers import sampler_kind
+
+    note = grid_note(space, settings) if sampler_kind(settings.sampler).fixed_order and not request.configs else None
+    if note:  # said before anything trains: which part of the grid runs, and whether a verdict can follow
+        print(f"note: {note}", flush=True)
     print(f"search {run_dir}: {settings.trials} configurations{reps}{twins}, selection {metric}{oracle}, "
           f"{settings.sampler} sampler, {settings.pruner} pruner, "
           f"{settings.cpus_per_trial:g} CPU + {settings.gpus_per_trial or 0:g} GPU per trial, at most "

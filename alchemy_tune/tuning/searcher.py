@@ -38,7 +38,8 @@ from alchemy_tune.tuning.study_attrs import (
 )
 from alchemy_tune.tuning import baselines, replicates
 from alchemy_tune.tuning.replication import replication
-from alchemy_tune.tuning.journal import drop_dangling_lock, journal_location, relocated, restored_unfinished
+from alchemy_tune.tuning.journal import (drop_dangling_lock, journal_location, relocated, repair_cut_tail,
+                                         restored_unfinished)
 from alchemy_tune.tuning.pruning import build_pruner
 from alchemy_tune.tuning.samplers import build_sampler
 
@@ -157,6 +158,7 @@ class StudyHandle:
         if self._study is None:
             Path(self.journal_path).parent.mkdir(parents=True, exist_ok=True)
             drop_dangling_lock(self.journal_path)
+            repair_cut_tail(self.journal_path)  # else Optuna's next append glues onto the cut line
             storage = JournalStorage(JournalFileBackend(self.journal_path))
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             # TPE's `group`, BruteForce, Patient and Wilcoxon are "experimental" in Optuna; chosen knowingly.
