@@ -17,6 +17,7 @@ from scipy import stats
 
 from alchemy_tune.analysis import analyze as A
 from alchemy_tune.core import constants as C
+from alchemy_tune.analysis import language_gains as G
 from alchemy_tune.analysis import paired as P
 from alchemy_tune.analysis import scaling_report as SR
 from alchemy_tune.analysis import verdict as V
@@ -174,7 +175,7 @@ def test_language_and_family_gains_keep_their_cis(lambdas):
     dev = A._scored(runs).groupby("cfg_lambda")[runs.col("dev_seen")].mean()
     assert best["lambda"] == dev.drop(0.0).idxmax()
     key = A.config_key(u, best)
-    langs = P.language_table(u, key)
+    langs = G.language_table(u, key)
     swh = langs.set_index("lang").loc["swh"]
     assert (swh["language"], swh["family"], swh["script"], swh["role"]) == ("Swahili", "Niger-Congo", "Latin",
                                                                             "unseen")
@@ -183,7 +184,7 @@ def test_language_and_family_gains_keep_their_cis(lambdas):
     changed = langs["delta"] != 0
     assert (langs.loc[changed, "delta_hi"] > langs.loc[changed, "delta_lo"]).all() and changed.sum() > 4
     assert list(dict.fromkeys(langs["role"])) == ["seen", "val", "unseen"]  # the protocol's order
-    families = P.grouped_language_deltas(u, key, "family")
+    families = G.grouped_language_deltas(u, key, "family")
     assert families["languages"].sum() == (langs["role"] == "unseen").sum()
     assert (families["delta_lo"] <= families["delta"]).all() and (families["delta"] <= families["delta_hi"]).all()
     single = families[families["languages"] == 1]

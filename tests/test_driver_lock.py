@@ -76,18 +76,18 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path, holder):
 
 
 def test_a_search_that_stopped_before_its_first_trial_frees_its_name(tmp_path, capsys):
-    from alchemy_tune.tuning.search import _forget_abandoned
+    from alchemy_tune.tuning.run_folder import forget_abandoned
 
     run_dir = str(tmp_path / "early")
     RunRecord.new("search", settings=SearchSettings(trials=2)).write(run_dir)
     with pytest.raises(UsageError, match="already holds a run"):
         new_run_dir(str(tmp_path), "early", "choose another --name")
-    _forget_abandoned(run_dir)
+    forget_abandoned(run_dir)
     assert "stopped before its first trial" in capsys.readouterr().err
     assert new_run_dir(str(tmp_path), "early", "choose another --name") == run_dir
     # a run that has a study journal is not abandoned: its record stays
     RunRecord.new("search", settings=SearchSettings(trials=2)).write(run_dir)
     Path(run_dir, "study.journal").write_text("")
-    _forget_abandoned(run_dir)
+    forget_abandoned(run_dir)
     assert Path(run_dir, RUN_FILE).exists()
 

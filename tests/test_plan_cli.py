@@ -134,7 +134,7 @@ def test_plan_states_the_smallest_effect_the_design_detects_assumed_or_from_a_pr
 
     from alchemy_tune.analysis import analyze as A
     from alchemy_tune.analysis import paired as P
-    from alchemy_tune.analysis.stats import ASSUMED, design_mde, languages_for_margin, seeds_for_margin
+    from alchemy_tune.analysis.power import ASSUMED, design_mde, languages_for_margin, seeds_for_margin
     from testing.synthetic import make_run
 
     result = cli("plan", "--space", "search_spaces/study.yaml", "--show", "1")

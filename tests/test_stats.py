@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from alchemy_tune.analysis.stats import design_mde, exact, holm, item_interval, paired_effect
+from alchemy_tune.analysis.power import design_mde
+from alchemy_tune.analysis.stats import exact, holm, item_interval, paired_effect
 
 # The confirmed study's per-language changes, in test examples of 120 summed over 3 seeds: (+4, 0, 0, −1, −1,
 # −1, −2, −2) / 360 as language means, laid out per seed.
@@ -196,7 +197,7 @@ def test_the_planned_margin_shows_equivalence_about_80_percent_of_the_time_at_no
     """At the margin design_margin plans for, a true Δ of 0 reads "equivalent" about 80% of the time
     (1,500 simulated studies), and at a true Δ equal to the margin at most 5% of the time (both one-sided
     tests at 5%)."""
-    from alchemy_tune.analysis.stats import design_margin
+    from alchemy_tune.analysis.power import design_margin
 
     sd = dict(sd_language=0.01, sd_seed=0.005, sd_residual=0.01)
     m = design_margin(30, 5, **sd)

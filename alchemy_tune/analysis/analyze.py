@@ -438,17 +438,3 @@ def pareto_front(runs: Runs) -> pd.DataFrame:
     cols = {"run_id": "run", "trial_id": "trial", seen: "seen", unseen: "unseen", "cfg_lambda": "lambda",
             "cfg_uriel_features": "uriel_features"}
     return front[[c for c in cols if c in front]].rename(columns=cols).reset_index(drop=True)
-
-
-def variance_components(run_dir: str) -> tuple[dict, str]:
-    """The variance components of a run's comparisons on test languages, pooled over its configurations
-    (:func:`alchemy_tune.analysis.paired.pooled_components`), and where they come from: what `plan --prior`
-    sizes a design with."""
-    table, _ = comparisons(units(load_runs([run_dir])))
-    if table.empty:
-        raise UsageError(f"--prior {run_dir}: no paired comparison to fit variance components from")
-    fitted = P.pooled_components(table)
-    if fitted is None:
-        raise UsageError(f"--prior {run_dir}: its comparisons have one seed or one language: the components are "
-                         "not all estimable")
-    return fitted, f"fitted on {run_dir} (pooled over its {len(table)} comparisons)"

@@ -16,6 +16,7 @@ import math
 
 import pandas as pd
 
+from alchemy_tune.analysis import language_gains as G
 from alchemy_tune.analysis import paired as P
 from alchemy_tune.analysis import typology as T
 from alchemy_tune.languages import langinfo
@@ -60,10 +61,10 @@ def distance_tables(units: P.Units, config: str | None, langs: pd.DataFrame, per
     """(per held-out language: Δ with its interval and the covariates; the meta-regression over the test
     languages; notes) for ``config`` against its matched baseline. ``langs``: the runs' per-language rows
     (lang, uriel_code, role), for the seen languages' codes; ``per_lang``: its per-language table when the
-    caller has it (:func:`alchemy_tune.analysis.paired.language_table`, whose intervals cost a bootstrap)."""
+    caller has it (:func:`alchemy_tune.analysis.language_gains.language_table`, whose intervals cost a bootstrap)."""
     if config is None:
         return pd.DataFrame(), pd.DataFrame(), []
-    per_lang = P.language_table(units, config) if per_lang is None else per_lang
+    per_lang = G.language_table(units, config) if per_lang is None else per_lang
     if per_lang.empty:
         return pd.DataFrame(), pd.DataFrame(), []
     record = units.records[config]

@@ -5,7 +5,7 @@ Power is planned, never computed from the sample it describes: a "detectable eff
 standard error restates its p-value and is badly biased when a variance component is truncated at 0
 (Hoenig & Heisey 2001, "The abuse of power", Am. Stat. 55(1)). The a-priori figures here use variance
 components that did not come from the comparisons they size: a confirmation's from the search that chose it
-(its pilot), a search's from the stated defaults ``plan`` uses (:data:`alchemy_tune.analysis.stats.ASSUMED`),
+(its pilot), a search's from the stated defaults ``plan`` uses (:data:`alchemy_tune.analysis.power.ASSUMED`),
 the same figures ``alchemy-tune plan`` prints. The achieved 95% half-width is shown beside them, labelled:
 it is the precision the run reached, not a power.
 """
@@ -17,8 +17,9 @@ import math
 import pandas as pd
 
 from alchemy_tune.analysis import analyze as A
+from alchemy_tune.core.errors import UsageError
 from alchemy_tune.analysis import paired as P
-from alchemy_tune.analysis.stats import ASSUMED, design_mde, seeds_for_margin
+from alchemy_tune.analysis.power import ASSUMED, design_mde, seeds_for_margin
 
 NOTE = ("a priori: planned from variance components that are not this run's own comparisons (power is never "
         "computed from the sample it describes); achieved: this run's interval, a precision, not a power")
@@ -87,3 +88,17 @@ def sensitivity(part: A.Runs, table: pd.DataFrame, runs: A.Runs, units: P.Units,
     both = both.sort_values(["configuration", "rule"], kind="stable").reset_index(drop=True)
     return both, (f"the {'confirmation' if confirmed else 'headline'} family under both checkpoint rules; the "
                   f"report's rule is the {rule_names[runs.at]}")
+
+
+def variance_components(run_dir: str) -> tuple[dict, str]:
+    """The variance components of a run's comparisons on test languages, pooled over its configurations
+    (:func:`alchemy_tune.analysis.paired.pooled_components`), and where they come from: what `plan --prior`
+    sizes a design with."""
+    table, _ = A.comparisons(A.units(A.load_runs([run_dir])))
+    if table.empty:
+        raise UsageError(f"--prior {run_dir}: no paired comparison to fit variance components from")
+    fitted = P.pooled_components(table)
+    if fitted is None:
+        raise UsageError(f"--prior {run_dir}: its comparisons have one seed or one language: the components are "
+                         "not all estimable")
+    return fitted, f"fitted on {run_dir} (pooled over its {len(table)} comparisons)"

@@ -12,6 +12,7 @@ import pandas as pd
 
 from alchemy_tune.analysis import controls as CT
 from alchemy_tune.analysis import design as D
+from alchemy_tune.analysis import language_gains as G
 from alchemy_tune.analysis import analyze as A
 from alchemy_tune.analysis import paired as P
 from alchemy_tune.analysis import verdict as V
@@ -78,9 +79,9 @@ def compute(runs: A.Runs, *, top: int, importance: str) -> tuple[dict[str, pd.Da
     best = V.focus(v_table, declared)
     key = A.config_key(v_units, best) if best is not None else None
     name = best["configuration"] if best is not None else ""
-    tables["language_deltas"] = P.language_table(v_units, key) if key else pd.DataFrame()
-    tables["family_deltas"] = P.grouped_language_deltas(v_units, key, "family") if key else pd.DataFrame()
-    tables["script_deltas"] = P.grouped_language_deltas(v_units, key, "script") if key else pd.DataFrame()
+    tables["language_deltas"] = G.language_table(v_units, key) if key else pd.DataFrame()
+    tables["family_deltas"] = G.grouped_language_deltas(v_units, key, "family") if key else pd.DataFrame()
+    tables["script_deltas"] = G.grouped_language_deltas(v_units, key, "script") if key else pd.DataFrame()
     tables["per_language"] = A.per_language_scores(v_units, key, name)
     for table in ("language_deltas", "family_deltas", "script_deltas", "per_language"):
         notes[table] = (f"{name} vs its matched plain fine-tuning baseline (test split)" if key else

@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--show: must be at least 1, got {args.show}")
     overrides = {k: v for k, v in (("task", args.task), ("data_dir", args.data_dir)) if v is not None}
     space = load_space(args.space or default_space(), overrides)
-    from alchemy_tune.analysis.analyze import variance_components
+    from alchemy_tune.analysis.design import variance_components
 
     components = variance_components(args.prior) if args.prior else None
     return print_plan(space, args.trials, args.show, components=components)
@@ -175,8 +175,9 @@ def power_lines(n_test: int, n_seen: int, repeats: int, comparisons: int, compon
                 margin: float | None = None, margin_source: str = "") -> list[str]:
     """A priori, before anything runs: the smallest Δ a comparison of this design detects with 80% power, on
     test and seen languages, and the replicates that showing equivalence within the margin needs."""
-    from alchemy_tune.analysis.stats import (ASSUMED, DEFAULT_MARGIN, design_margin, design_mde,
-                                             languages_for_margin, seeds_for_margin)
+    from alchemy_tune.analysis.power import (ASSUMED, design_margin, design_mde, languages_for_margin,
+                                             seeds_for_margin)
+    from alchemy_tune.analysis.stats import DEFAULT_MARGIN
 
     sd, source = components or (ASSUMED, "assumed (--prior RUN_DIR fits them from a run)")
     margin = margin or DEFAULT_MARGIN

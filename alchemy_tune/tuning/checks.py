@@ -4,8 +4,6 @@ folder is left behind to block the name."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dataclasses
 
 from alchemy_tune.tuning.trial_fn import TRIAL_FN

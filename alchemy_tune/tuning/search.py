@@ -289,73 +289,32 @@ def run_search(request: SearchRequest) -> SearchOutcome:
     from alchemy_tune.results.run_record import new_run_dir
 
     from alchemy_tune.tuning.driver_lock import DriverLock
+    from alchemy_tune.tuning.run_folder import exists, forget_abandoned, remove
 
     space, settings, enqueued = validate(request)
     name = run_name(request.name) if request.name else f"search-{_timestamp()}"
     taken = "continue it with `alchemy-tune resume {run_dir}` or choose another --name"
     run_dir = new_run_dir(request.storage, name, taken)
-    existed = _exists(run_dir)
+    existed = exists(run_dir)
     lock = DriverLock(run_dir, f"alchemy-tune {request.kind}")
     try:
         lock.__enter__()  # before anything is written: a second driver with the same name stops here
     except BaseException:
         if not existed:
-            _remove(run_dir)
+            remove(run_dir)
         raise
     try:
         try:
-            _forget_abandoned(run_dir)
+            forget_abandoned(run_dir)
             new_run_dir(request.storage, name, taken)  # again, under the lock: one that won the race ran it
             tuner, handle, journal = _start(request, space, settings, enqueued, run_dir)
         except BaseException:
             if not existed:
-                _remove(run_dir)
+                remove(run_dir)
             raise
         return fit_and_summarize(tuner, handle, run_dir, journal)
     finally:
         lock.__exit__()
-
-
-def _forget_abandoned(run_dir: str) -> None:
-    """A search killed in its first seconds leaves a record and nothing else: no study journal, no Tune
-    state, no result. Nothing can resume it, so the same name starts afresh there (and says so) instead of
-    refusing the folder for a run that never ran. Local folders only; called under the driver lock."""
-    from alchemy_tune.results.run_record import RUN_FILE
-    from alchemy_tune.tuning.journal import journal_location
-
-    if is_uri(run_dir):
-        return
-    folder = Path(run_dir)
-    record = folder / RUN_FILE
-    ran = (Path(journal_location(run_dir)).exists() or any(folder.glob("experiment_state-*.json"))
-           or any((folder / "results").glob("**/*.parquet")))
-    if record.exists() and not ran:
-        record.unlink()
-        print(f"note: {run_dir} held the record of a search that stopped before its first trial (nothing to "
-              "resume); starting this search there", file=sys.stderr, flush=True)
-
-
-def _exists(run_dir: str) -> bool:
-    from alchemy_tune.results.run_dir import resolve
-    import pyarrow.fs as pafs
-
-    fs, path = resolve(run_dir)
-    return fs.get_file_info(path).type != pafs.FileType.NotFound
-
-
-def _remove(run_dir: str) -> None:
-    """Delete a run folder this search made and never ran a trial in (and its journal's local mirror)."""
-    import contextlib
-
-    from alchemy_tune.results.run_dir import resolve
-    from alchemy_tune.tuning.journal import journal_location
-
-    fs, path = resolve(run_dir)
-    with contextlib.suppress(OSError):
-        fs.delete_dir(path)
-    if is_uri(run_dir):
-        with contextlib.suppress(OSError):
-            os.remove(journal_location(run_dir))
 
 
 def _start(request: SearchRequest, space, settings, enqueued, run_dir: str):
