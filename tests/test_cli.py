@@ -206,3 +206,12 @@ def test_too_little_address_space_is_one_line_at_once_never_a_hang(tmp_path, lim
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and time.monotonic() - started < 30
     assert done.stderr.count("\n") == 1 and f"address-space limit (ulimit -v) is {limit_mb:,} MB" in done.stderr
+
+
+def test_no_replicate_data_on_the_command_line_turns_the_files_switch_off(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text(f"search: {{repeats: 3, replicate_data: true, trials: 1}}\ndata_seed: {2**32 - 2}\n")
+    result = run_cli("--space", str(big), "--no-replicate-data", "--dry-run", "--storage", str(tmp_path / "runs"))
+    assert result.returncode == 0, result.stderr
+    assert "data seed fixed, every replicate on the same subsets" in result.stdout
+
